@@ -1,0 +1,126 @@
+package sdk
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	goplugin "github.com/hashicorp/go-plugin"
+)
+
+// DescribeFlag makes a plugin binary print its manifest as JSON and exit,
+// without the handshake. Registries and `palvella plugin describe` use it.
+const DescribeFlag = "--describe"
+
+// ServeOption changes how Serve runs.
+type ServeOption func(*serveConfig)
+
+type serveConfig struct {
+	args   []string
+	stdout io.Writer
+	stderr io.Writer
+	getenv func(string) string
+	exit   func(int)
+	logger hclog.Logger
+}
+
+// WithArgs makes Serve read args instead of os.Args[1:]. Builtin plugins
+// compiled into another binary use it.
+func WithArgs(args []string) ServeOption { return func(c *serveConfig) { c.args = args } }
+
+// WithLogger sets the logger go-plugin uses in the plugin process.
+func WithLogger(l hclog.Logger) ServeOption { return func(c *serveConfig) { c.logger = l } }
+
+// Logger returns a logger whose lines the Palvella core receives, parses and
+// writes into its own log under the plugin's name. Plugins log through it
+// (or through Host.Log); stdout belongs to the handshake.
+func Logger(name string) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Name: name, Output: os.Stderr, JSONFormat: true, Level: hclog.Trace})
+}
+
+// Serve runs a plugin: it answers `--describe`, checks that the process
+// was started by Palvella, and serves the base service and the given
+// category services over gRPC until the core stops it. Serve does not
+// return; the process exits when serving ends.
+func Serve(p Plugin, services ...Service) {
+	os.Exit(serve(p, services))
+}
+
+// ServeWith is Serve with options; it returns the exit code instead of
+// exiting, so a binary that hosts several plugins can choose.
+func ServeWith(p Plugin, services []Service, opts ...ServeOption) int {
+	return serve(p, services, opts...)
+}
+
+func serve(p Plugin, services []Service, opts ...ServeOption) int {
+	cfg := serveConfig{args: os.Args[1:], stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	normalize := manifestNormalizer(services)
+
+	if slices.Contains(cfg.args, DescribeFlag) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		m, err := p.Describe(ctx)
+		if err != nil {
+			fmt.Fprintf(cfg.stderr, "describe: %v\n", err)
+			return 1
+		}
+		normalize(m)
+		enc := json.NewEncoder(cfg.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(m); err != nil {
+			fmt.Fprintf(cfg.stderr, "describe: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+
+	if cfg.getenv(MagicCookieKey) != MagicCookieValue {
+		fmt.Fprintf(cfg.stderr, "This program is a Palvella plugin. It is started by Palvella, not by hand.\n"+
+			"To see what it provides: %s %s\n"+
+			"To use it: palvella plugin add <path-to-this-binary> --allow-unsigned\n", os.Args[0], DescribeFlag)
+		return 1
+	}
+
+	set := goplugin.PluginSet{BasePluginName: &BasePlugin{Impl: p, normalize: normalize}}
+	for _, s := range services {
+		set[s.Category.String()] = s.Plugin
+	}
+	versioned := map[int]goplugin.PluginSet{}
+	for _, v := range ProtocolVersions {
+		versioned[v] = set
+	}
+	logger := cfg.logger
+	if logger == nil {
+		logger = hclog.New(&hclog.LoggerOptions{Output: cfg.stderr, JSONFormat: true, Level: hclog.Info})
+	}
+	goplugin.Serve(&goplugin.ServeConfig{
+		HandshakeConfig:  Handshake,
+		VersionedPlugins: versioned,
+		GRPCServer:       goplugin.DefaultGRPCServer,
+		Logger:           logger,
+	})
+	return 0
+}
+
+// manifestNormalizer fills in the categories and protocol versions that
+// Serve knows, so a plugin's Describe need not repeat them.
+func manifestNormalizer(services []Service) func(*Manifest) {
+	return func(m *Manifest) {
+		if len(m.Categories) == 0 {
+			for _, s := range services {
+				m.Categories = append(m.Categories, s.Category)
+			}
+		}
+		if len(m.ProtocolVersions) == 0 {
+			m.ProtocolVersions = slices.Clone(ProtocolVersions)
+		}
+	}
+}
