@@ -3,6 +3,8 @@ package sdktest
 import (
 	"os"
 	"os/exec"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -36,6 +38,8 @@ func LaunchErr(t testing.TB, cmd *exec.Cmd) (*Process, error) {
 	if cmd.Env == nil {
 		cmd.Env = MinimalEnv()
 	}
+	logs := &testWriter{t: t}
+	t.Cleanup(logs.stop) // registered first, so it runs after Kill
 	client := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		VersionedPlugins: clientset.VersionedPlugins(),
@@ -43,7 +47,7 @@ func LaunchErr(t testing.TB, cmd *exec.Cmd) (*Process, error) {
 		SkipHostEnv:      true,
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
 		AutoMTLS:         true,
-		Logger:           hclog.New(&hclog.LoggerOptions{Name: "plugin", Output: testWriter{t}, Level: hclog.Info}),
+		Logger:           hclog.New(&hclog.LoggerOptions{Name: "plugin", Output: logs, Level: hclog.Info}),
 	})
 	t.Cleanup(client.Kill)
 	rpc, err := client.Client()
@@ -78,9 +82,25 @@ func MinimalEnv() []string {
 	return env
 }
 
-type testWriter struct{ t testing.TB }
+// testWriter sends the plugin's log lines to the test log until the test
+// ends; lines that arrive later are dropped instead of panicking.
+type testWriter struct {
+	t    testing.TB
+	mu   sync.Mutex
+	done bool
+}
 
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(p))
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
 	return len(p), nil
+}
+
+func (w *testWriter) stop() {
+	w.mu.Lock()
+	w.done = true
+	w.mu.Unlock()
 }
