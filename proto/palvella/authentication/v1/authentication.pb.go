@@ -12,6 +12,7 @@ package authenticationv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -295,11 +296,423 @@ func (x *AuthenticateResponse) GetIdentity() *Identity {
 	return nil
 }
 
+// TokenMeta is what may be shown of an issued token.
+type TokenMeta struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The identity the token authenticates as.
+	Owner       string   `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
+	Description string   `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	Roles       []string `protobuf:"bytes,4,rep,name=roles,proto3" json:"roles,omitempty"`
+	// Namespaces the token is limited to; empty means not limited.
+	Namespaces []string               `protobuf:"bytes,5,rep,name=namespaces,proto3" json:"namespaces,omitempty"`
+	CreatedAt  *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// Unset when the token does not expire.
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// Unset unless the token was revoked.
+	RevokedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenMeta) Reset() {
+	*x = TokenMeta{}
+	mi := &file_palvella_authentication_v1_authentication_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenMeta) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenMeta) ProtoMessage() {}
+
+func (x *TokenMeta) ProtoReflect() protoreflect.Message {
+	mi := &file_palvella_authentication_v1_authentication_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenMeta.ProtoReflect.Descriptor instead.
+func (*TokenMeta) Descriptor() ([]byte, []int) {
+	return file_palvella_authentication_v1_authentication_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *TokenMeta) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *TokenMeta) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *TokenMeta) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *TokenMeta) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+func (x *TokenMeta) GetNamespaces() []string {
+	if x != nil {
+		return x.Namespaces
+	}
+	return nil
+}
+
+func (x *TokenMeta) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *TokenMeta) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *TokenMeta) GetRevokedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokedAt
+	}
+	return nil
+}
+
+type CreateTokenRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Owner       string                 `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
+	Description string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	Roles       []string               `protobuf:"bytes,3,rep,name=roles,proto3" json:"roles,omitempty"`
+	Namespaces  []string               `protobuf:"bytes,4,rep,name=namespaces,proto3" json:"namespaces,omitempty"`
+	// Unset or zero: the token does not expire.
+	ExpiresIn     *durationpb.Duration `protobuf:"bytes,5,opt,name=expires_in,json=expiresIn,proto3" json:"expires_in,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateTokenRequest) Reset() {
+	*x = CreateTokenRequest{}
+	mi := &file_palvella_authentication_v1_authentication_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTokenRequest) ProtoMessage() {}
+
+func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_palvella_authentication_v1_authentication_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
+func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
+	return file_palvella_authentication_v1_authentication_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *CreateTokenRequest) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *CreateTokenRequest) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *CreateTokenRequest) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+func (x *CreateTokenRequest) GetNamespaces() []string {
+	if x != nil {
+		return x.Namespaces
+	}
+	return nil
+}
+
+func (x *CreateTokenRequest) GetExpiresIn() *durationpb.Duration {
+	if x != nil {
+		return x.ExpiresIn
+	}
+	return nil
+}
+
+type CreateTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The plaintext token, shown once.
+	Token         string     `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	Meta          *TokenMeta `protobuf:"bytes,2,opt,name=meta,proto3" json:"meta,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateTokenResponse) Reset() {
+	*x = CreateTokenResponse{}
+	mi := &file_palvella_authentication_v1_authentication_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTokenResponse) ProtoMessage() {}
+
+func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_palvella_authentication_v1_authentication_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
+func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
+	return file_palvella_authentication_v1_authentication_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *CreateTokenResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *CreateTokenResponse) GetMeta() *TokenMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+type RevokeTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeTokenRequest) Reset() {
+	*x = RevokeTokenRequest{}
+	mi := &file_palvella_authentication_v1_authentication_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeTokenRequest) ProtoMessage() {}
+
+func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_palvella_authentication_v1_authentication_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
+func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
+	return file_palvella_authentication_v1_authentication_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RevokeTokenRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type RevokeTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Meta          *TokenMeta             `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeTokenResponse) Reset() {
+	*x = RevokeTokenResponse{}
+	mi := &file_palvella_authentication_v1_authentication_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeTokenResponse) ProtoMessage() {}
+
+func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_palvella_authentication_v1_authentication_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
+func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
+	return file_palvella_authentication_v1_authentication_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RevokeTokenResponse) GetMeta() *TokenMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+type ListTokensRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only tokens of this owner when set.
+	Owner         string `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTokensRequest) Reset() {
+	*x = ListTokensRequest{}
+	mi := &file_palvella_authentication_v1_authentication_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTokensRequest) ProtoMessage() {}
+
+func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_palvella_authentication_v1_authentication_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
+func (*ListTokensRequest) Descriptor() ([]byte, []int) {
+	return file_palvella_authentication_v1_authentication_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ListTokensRequest) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+type ListTokensResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Items         []*TokenMeta           `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTokensResponse) Reset() {
+	*x = ListTokensResponse{}
+	mi := &file_palvella_authentication_v1_authentication_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTokensResponse) ProtoMessage() {}
+
+func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_palvella_authentication_v1_authentication_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
+func (*ListTokensResponse) Descriptor() ([]byte, []int) {
+	return file_palvella_authentication_v1_authentication_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ListTokensResponse) GetItems() []*TokenMeta {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
 var File_palvella_authentication_v1_authentication_proto protoreflect.FileDescriptor
 
 const file_palvella_authentication_v1_authentication_proto_rawDesc = "" +
 	"\n" +
-	"/palvella/authentication/v1/authentication.proto\x12\x1apalvella.authentication.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x84\x02\n" +
+	"/palvella/authentication/v1/authentication.proto\x12\x1apalvella.authentication.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x84\x02\n" +
 	"\x13AuthenticateRequest\x12\x16\n" +
 	"\x06scheme\x18\x01 \x01(\tR\x06scheme\x12 \n" +
 	"\vcredentials\x18\x02 \x01(\tR\vcredentials\x12V\n" +
@@ -327,15 +740,53 @@ const file_palvella_authentication_v1_authentication_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"X\n" +
 	"\x14AuthenticateResponse\x12@\n" +
-	"\bidentity\x18\x01 \x01(\v2$.palvella.authentication.v1.IdentityR\bidentity*\xab\x01\n" +
+	"\bidentity\x18\x01 \x01(\v2$.palvella.authentication.v1.IdentityR\bidentity\"\xba\x02\n" +
+	"\tTokenMeta\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05owner\x18\x02 \x01(\tR\x05owner\x12 \n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\x12\x14\n" +
+	"\x05roles\x18\x04 \x03(\tR\x05roles\x12\x1e\n" +
+	"\n" +
+	"namespaces\x18\x05 \x03(\tR\n" +
+	"namespaces\x129\n" +
+	"\n" +
+	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"expires_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x129\n" +
+	"\n" +
+	"revoked_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\"\xbc\x01\n" +
+	"\x12CreateTokenRequest\x12\x14\n" +
+	"\x05owner\x18\x01 \x01(\tR\x05owner\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x14\n" +
+	"\x05roles\x18\x03 \x03(\tR\x05roles\x12\x1e\n" +
+	"\n" +
+	"namespaces\x18\x04 \x03(\tR\n" +
+	"namespaces\x128\n" +
+	"\n" +
+	"expires_in\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\texpiresIn\"f\n" +
+	"\x13CreateTokenResponse\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x129\n" +
+	"\x04meta\x18\x02 \x01(\v2%.palvella.authentication.v1.TokenMetaR\x04meta\"$\n" +
+	"\x12RevokeTokenRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"P\n" +
+	"\x13RevokeTokenResponse\x129\n" +
+	"\x04meta\x18\x01 \x01(\v2%.palvella.authentication.v1.TokenMetaR\x04meta\")\n" +
+	"\x11ListTokensRequest\x12\x14\n" +
+	"\x05owner\x18\x01 \x01(\tR\x05owner\"Q\n" +
+	"\x12ListTokensResponse\x12;\n" +
+	"\x05items\x18\x01 \x03(\v2%.palvella.authentication.v1.TokenMetaR\x05items*\xab\x01\n" +
 	"\x0eIdentityStatus\x12\x1f\n" +
 	"\x1bIDENTITY_STATUS_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dIDENTITY_STATUS_AUTHENTICATED\x10\x01\x12\x1b\n" +
 	"\x17IDENTITY_STATUS_UNKNOWN\x10\x02\x12\x1b\n" +
 	"\x17IDENTITY_STATUS_EXPIRED\x10\x03\x12\x1b\n" +
-	"\x17IDENTITY_STATUS_REVOKED\x10\x042\x8a\x01\n" +
+	"\x17IDENTITY_STATUS_REVOKED\x10\x042\xd7\x03\n" +
 	"\x15AuthenticationService\x12q\n" +
-	"\fAuthenticate\x12/.palvella.authentication.v1.AuthenticateRequest\x1a0.palvella.authentication.v1.AuthenticateResponseBPZNgithub.com/palvella/palvella/proto/palvella/authentication/v1;authenticationv1b\x06proto3"
+	"\fAuthenticate\x12/.palvella.authentication.v1.AuthenticateRequest\x1a0.palvella.authentication.v1.AuthenticateResponse\x12n\n" +
+	"\vCreateToken\x12..palvella.authentication.v1.CreateTokenRequest\x1a/.palvella.authentication.v1.CreateTokenResponse\x12n\n" +
+	"\vRevokeToken\x12..palvella.authentication.v1.RevokeTokenRequest\x1a/.palvella.authentication.v1.RevokeTokenResponse\x12k\n" +
+	"\n" +
+	"ListTokens\x12-.palvella.authentication.v1.ListTokensRequest\x1a..palvella.authentication.v1.ListTokensResponseBPZNgithub.com/palvella/palvella/proto/palvella/authentication/v1;authenticationv1b\x06proto3"
 
 var (
 	file_palvella_authentication_v1_authentication_proto_rawDescOnce sync.Once
@@ -350,29 +801,50 @@ func file_palvella_authentication_v1_authentication_proto_rawDescGZIP() []byte {
 }
 
 var file_palvella_authentication_v1_authentication_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_palvella_authentication_v1_authentication_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_palvella_authentication_v1_authentication_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_palvella_authentication_v1_authentication_proto_goTypes = []any{
 	(IdentityStatus)(0),           // 0: palvella.authentication.v1.IdentityStatus
 	(*AuthenticateRequest)(nil),   // 1: palvella.authentication.v1.AuthenticateRequest
 	(*Identity)(nil),              // 2: palvella.authentication.v1.Identity
 	(*AuthenticateResponse)(nil),  // 3: palvella.authentication.v1.AuthenticateResponse
-	nil,                           // 4: palvella.authentication.v1.AuthenticateRequest.HeadersEntry
-	nil,                           // 5: palvella.authentication.v1.Identity.AttributesEntry
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
+	(*TokenMeta)(nil),             // 4: palvella.authentication.v1.TokenMeta
+	(*CreateTokenRequest)(nil),    // 5: palvella.authentication.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),   // 6: palvella.authentication.v1.CreateTokenResponse
+	(*RevokeTokenRequest)(nil),    // 7: palvella.authentication.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),   // 8: palvella.authentication.v1.RevokeTokenResponse
+	(*ListTokensRequest)(nil),     // 9: palvella.authentication.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),    // 10: palvella.authentication.v1.ListTokensResponse
+	nil,                           // 11: palvella.authentication.v1.AuthenticateRequest.HeadersEntry
+	nil,                           // 12: palvella.authentication.v1.Identity.AttributesEntry
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 14: google.protobuf.Duration
 }
 var file_palvella_authentication_v1_authentication_proto_depIdxs = []int32{
-	4, // 0: palvella.authentication.v1.AuthenticateRequest.headers:type_name -> palvella.authentication.v1.AuthenticateRequest.HeadersEntry
-	5, // 1: palvella.authentication.v1.Identity.attributes:type_name -> palvella.authentication.v1.Identity.AttributesEntry
-	0, // 2: palvella.authentication.v1.Identity.status:type_name -> palvella.authentication.v1.IdentityStatus
-	6, // 3: palvella.authentication.v1.Identity.expires_at:type_name -> google.protobuf.Timestamp
-	2, // 4: palvella.authentication.v1.AuthenticateResponse.identity:type_name -> palvella.authentication.v1.Identity
-	1, // 5: palvella.authentication.v1.AuthenticationService.Authenticate:input_type -> palvella.authentication.v1.AuthenticateRequest
-	3, // 6: palvella.authentication.v1.AuthenticationService.Authenticate:output_type -> palvella.authentication.v1.AuthenticateResponse
-	6, // [6:7] is the sub-list for method output_type
-	5, // [5:6] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	11, // 0: palvella.authentication.v1.AuthenticateRequest.headers:type_name -> palvella.authentication.v1.AuthenticateRequest.HeadersEntry
+	12, // 1: palvella.authentication.v1.Identity.attributes:type_name -> palvella.authentication.v1.Identity.AttributesEntry
+	0,  // 2: palvella.authentication.v1.Identity.status:type_name -> palvella.authentication.v1.IdentityStatus
+	13, // 3: palvella.authentication.v1.Identity.expires_at:type_name -> google.protobuf.Timestamp
+	2,  // 4: palvella.authentication.v1.AuthenticateResponse.identity:type_name -> palvella.authentication.v1.Identity
+	13, // 5: palvella.authentication.v1.TokenMeta.created_at:type_name -> google.protobuf.Timestamp
+	13, // 6: palvella.authentication.v1.TokenMeta.expires_at:type_name -> google.protobuf.Timestamp
+	13, // 7: palvella.authentication.v1.TokenMeta.revoked_at:type_name -> google.protobuf.Timestamp
+	14, // 8: palvella.authentication.v1.CreateTokenRequest.expires_in:type_name -> google.protobuf.Duration
+	4,  // 9: palvella.authentication.v1.CreateTokenResponse.meta:type_name -> palvella.authentication.v1.TokenMeta
+	4,  // 10: palvella.authentication.v1.RevokeTokenResponse.meta:type_name -> palvella.authentication.v1.TokenMeta
+	4,  // 11: palvella.authentication.v1.ListTokensResponse.items:type_name -> palvella.authentication.v1.TokenMeta
+	1,  // 12: palvella.authentication.v1.AuthenticationService.Authenticate:input_type -> palvella.authentication.v1.AuthenticateRequest
+	5,  // 13: palvella.authentication.v1.AuthenticationService.CreateToken:input_type -> palvella.authentication.v1.CreateTokenRequest
+	7,  // 14: palvella.authentication.v1.AuthenticationService.RevokeToken:input_type -> palvella.authentication.v1.RevokeTokenRequest
+	9,  // 15: palvella.authentication.v1.AuthenticationService.ListTokens:input_type -> palvella.authentication.v1.ListTokensRequest
+	3,  // 16: palvella.authentication.v1.AuthenticationService.Authenticate:output_type -> palvella.authentication.v1.AuthenticateResponse
+	6,  // 17: palvella.authentication.v1.AuthenticationService.CreateToken:output_type -> palvella.authentication.v1.CreateTokenResponse
+	8,  // 18: palvella.authentication.v1.AuthenticationService.RevokeToken:output_type -> palvella.authentication.v1.RevokeTokenResponse
+	10, // 19: palvella.authentication.v1.AuthenticationService.ListTokens:output_type -> palvella.authentication.v1.ListTokensResponse
+	16, // [16:20] is the sub-list for method output_type
+	12, // [12:16] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_palvella_authentication_v1_authentication_proto_init() }
@@ -386,7 +858,7 @@ func file_palvella_authentication_v1_authentication_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_palvella_authentication_v1_authentication_proto_rawDesc), len(file_palvella_authentication_v1_authentication_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   5,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
