@@ -382,10 +382,13 @@ func (x *LogLine) GetText() string {
 }
 
 type Result struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Status        Status                 `protobuf:"varint,1,opt,name=status,proto3,enum=palvella.action.v1.Status" json:"status,omitempty"`
-	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
-	Outputs       map[string]string      `protobuf:"bytes,3,rep,name=outputs,proto3" json:"outputs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Status  Status                 `protobuf:"varint,1,opt,name=status,proto3,enum=palvella.action.v1.Status" json:"status,omitempty"`
+	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// Every output of the action, including those already sent as Output
+	// events. Values are JSON-like: strings, numbers, booleans, lists and
+	// objects, so that expressions can index them (groups[1]).
+	Outputs       *structpb.Struct `protobuf:"bytes,3,opt,name=outputs,proto3" json:"outputs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -434,7 +437,7 @@ func (x *Result) GetMessage() string {
 	return ""
 }
 
-func (x *Result) GetOutputs() map[string]string {
+func (x *Result) GetOutputs() *structpb.Struct {
 	if x != nil {
 		return x.Outputs
 	}
@@ -539,10 +542,12 @@ func (*RunEvent_Output) isRunEvent_Event() {}
 
 func (*RunEvent_Result) isRunEvent_Event() {}
 
+// Output is one output, sent as soon as the action knows it so followers
+// see it live; the final Result repeats it.
 type Output struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	Value         *structpb.Value        `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -584,11 +589,11 @@ func (x *Output) GetKey() string {
 	return ""
 }
 
-func (x *Output) GetValue() string {
+func (x *Output) GetValue() *structpb.Value {
 	if x != nil {
 		return x.Value
 	}
-	return ""
+	return nil
 }
 
 var File_palvella_action_v1_action_proto protoreflect.FileDescriptor
@@ -615,22 +620,19 @@ const file_palvella_action_v1_action_proto_rawDesc = "" +
 	"\aattempt\x18\x06 \x01(\x05R\aattempt\"5\n" +
 	"\aLogLine\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x12\n" +
-	"\x04text\x18\x02 \x01(\tR\x04text\"\xd5\x01\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\"\x89\x01\n" +
 	"\x06Result\x122\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x1a.palvella.action.v1.StatusR\x06status\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\x12A\n" +
-	"\aoutputs\x18\x03 \x03(\v2'.palvella.action.v1.Result.OutputsEntryR\aoutputs\x1a:\n" +
-	"\fOutputsEntry\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb0\x01\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x121\n" +
+	"\aoutputs\x18\x03 \x01(\v2\x17.google.protobuf.StructR\aoutputs\"\xb0\x01\n" +
 	"\bRunEvent\x12/\n" +
 	"\x03log\x18\x01 \x01(\v2\x1b.palvella.action.v1.LogLineH\x00R\x03log\x124\n" +
 	"\x06output\x18\x02 \x01(\v2\x1a.palvella.action.v1.OutputH\x00R\x06output\x124\n" +
 	"\x06result\x18\x03 \x01(\v2\x1a.palvella.action.v1.ResultH\x00R\x06resultB\a\n" +
-	"\x05event\"0\n" +
+	"\x05event\"H\n" +
 	"\x06Output\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value*\x86\x01\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12,\n" +
+	"\x05value\x18\x02 \x01(\v2\x16.google.protobuf.ValueR\x05value*\x86\x01\n" +
 	"\x06Status\x12\x16\n" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eSTATUS_SUCCESS\x10\x01\x12\x12\n" +
@@ -655,7 +657,7 @@ func file_palvella_action_v1_action_proto_rawDescGZIP() []byte {
 }
 
 var file_palvella_action_v1_action_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_palvella_action_v1_action_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_palvella_action_v1_action_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_palvella_action_v1_action_proto_goTypes = []any{
 	(Status)(0),               // 0: palvella.action.v1.Status
 	(*ListTypesRequest)(nil),  // 1: palvella.action.v1.ListTypesRequest
@@ -666,29 +668,30 @@ var file_palvella_action_v1_action_proto_goTypes = []any{
 	(*Result)(nil),            // 6: palvella.action.v1.Result
 	(*RunEvent)(nil),          // 7: palvella.action.v1.RunEvent
 	(*Output)(nil),            // 8: palvella.action.v1.Output
-	nil,                       // 9: palvella.action.v1.Result.OutputsEntry
-	(*v1.TypeInfo)(nil),       // 10: palvella.plugin.v1.TypeInfo
-	(*structpb.Struct)(nil),   // 11: google.protobuf.Struct
+	(*v1.TypeInfo)(nil),       // 9: palvella.plugin.v1.TypeInfo
+	(*structpb.Struct)(nil),   // 10: google.protobuf.Struct
+	(*structpb.Value)(nil),    // 11: google.protobuf.Value
 }
 var file_palvella_action_v1_action_proto_depIdxs = []int32{
-	10, // 0: palvella.action.v1.ListTypesResponse.types:type_name -> palvella.plugin.v1.TypeInfo
-	11, // 1: palvella.action.v1.RunRequest.params:type_name -> google.protobuf.Struct
-	11, // 2: palvella.action.v1.RunRequest.context:type_name -> google.protobuf.Struct
+	9,  // 0: palvella.action.v1.ListTypesResponse.types:type_name -> palvella.plugin.v1.TypeInfo
+	10, // 1: palvella.action.v1.RunRequest.params:type_name -> google.protobuf.Struct
+	10, // 2: palvella.action.v1.RunRequest.context:type_name -> google.protobuf.Struct
 	4,  // 3: palvella.action.v1.RunRequest.ref:type_name -> palvella.action.v1.ExecutionRef
 	0,  // 4: palvella.action.v1.Result.status:type_name -> palvella.action.v1.Status
-	9,  // 5: palvella.action.v1.Result.outputs:type_name -> palvella.action.v1.Result.OutputsEntry
+	10, // 5: palvella.action.v1.Result.outputs:type_name -> google.protobuf.Struct
 	5,  // 6: palvella.action.v1.RunEvent.log:type_name -> palvella.action.v1.LogLine
 	8,  // 7: palvella.action.v1.RunEvent.output:type_name -> palvella.action.v1.Output
 	6,  // 8: palvella.action.v1.RunEvent.result:type_name -> palvella.action.v1.Result
-	1,  // 9: palvella.action.v1.ActionService.ListTypes:input_type -> palvella.action.v1.ListTypesRequest
-	3,  // 10: palvella.action.v1.ActionService.Run:input_type -> palvella.action.v1.RunRequest
-	2,  // 11: palvella.action.v1.ActionService.ListTypes:output_type -> palvella.action.v1.ListTypesResponse
-	7,  // 12: palvella.action.v1.ActionService.Run:output_type -> palvella.action.v1.RunEvent
-	11, // [11:13] is the sub-list for method output_type
-	9,  // [9:11] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	11, // 9: palvella.action.v1.Output.value:type_name -> google.protobuf.Value
+	1,  // 10: palvella.action.v1.ActionService.ListTypes:input_type -> palvella.action.v1.ListTypesRequest
+	3,  // 11: palvella.action.v1.ActionService.Run:input_type -> palvella.action.v1.RunRequest
+	2,  // 12: palvella.action.v1.ActionService.ListTypes:output_type -> palvella.action.v1.ListTypesResponse
+	7,  // 13: palvella.action.v1.ActionService.Run:output_type -> palvella.action.v1.RunEvent
+	12, // [12:14] is the sub-list for method output_type
+	10, // [10:12] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_palvella_action_v1_action_proto_init() }
@@ -707,7 +710,7 @@ func file_palvella_action_v1_action_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_palvella_action_v1_action_proto_rawDesc), len(file_palvella_action_v1_action_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
