@@ -166,6 +166,11 @@ func FromGRPC(err error) error {
 	case codes.Unknown:
 		return errors.New(st.Message())
 	}
+	if st.Code() == codes.Unavailable {
+		// A transport failure: the plugin process went away mid-call or
+		// is not reachable.
+		return &Error{Kind: ErrPluginStopped, Message: "plugin stopped: " + st.Message()}
+	}
 	for _, k := range errorKinds {
 		if k.code == st.Code() {
 			return &Error{Kind: k.err, Message: st.Message()}
