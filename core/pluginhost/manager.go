@@ -17,6 +17,7 @@ import (
 	goplugin "github.com/hashicorp/go-plugin"
 	sdk "github.com/palvella/palvella/plugin-sdk"
 	"github.com/palvella/palvella/plugin-sdk/clientset"
+	"google.golang.org/grpc/connectivity"
 )
 
 // Options configure a Manager. Zero values take the defaults.
@@ -292,18 +293,19 @@ func (p *Plugin) ensure(ctx context.Context) (goplugin.ClientProtocol, error) {
 		}
 		switch p.state {
 		case StateRunning:
-			if p.client.Exited() {
-				// The supervisor has not noticed yet; it will restart it.
-				p.mu.Unlock()
+			client, rpc := p.client, p.rpc
+			p.mu.Unlock()
+			if cause := alive(client, rpc); cause != nil {
+				// The process died and the supervisor has not noticed yet:
+				// hand it over to the restart and wait for it.
+				go p.crashed(client, cause)
 				select {
 				case <-ctx.Done():
-					return nil, p.stoppedError(ctx.Err(), errors.New("plugin process exited"))
-				case <-time.After(p.m.opts.CheckInterval / 2):
+					return nil, p.stoppedError(ctx.Err(), cause)
+				case <-time.After(p.m.opts.CheckInterval / 4):
 				}
 				continue
 			}
-			rpc := p.rpc
-			p.mu.Unlock()
 			return rpc, nil
 		case StateStopped, StateFailed:
 			p.state = StateStarting
@@ -493,6 +495,25 @@ func (p *Plugin) supervise(client *goplugin.Client, rpc goplugin.ClientProtocol)
 		p.crashed(client, cause)
 		return
 	}
+}
+
+// alive reports why a running plugin's connection is unusable, or nil. A
+// ready connection is trusted; an idle or failed one (as after the plugin
+// went away) is pinged.
+func alive(client *goplugin.Client, rpc goplugin.ClientProtocol) error {
+	if client.Exited() {
+		return errors.New("plugin process exited")
+	}
+	if gc, ok := rpc.(*goplugin.GRPCClient); ok {
+		switch gc.Conn.GetState() {
+		case connectivity.Ready, connectivity.Connecting:
+			return nil
+		}
+	}
+	if err := pingWithin(rpc, time.Second); err != nil {
+		return fmt.Errorf("plugin stopped answering: %w", err)
+	}
+	return nil
 }
 
 func pingWithin(rpc goplugin.ClientProtocol, d time.Duration) error {
