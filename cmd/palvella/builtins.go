@@ -1,0 +1,49 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	sdk "github.com/palvella/palvella/plugin-sdk"
+)
+
+// Builtin is a first-party plugin compiled into the palvella binary. It runs
+// as `palvella plugin serve NAME`, a separate process launched through the
+// same go-plugin path, checksum and mTLS as an installed plugin.
+type Builtin struct {
+	Name        string
+	Version     string
+	Description string
+	Categories  []sdk.Category
+	Serve       func(opts ...sdk.ServeOption) int
+}
+
+// builtins lists the plugins compiled into this binary. The core takes this
+// list from here, so it can be tested with any set of plugins.
+func builtins() []Builtin {
+	return builtinTable
+}
+
+func findBuiltin(bs []Builtin, name string) (Builtin, bool) {
+	for _, b := range bs {
+		if b.Name == name {
+			return b, true
+		}
+	}
+	return Builtin{}, false
+}
+
+// serveBuiltin runs a builtin plugin in this process (the plugin side).
+func serveBuiltin(bs []Builtin, name string, args []string, stderr io.Writer) int {
+	b, ok := findBuiltin(bs, name)
+	if !ok {
+		names := make([]string, len(bs))
+		for i, b := range bs {
+			names[i] = b.Name
+		}
+		fmt.Fprintf(stderr, "palvella plugin serve: no builtin plugin %q (builtins: %s)\n", name, strings.Join(names, ", "))
+		return 2
+	}
+	return b.Serve(sdk.WithArgs(args))
+}

