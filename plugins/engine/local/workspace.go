@@ -1,0 +1,168 @@
+package local
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+
+	sdk "github.com/palvella/palvella/plugin-sdk"
+	"github.com/palvella/palvella/plugin-sdk/engine"
+)
+
+// workspace is one job's directory and the commands running in it. Its
+// fields other than the paths are guarded by Plugin.mu.
+type workspace struct {
+	id string
+	// dir holds work (the commands' workdir) and tmp (their TMPDIR).
+	dir, work, tmp string
+
+	running   map[string]*run   // by exec ID
+	all       map[*run]struct{} // every running Exec, with or without an ID
+	cancelled map[string]bool   // IDs cancelled before their Exec started
+}
+
+// run is one running Exec.
+type run struct {
+	stopOnce sync.Once
+	stopped  chan struct{} // closed by Cancel or Teardown
+	done     chan struct{} // closed when the Exec has finished with the workspace
+}
+
+func newRun() *run { return &run{stopped: make(chan struct{}), done: make(chan struct{})} }
+
+func (r *run) stop() { r.stopOnce.Do(func() { close(r.stopped) }) }
+
+// Setup creates a fresh workspace directory under the configured root.
+func (p *Plugin) Setup(ctx context.Context, req *engine.SetupRequest) (*engine.Workspace, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("set up workspace: %w", err)
+	}
+	if err := checkOptions(req.Options); err != nil {
+		return nil, err
+	}
+	cfg := p.config()
+	if err := os.MkdirAll(cfg.root, 0o700); err != nil {
+		return nil, fmt.Errorf("set up workspace: create root: %w", err)
+	}
+	dir, err := os.MkdirTemp(cfg.root, "ws-")
+	if err != nil {
+		return nil, fmt.Errorf("set up workspace: %w", err)
+	}
+	ws := &workspace{
+		id: filepath.Base(dir), dir: dir, work: filepath.Join(dir, "work"), tmp: filepath.Join(dir, "tmp"),
+		running: map[string]*run{}, all: map[*run]struct{}{}, cancelled: map[string]bool{},
+	}
+	for _, d := range []string{ws.work, ws.tmp} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			_ = os.RemoveAll(dir) // nothing refers to it yet
+			return nil, fmt.Errorf("set up workspace: %w", err)
+		}
+	}
+	p.mu.Lock()
+	p.workspaces[ws.id] = ws
+	p.mu.Unlock()
+	return &engine.Workspace{ID: ws.id, Workdir: ws.work}, nil
+}
+
+// checkOptions rejects engine options: the local engine has none.
+func checkOptions(opts map[string]any) error {
+	keys := make([]string, 0, len(opts))
+	for k := range opts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if k == "image" {
+			return sdk.Errorf(sdk.ErrInvalidArgument, "options.image", "the local engine runs commands on the host and cannot use an image; choose a container engine")
+		}
+		return sdk.Errorf(sdk.ErrInvalidArgument, "options."+k, "unknown option (the local engine has none)")
+	}
+	return nil
+}
+
+// Cancel stops a running Exec, or marks its ID so that it is cancelled as
+// soon as it starts.
+func (p *Plugin) Cancel(ctx context.Context, workspaceID, execID string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("cancel exec %q: %w", execID, err)
+	}
+	if execID == "" {
+		return sdk.Errorf(sdk.ErrInvalidArgument, "exec_id", "is required")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ws, ok := p.workspaces[workspaceID]
+	if !ok {
+		return sdk.Errorf(sdk.ErrNotFound, "workspace_id", "no workspace %q", workspaceID)
+	}
+	if r, ok := ws.running[execID]; ok {
+		r.stop()
+		return nil
+	}
+	ws.cancelled[execID] = true
+	return nil
+}
+
+// Teardown stops every command of the workspace, waits for them and
+// removes its directory.
+func (p *Plugin) Teardown(ctx context.Context, workspaceID string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("tear down workspace %q: %w", workspaceID, err)
+	}
+	p.mu.Lock()
+	ws, ok := p.workspaces[workspaceID]
+	if !ok {
+		p.mu.Unlock()
+		return sdk.Errorf(sdk.ErrNotFound, "workspace_id", "no workspace %q", workspaceID)
+	}
+	delete(p.workspaces, workspaceID)
+	runs := make([]*run, 0, len(ws.all))
+	for r := range ws.all {
+		runs = append(runs, r)
+	}
+	p.mu.Unlock()
+
+	// Waiting is bounded by the kill grace: the workspace is already gone
+	// for new calls, so it is finished even if ctx ends meanwhile.
+	for _, r := range runs {
+		r.stop()
+	}
+	for _, r := range runs {
+		<-r.done
+	}
+	if err := removeAll(ws.dir); err != nil {
+		return fmt.Errorf("tear down workspace %q: %w", workspaceID, err)
+	}
+	return nil
+}
+
+// removeAll removes dir even when commands left read-only directories in
+// it.
+func removeAll(dir string) error {
+	err := os.RemoveAll(dir)
+	if err == nil {
+		return nil
+	}
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, werr error) error {
+		if werr == nil && d.IsDir() {
+			_ = os.Chmod(path, 0o700) // best effort; RemoveAll below reports what is left
+		}
+		return nil
+	})
+	return os.RemoveAll(dir)
+}
+
+// lookup returns a workspace, or sdk.ErrNotFound.
+func (p *Plugin) lookup(id string) (*workspace, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ws, ok := p.workspaces[id]
+	if !ok {
+		return nil, sdk.Errorf(sdk.ErrNotFound, "workspace_id", "no workspace %q", id)
+	}
+	return ws, nil
+}
