@@ -1,0 +1,209 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+	sdk "github.com/palvella/palvella/plugin-sdk"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// busyTimeout is how long a writer waits for another one before failing.
+const busyTimeout = 10 * time.Second
+
+// store is an open database file.
+type store struct {
+	db   *sql.DB
+	path string
+	// now is the clock; tests replace it.
+	now func() time.Time
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced after each committed change
+}
+
+// openStore opens (creating if needed) the database at path and applies the
+// migrations it lacks.
+func openStore(ctx context.Context, path string) (*store, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("resolve database path: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return nil, fmt.Errorf("create the database's directory: %w", err)
+	}
+	// WAL lets readers (List, Watch) run beside the writer; synchronous=FULL
+	// makes a commit durable once it returns; _txlock=immediate takes the
+	// write lock at BEGIN, so two writers queue on the busy timeout instead
+	// of failing to upgrade a read lock.
+	params := url.Values{}
+	params.Set("_journal_mode", "WAL")
+	params.Set("_synchronous", "FULL")
+	params.Set("_foreign_keys", "on")
+	params.Set("_busy_timeout", strconv.Itoa(int(busyTimeout/time.Millisecond)))
+	params.Set("_txlock", "immediate")
+	dsn := "file:" + (&url.URL{Path: abs}).EscapedPath() + "?" + params.Encode()
+	db, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", abs, err)
+	}
+	s := &store{db: db, path: abs, now: time.Now, changed: make(chan struct{})}
+	if err := s.migrate(ctx); err != nil {
+		_ = db.Close() // the migration error says more
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *store) close() error { return s.db.Close() }
+
+// migration is one embedded schema change.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations returns the embedded migrations in version order. Files are
+// named NNNN_what.sql.
+func migrations() ([]migration, error) {
+	entries, err := fs.ReadDir(migrationFiles, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("read embedded migrations: %w", err)
+	}
+	var out []migration
+	for _, e := range entries {
+		prefix, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(prefix)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("migration %s is not named NNNN_what.sql", e.Name())
+		}
+		b, err := migrationFiles.ReadFile("migrations/" + e.Name())
+		if err != nil {
+			return nil, fmt.Errorf("read migration %s: %w", e.Name(), err)
+		}
+		out = append(out, migration{version: v, name: e.Name(), sql: string(b)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
+	for i := 1; i < len(out); i++ {
+		if out[i].version == out[i-1].version {
+			return nil, fmt.Errorf("migrations %s and %s have the same version", out[i-1].name, out[i].name)
+		}
+	}
+	return out, nil
+}
+
+// migrate applies, each in its own transaction, the migrations newer than
+// the schema version recorded in the database.
+func (s *store) migrate(ctx context.Context) error {
+	ms, err := migrations()
+	if err != nil {
+		return err
+	}
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("create schema_version: %w", err)
+	}
+	current, err := s.schemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if latest := ms[len(ms)-1].version; current > latest {
+		return fmt.Errorf("database %s has schema version %d, newer than this plugin's %d; use a newer plugin", s.path, current, latest)
+	}
+	for _, m := range ms {
+		if m.version <= current {
+			continue
+		}
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (?)`, m.version)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("apply migration %s: %w", m.name, err)
+		}
+	}
+	return nil
+}
+
+func (s *store) schemaVersion(ctx context.Context) (int, error) {
+	var v sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_version`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return int(v.Int64), nil
+}
+
+// tx runs fn in a write transaction and commits it if fn returns nil.
+// Nothing fn wrote survives an error.
+func (s *store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback() // fn's error is the one to report
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// notify wakes the watchers after a committed change.
+func (s *store) notify() {
+	s.mu.Lock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// changes returns a channel closed at the next committed change.
+func (s *store) changes() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}
+
+// isUniqueViolation reports whether err is sqlite refusing a duplicate key.
+func isUniqueViolation(err error) bool {
+	var se sqlite3.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	return se.ExtendedCode == sqlite3.ErrConstraintUnique || se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey
+}
+
+// randomID returns 128 random bits, hex encoded.
+func randomID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	return hex.EncodeToString(b)
+}
+
+func toNanos(t time.Time) int64 { return t.UnixNano() }
+
+func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+// errNotConfigured is returned by calls made before Configure.
+var errNotConfigured = sdk.Errorf(sdk.ErrFailedPrecondition, "", "database-sqlite is not configured")
