@@ -1,0 +1,114 @@
+package standard
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+
+	sdk "github.com/palvella/palvella/plugin-sdk"
+)
+
+// execHost is a real sdk.Host whose Exec runs commands with os/exec in a
+// workspace directory, as the local engine does, and whose storage is a
+// map. It records the execution each Exec call carried.
+type execHost struct {
+	dir string
+
+	mu      sync.Mutex
+	refs    []sdk.ExecutionRef
+	objects map[string][]byte
+}
+
+var _ sdk.Host = (*execHost)(nil)
+
+func newExecHost(dir string) *execHost { return &execHost{dir: dir, objects: map[string][]byte{}} }
+
+func (h *execHost) Log(context.Context, sdk.LogLevel, string, map[string]string) error { return nil }
+
+func (h *execHost) ReadCredential(_ context.Context, name, _ string) ([]byte, error) {
+	return nil, sdk.Errorf(sdk.ErrNotFound, "name", "no credential %q", name)
+}
+
+func (h *execHost) PutObject(_ context.Context, key string, r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.objects[key] = b
+	return nil
+}
+
+func (h *execHost) GetObject(_ context.Context, key string) (io.ReadCloser, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	b, ok := h.objects[key]
+	if !ok {
+		return nil, sdk.Errorf(sdk.ErrNotFound, "key", "no object %q", key)
+	}
+	return io.NopCloser(bytes.NewReader(b)), nil
+}
+
+func (h *execHost) Exec(ctx context.Context, req *sdk.HostExecRequest, out func(string, []byte)) (*sdk.HostExecResult, error) {
+	ref, _ := sdk.ExecutionFrom(ctx)
+	h.mu.Lock()
+	h.refs = append(h.refs, ref)
+	h.mu.Unlock()
+
+	argv := req.Command
+	if len(argv) == 0 {
+		shell := req.Shell
+		if len(shell) == 0 {
+			shell = []string{"sh", "-e", "-c"}
+		}
+		argv = append(append([]string(nil), shell...), req.Script)
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Dir = filepath.Join(h.dir, req.Workdir)
+	cmd.Env = os.Environ()
+	for k, v := range req.Env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var mu sync.Mutex
+	cmd.Stdout = streamWriter{"stdout", out, &mu}
+	cmd.Stderr = streamWriter{"stderr", out, &mu}
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		return &sdk.HostExecResult{ExitCode: exitErr.ExitCode()}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &sdk.HostExecResult{}, nil
+}
+
+func (h *execHost) seenRefs() []sdk.ExecutionRef {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]sdk.ExecutionRef(nil), h.refs...)
+}
+
+type streamWriter struct {
+	name string
+	out  func(string, []byte)
+	mu   *sync.Mutex
+}
+
+func (w streamWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.out != nil {
+		w.out(w.name, append([]byte(nil), p...))
+	}
+	return len(p), nil
+}

@@ -1,0 +1,218 @@
+package standard
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+
+	sdk "github.com/palvella/palvella/plugin-sdk"
+	"github.com/palvella/palvella/plugin-sdk/action"
+)
+
+// MaxStdout is how much of a script's standard output the run action keeps
+// as its stdout output: the last 64 KiB.
+const MaxStdout = 64 << 10
+
+// maxLogLine splits lines longer than this into several log lines.
+const maxLogLine = 64 << 10
+
+// wrapper prepares $PALVELLA_OUTPUT in the workspace and runs the user's
+// shell with the script, so it works with any shell (bash, python -c...).
+// $1 is the outputs file, relative to the working directory; the rest is
+// the shell and the script.
+const wrapper = `PALVELLA_OUTPUT="$PWD/$1"; shift
+mkdir -p "${PALVELLA_OUTPUT%/*}" && : > "$PALVELLA_OUTPUT" || exit 125
+export PALVELLA_OUTPUT
+exec "$@"`
+
+// collect prints the outputs file and removes it.
+const collect = `cat -- "$1" 2>/dev/null; rm -f -- "$1"`
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+func (p *Plugin) runScript(ctx context.Context, req *action.RunRequest, events action.Events) (*action.Result, error) {
+	script, err := reqString(req.Params, "run")
+	if err != nil {
+		return nil, err
+	}
+	shell, err := shellArgs(req.Params)
+	if err != nil {
+		return nil, err
+	}
+	env, err := envMap(req.Params, "env")
+	if err != nil {
+		return nil, err
+	}
+	workdir, err := optString(req.Params, "workdir", "")
+	if err != nil {
+		return nil, err
+	}
+	p.mu.RLock()
+	host := p.host
+	p.mu.RUnlock()
+	if host == nil {
+		return nil, sdk.Errorf(sdk.ErrFailedPrecondition, "", "the run action needs the host's engine to run its script, and this plugin was configured without host services")
+	}
+
+	var suffix [6]byte
+	if _, err := rand.Read(suffix[:]); err != nil {
+		return nil, fmt.Errorf("run action %q: name the outputs file: %w", req.Name, err)
+	}
+	outputsFile := ".palvella/outputs/" + unsafeName.ReplaceAllString(req.Name, "_") + "-" + hex.EncodeToString(suffix[:])
+
+	sink := newLogSink(events)
+	argv := append([]string{"sh", "-c", wrapper, "palvella-run", outputsFile}, shell...)
+	argv = append(argv, script)
+	res, err := host.Exec(ctx, &sdk.HostExecRequest{Command: argv, Env: env, Workdir: workdir}, sink.write)
+	sink.flush()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("run action %q: exec on the job's engine: %w", req.Name, err)
+	}
+	if err := sink.failed(); err != nil {
+		return nil, fmt.Errorf("run action %q: stream log: %w", req.Name, err)
+	}
+
+	outputs := map[string]any{}
+	result := &action.Result{Status: action.StatusSuccess, Outputs: outputs}
+	fileOutputs, ferr := p.readOutputs(ctx, host, outputsFile, workdir)
+	if ferr != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		result.Status, result.Message = action.StatusFailure, ferr.Error()
+		_ = events.Log(action.StreamSystem, ferr.Error()) // best effort: the result says it too
+	}
+	for k, v := range fileOutputs {
+		outputs[k] = v
+	}
+	outputs["stdout"] = sink.stdout()
+	outputs["exit_code"] = res.ExitCode
+	switch {
+	case res.Cancelled:
+		result.Status, result.Message = action.StatusCancelled, "the script was cancelled"
+	case res.TimedOut:
+		result.Status, result.Message = action.StatusFailure, "the script timed out"
+	case res.ExitCode != 0:
+		result.Status, result.Message = action.StatusFailure, fmt.Sprintf("the script exited with code %d", res.ExitCode)
+	}
+	for k, v := range outputs {
+		if err := events.Output(k, v); err != nil {
+			return nil, fmt.Errorf("run action %q: send output %q: %w", req.Name, k, err)
+		}
+	}
+	return result, nil
+}
+
+// readOutputs fetches and parses the outputs file with a second command in
+// the same working directory, so it works on every engine.
+func (p *Plugin) readOutputs(ctx context.Context, host sdk.Host, file, workdir string) (map[string]any, error) {
+	var buf bytes.Buffer
+	tooBig := false
+	res, err := host.Exec(ctx, &sdk.HostExecRequest{Command: []string{"sh", "-c", collect, "sh", file}, Workdir: workdir}, func(stream string, data []byte) {
+		if stream != action.StreamStdout || tooBig {
+			return
+		}
+		if buf.Len()+len(data) > maxOutputsFile {
+			tooBig = true
+			return
+		}
+		buf.Write(data)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read $PALVELLA_OUTPUT: %w", err)
+	}
+	if res.ExitCode != 0 {
+		return nil, fmt.Errorf("read $PALVELLA_OUTPUT: exit code %d", res.ExitCode)
+	}
+	if tooBig {
+		return nil, fmt.Errorf("$PALVELLA_OUTPUT is larger than %d bytes", maxOutputsFile)
+	}
+	out, err := parseOutputs(buf.String())
+	if err != nil {
+		return nil, fmt.Errorf("$PALVELLA_OUTPUT: %w", err)
+	}
+	return out, nil
+}
+
+// logSink turns the engine's output chunks into log lines and keeps the
+// tail of stdout. The engine may call write from several goroutines.
+type logSink struct {
+	events action.Events
+
+	mu      sync.Mutex
+	partial map[string][]byte
+	tail    []byte
+	err     error
+}
+
+func newLogSink(events action.Events) *logSink {
+	return &logSink{events: events, partial: map[string][]byte{}}
+}
+
+func (s *logSink) write(stream string, data []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if stream == action.StreamStdout {
+		s.tail = append(s.tail, data...)
+		if over := len(s.tail) - MaxStdout; over > 0 {
+			s.tail = append(s.tail[:0], s.tail[over:]...)
+		}
+	}
+	buf := append(s.partial[stream], data...)
+	for {
+		i := bytes.IndexByte(buf, '\n')
+		if i < 0 {
+			if len(buf) < maxLogLine {
+				break
+			}
+			i = maxLogLine
+			s.emit(stream, buf[:i])
+			buf = buf[i:]
+			continue
+		}
+		s.emit(stream, buf[:i])
+		buf = buf[i+1:]
+	}
+	s.partial[stream] = append([]byte(nil), buf...)
+}
+
+func (s *logSink) emit(stream string, line []byte) {
+	if s.err != nil {
+		return
+	}
+	text := strings.ToValidUTF8(strings.TrimSuffix(string(line), "\r"), "\uFFFD")
+	s.err = s.events.Log(stream, text)
+}
+
+func (s *logSink) flush() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for stream, rest := range s.partial {
+		if len(rest) > 0 {
+			s.emit(stream, rest)
+		}
+		delete(s.partial, stream)
+	}
+}
+
+func (s *logSink) failed() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// stdout returns the kept tail of stdout, as a shell's $(...) would: valid
+// UTF-8, without trailing newlines.
+func (s *logSink) stdout() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.TrimRight(strings.ToValidUTF8(string(s.tail), "\uFFFD"), "\n")
+}
