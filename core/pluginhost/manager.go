@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -40,6 +42,10 @@ type Options struct {
 	// BaseEnv is the environment every plugin gets (default PATH, HOME,
 	// TMPDIR and LANG from the core's environment).
 	BaseEnv []string
+	// DefaultPluginEnv is added to a plugin's environment unless its Spec
+	// sets the same variable (default GOMAXPROCS=1: see
+	// docs/design/plugin-launch.md).
+	DefaultPluginEnv map[string]string
 }
 
 func (o *Options) setDefaults() {
@@ -63,6 +69,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.BaseEnv == nil {
 		o.BaseEnv = MinimalEnv()
+	}
+	if o.DefaultPluginEnv == nil {
+		o.DefaultPluginEnv = map[string]string{"GOMAXPROCS": "1"}
 	}
 }
 
@@ -113,6 +122,19 @@ func (m *Manager) Add(spec Spec) (*Plugin, error) {
 	p := &Plugin{m: m, spec: spec, logger: m.opts.Logger.Named(spec.Name), state: StateStopped, stop: make(chan struct{})}
 	m.plugins[spec.Name] = p
 	return p, nil
+}
+
+// Remove stops a plugin and forgets it.
+func (m *Manager) Remove(name string) error {
+	m.mu.Lock()
+	p, ok := m.plugins[name]
+	delete(m.plugins, name)
+	m.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrPluginNotFound, name)
+	}
+	p.shutdown()
+	return nil
 }
 
 // Plugin returns a registered plugin.
@@ -387,13 +409,10 @@ func (p *Plugin) launch(ctx context.Context) error {
 func (p *Plugin) start(ctx context.Context) (*goplugin.Client, goplugin.ClientProtocol, *sdk.Manifest, error) {
 	cmd := exec.Command(p.spec.Path, p.spec.Args...)
 	cmd.Env = append([]string(nil), p.m.opts.BaseEnv...)
-	keys := make([]string, 0, len(p.spec.Env))
-	for k := range p.spec.Env {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		cmd.Env = append(cmd.Env, k+"="+p.spec.Env[k])
+	env := maps.Clone(p.m.opts.DefaultPluginEnv)
+	maps.Copy(env, p.spec.Env)
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		cmd.Env = append(cmd.Env, k+"="+env[k])
 	}
 	// The host's certificate goes to the plugin as AutoMTLS would send it.
 	cmd.Env = append(cmd.Env, "PLUGIN_CLIENT_CERT="+string(p.m.id.certPEM))

@@ -123,6 +123,9 @@ func TestPluginGetsOnlyItsConfiguredEnvironment(t *testing.T) {
 	if !strings.Contains(env, "PLUGIN_SETTING=configured") {
 		t.Errorf("plugin environment lacks its configured variable:\n%s", env)
 	}
+	if !strings.Contains(env, "GOMAXPROCS=1") {
+		t.Errorf("plugin environment lacks the default GOMAXPROCS=1:\n%s", env)
+	}
 	if !strings.Contains(env, "PATH=") {
 		t.Errorf("plugin environment lacks PATH:\n%s", env)
 	}
