@@ -4,9 +4,9 @@
 package main
 
 import (
+	"github.com/palvella/palvella/bench/echoplugin"
 	sdk "github.com/palvella/palvella/plugin-sdk"
 	"github.com/palvella/palvella/plugin-sdk/credential"
-	"github.com/palvella/palvella/bench/echoplugin"
 )
 
 func main() {
