@@ -1,0 +1,308 @@
+// Package client is the plugin installer: it reads the configured
+// registries in order, refuses rolled-back, frozen (expired) or badly
+// signed indexes, resolves NAME@CONSTRAINT, downloads with size and sha256
+// checks, installs atomically, and keeps the lock file.
+//
+// It prints nothing: progress is reported through a callback and every
+// refusal is an *registry.Error.
+package client
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/palvella/palvella/registry"
+	"github.com/palvella/palvella/registry/index"
+	"github.com/palvella/palvella/registry/lock"
+	"github.com/palvella/palvella/registry/resolve"
+)
+
+// Progress reports download progress of one artifact.
+type Progress struct {
+	Plugin, Version string
+	// Done and Total are bytes; Total is the size the index declares.
+	Done, Total int64
+}
+
+// Client installs plugins. Set the fields, then call its methods; a Client
+// is not safe for concurrent installs into the same plugin directory.
+type Client struct {
+	// Registries are consulted in this order; the first registry listing a
+	// plugin name owns it.
+	Registries []Registry
+	// Policy is the trust policy.
+	Policy resolve.Policy
+	// PluginDir is where plugins are installed (PluginDir/NAME/VERSION/NAME).
+	PluginDir string
+	// LockPath is the lock file, e.g. $PALVELLA_HOME/plugins.lock.
+	LockPath string
+	// StatePath remembers the newest index version seen per registry.
+	StatePath string
+	// Protocols are the plugin protocol versions the core speaks.
+	Protocols []int
+	// CoreVersion is the running core's version (optional).
+	CoreVersion string
+	// OS and Arch default to the running platform.
+	OS, Arch string
+	// HTTPClient is used for HTTP sources (nil: a client with a 10-minute timeout).
+	HTTPClient *http.Client
+	// Now returns the current time (nil: time.Now); used for expiry checks.
+	Now func() time.Time
+	// OnProgress, when set, is called as artifacts download.
+	OnProgress func(Progress)
+}
+
+func (c *Client) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+func (c *Client) httpClient() *http.Client {
+	if c.HTTPClient != nil {
+		return c.HTTPClient
+	}
+	return &http.Client{Timeout: 10 * time.Minute}
+}
+
+// Loaded is a verified registry with the source it was read from.
+type Loaded struct {
+	resolve.Registry
+	Source Source
+}
+
+// Load reads and verifies every configured registry, checks it against the
+// rollback state and records the accepted versions. Any failing registry
+// fails the whole load: silently skipping one would let a later registry
+// answer for names the failing one owns.
+func (c *Client) Load(ctx context.Context) ([]Loaded, error) {
+	if len(c.Registries) == 0 {
+		return nil, registry.Errorf(registry.ErrInvalidArgument, "registries", "no registry is configured")
+	}
+	if c.StatePath == "" {
+		return nil, registry.Errorf(registry.ErrInvalidArgument, "statePath", "is empty; it is needed to refuse rolled-back indexes")
+	}
+	state, err := LoadState(c.StatePath)
+	if err != nil {
+		return nil, err
+	}
+	now := c.now()
+	out := make([]Loaded, 0, len(c.Registries))
+	seen := map[string]bool{}
+	for _, r := range c.Registries {
+		if r.Name == "" || seen[r.Name] {
+			return nil, registry.Errorf(registry.ErrInvalidArgument, "registries", fmt.Sprintf("registry name %q is empty or repeated", r.Name))
+		}
+		seen[r.Name] = true
+		l, err := c.loadOne(ctx, r, state, now)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *l)
+	}
+	for _, l := range out {
+		p, _ := l.Index.SignedPayload()
+		state.Record(l.Name, l.Index.Version, p, l.Index.Expires)
+	}
+	if err := state.Save(c.StatePath); err != nil {
+		return nil, fmt.Errorf("save registry state: %w", err)
+	}
+	return out, nil
+}
+
+func (c *Client) loadOne(ctx context.Context, r Registry, state *State, now time.Time) (*Loaded, error) {
+	src, err := NewSource(r.Location, c.httpClient())
+	if err != nil {
+		return nil, fmt.Errorf("registry %q: %w", r.Name, err)
+	}
+	data, err := src.Index(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("registry %q: %w", r.Name, err)
+	}
+	ix, err := index.Parse(data)
+	if err != nil {
+		return nil, withRegistry(err, r.Name)
+	}
+	var trust *index.Trust
+	if len(r.RootKeys) == 0 && c.Policy.AllowUnsigned {
+		if !now.Before(ix.ExpiresAt()) {
+			return nil, &registry.Error{Kind: registry.ErrExpired, Registry: r.Name, Field: "expires",
+				Detail: "index expired at " + ix.Expires, Hint: "ask the registry operator to re-sign it"}
+		}
+	} else {
+		trust, err = ix.Verify(index.Roots{Keys: r.RootKeys, Threshold: r.Threshold}, now)
+		if err != nil {
+			return nil, withRegistry(err, r.Name)
+		}
+	}
+	payload, err := ix.SignedPayload()
+	if err != nil {
+		return nil, err
+	}
+	if err := state.Check(r.Name, ix.Version, payload); err != nil {
+		return nil, err
+	}
+	return &Loaded{Registry: resolve.Registry{Name: r.Name, Index: ix, Trust: trust}, Source: src}, nil
+}
+
+// withRegistry names the configured registry in a registry error.
+func withRegistry(err error, name string) error {
+	if re, ok := err.(*registry.Error); ok {
+		cp := *re
+		cp.Registry = name
+		return &cp
+	}
+	return fmt.Errorf("registry %q: %w", name, err)
+}
+
+// Request is a plugin to install.
+type Request struct {
+	Name       string
+	Constraint string
+	// AllowYanked installs a yanked version, and only when Constraint pins
+	// it exactly.
+	AllowYanked bool
+}
+
+// Result is what Install and Upgrade did.
+type Result struct {
+	Entry lock.Entry
+	// Selection is the resolved version (nil for local installs).
+	Selection *resolve.Selection
+	// Notices are messages to show the user (advisories, yanked).
+	Notices []string
+	// Previous is the version that was replaced, if any.
+	Previous string
+}
+
+// Resolve loads the registries and picks the version for req without
+// installing anything.
+func (c *Client) Resolve(ctx context.Context, req Request) (*resolve.Selection, Source, error) {
+	loaded, err := c.Load(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c.resolveIn(loaded, req)
+}
+
+func (c *Client) resolveIn(loaded []Loaded, req Request) (*resolve.Selection, Source, error) {
+	regs := make([]resolve.Registry, len(loaded))
+	for i, l := range loaded {
+		regs[i] = l.Registry
+	}
+	sel, err := resolve.Resolve(regs, resolve.Request{
+		Name: req.Name, Constraint: req.Constraint, OS: c.OS, Arch: c.Arch,
+		Protocols: c.Protocols, CoreVersion: c.CoreVersion, AllowYanked: req.AllowYanked,
+	}, c.Policy, c.now())
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, l := range loaded {
+		if l.Name == sel.Registry {
+			return sel, l.Source, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("resolve %s: registry %q vanished", req.Name, sel.Registry)
+}
+
+// Install resolves req, downloads and verifies the artifact, installs it
+// and records it in the lock file. Nothing is written to the plugin
+// directory unless every check passed.
+func (c *Client) Install(ctx context.Context, req Request) (*Result, error) {
+	if err := c.checkDirs(); err != nil {
+		return nil, err
+	}
+	sel, src, err := c.Resolve(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.installSelection(ctx, src, sel, req.Constraint)
+	if err != nil {
+		return nil, fmt.Errorf("install %s@%s: %w", sel.Plugin.Name, sel.Version.Version, err)
+	}
+	return res, nil
+}
+
+// Upgrade re-resolves an installed plugin within the constraint recorded in
+// the lock and installs a newer version if there is one. It returns nil,
+// nil when the installed version is already the newest allowed.
+func (c *Client) Upgrade(ctx context.Context, name string) (*Result, error) {
+	if err := c.checkDirs(); err != nil {
+		return nil, err
+	}
+	lf, err := lock.Load(c.LockPath)
+	if err != nil {
+		return nil, err
+	}
+	e := lf.Get(name)
+	if e == nil {
+		return nil, &registry.Error{Kind: registry.ErrNotFound, Plugin: name, Detail: "not installed", Hint: "install it with palvella plugin add"}
+	}
+	if e.Source == lock.SourceLocal {
+		return nil, &registry.Error{Kind: registry.ErrInvalidArgument, Plugin: name,
+			Detail: "installed from a local file", Hint: "install the new binary the same way"}
+	}
+	sel, src, err := c.Resolve(ctx, Request{Name: name, Constraint: e.Constraint})
+	if err != nil {
+		return nil, fmt.Errorf("upgrade %s: %w", name, err)
+	}
+	if sel.Version.Version == e.Version && sel.Registry == e.Registry {
+		return nil, nil
+	}
+	if cmp, err := compareVersions(sel.Version.Version, e.Version); err == nil && cmp < 0 {
+		return nil, nil
+	}
+	res, err := c.installSelection(ctx, src, sel, e.Constraint)
+	if err != nil {
+		return nil, fmt.Errorf("upgrade %s to %s: %w", name, sel.Version.Version, err)
+	}
+	return res, nil
+}
+
+// Remove deletes an installed plugin and its lock entry.
+func (c *Client) Remove(ctx context.Context, name string) error {
+	if err := c.checkDirs(); err != nil {
+		return err
+	}
+	lf, err := lock.Load(c.LockPath)
+	if err != nil {
+		return err
+	}
+	e := lf.Get(name)
+	if e == nil {
+		return &registry.Error{Kind: registry.ErrNotFound, Plugin: name, Detail: "not installed"}
+	}
+	dir := filepath.Join(c.PluginDir, name)
+	lf.Delete(name)
+	if err := lf.Save(c.LockPath); err != nil {
+		return fmt.Errorf("remove %s: %w", name, err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove %s: delete %s: %w", name, dir, err)
+	}
+	return nil
+}
+
+// Verify re-hashes every installed plugin against the lock file.
+func (c *Client) Verify() ([]lock.Check, error) {
+	lf, err := lock.Load(c.LockPath)
+	if err != nil {
+		return nil, err
+	}
+	return lf.Verify()
+}
+
+func (c *Client) checkDirs() error {
+	if c.PluginDir == "" {
+		return registry.Errorf(registry.ErrInvalidArgument, "pluginDir", "is empty")
+	}
+	if c.LockPath == "" {
+		return registry.Errorf(registry.ErrInvalidArgument, "lockPath", "is empty")
+	}
+	return nil
+}
