@@ -1,0 +1,62 @@
+package rbac
+
+import (
+	"github.com/palvella/palvella/plugin-sdk/authorization"
+)
+
+// Permission allows or denies methods on resources.
+type Permission struct {
+	// Resources are patterns such as "pipeline:default/*" (see Match).
+	Resources []string `json:"resources"`
+	// Methods are read, write, run, approve, credentialRead, or "*" for
+	// all of them.
+	Methods []string             `json:"methods"`
+	Effect  authorization.Effect `json:"effect"`
+}
+
+// Role is a named list of permissions.
+type Role struct {
+	Name        string       `json:"name"`
+	Description string       `json:"description,omitempty"`
+	Permissions []Permission `json:"permissions"`
+}
+
+var (
+	all   = []string{"*"}
+	allow = authorization.EffectAllow
+)
+
+// BuiltinRoles returns the roles every configuration has:
+//
+//   - admin may do everything, including reading credential values
+//     (credentialRead) and managing tokens and plugins.
+//   - operator may read everything, and write, run and approve pipelines,
+//     runs, triggers, credentials and namespaces. Operators manage
+//     credentials without seeing their values, and cannot issue tokens or
+//     install plugins (which would let them grant themselves more).
+//   - developer may read everything, and write and run pipelines, runs and
+//     triggers. Developers cannot approve (approval is its own method,
+//     approve), change credentials or read their values.
+//   - viewer may read everything and change nothing.
+//
+// "read" on a credential is its metadata; its values need credentialRead.
+// The built-in roles have no Deny permissions, so that holding one more
+// role never takes a permission away.
+func BuiltinRoles() []Role {
+	return []Role{
+		{Name: "admin", Description: "everything", Permissions: []Permission{
+			{Resources: all, Methods: all, Effect: allow},
+		}},
+		{Name: "operator", Description: "read everything; write, run and approve pipelines, runs, triggers, credentials and namespaces", Permissions: []Permission{
+			{Resources: all, Methods: []string{authorization.MethodRead}, Effect: allow},
+			{Resources: []string{"pipeline:*", "run:*", "trigger:*", "credential:*", "namespace:*"}, Methods: []string{authorization.MethodWrite, authorization.MethodRun, authorization.MethodApprove}, Effect: allow},
+		}},
+		{Name: "developer", Description: "read everything; write and run pipelines, runs and triggers", Permissions: []Permission{
+			{Resources: all, Methods: []string{authorization.MethodRead}, Effect: allow},
+			{Resources: []string{"pipeline:*", "run:*", "trigger:*"}, Methods: []string{authorization.MethodWrite, authorization.MethodRun}, Effect: allow},
+		}},
+		{Name: "viewer", Description: "read everything", Permissions: []Permission{
+			{Resources: all, Methods: []string{authorization.MethodRead}, Effect: allow},
+		}},
+	}
+}
