@@ -113,14 +113,28 @@ func serve(p Plugin, services []Service, opts ...ServeOption) int {
 // manifestNormalizer fills in the categories and protocol versions that
 // Serve knows, so a plugin's Describe need not repeat them.
 func manifestNormalizer(services []Service) func(*Manifest) {
-	return func(m *Manifest) {
-		if len(m.Categories) == 0 {
-			for _, s := range services {
-				m.Categories = append(m.Categories, s.Category)
-			}
-		}
-		if len(m.ProtocolVersions) == 0 {
-			m.ProtocolVersions = slices.Clone(ProtocolVersions)
-		}
+	cats := make([]Category, len(services))
+	for i, s := range services {
+		cats[i] = s.Category
 	}
+	return func(m *Manifest) { CompleteManifest(m, cats...) }
+}
+
+// CompleteManifest does to m what Serve does to every manifest a plugin
+// returns: an empty Categories becomes the categories the plugin serves,
+// and an empty ProtocolVersions the versions this SDK speaks.
+func CompleteManifest(m *Manifest, served ...Category) {
+	if len(m.Categories) == 0 {
+		m.Categories = slices.Clone(served)
+	}
+	if len(m.ProtocolVersions) == 0 {
+		m.ProtocolVersions = slices.Clone(ProtocolVersions)
+	}
+}
+
+// NewBasePlugin returns the base service's plugin for impl, completing its
+// manifest as Serve does for the given services. Test harnesses that serve
+// a plugin without Serve use it.
+func NewBasePlugin(impl Plugin, services ...Service) *BasePlugin {
+	return &BasePlugin{Impl: impl, normalize: manifestNormalizer(services)}
 }

@@ -15,6 +15,8 @@ func checkManifest(t *testing.T, p sdk.Plugin, want sdk.Category) *sdk.Manifest 
 	if err != nil {
 		t.Fatalf("Describe: %v", err)
 	}
+	// What Serve adds to every manifest, for plugins called in-process.
+	sdk.CompleteManifest(m, want)
 	if m.Name == "" {
 		t.Errorf("manifest has no name")
 	}

@@ -52,7 +52,7 @@ func OverGRPC[T sdk.Plugin](t testing.TB, impl T, service func(T) sdk.Service) T
 	svc := service(impl)
 	name := svc.Category.String()
 	client, _ := goplugin.TestPluginGRPCConn(t, false, map[string]goplugin.Plugin{
-		sdk.BasePluginName: &sdk.BasePlugin{Impl: impl},
+		sdk.BasePluginName: sdk.NewBasePlugin(impl, svc),
 		name:               svc.Plugin,
 	})
 	t.Cleanup(func() { _ = client.Close() })
