@@ -34,7 +34,7 @@ func newConfigured(t *testing.T, host sdk.Host, config map[string]any) *Plugin {
 
 func TestConformance(t *testing.T) {
 	sdktest.RunBoth(t, func(t *testing.T) action.Action {
-		return newConfigured(t, newExecHost(t.TempDir()), nil)
+		return newConfigured(t, sdktest.NewLocalHost(t.TempDir()), nil)
 	}, action.Service, sdktest.ActionSuite)
 }
 
@@ -66,7 +66,7 @@ func number(v any) float64 {
 }
 
 func TestRunScriptStreamsLogsAndOutputs(t *testing.T) {
-	p := newConfigured(t, newExecHost(t.TempDir()), nil)
+	p := newConfigured(t, sdktest.NewLocalHost(t.TempDir()), nil)
 	script := `echo first
 echo "to stderr" >&2
 printf 'no newline'
@@ -110,7 +110,7 @@ echo " and $GREETING"`
 }
 
 func TestRunScriptNonZeroExitFails(t *testing.T) {
-	p := newConfigured(t, newExecHost(t.TempDir()), nil)
+	p := newConfigured(t, sdktest.NewLocalHost(t.TempDir()), nil)
 	run(t, p, &action.RunRequest{Type: "run", Name: "broken", Params: map[string]any{"run": "echo partial=yes >> \"$PALVELLA_OUTPUT\"; echo oops; exit 3"}},
 		func(t *testing.T, res *action.Result, _ *sdktest.Recorder, err error) {
 			if err != nil {
@@ -126,7 +126,7 @@ func TestRunScriptNonZeroExitFails(t *testing.T) {
 }
 
 func TestRunScriptShell(t *testing.T) {
-	p := newConfigured(t, newExecHost(t.TempDir()), nil)
+	p := newConfigured(t, sdktest.NewLocalHost(t.TempDir()), nil)
 	// The default shell stops at the first failing command; a shell given
 	// without -e does not.
 	for _, tc := range []struct {
@@ -156,7 +156,7 @@ func TestRunScriptWorkdir(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, "sub"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	p := newConfigured(t, newExecHost(dir), nil)
+	p := newConfigured(t, sdktest.NewLocalHost(dir), nil)
 	res, err := p.Run(context.Background(), &action.RunRequest{Type: "run", Name: "w", Params: map[string]any{
 		"workdir": "sub", "run": `cd / && echo dir=$(basename "$OLDPWD") >> "$PALVELLA_OUTPUT"`,
 	}}, nil)
@@ -172,7 +172,7 @@ func TestRunScriptWorkdir(t *testing.T) {
 }
 
 func TestRunScriptKeepsTheTailOfStdout(t *testing.T) {
-	p := newConfigured(t, newExecHost(t.TempDir()), nil)
+	p := newConfigured(t, sdktest.NewLocalHost(t.TempDir()), nil)
 	// 200 KiB of lines, then a last line.
 	script := `i=0; while [ $i -lt 3200 ]; do printf '%063d\n' $i; i=$((i+1)); done; echo THE-END`
 	res, err := p.Run(context.Background(), &action.RunRequest{Type: "run", Name: "big", Params: map[string]any{"run": script}}, nil)
@@ -189,7 +189,7 @@ func TestRunScriptKeepsTheTailOfStdout(t *testing.T) {
 }
 
 func TestRunScriptBadOutputsFileFails(t *testing.T) {
-	p := newConfigured(t, newExecHost(t.TempDir()), nil)
+	p := newConfigured(t, sdktest.NewLocalHost(t.TempDir()), nil)
 	res, err := p.Run(context.Background(), &action.RunRequest{Type: "run", Name: "bad", Params: map[string]any{"run": `echo "not an output" >> "$PALVELLA_OUTPUT"`}}, nil)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
@@ -215,7 +215,7 @@ func TestRunWithoutHostIsAFailedPrecondition(t *testing.T) {
 // The host services travel through the go-plugin broker and carry the
 // execution the core sent with the request.
 func TestRunUsesTheHostOverTheBrokerWithTheExecution(t *testing.T) {
-	host := newExecHost(t.TempDir())
+	host := sdktest.NewLocalHost(t.TempDir())
 	client := sdktest.OverGRPC[action.Action](t, New(), action.Service)
 	if _, err := client.Configure(context.Background(), &sdk.ConfigureRequest{Host: host}); err != nil {
 		t.Fatalf("Configure: %v", err)
@@ -228,7 +228,7 @@ func TestRunUsesTheHostOverTheBrokerWithTheExecution(t *testing.T) {
 	if res.Status != action.StatusSuccess || res.Outputs["stdout"] != "ok" {
 		t.Fatalf("result = %+v", res)
 	}
-	refs := host.seenRefs()
+	refs := host.Refs()
 	if len(refs) == 0 {
 		t.Fatal("the host saw no Exec")
 	}
@@ -240,7 +240,7 @@ func TestRunUsesTheHostOverTheBrokerWithTheExecution(t *testing.T) {
 }
 
 func TestRunCancelled(t *testing.T) {
-	p := newConfigured(t, newExecHost(t.TempDir()), nil)
+	p := newConfigured(t, sdktest.NewLocalHost(t.TempDir()), nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	events := &cancelOnLine{cancel: cancel}
 	_, err := p.Run(ctx, &action.RunRequest{Type: "run", Name: "long", Params: map[string]any{"run": "echo started; exec sleep 60"}}, events)
@@ -274,7 +274,7 @@ func TestAlpineCheck(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			a := sdktest.OverGRPC[action.Action](t, newConfigured(t, newExecHost(t.TempDir()), nil), action.Service)
+			a := sdktest.OverGRPC[action.Action](t, newConfigured(t, sdktest.NewLocalHost(t.TempDir()), nil), action.Service)
 			ctx := context.Background()
 			runCtx := map[string]any{"params": map[string]any{"os_release_file": path, "expected_version": tc.expected}, "actions": map[string]any{}}
 

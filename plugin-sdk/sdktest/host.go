@@ -1,4 +1,4 @@
-package standard
+package sdktest
 
 import (
 	"bytes"
@@ -13,10 +13,11 @@ import (
 	sdk "github.com/palvella/palvella/plugin-sdk"
 )
 
-// execHost is a real sdk.Host whose Exec runs commands with os/exec in a
-// workspace directory, as the local engine does, and whose storage is a
-// map. It records the execution each Exec call carried.
-type execHost struct {
+// LocalHost is a real sdk.Host for testing plugins that call back into the
+// core: Exec runs commands with os/exec in a directory, as the local engine
+// does; storage is a map; no credential is readable. It records the
+// execution each Exec call carried.
+type LocalHost struct {
 	dir string
 
 	mu      sync.Mutex
@@ -24,17 +25,23 @@ type execHost struct {
 	objects map[string][]byte
 }
 
-var _ sdk.Host = (*execHost)(nil)
+var _ sdk.Host = (*LocalHost)(nil)
 
-func newExecHost(dir string) *execHost { return &execHost{dir: dir, objects: map[string][]byte{}} }
+// NewLocalHost returns a LocalHost that runs commands in dir.
+func NewLocalHost(dir string) *LocalHost {
+	return &LocalHost{dir: dir, objects: map[string][]byte{}}
+}
 
-func (h *execHost) Log(context.Context, sdk.LogLevel, string, map[string]string) error { return nil }
+// Log discards the line.
+func (h *LocalHost) Log(context.Context, sdk.LogLevel, string, map[string]string) error { return nil }
 
-func (h *execHost) ReadCredential(_ context.Context, name, _ string) ([]byte, error) {
+// ReadCredential always answers sdk.ErrNotFound.
+func (h *LocalHost) ReadCredential(_ context.Context, name, _ string) ([]byte, error) {
 	return nil, sdk.Errorf(sdk.ErrNotFound, "name", "no credential %q", name)
 }
 
-func (h *execHost) PutObject(_ context.Context, key string, r io.Reader) error {
+// PutObject stores the object in memory.
+func (h *LocalHost) PutObject(_ context.Context, key string, r io.Reader) error {
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return err
@@ -45,7 +52,8 @@ func (h *execHost) PutObject(_ context.Context, key string, r io.Reader) error {
 	return nil
 }
 
-func (h *execHost) GetObject(_ context.Context, key string) (io.ReadCloser, error) {
+// GetObject reads an object stored with PutObject.
+func (h *LocalHost) GetObject(_ context.Context, key string) (io.ReadCloser, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	b, ok := h.objects[key]
@@ -55,7 +63,8 @@ func (h *execHost) GetObject(_ context.Context, key string) (io.ReadCloser, erro
 	return io.NopCloser(bytes.NewReader(b)), nil
 }
 
-func (h *execHost) Exec(ctx context.Context, req *sdk.HostExecRequest, out func(string, []byte)) (*sdk.HostExecResult, error) {
+// Exec runs the command in the host's directory.
+func (h *LocalHost) Exec(ctx context.Context, req *sdk.HostExecRequest, out func(string, []byte)) (*sdk.HostExecResult, error) {
 	ref, _ := sdk.ExecutionFrom(ctx)
 	h.mu.Lock()
 	h.refs = append(h.refs, ref)
@@ -92,7 +101,8 @@ func (h *execHost) Exec(ctx context.Context, req *sdk.HostExecRequest, out func(
 	return &sdk.HostExecResult{}, nil
 }
 
-func (h *execHost) seenRefs() []sdk.ExecutionRef {
+// Refs returns the executions Exec calls carried, in order.
+func (h *LocalHost) Refs() []sdk.ExecutionRef {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return append([]sdk.ExecutionRef(nil), h.refs...)
