@@ -52,7 +52,7 @@ type Plugin struct {
 	// bootstrap is the hash of the bootstrap token, nil without one.
 	bootstrap []byte
 
-	// now is the clock; tests of expiry use the real one.
+	// now is the clock.
 	now func() time.Time
 }
 
