@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/palvella/palvella/registry"
@@ -305,4 +306,17 @@ func (c *Client) checkDirs() error {
 		return registry.Errorf(registry.ErrInvalidArgument, "lockPath", "is empty")
 	}
 	return nil
+}
+
+// PlatformKey returns the "os/arch" the client installs for, as used in
+// the lock file's artifacts map.
+func PlatformKey(c *Client) string {
+	o, a := c.OS, c.Arch
+	if o == "" {
+		o = runtime.GOOS
+	}
+	if a == "" {
+		a = runtime.GOARCH
+	}
+	return o + "/" + a
 }

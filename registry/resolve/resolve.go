@@ -168,6 +168,11 @@ func Resolve(regs []Registry, req Request, pol Policy, now time.Time) (*Selectio
 		if rerr == nil {
 			return sel, nil
 		}
+		if errors.Is(rerr, registry.ErrSignature) {
+			// A signature that does not verify is evidence of tampering:
+			// stop, rather than quietly fall back to an older version.
+			return nil, rerr
+		}
 		if first == nil {
 			first = rerr
 		}
