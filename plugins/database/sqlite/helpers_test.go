@@ -12,6 +12,17 @@ import (
 
 var errorsIs = errors.Is
 
+// serveEnv makes the test binary serve the plugin instead of running tests,
+// so a test can start it as a real plugin process.
+const serveEnv = "PALVELLA_TEST_SERVE_DATABASE_SQLITE"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(serveEnv) == "1" {
+		os.Exit(Serve())
+	}
+	os.Exit(m.Run())
+}
+
 // writeFile creates a regular file and returns its path.
 func writeFile(t *testing.T) string {
 	t.Helper()
