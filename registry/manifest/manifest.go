@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os/exec"
@@ -47,26 +46,34 @@ func Read(ctx context.Context, binary string, timeout time.Duration) (*Manifest,
 	cmd := exec.CommandContext(ctx, binary, DescribeFlag)
 	cmd.Env = []string{"PATH=/usr/bin:/bin"}
 	cmd.WaitDelay = time.Second
-	out := &limitedBuffer{max: MaxOutput}
 	var stderr limitedBuffer
 	stderr.max = 4096
-	cmd.Stdout = out
 	cmd.Stderr = &stderr
-	err := cmd.Run()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("describe %s: %w", binary, err)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, &registry.Error{Kind: registry.ErrInvalidArgument, Field: binary, Detail: "cannot run it", Err: err}
+	}
+	out, _ := io.ReadAll(io.LimitReader(stdout, MaxOutput+1))
+	if len(out) > MaxOutput {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, &registry.Error{Kind: registry.ErrInvalidArgument, Field: binary,
+			Detail: fmt.Sprintf("%s printed more than %d bytes", DescribeFlag, MaxOutput)}
+	}
+	err = cmd.Wait()
 	if ctx.Err() != nil {
 		return nil, &registry.Error{Kind: registry.ErrInvalidArgument, Field: binary,
 			Detail: fmt.Sprintf("%s did not describe itself within %s", DescribeFlag, timeout), Err: ctx.Err()}
-	}
-	if out.overflow {
-		return nil, &registry.Error{Kind: registry.ErrInvalidArgument, Field: binary,
-			Detail: fmt.Sprintf("%s printed more than %d bytes", DescribeFlag, MaxOutput)}
 	}
 	if err != nil {
 		return nil, &registry.Error{Kind: registry.ErrInvalidArgument, Field: binary,
 			Detail: fmt.Sprintf("running %s failed: %s", DescribeFlag, bytes.TrimSpace(stderr.Bytes())), Err: err,
 			Hint: "is it a palvella plugin built with the plugin SDK?"}
 	}
-	return Parse(out.Bytes())
+	return Parse(out)
 }
 
 // Parse decodes and checks a manifest printed by --describe.
@@ -88,18 +95,18 @@ func Parse(data []byte) (*Manifest, error) {
 	return &m, nil
 }
 
+// limitedBuffer keeps the first max bytes written and drops the rest, so
+// a chatty stderr neither grows memory nor blocks the process.
 type limitedBuffer struct {
 	bytes.Buffer
-	max      int
-	overflow bool
+	max int
 }
 
 func (b *limitedBuffer) Write(p []byte) (int, error) {
-	if b.Len()+len(p) > b.max {
-		b.overflow = true
-		return 0, errors.New("output too large")
+	if room := b.max - b.Len(); room > 0 {
+		b.Buffer.Write(p[:min(room, len(p))])
 	}
-	return b.Buffer.Write(p)
+	return len(p), nil
 }
 
 var _ io.Writer = (*limitedBuffer)(nil)
