@@ -44,7 +44,7 @@ func (c *grpcClient) List(ctx context.Context, req *ListRequest) (*ListResponse,
 	if err != nil {
 		return nil, fmt.Errorf("list %q: %w", req.Kind, sdk.FromGRPC(err))
 	}
-	out := &ListResponse{NextPageToken: resp.GetNextPageToken(), Items: make([]Resource, 0, len(resp.GetItems()))}
+	out := &ListResponse{NextPageToken: resp.GetNextPageToken(), Revision: resp.GetRevision(), Items: make([]Resource, 0, len(resp.GetItems()))}
 	for _, r := range resp.GetItems() {
 		out.Items = append(out.Items, resourceFromProto(r))
 	}

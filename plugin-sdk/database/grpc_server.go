@@ -29,7 +29,7 @@ func (s *grpcServer) List(ctx context.Context, req *databasev1.ListRequest) (*da
 	if err != nil {
 		return nil, sdk.ToGRPC(err)
 	}
-	out := &databasev1.ListResponse{NextPageToken: resp.NextPageToken}
+	out := &databasev1.ListResponse{NextPageToken: resp.NextPageToken, Revision: resp.Revision}
 	for i := range resp.Items {
 		out.Items = append(out.Items, resourceToProto(&resp.Items[i]))
 	}

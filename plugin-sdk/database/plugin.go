@@ -43,7 +43,10 @@ type Database interface {
 	Delete(ctx context.Context, req *DeleteRequest) error
 	// Watch calls fn, in revision order, with each change of a kind with a
 	// revision greater than req.AfterRevision, until ctx ends (it then
-	// returns ctx's error) or fn returns an error (Watch returns it).
+	// returns ctx's error) or fn returns an error (Watch returns it). A
+	// database may compact old history: watching after a compacted revision
+	// fails with sdk.ErrFailedPrecondition, and the caller lists again and
+	// watches after the list's Revision.
 	Watch(ctx context.Context, req *WatchRequest, fn func(Event) error) error
 
 	// Enqueue adds an item to a queue. With an ID that is already queued it
@@ -108,6 +111,9 @@ type ListResponse struct {
 	Items []Resource
 	// NextPageToken is empty on the last page.
 	NextPageToken string
+	// Revision is the database's revision when the page was read. Watching
+	// after it follows every change made since, without a gap.
+	Revision int64
 }
 
 // DeleteRequest removes a resource.

@@ -328,6 +328,34 @@ func DatabaseSuite(t *testing.T, newPlugin Factory[database.Database]) {
 		}
 	})
 
+	t.Run("watch after a list's revision misses nothing", func(t *testing.T) {
+		db := newPlugin(t)
+		a := mustCreate(t, db, database.Key{Kind: "Run", Name: "a"}, nil, "")
+		mustCreate(t, db, database.Key{Kind: "Other", Name: "later-than-a"}, nil, "")
+		list, err := db.List(ctx, &database.ListRequest{Kind: "Run"})
+		if err != nil {
+			t.Fatalf("List: %v", err)
+		}
+		if list.Revision <= a.Revision {
+			t.Fatalf("List revision = %d, want the database's revision (more than %d)", list.Revision, a.Revision)
+		}
+		b := mustCreate(t, db, database.Key{Kind: "Run", Name: "b"}, nil, "")
+		var first database.Event
+		errStop := errors.New("stop")
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		err = db.Watch(wctx, &database.WatchRequest{Kind: "Run", AfterRevision: list.Revision}, func(ev database.Event) error {
+			first = ev
+			return errStop
+		})
+		if !errors.Is(err, errStop) {
+			t.Fatalf("Watch returned %v", err)
+		}
+		if first.Type != database.EventCreated || first.Resource.Key.Name != "b" || first.Resource.Revision != b.Revision {
+			t.Fatalf("first event after the list = %v %v at %d, want the creation of b at %d", first.Type, first.Resource.Key, first.Resource.Revision, b.Revision)
+		}
+	})
+
 	t.Run("watch ends with its context", func(t *testing.T) {
 		db := newPlugin(t)
 		wctx, cancel := context.WithCancel(ctx)

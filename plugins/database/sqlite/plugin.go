@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	sdk "github.com/palvella/palvella/plugin-sdk"
 	"github.com/palvella/palvella/plugin-sdk/database"
@@ -62,6 +63,10 @@ func (p *Plugin) Describe(context.Context) (*sdk.Manifest, error) {
 					"minLength":   1,
 					"description": "Path of the database file, created if missing. Default: palvella/palvella.db under the system's temporary directory.",
 				},
+				"history": map[string]any{
+					"type":        "string",
+					"description": "How long the change history is kept for watchers to resume from, as a Go duration such as 72h. Default: 168h.",
+				},
 			},
 		},
 	}, nil
@@ -79,15 +84,25 @@ func (p *Plugin) Configure(ctx context.Context, req *sdk.ConfigureRequest) (*sdk
 		}
 		path = s
 	}
+	history := DefaultHistory
+	if raw, ok := req.Config["history"]; ok {
+		s, _ := raw.(string)
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return diagnostic("config.history", "history must be a positive duration such as 72h", fmt.Sprintf("got %v", raw)), nil
+		}
+		history = d
+	}
 	for k := range req.Config {
-		if k != "path" {
-			return diagnostic("config."+k, "unknown setting "+k, "database-sqlite accepts only path"), nil
+		if k != "path" && k != "history" {
+			return diagnostic("config."+k, "unknown setting "+k, "database-sqlite accepts path and history"), nil
 		}
 	}
 	st, err := openStore(ctx, path)
 	if err != nil {
 		return diagnostic("config.path", "cannot open the database", err.Error()), nil
 	}
+	st.keepHistory(history)
 	p.mu.Lock()
 	old := p.st
 	p.st = st

@@ -300,26 +300,33 @@ func (s *store) list(ctx context.Context, req *database.ListRequest) (*database.
 	args = append(args, pageSize+1)
 	q := `SELECT r.namespace, r.name, r.revision, r.labels, r.data, r.created_at, r.updated_at FROM resources r WHERE ` +
 		strings.Join(where, " AND ") + ` ORDER BY r.namespace, r.name LIMIT ?`
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list %q: %w", req.Kind, err)
-	}
-	defer rows.Close()
 	out := &database.ListResponse{Items: []database.Resource{}}
-	for rows.Next() {
-		r := database.Resource{Key: database.Key{Kind: req.Kind}}
-		var labels string
-		var created, updated int64
-		if err := rows.Scan(&r.Key.Namespace, &r.Key.Name, &r.Revision, &labels, &r.Data, &created, &updated); err != nil {
-			return nil, fmt.Errorf("list %q: %w", req.Kind, err)
+	// One read transaction, so the page and the revision are one snapshot.
+	err = s.read(ctx, func(conn *sql.Conn) error {
+		if err := conn.QueryRowContext(ctx, currentRevision).Scan(&out.Revision); err != nil {
+			return fmt.Errorf("read the current revision: %w", err)
 		}
-		if r.Labels, err = decodeLabels(labels); err != nil {
-			return nil, err
+		rows, err := conn.QueryContext(ctx, q, args...)
+		if err != nil {
+			return err
 		}
-		r.CreatedAt, r.UpdatedAt = fromNanos(created), fromNanos(updated)
-		out.Items = append(out.Items, r)
-	}
-	if err := rows.Err(); err != nil {
+		defer rows.Close()
+		for rows.Next() {
+			r := database.Resource{Key: database.Key{Kind: req.Kind}}
+			var labels string
+			var created, updated int64
+			if err := rows.Scan(&r.Key.Namespace, &r.Key.Name, &r.Revision, &labels, &r.Data, &created, &updated); err != nil {
+				return err
+			}
+			if r.Labels, err = decodeLabels(labels); err != nil {
+				return err
+			}
+			r.CreatedAt, r.UpdatedAt = fromNanos(created), fromNanos(updated)
+			out.Items = append(out.Items, r)
+		}
+		return rows.Err()
+	})
+	if err != nil {
 		return nil, fmt.Errorf("list %q: %w", req.Kind, err)
 	}
 	if len(out.Items) > pageSize {
@@ -382,6 +389,11 @@ func (s *store) watch(ctx context.Context, req *database.WatchRequest, fn func(d
 	for {
 		wake := s.changes() // before reading, so a commit during the read is not missed
 		evs, err := s.changesAfter(ctx, req, after, watchBatch)
+		if err == nil {
+			// Checked after the read: a compaction that removed part of
+			// what was read has recorded a revision past after by now.
+			err = s.checkNotCompacted(ctx, after)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()

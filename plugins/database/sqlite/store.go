@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"encoding/hex"
 	"errors"
@@ -37,6 +38,9 @@ type store struct {
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced after each committed change
+
+	done chan struct{} // closed by close, to stop the background work
+	wg   sync.WaitGroup
 }
 
 // openStore opens (creating if needed) the database at path and applies the
@@ -64,7 +68,7 @@ func openStore(ctx context.Context, path string) (*store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", abs, err)
 	}
-	s := &store{db: db, path: abs, now: time.Now, changed: make(chan struct{})}
+	s := &store{db: db, path: abs, now: time.Now, changed: make(chan struct{}), done: make(chan struct{})}
 	if err := s.migrate(ctx); err != nil {
 		_ = db.Close() // the migration error says more
 		return nil, err
@@ -72,7 +76,11 @@ func openStore(ctx context.Context, path string) (*store, error) {
 	return s, nil
 }
 
-func (s *store) close() error { return s.db.Close() }
+func (s *store) close() error {
+	close(s.done)
+	s.wg.Wait()
+	return s.db.Close()
+}
 
 // migration is one embedded schema change.
 type migration struct {
@@ -168,6 +176,35 @@ func (s *store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// currentRevision reads the last revision handed out. sqlite_sequence keeps
+// it even when the history is compacted.
+const currentRevision = `SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0)`
+
+// read runs fn in a read transaction on one connection, so that every
+// query of fn sees the same snapshot. It does not take the write lock.
+func (s *store) read(ctx context.Context, fn func(*sql.Conn) error) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("get a connection: %w", err)
+	}
+	defer conn.Close()
+	// BeginTx would take the write lock (_txlock=immediate); a plain BEGIN
+	// is deferred and takes a read snapshot at the first read.
+	if _, err := conn.ExecContext(ctx, `BEGIN`); err != nil {
+		return fmt.Errorf("begin read: %w", err)
+	}
+	ferr := fn(conn)
+	// End the transaction even when ctx is done, before the connection goes
+	// back to the pool.
+	if _, err := conn.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`); err != nil {
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn }) // drop the connection rather than reuse it mid-transaction
+		if ferr == nil {
+			ferr = fmt.Errorf("end read: %w", err)
+		}
+	}
+	return ferr
 }
 
 // notify wakes the watchers after a committed change.

@@ -1,0 +1,90 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	sdk "github.com/palvella/palvella/plugin-sdk"
+)
+
+// DefaultHistory is how long the change history is kept for Watch when the
+// configuration does not say.
+const DefaultHistory = 7 * 24 * time.Hour
+
+// compactEvery is how often the history is compacted.
+const compactEvery = 10 * time.Minute
+
+// compact removes the changes committed before before, and records the
+// last revision removed. It returns how many changes it removed.
+func (s *store) compact(ctx context.Context, before time.Time) (int64, error) {
+	var removed int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var upTo sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT MAX(revision) FROM changes WHERE updated_at < ?`, toNanos(before)).Scan(&upTo); err != nil {
+			return fmt.Errorf("find old changes: %w", err)
+		}
+		if !upTo.Valid {
+			return nil
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM changes WHERE revision <= ?`, upTo.Int64)
+		if err != nil {
+			return fmt.Errorf("remove old changes: %w", err)
+		}
+		if removed, err = res.RowsAffected(); err != nil {
+			return fmt.Errorf("remove old changes: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE compaction SET revision = MAX(revision, ?) WHERE id = 1`, upTo.Int64); err != nil {
+			return fmt.Errorf("record compaction: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("compact the change history: %w", err)
+	}
+	return removed, nil
+}
+
+// compactedRevision is the last revision whose change was removed.
+func (s *store) compactedRevision(ctx context.Context) (int64, error) {
+	var rev int64
+	if err := s.db.QueryRowContext(ctx, `SELECT revision FROM compaction WHERE id = 1`).Scan(&rev); err != nil {
+		return 0, fmt.Errorf("read the compacted revision: %w", err)
+	}
+	return rev, nil
+}
+
+// checkNotCompacted fails when changes after rev may have been removed.
+func (s *store) checkNotCompacted(ctx context.Context, rev int64) error {
+	compacted, err := s.compactedRevision(ctx)
+	if err != nil {
+		return err
+	}
+	if rev < compacted {
+		return sdk.Errorf(sdk.ErrFailedPrecondition, "afterRevision",
+			"the history up to revision %d was compacted; list again and watch after the list's revision", compacted)
+	}
+	return nil
+}
+
+// keepHistory compacts the history older than keep every compactEvery,
+// until the store is closed.
+func (s *store) keepHistory(keep time.Duration) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		ticker := time.NewTicker(compactEvery)
+		defer ticker.Stop()
+		for {
+			// A failure is retried at the next tick; the history only grows
+			// meanwhile.
+			_, _ = s.compact(context.Background(), s.now().Add(-keep))
+			select {
+			case <-s.done:
+				return
+			case <-ticker.C:
+			}
+		}
+	}()
+}
