@@ -39,8 +39,9 @@ type store struct {
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced after each committed change
 
-	done chan struct{} // closed by close, to stop the background work
-	wg   sync.WaitGroup
+	done      chan struct{} // closed by close, to stop the background work
+	closeOnce sync.Once
+	wg        sync.WaitGroup
 }
 
 // openStore opens (creating if needed) the database at path and applies the
@@ -77,7 +78,7 @@ func openStore(ctx context.Context, path string) (*store, error) {
 }
 
 func (s *store) close() error {
-	close(s.done)
+	s.closeOnce.Do(func() { close(s.done) })
 	s.wg.Wait()
 	return s.db.Close()
 }

@@ -41,3 +41,20 @@ func FuzzObjectPaths(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodePageToken checks that a page token from the caller either is
+// refused or names a valid key, which List only compares against.
+func FuzzDecodePageToken(f *testing.F) {
+	f.Add(encodePageToken("logs/a.log"))
+	f.Add("not a token")
+	f.Add(encodePageToken("../x"))
+	f.Fuzz(func(t *testing.T, tok string) {
+		key, err := decodePageToken(tok)
+		if err != nil {
+			return
+		}
+		if storage.ValidateKey(key) != nil {
+			t.Fatalf("token %q was accepted with the invalid key %q", tok, key)
+		}
+	})
+}
