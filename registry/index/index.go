@@ -257,6 +257,7 @@ func (ix *Index) Payload() ([]byte, error) {
 
 // Marshal validates the index and encodes it as indented JSON for writing.
 func (ix *Index) Marshal() ([]byte, error) {
+	ix.normalize()
 	if err := ix.Validate(); err != nil {
 		return nil, err
 	}
@@ -273,6 +274,7 @@ func (ix *Index) Marshal() ([]byte, error) {
 // SignRoot replaces the root signatures with signatures by keys over the
 // index's current content.
 func (ix *Index) SignRoot(keys ...ed25519.PrivateKey) error {
+	ix.normalize()
 	if len(keys) == 0 {
 		return registry.Errorf(registry.ErrInvalidArgument, "rootKey", "at least one root key is needed to sign the index")
 	}
@@ -289,6 +291,16 @@ func (ix *Index) SignRoot(keys ...ed25519.PrivateKey) error {
 	}
 	ix.payload = p
 	return nil
+}
+
+// normalize writes empty lists as [] rather than null, as the parser requires.
+func (ix *Index) normalize() {
+	if ix.Publishers == nil {
+		ix.Publishers = []Publisher{}
+	}
+	if ix.Plugins == nil {
+		ix.Plugins = []Plugin{}
+	}
 }
 
 // SignedPayload returns the bytes the root signatures cover: as read by

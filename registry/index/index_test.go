@@ -168,7 +168,9 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{`"expires": "`, `"expires": "tomorrow", "x": "`, "x", "unknown field"},
 		{`"license": "Apache-2.0"`, `"license": ""`, "plugins[0].license", "SPDX"},
 		{`"categories": [`, `"categories": ["toaster",`, "plugins[0].categories[0]", "must be one of"},
-		{`"protocolVersions": [`, `"protocolVersions": ["one",`, "plugins.versions.protocolVersions", "integer"},
+		{`"protocolVersions": [`, `"protocolVersions": ["one",`, "plugins[0].versions[0].protocolVersions[0]", "integer"},
+		{`"size": 42`, `"size": "42"`, "plugins[0].versions[0].artifacts[0].size", "must be an integer"},
+		{`"publishers": [`, `"publishers": null, "publishers2": [`, "publishers", "must be an array"},
 	}
 	for _, c := range cases {
 		bad := strings.Replace(good, c.old, c.new, 1)

@@ -1,6 +1,7 @@
 package index
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"path"
@@ -33,16 +34,35 @@ const maxPluginNameLen = 64
 
 func utf8Valid(b []byte) bool { return utf8.Valid(b) }
 
-// allowed keys of each object, so unknown (and therefore unsigned-looking
-// but signed) fields are refused with their path.
+// The JSON type of each field of each object. Unknown fields (which would
+// be signed but ignored) and wrongly typed ones are refused with their path.
+type jsonType int
+
+const (
+	tString jsonType = iota
+	tInt
+	tBool
+	tArray
+	tObject
+	tStrings
+	tInts
+)
+
+var typeNames = map[jsonType]string{tString: "a string", tInt: "an integer", tBool: "true or false",
+	tArray: "an array", tObject: "an object", tStrings: "an array of strings", tInts: "an array of integers"}
+
 var (
-	topKeys       = []string{"formatVersion", "name", "version", "expires", "publishers", "plugins", "signatures"}
-	publisherKeys = []string{"keyId", "publicKey", "plugins", "expires", "signatures"}
-	sigKeys       = []string{"keyId", "sig"}
-	pluginKeys    = []string{"name", "categories", "description", "license", "homepage", "official", "versions"}
-	versionKeys   = []string{"version", "protocolVersions", "core", "artifacts", "yanked", "advisory"}
-	artifactKeys  = []string{"os", "arch", "url", "size", "sha256", "format", "entry", "signatures"}
-	yankedKeys    = []string{"reason"}
+	topKeys = map[string]jsonType{"formatVersion": tInt, "name": tString, "version": tInt, "expires": tString,
+		"publishers": tArray, "plugins": tArray, "signatures": tArray}
+	publisherKeys = map[string]jsonType{"keyId": tString, "publicKey": tString, "plugins": tStrings, "expires": tString, "signatures": tArray}
+	sigKeys       = map[string]jsonType{"keyId": tString, "sig": tString}
+	pluginKeys    = map[string]jsonType{"name": tString, "categories": tStrings, "description": tString, "license": tString,
+		"homepage": tString, "official": tBool, "versions": tArray}
+	versionKeys = map[string]jsonType{"version": tString, "protocolVersions": tInts, "core": tString, "artifacts": tArray,
+		"yanked": tObject, "advisory": tString}
+	artifactKeys = map[string]jsonType{"os": tString, "arch": tString, "url": tString, "size": tInt, "sha256": tString,
+		"format": tString, "entry": tString, "signatures": tArray}
+	yankedKeys = map[string]jsonType{"reason": tString}
 )
 
 func checkKeys(top map[string]any) error {
@@ -71,19 +91,64 @@ func checkKeys(top map[string]any) error {
 	})
 }
 
-func onlyKeys(o map[string]any, p string, keys []string) error {
+func onlyKeys(o map[string]any, p string, keys map[string]jsonType) error {
+	names := make([]string, 0, len(o))
 	for k := range o {
-		if !slices.Contains(keys, k) {
+		names = append(names, k)
+	}
+	slices.Sort(names) // report the same problem first every time
+	for _, k := range names {
+		v := o[k]
+		t, ok := keys[k]
+		if !ok {
 			return invalid(joinPath(p, k), "unknown field")
+		}
+		if err := checkType(v, t, joinPath(p, k)); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-func eachObject(v any, p string, keys []string, inner func(map[string]any, string) error) error {
+func checkType(v any, t jsonType, p string) error {
+	ok := false
+	switch t {
+	case tString:
+		_, ok = v.(string)
+	case tInt:
+		_, ok = v.(json.Number) // decodeTree admits integers only
+	case tBool:
+		_, ok = v.(bool)
+	case tObject:
+		_, ok = v.(map[string]any)
+	case tArray:
+		_, ok = v.([]any)
+	case tStrings, tInts:
+		arr, isArr := v.([]any)
+		if !isArr {
+			break
+		}
+		for i, e := range arr {
+			et := tString
+			if t == tInts {
+				et = tInt
+			}
+			if err := checkType(e, et, fmt.Sprintf("%s[%d]", p, i)); err != nil {
+				return err
+			}
+		}
+		ok = true
+	}
+	if !ok {
+		return invalid(p, "must be "+typeNames[t])
+	}
+	return nil
+}
+
+func eachObject(v any, p string, keys map[string]jsonType, inner func(map[string]any, string) error) error {
 	arr, ok := v.([]any)
 	if !ok {
-		return nil // absent, null or of the wrong type: the typed decode reports it
+		return nil // absent; a present non-array was refused by onlyKeys
 	}
 	for i, e := range arr {
 		o, ok := e.(map[string]any)
