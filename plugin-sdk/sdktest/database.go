@@ -558,6 +558,10 @@ func DatabaseSuite(t *testing.T, newPlugin Factory[database.Database]) {
 			go func() {
 				defer wg.Done()
 				holder := fmt.Sprintf("worker-%d", w)
+				// Lease until the queue is empty while holding everything
+				// leased, so a Lease that hands out a held item is caught
+				// whatever the interleaving; then ack.
+				var mine []*database.QueueItem
 				for {
 					it, err := db.Lease(ctx, &database.LeaseRequest{Queue: "jobs", Holder: holder, TTL: time.Minute})
 					if err != nil {
@@ -565,7 +569,7 @@ func DatabaseSuite(t *testing.T, newPlugin Factory[database.Database]) {
 						return
 					}
 					if it == nil {
-						return
+						break
 					}
 					mu.Lock()
 					if other, ok := held[it.ID]; ok {
@@ -574,11 +578,14 @@ func DatabaseSuite(t *testing.T, newPlugin Factory[database.Database]) {
 					held[it.ID] = holder
 					handed[it.ID]++
 					mu.Unlock()
-					err = db.Ack(ctx, &database.AckRequest{ID: it.ID, LeaseToken: it.LeaseToken})
-					mu.Lock()
-					delete(held, it.ID) // after Ack: the item is held until then
-					mu.Unlock()
-					if err != nil {
+					mine = append(mine, it)
+					if len(mine) > n {
+						fails <- fmt.Sprintf("%s leased more items than were queued", holder)
+						return
+					}
+				}
+				for _, it := range mine {
+					if err := db.Ack(ctx, &database.AckRequest{ID: it.ID, LeaseToken: it.LeaseToken}); err != nil {
 						fails <- fmt.Sprintf("%s: Ack %s: %v", holder, it.ID, err)
 						return
 					}
