@@ -2,9 +2,32 @@ package main
 
 import (
 	sdk "github.com/palvella/palvella/plugin-sdk"
+	"github.com/palvella/palvella/plugins/action/standard"
+	"github.com/palvella/palvella/plugins/authentication/token"
+	"github.com/palvella/palvella/plugins/authorization/rbac"
+	credbuiltin "github.com/palvella/palvella/plugins/credential/builtin"
+	"github.com/palvella/palvella/plugins/database/sqlite"
 	"github.com/palvella/palvella/plugins/engine/local"
+	"github.com/palvella/palvella/plugins/job/terraform"
+	"github.com/palvella/palvella/plugins/storage/filesystem"
 )
 
+// builtinTable is the first-party plugins compiled into palvella.
 var builtinTable = []Builtin{
-	{Name: local.Name, Version: local.Version, Description: "Runs commands in a shell on the worker's host, in a fresh workspace per job.", Categories: []sdk.Category{sdk.CategoryEngine}, Serve: local.Serve},
+	{Name: token.Name, Version: token.Version, Categories: []sdk.Category{sdk.CategoryAuthentication}, Serve: token.Serve,
+		Description: "API tokens: random, shown once, stored hashed, with expiry, roles and namespaces."},
+	{Name: rbac.Name, Version: rbac.Version, Categories: []sdk.Category{sdk.CategoryAuthorization}, Serve: rbac.Serve,
+		Description: "Role-based access: Allow and Deny permissions on resource patterns; deny wins."},
+	{Name: credbuiltin.Name, Version: credbuiltin.Version, Categories: []sdk.Category{sdk.CategoryCredential}, Serve: credbuiltin.Serve,
+		Description: "Credentials encrypted at rest with AES-256-GCM."},
+	{Name: sqlite.Name, Version: sqlite.Version, Categories: []sdk.Category{sdk.CategoryDatabase}, Serve: sqlite.Serve,
+		Description: "The embedded default database: resources with revisions and a work queue in sqlite."},
+	{Name: filesystem.Name, Version: filesystem.Version, Categories: []sdk.Category{sdk.CategoryStorage}, Serve: filesystem.Serve,
+		Description: "Blobs by scope in a directory tree."},
+	{Name: terraform.Name, Version: terraform.Version, Categories: []sdk.Category{sdk.CategoryJob}, Serve: terraform.Serve,
+		Description: "Terraform job types: plan, approve-if-changed, apply."},
+	{Name: standard.Name, Version: standard.Version, Categories: []sdk.Category{sdk.CategoryAction}, Serve: standard.Serve,
+		Description: "Standard actions: run, approval, match, compare, notify, fail."},
+	{Name: local.Name, Version: local.Version, Categories: []sdk.Category{sdk.CategoryEngine}, Serve: local.Serve,
+		Description: "Runs commands in a shell on the worker's host, in a fresh workspace per job."},
 }

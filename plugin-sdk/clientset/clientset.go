@@ -6,7 +6,14 @@ package clientset
 import (
 	goplugin "github.com/hashicorp/go-plugin"
 	sdk "github.com/palvella/palvella/plugin-sdk"
+	"github.com/palvella/palvella/plugin-sdk/action"
+	"github.com/palvella/palvella/plugin-sdk/authentication"
+	"github.com/palvella/palvella/plugin-sdk/authorization"
 	"github.com/palvella/palvella/plugin-sdk/credential"
+	"github.com/palvella/palvella/plugin-sdk/database"
+	"github.com/palvella/palvella/plugin-sdk/engine"
+	"github.com/palvella/palvella/plugin-sdk/job"
+	"github.com/palvella/palvella/plugin-sdk/storage"
 )
 
 // PluginSet returns the plugins a host dispenses, keyed by the names a
@@ -14,8 +21,15 @@ import (
 // category's name.
 func PluginSet() goplugin.PluginSet {
 	return goplugin.PluginSet{
-		sdk.BasePluginName:              &sdk.BasePlugin{},
-		sdk.CategoryCredential.String(): &credential.GRPCPlugin{},
+		sdk.BasePluginName:                  &sdk.BasePlugin{},
+		sdk.CategoryAuthentication.String(): &authentication.GRPCPlugin{},
+		sdk.CategoryAuthorization.String():  &authorization.GRPCPlugin{},
+		sdk.CategoryCredential.String():     &credential.GRPCPlugin{},
+		sdk.CategoryDatabase.String():       &database.GRPCPlugin{},
+		sdk.CategoryStorage.String():        &storage.GRPCPlugin{},
+		sdk.CategoryJob.String():            &job.GRPCPlugin{},
+		sdk.CategoryAction.String():         &action.GRPCPlugin{},
+		sdk.CategoryEngine.String():         &engine.GRPCPlugin{},
 	}
 }
 
