@@ -9,6 +9,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -153,7 +154,8 @@ func (c *Client) loadOne(ctx context.Context, r Registry, state *State, now time
 
 // withRegistry names the configured registry in a registry error.
 func withRegistry(err error, name string) error {
-	if re, ok := err.(*registry.Error); ok {
+	var re *registry.Error
+	if errors.As(err, &re) {
 		cp := *re
 		cp.Registry = name
 		return &cp
