@@ -1,0 +1,121 @@
+package api
+
+import (
+	"context"
+	"io"
+	"strconv"
+
+	"github.com/palvella/palvella/core/pluginhost"
+	"github.com/palvella/palvella/core/resource"
+	"github.com/palvella/palvella/plugin-sdk/authentication"
+	"github.com/palvella/palvella/plugin-sdk/authorization"
+)
+
+// Backend is what the HTTP API serves. core/orchestrator implements it.
+// Errors wrap the sdk sentinels (sdk.ErrNotFound, sdk.ErrInvalidArgument
+// with a Field, sdk.ErrAlreadyExists, sdk.ErrConflict,
+// sdk.ErrFailedPrecondition, ...) and are mapped to HTTP statuses by the
+// API. A pipeline that fails validation returns an error for which
+// errors.As(err, &ValidationError{}) holds, listing every problem.
+type Backend interface {
+	ApplyPipeline(ctx context.Context, req ApplyRequest) (*ApplyResult, error)
+	// ValidatePipeline checks a pipeline file without applying it.
+	ValidatePipeline(ctx context.Context, filename string, source []byte) error
+	ListPipelines(ctx context.Context, namespace string, page PageRequest) (*Page[resource.Pipeline], error)
+	GetPipeline(ctx context.Context, namespace, name string) (*resource.Pipeline, error)
+	ListPipelineVersions(ctx context.Context, namespace, name string) ([]resource.PipelineVersion, error)
+	DeletePipeline(ctx context.Context, namespace, name string) error
+
+	// StartRun starts a run; params are the `-p k=v` strings, coerced to the
+	// declared types (an error names the param).
+	StartRun(ctx context.Context, namespace, pipeline string, params map[string]string, trigger resource.TriggerInfo) (*resource.Run, error)
+	ListRuns(ctx context.Context, namespace, pipeline string, page PageRequest) (*Page[resource.Run], error)
+	GetRun(ctx context.Context, namespace, run string) (*resource.Run, error)
+	CancelRun(ctx context.Context, namespace, run, reason string) (*resource.Run, error)
+	// Decide approves or rejects a job waiting for approval. An empty job
+	// means the only waiting job of the run.
+	Decide(ctx context.Context, namespace, run, job string, approve bool, by, comment string) (*resource.Run, error)
+	// ActionLog returns the log of one action: complete once the action
+	// has ended, what there is so far while it runs.
+	ActionLog(ctx context.Context, namespace, run, job, action string) (io.ReadCloser, error)
+
+	Plugins(ctx context.Context) []pluginhost.Status
+}
+
+// ApplyRequest applies a pipeline file.
+type ApplyRequest struct {
+	// Namespace overrides metadata.namespace when not empty.
+	Namespace string
+	Filename  string
+	Source    []byte
+}
+
+// ApplyResult says what applying did.
+type ApplyResult struct {
+	Pipeline *resource.Pipeline `json:"pipeline"`
+	// Outcome is "created", "updated" (a new version) or "unchanged".
+	Outcome string `json:"outcome"`
+}
+
+// PageRequest asks for one page of a list.
+type PageRequest struct {
+	Size  int
+	Token string
+}
+
+// Page is one page of a list.
+type Page[T any] struct {
+	Items         []T    `json:"items"`
+	NextPageToken string `json:"nextPageToken,omitempty"`
+}
+
+// ValidationError lists every problem found in a pipeline file.
+type ValidationError struct {
+	Problems []Problem `json:"problems"`
+}
+
+// Problem is one problem in a file: where and what.
+type Problem struct {
+	File    string `json:"file,omitempty"`
+	Line    int    `json:"line,omitempty"`
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
+}
+
+func (e *ValidationError) Error() string {
+	s := ""
+	for i, p := range e.Problems {
+		if i > 0 {
+			s += "\n"
+		}
+		s += p.String()
+	}
+	return s
+}
+
+func (p Problem) String() string {
+	s := ""
+	if p.File != "" {
+		s += p.File + ":"
+		if p.Line > 0 {
+			s += strconv.Itoa(p.Line) + ":"
+		}
+		s += " "
+	}
+	if p.Field != "" {
+		s += p.Field + ": "
+	}
+	return s + p.Message
+}
+
+// Authenticator checks a bearer token (the authentication plugin, behind
+// the server).
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string) (*authentication.Identity, error)
+}
+
+// Authorizer decides whether an identity may use a method on a resource
+// (the authorization plugin, behind the server).
+type Authorizer interface {
+	Authorize(ctx context.Context, id *authentication.Identity, resource, method string) (*authorization.Decision, error)
+}

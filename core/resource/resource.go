@@ -1,0 +1,180 @@
+// Package resource holds the typed resources of the Palvella core:
+// pipelines and their versions, runs with their jobs and actions, and
+// trigger records. Like Kubernetes objects, each has metadata (kind,
+// namespace, name, labels, revision, timestamps), a spec and a status, and
+// is stored as one document in the database plugin.
+package resource
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Kinds of resources.
+const (
+	KindNamespace       = "Namespace"
+	KindPipeline        = "Pipeline"
+	KindPipelineVersion = "PipelineVersion"
+	KindRun             = "Run"
+	KindTriggerRecord   = "TriggerRecord"
+)
+
+// Meta is the metadata every resource has.
+type Meta struct {
+	Kind      string            `json:"kind"`
+	Namespace string            `json:"namespace"`
+	Name      string            `json:"name"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	// Revision is the database revision the resource was read at; updates
+	// must carry it (optimistic concurrency).
+	Revision  int64     `json:"revision"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// Status of a run, job or action.
+type Status string
+
+// Statuses. Every transition is timestamped.
+const (
+	StatusPending   Status = "pending"
+	StatusQueued    Status = "queued"
+	StatusRunning   Status = "running"
+	StatusWaiting   Status = "waiting"
+	StatusSuccess   Status = "success"
+	StatusFailure   Status = "failure"
+	StatusSkipped   Status = "skipped"
+	StatusCancelled Status = "cancelled"
+)
+
+// Terminal reports whether the status is final.
+func (s Status) Terminal() bool {
+	switch s {
+	case StatusSuccess, StatusFailure, StatusSkipped, StatusCancelled:
+		return true
+	}
+	return false
+}
+
+// Transition records one status change.
+type Transition struct {
+	Status Status    `json:"status"`
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// Pipeline is an applied pipeline: its current version and spec.
+type Pipeline struct {
+	Meta
+	Description string `json:"description,omitempty"`
+	// Version is the number of the current version, from 1.
+	Version int `json:"version"`
+	// Hash is the sha256 of the normalized spec of the current version.
+	Hash string `json:"hash"`
+	// Spec is the normalized spec of the current version (core/spec JSON).
+	Spec json.RawMessage `json:"spec"`
+	// LastRun is the number of the last run started; run numbers grow.
+	LastRun int64 `json:"lastRun"`
+}
+
+// PipelineVersion is one applied version of a pipeline; runs record the
+// version they ran. Its name is "<pipeline>.v<N>".
+type PipelineVersion struct {
+	Meta
+	Pipeline string          `json:"pipeline"`
+	Version  int             `json:"version"`
+	Hash     string          `json:"hash"`
+	Spec     json.RawMessage `json:"spec"`
+	// Source is the file as it was applied.
+	Source string `json:"source,omitempty"`
+}
+
+// TriggerInfo says what started a run.
+type TriggerInfo struct {
+	// Type is "manual", "webhook", "interval" or "cron".
+	Type string `json:"type"`
+	Name string `json:"name,omitempty"`
+	// Record is the name of the trigger record, when there is one.
+	Record  string            `json:"record,omitempty"`
+	Payload any               `json:"payload,omitempty"`
+	Headers map[string]string `json:"headers,omitempty"`
+	// By is the identity that started a manual run.
+	By string `json:"by,omitempty"`
+}
+
+// Run is one run of a pipeline. Its name is "<pipeline>-<number>", unique in
+// its namespace.
+type Run struct {
+	Meta
+	Pipeline        string         `json:"pipeline"`
+	PipelineVersion int            `json:"pipelineVersion"`
+	Number          int64          `json:"number"`
+	Params          map[string]any `json:"params"`
+	Trigger         TriggerInfo    `json:"trigger"`
+	Status          Status         `json:"status"`
+	Reason          string         `json:"reason,omitempty"`
+	Jobs            []JobStatus    `json:"jobs"`
+	Transitions     []Transition   `json:"transitions"`
+	QueuedAt        *time.Time     `json:"queuedAt,omitempty"`
+	StartedAt       *time.Time     `json:"startedAt,omitempty"`
+	FinishedAt      *time.Time     `json:"finishedAt,omitempty"`
+}
+
+// Job returns the status of the named job, or nil.
+func (r *Run) Job(name string) *JobStatus {
+	for i := range r.Jobs {
+		if r.Jobs[i].Name == name {
+			return &r.Jobs[i]
+		}
+	}
+	return nil
+}
+
+// JobStatus is the state of one job of a run.
+type JobStatus struct {
+	Name    string         `json:"name"`
+	Status  Status         `json:"status"`
+	Reason  string         `json:"reason,omitempty"`
+	Attempt int            `json:"attempt"`
+	Outputs map[string]any `json:"outputs,omitempty"`
+	Actions []ActionStatus `json:"actions"`
+	// Resume is the index of the action to run next when a job waiting for
+	// approval is released.
+	Resume      int          `json:"resume,omitempty"`
+	Transitions []Transition `json:"transitions"`
+	QueuedAt    *time.Time   `json:"queuedAt,omitempty"`
+	StartedAt   *time.Time   `json:"startedAt,omitempty"`
+	FinishedAt  *time.Time   `json:"finishedAt,omitempty"`
+}
+
+// Action returns the status of the named action, or nil.
+func (j *JobStatus) Action(name string) *ActionStatus {
+	for i := range j.Actions {
+		if j.Actions[i].Name == name {
+			return &j.Actions[i]
+		}
+	}
+	return nil
+}
+
+// ActionStatus is the state of one action of a job.
+type ActionStatus struct {
+	Name       string         `json:"name"`
+	Type       string         `json:"type"`
+	Status     Status         `json:"status"`
+	Message    string         `json:"message,omitempty"`
+	Outputs    map[string]any `json:"outputs,omitempty"`
+	StartedAt  *time.Time     `json:"startedAt,omitempty"`
+	FinishedAt *time.Time     `json:"finishedAt,omitempty"`
+	// LogKey is where the action's log is kept in run storage.
+	LogKey string `json:"logKey,omitempty"`
+}
+
+// SetStatus changes a status and records the transition.
+func SetStatus(cur *Status, trans *[]Transition, to Status, reason string, at time.Time) {
+	if *cur == to {
+		return
+	}
+	*cur = to
+	*trans = append(*trans, Transition{Status: to, At: at, Reason: reason})
+}
