@@ -41,6 +41,9 @@ const DefaultValidity = 30 * 24 * time.Hour
 type Options struct {
 	// RootKey signs the index.
 	RootKey ed25519.PrivateKey
+	// CoSigners are further root keys that sign the index too, for
+	// registries whose clients require more than one root signature.
+	CoSigners []ed25519.PrivateKey
 	// Validity is how long the new index is valid (0: DefaultValidity).
 	Validity time.Duration
 	// Now returns the current time (nil: time.Now).
@@ -110,7 +113,7 @@ func save(dir string, ix *index.Index, o Options) error {
 	if ix.Publishers == nil {
 		ix.Publishers = []index.Publisher{}
 	}
-	if err := ix.SignRoot(o.RootKey); err != nil {
+	if err := ix.SignRoot(append([]ed25519.PrivateKey{o.RootKey}, o.CoSigners...)...); err != nil {
 		return err
 	}
 	data, err := ix.Marshal()
@@ -146,8 +149,10 @@ func AddPublisher(dir string, pub ed25519.PublicKey, patterns []string, expires 
 	}
 	p := index.Publisher{KeyID: sign.KeyID(pub), PublicKey: sign.EncodePublicKey(pub),
 		Plugins: slices.Clone(patterns), Expires: expires.UTC().Truncate(time.Second).Format(time.RFC3339)}
-	if err := index.SignDelegation(o.RootKey, ix.Name, &p); err != nil {
-		return nil, err
+	for _, k := range append([]ed25519.PrivateKey{o.RootKey}, o.CoSigners...) {
+		if err := index.SignDelegation(k, ix.Name, &p); err != nil {
+			return nil, err
+		}
 	}
 	ix.Publishers = slices.DeleteFunc(ix.Publishers, func(x index.Publisher) bool { return x.KeyID == p.KeyID })
 	ix.Publishers = append(ix.Publishers, p)

@@ -221,3 +221,38 @@ func TestYank(t *testing.T) {
 		t.Errorf("yanking broke the signatures: %v", err)
 	}
 }
+
+func TestCoSignedIndexMeetsThreshold(t *testing.T) {
+	f := regtest.NewRegistry(t, "acme")
+	f.Publish(t, regtest.BuildPlugin(t, regtest.Plugin{Name: "engine-test", Version: "1.0.0"}))
+	second, secondKey, _ := sign.Generate()
+	vo := publish.VerifyOptions{RootKeys: []ed25519.PublicKey{f.RootPub, second}}
+	home := t.TempDir()
+	c := &client.Client{
+		Registries: []client.Registry{{Name: "acme", Location: f.Dir, RootKeys: vo.RootKeys, Threshold: 2}},
+		PluginDir:  filepath.Join(home, "plugins"), LockPath: filepath.Join(home, "lock"), StatePath: filepath.Join(home, "state"),
+	}
+	if _, err := c.Load(context.Background()); !errors.Is(err, registry.ErrSignature) {
+		t.Fatalf("one signature met a threshold of two: %v", err)
+	}
+	o := f.Opts
+	o.CoSigners = []ed25519.PrivateKey{secondKey}
+	if _, err := publish.Resign(f.Dir, o); err != nil {
+		t.Fatal(err)
+	}
+	// The delegation is signed by the first root only, so its key is not trusted yet.
+	if _, _, err := c.Resolve(context.Background(), client.Request{Name: "engine-test"}); !errors.Is(err, registry.ErrSignature) {
+		t.Fatalf("delegation below threshold accepted: %v", err)
+	}
+	ix := f.Index(t)
+	pub, _ := sign.ParsePublicKey(ix.Publishers[0].PublicKey)
+	if _, err := publish.AddPublisher(f.Dir, pub, []string{"*"}, time.Now().Add(time.Hour), o); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Load(context.Background()); err != nil {
+		t.Fatalf("co-signed index: %v", err)
+	}
+	if sel, _, err := c.Resolve(context.Background(), client.Request{Name: "engine-test"}); err != nil || sel.Version.Version != "1.0.0" {
+		t.Fatalf("resolve under a co-signed delegation: %v", err)
+	}
+}
