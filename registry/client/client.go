@@ -276,6 +276,9 @@ func (c *Client) Remove(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	if !index.ValidPluginName(name) {
+		return registry.Errorf(registry.ErrInvalidArgument, "name", "is not a valid plugin name")
+	}
 	e := lf.Get(name)
 	if e == nil {
 		return &registry.Error{Kind: registry.ErrNotFound, Plugin: name, Detail: "not installed"}

@@ -324,8 +324,15 @@ func TestConfigErrors(t *testing.T) {
 	if !errors.Is(err, registry.ErrSignature) || !strings.Contains(err.Error(), "root public key") {
 		t.Errorf("no pinned root: %v", err)
 	}
+	// Without a pinned root nothing can be verified; only an explicit
+	// allow-unsigned policy accepts that.
+	publishVersions(t, f, "1.0.0")
+	if _, err := c.Install(context.Background(), client.Request{Name: plugin}); !errors.Is(err, registry.ErrSignature) {
+		t.Errorf("install without pinned root: %v", err)
+	}
+	assertNothingInstalled(t, c, plugin)
 	c.Policy.AllowUnsigned = true
-	if _, err := c.Load(context.Background()); err != nil {
+	if _, err := c.Install(context.Background(), client.Request{Name: plugin}); err != nil {
 		t.Errorf("no pinned root but unsigned allowed: %v", err)
 	}
 }

@@ -303,7 +303,7 @@ func (c *Client) InstallLocal(ctx context.Context, req LocalRequest) (*Result, e
 	if err != nil {
 		return nil, fmt.Errorf("install local plugin %s: %w", req.Path, err)
 	}
-	if _, err := semver.NewVersion(m.Version); err != nil {
+	if _, err := semver.StrictNewVersion(m.Version); err != nil {
 		return nil, registry.Errorf(registry.ErrInvalidArgument, "manifest.version", "is not a semantic version")
 	}
 	if !index.ValidPluginName(m.Name) {

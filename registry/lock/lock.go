@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/palvella/palvella/registry"
+	"github.com/palvella/palvella/registry/index"
 	"github.com/palvella/palvella/registry/internal/fsutil"
 )
 
@@ -93,8 +94,8 @@ func (f *File) Validate() error {
 	for i, e := range f.Plugins {
 		p := fmt.Sprintf("plugins[%d]", i)
 		switch {
-		case e.Name == "":
-			return registry.Errorf(registry.ErrInvalidIndex, p+".name", "is empty")
+		case !index.ValidPluginName(e.Name):
+			return registry.Errorf(registry.ErrInvalidIndex, p+".name", "is not a valid plugin name")
 		case seen[e.Name]:
 			return registry.Errorf(registry.ErrInvalidIndex, p+".name", "duplicate plugin "+e.Name)
 		case e.Version == "":

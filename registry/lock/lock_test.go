@@ -52,9 +52,10 @@ func TestSaveLoadVerify(t *testing.T) {
 
 func TestRejectsBadLock(t *testing.T) {
 	for _, bad := range []string{
-		`{"formatVersion":1,"plugins":[{"name":"a","version":"1","source":"registry","path":"/x","sha256":"nothex"}]}`,
-		`{"formatVersion":1,"plugins":[{"name":"a","version":"1","source":"web","path":"/x","sha256":"` + hex.EncodeToString(make([]byte, 32)) + `"}]}`,
+		`{"formatVersion":1,"plugins":[{"name":"engine-a","version":"1","source":"registry","path":"/x","sha256":"nothex"}]}`,
+		`{"formatVersion":1,"plugins":[{"name":"engine-a","version":"1","source":"web","path":"/x","sha256":"` + hex.EncodeToString(make([]byte, 32)) + `"}]}`,
 		`{"formatVersion":9,"plugins":[]}`,
+		`{"formatVersion":1,"plugins":[{"name":"../../etc","version":"1","source":"local","path":"/x","sha256":"` + hex.EncodeToString(make([]byte, 32)) + `"}]}`,
 		`{"formatVersion":1,"plugins":[],"extra":1}`,
 		`not json`,
 	} {
@@ -67,17 +68,17 @@ func TestRejectsBadLock(t *testing.T) {
 func TestSaveRefusesInvalidAndKeepsOldFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "plugins.lock")
 	good := &lock.File{}
-	good.Put(lock.Entry{Name: "a", Version: "1.0.0", Source: lock.SourceLocal, Path: "/x", SHA256: hex.EncodeToString(make([]byte, 32))})
+	good.Put(lock.Entry{Name: "engine-a", Version: "1.0.0", Source: lock.SourceLocal, Path: "/x", SHA256: hex.EncodeToString(make([]byte, 32))})
 	if err := good.Save(path); err != nil {
 		t.Fatal(err)
 	}
 	bad := &lock.File{}
-	bad.Put(lock.Entry{Name: "b", Version: "1.0.0", Source: lock.SourceLocal, Path: "/x", SHA256: "short"})
+	bad.Put(lock.Entry{Name: "engine-b", Version: "1.0.0", Source: lock.SourceLocal, Path: "/x", SHA256: "short"})
 	if err := bad.Save(path); !errors.Is(err, registry.ErrInvalidIndex) {
 		t.Fatalf("saved an invalid lock: %v", err)
 	}
 	lf, err := lock.Load(path)
-	if err != nil || lf.Get("a") == nil {
+	if err != nil || lf.Get("engine-a") == nil {
 		t.Errorf("old lock lost: %v", err)
 	}
 }

@@ -253,6 +253,9 @@ func check(reg *Registry, p *index.Plugin, v *index.Version, exact bool, req Req
 	var signedBy []string
 	switch {
 	case len(art.Signatures) == 0 && pol.AllowUnsigned && len(pol.TrustedPublishers) == 0:
+	case reg.Trust == nil && pol.AllowUnsigned && len(pol.TrustedPublishers) == 0:
+		// No pinned root: signatures cannot be checked, so the artifact
+		// counts as unsigned, which the policy allows.
 	case reg.Trust == nil:
 		return nil, fail(registry.ErrSignature, "the registry has no pinned root key, so signatures cannot be checked",
 			"pin the registry's root public key")
