@@ -1,0 +1,129 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	sdk "github.com/palvella/palvella/plugin-sdk"
+)
+
+// ErrorResponse is the body of every error the API returns.
+type ErrorResponse struct {
+	Error ErrorBody `json:"error"`
+}
+
+// ErrorBody says what went wrong.
+type ErrorBody struct {
+	// Code is a stable, machine-readable name: one of the Code constants.
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// Field names the input the error is about, when there is one.
+	Field string `json:"field,omitempty"`
+	// Problems lists every problem of a pipeline file that failed
+	// validation (code validation_failed).
+	Problems []Problem `json:"problems,omitempty"`
+}
+
+// Error codes. Each sdk sentinel has its code; validation_failed carries
+// Problems; request_too_large is a body over the route's limit.
+const (
+	CodeInvalidArgument    = "invalid_argument"
+	CodeValidationFailed   = "validation_failed"
+	CodeRequestTooLarge    = "request_too_large"
+	CodeNotFound           = "not_found"
+	CodeAlreadyExists      = "already_exists"
+	CodeConflict           = "conflict"
+	CodeFailedPrecondition = "failed_precondition"
+	CodePermissionDenied   = "permission_denied"
+	CodeUnauthenticated    = "unauthenticated"
+	CodeUnimplemented      = "unimplemented"
+	CodeResourceExhausted  = "resource_exhausted"
+	CodeUnavailable        = "unavailable"
+	CodeDeadlineExceeded   = "deadline_exceeded"
+	CodeCanceled           = "canceled"
+	CodeInternal           = "internal"
+)
+
+// ErrorCodes ties each error code to its HTTP status and the sdk sentinel
+// it stands for (nil for codes with no sentinel). The client reads it to
+// turn a response back into an error for which errors.Is holds.
+var ErrorCodes = []struct {
+	Code   string
+	Status int
+	Err    error
+}{
+	{CodeInvalidArgument, http.StatusBadRequest, sdk.ErrInvalidArgument},
+	{CodeValidationFailed, http.StatusUnprocessableEntity, sdk.ErrInvalidArgument},
+	{CodeRequestTooLarge, http.StatusRequestEntityTooLarge, sdk.ErrInvalidArgument},
+	{CodeNotFound, http.StatusNotFound, sdk.ErrNotFound},
+	{CodeAlreadyExists, http.StatusConflict, sdk.ErrAlreadyExists},
+	{CodeConflict, http.StatusConflict, sdk.ErrConflict},
+	{CodeFailedPrecondition, http.StatusConflict, sdk.ErrFailedPrecondition},
+	{CodePermissionDenied, http.StatusForbidden, sdk.ErrPermissionDenied},
+	{CodeUnauthenticated, http.StatusUnauthorized, sdk.ErrUnauthenticated},
+	{CodeUnimplemented, http.StatusNotImplemented, sdk.ErrUnimplemented},
+	{CodeResourceExhausted, http.StatusTooManyRequests, sdk.ErrResourceExhausted},
+	{CodeUnavailable, http.StatusServiceUnavailable, sdk.ErrPluginStopped},
+	{CodeDeadlineExceeded, http.StatusGatewayTimeout, context.DeadlineExceeded},
+	{CodeCanceled, 499, context.Canceled},
+	{CodeInternal, http.StatusInternalServerError, sdk.ErrInternal},
+}
+
+// errorBody turns an error from the backend (or from the API itself) into
+// the HTTP status and body to send.
+func errorBody(err error) (int, ErrorBody) {
+	var ve *ValidationError
+	if errors.As(err, &ve) {
+		return http.StatusUnprocessableEntity, ErrorBody{Code: CodeValidationFailed, Message: "the pipeline file has problems", Problems: ve.Problems}
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return http.StatusRequestEntityTooLarge, ErrorBody{Code: CodeRequestTooLarge, Field: "body",
+			Message: "request body is larger than the limit of " + byteSize(mbe.Limit) + " for this route"}
+	}
+	body := ErrorBody{Code: CodeInternal, Message: err.Error()}
+	status := http.StatusInternalServerError
+	for _, c := range ErrorCodes {
+		if c.Err != nil && c.Code != CodeValidationFailed && c.Code != CodeRequestTooLarge && errors.Is(err, c.Err) {
+			body.Code, status = c.Code, c.Status
+			break
+		}
+	}
+	var typed *sdk.Error
+	if errors.As(err, &typed) {
+		body.Field = typed.Field
+	}
+	return status, body
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	status, body := errorBody(err)
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="palvella"`)
+	}
+	writeJSON(w, status, ErrorResponse{Error: body})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v) // the status is sent; a client that went away is not an error of ours
+}
+
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return itoa(n>>20) + " MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return itoa(n>>10) + " KiB"
+	}
+	return itoa(n) + " bytes"
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

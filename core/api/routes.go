@@ -1,0 +1,130 @@
+package api
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/palvella/palvella/plugin-sdk/authorization"
+)
+
+// Prefix is where version 1 of the API lives.
+const Prefix = "/api/v1"
+
+// BodyKind says what a route reads from its request body, and so which
+// size limit applies.
+type BodyKind int
+
+// Body kinds.
+const (
+	// BodyNone: the route reads no body.
+	BodyNone BodyKind = iota
+	// BodyPipeline: a pipeline file, YAML or JSON (Options.MaxPipelineBytes).
+	BodyPipeline
+	// BodyJSON: a JSON object (Options.MaxJSONBytes).
+	BodyJSON
+)
+
+// Route is one route of the API. The table returned by [Routes] is the
+// only place routes are declared: the handler, the OpenAPI document and the
+// tests all read it.
+//
+// Resource is the template of the resource string the route is authorized
+// against. Its placeholders are:
+//
+//	{ns}        the namespace in the path
+//	{name}      the pipeline name in the path
+//	{run}       the run in the path, "<pipeline>-<number>" written
+//	            "<pipeline>/<number>" ("run:default/deploy/42")
+//	{pipeline}  the `pipeline` query parameter, or "*" when absent
+//	{file}      "<namespace>/<name>" read from the pipeline file's metadata
+//	            (the `namespace` query parameter overrides the file's)
+type Route struct {
+	Method string
+	// Pattern is the path, in net/http ServeMux syntax.
+	Pattern string
+	// Public routes need no token; every other route is authenticated
+	// and then authorized.
+	Public bool
+	// Resource and Permission are what the Authorizer is asked about.
+	Resource   string
+	Permission string
+	Body       BodyKind
+	// Summary says what the route does, for the OpenAPI document.
+	Summary string
+
+	handle func(*server, *call) error
+}
+
+// Routes returns every route of the API.
+func Routes() []Route {
+	rs := routes()
+	for i := range rs {
+		rs[i].handle = nil
+	}
+	return rs
+}
+
+func routes() []Route {
+	const (
+		read, write  = authorization.MethodRead, authorization.MethodWrite
+		run, approve = authorization.MethodRun, authorization.MethodApprove
+		ns           = Prefix + "/namespaces/{ns}"
+	)
+	return []Route{
+		{Method: http.MethodGet, Pattern: Prefix + "/health", Public: true,
+			Summary: "Report that the server is up", handle: (*server).health},
+		{Method: http.MethodGet, Pattern: Prefix + "/openapi.yaml", Resource: "api:openapi", Permission: read,
+			Summary: "This document", handle: (*server).openapi},
+		{Method: http.MethodGet, Pattern: Prefix + "/plugins", Resource: "plugin:*", Permission: read,
+			Summary: "List the plugins the server runs and their state", handle: (*server).plugins},
+
+		{Method: http.MethodPost, Pattern: Prefix + "/pipelines/apply", Resource: "pipeline:{file}", Permission: write, Body: BodyPipeline,
+			Summary: "Apply a pipeline file: create the pipeline or a new version of it", handle: (*server).applyPipeline},
+		{Method: http.MethodPost, Pattern: Prefix + "/pipelines/validate", Resource: "pipeline:{file}", Permission: read, Body: BodyPipeline,
+			Summary: "Check a pipeline file without applying it", handle: (*server).validatePipeline},
+		{Method: http.MethodGet, Pattern: ns + "/pipelines", Resource: "pipeline:{ns}/*", Permission: read,
+			Summary: "List the pipelines of a namespace", handle: (*server).listPipelines},
+		{Method: http.MethodGet, Pattern: ns + "/pipelines/{name}", Resource: "pipeline:{ns}/{name}", Permission: read,
+			Summary: "Get a pipeline", handle: (*server).getPipeline},
+		{Method: http.MethodDelete, Pattern: ns + "/pipelines/{name}", Resource: "pipeline:{ns}/{name}", Permission: write,
+			Summary: "Delete a pipeline", handle: (*server).deletePipeline},
+		{Method: http.MethodGet, Pattern: ns + "/pipelines/{name}/versions", Resource: "pipeline:{ns}/{name}", Permission: read,
+			Summary: "List the applied versions of a pipeline", handle: (*server).listVersions},
+		{Method: http.MethodPost, Pattern: ns + "/pipelines/{name}/runs", Resource: "pipeline:{ns}/{name}", Permission: run, Body: BodyJSON,
+			Summary: "Start a run of a pipeline", handle: (*server).startRun},
+
+		{Method: http.MethodGet, Pattern: ns + "/runs", Resource: "run:{ns}/{pipeline}", Permission: read,
+			Summary: "List the runs of a namespace, newest first", handle: (*server).listRuns},
+		{Method: http.MethodGet, Pattern: ns + "/runs/{run}", Resource: "run:{ns}/{run}", Permission: read,
+			Summary: "Get a run", handle: (*server).getRun},
+		{Method: http.MethodGet, Pattern: ns + "/runs/{run}/jobs", Resource: "run:{ns}/{run}", Permission: read,
+			Summary: "List the jobs of a run", handle: (*server).listJobs},
+		{Method: http.MethodGet, Pattern: ns + "/runs/{run}/jobs/{job}/actions", Resource: "run:{ns}/{run}", Permission: read,
+			Summary: "List the actions of a job of a run", handle: (*server).listActions},
+		{Method: http.MethodGet, Pattern: ns + "/runs/{run}/jobs/{job}/actions/{action}/log", Resource: "run:{ns}/{run}", Permission: read,
+			Summary: "Get the log of an action, as plain text", handle: (*server).actionLog},
+		{Method: http.MethodPost, Pattern: ns + "/runs/{run}/cancel", Resource: "run:{ns}/{run}", Permission: write, Body: BodyJSON,
+			Summary: "Cancel a run", handle: (*server).cancelRun},
+		{Method: http.MethodPost, Pattern: ns + "/runs/{run}/approve", Resource: "run:{ns}/{run}", Permission: approve, Body: BodyJSON,
+			Summary: "Approve a job of a run waiting for approval", handle: (*server).approve},
+		{Method: http.MethodPost, Pattern: ns + "/runs/{run}/reject", Resource: "run:{ns}/{run}", Permission: approve, Body: BodyJSON,
+			Summary: "Reject a job of a run waiting for approval", handle: (*server).reject},
+	}
+}
+
+// runResource writes a run name "<pipeline>-<number>" as
+// "<pipeline>/<number>", the form authorization rules are written in, so
+// that "run:default/deploy/*" covers every run of deploy. A name of another
+// shape is kept as it is.
+func runResource(run string) string {
+	i := strings.LastIndexByte(run, '-')
+	if i <= 0 || i == len(run)-1 {
+		return run
+	}
+	for _, c := range run[i+1:] {
+		if c < '0' || c > '9' {
+			return run
+		}
+	}
+	return run[:i] + "/" + run[i+1:]
+}
