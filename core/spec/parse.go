@@ -1,0 +1,515 @@
+package spec
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
+	"gopkg.in/yaml.v3"
+)
+
+// Limits of a pipeline file.
+const (
+	// MaxFileBytes is the largest pipeline file.
+	MaxFileBytes = 1 << 20
+	// maxNodes bounds the values of a file once aliases are expanded.
+	maxNodes = 100_000
+	// maxDepth bounds nesting.
+	maxDepth = 64
+)
+
+//go:embed schema/pipeline.schema.json
+var schemaJSON []byte
+
+// Schema returns the JSON Schema of pipeline files (draft 2020-12).
+func Schema() []byte { return bytes.Clone(schemaJSON) }
+
+var compiledSchema = sync.OnceValue(func() *jsonschema.Schema {
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(schemaJSON))
+	if err != nil {
+		panic(fmt.Sprintf("spec: embedded schema: %v", err))
+	}
+	c := jsonschema.NewCompiler()
+	const url = "https://palvella.dev/schemas/pipeline/v1.json"
+	if err := c.AddResource(url, doc); err != nil {
+		panic(fmt.Sprintf("spec: embedded schema: %v", err))
+	}
+	return c.MustCompile(url)
+})
+
+// Load parses a pipeline file and validates it with opts.
+func Load(file string, data []byte, opts Options) (*Pipeline, error) {
+	p, err := Parse(file, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Validate(opts); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Parse reads a pipeline file in YAML or JSON, checks it against
+// [Schema] and returns it with defaults applied. file names the file in
+// errors. The error is an [Errors] listing every problem.
+func Parse(file string, data []byte) (*Pipeline, error) {
+	c := &errs{file: file, lines: map[string]int{}}
+	if len(data) > MaxFileBytes {
+		c.add("", "file is %d bytes, more than %d", len(data), MaxFileBytes)
+		return nil, c.err()
+	}
+	root, err := readYAML(data)
+	if err != nil {
+		c.list = append(c.list, yamlError(file, err))
+		return nil, c.err()
+	}
+	conv := &converter{errs: c}
+	doc := conv.value(root, "", 0)
+	if len(c.list) > 0 {
+		return nil, c.err()
+	}
+	if err := compiledSchema().Validate(doc); err != nil {
+		var ve *jsonschema.ValidationError
+		if !errors.As(err, &ve) {
+			return nil, fmt.Errorf("validate %s against the pipeline schema: %w", file, err)
+		}
+		schemaErrors(c, doc, ve)
+		slices.SortStableFunc(c.list, func(a, b *Error) int { return a.Line - b.Line })
+		return nil, c.err()
+	}
+	p, err := decode(doc)
+	if err != nil {
+		return nil, fmt.Errorf("decode %s: %w", file, err)
+	}
+	p.file, p.lines = file, c.lines
+	p.normalize()
+	return p, nil
+}
+
+// readYAML returns the single document of data.
+func readYAML(data []byte) (*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("the file is empty")
+		}
+		return nil, err
+	}
+	var next yaml.Node
+	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("yaml: line %d: a pipeline file holds one document", next.Line)
+	}
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
+		return doc.Content[0], nil
+	}
+	return &doc, nil
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// yamlError places a YAML syntax error on its line.
+func yamlError(file string, err error) *Error {
+	msg := err.Error()
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return &Error{File: file, Line: line, Message: m[2]}
+	}
+	return &Error{File: file, Message: strings.TrimPrefix(msg, "yaml: ")}
+}
+
+// converter turns a YAML node into JSON values (map[string]any, []any,
+// string, int64, float64, bool, nil), recording the line of every path.
+type converter struct {
+	errs  *errs
+	nodes int
+}
+
+func (c *converter) value(n *yaml.Node, path string, depth int) any {
+	c.nodes++
+	if c.nodes > maxNodes {
+		if c.nodes == maxNodes+1 {
+			c.errs.add(path, "the file expands to more than %d values", maxNodes)
+		}
+		return nil
+	}
+	if depth > maxDepth {
+		c.errs.add(path, "nested more than %d levels deep", maxDepth)
+		return nil
+	}
+	if _, ok := c.errs.lines[path]; !ok {
+		c.errs.lines[path] = n.Line
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		if len(n.Content) == 0 {
+			return nil
+		}
+		return c.value(n.Content[0], path, depth)
+	case yaml.AliasNode:
+		return c.value(n.Alias, path, depth+1)
+	case yaml.SequenceNode:
+		out := make([]any, 0, len(n.Content))
+		for i, e := range n.Content {
+			out = append(out, c.value(e, index(path, i), depth+1))
+		}
+		return out
+	case yaml.MappingNode:
+		return c.mapping(n, path, depth)
+	case yaml.ScalarNode:
+		return c.scalar(n, path)
+	}
+	c.errs.add(path, "unsupported YAML node")
+	return nil
+}
+
+func (c *converter) mapping(n *yaml.Node, path string, depth int) map[string]any {
+	out := map[string]any{}
+	var merges []*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Tag == "!!merge" {
+			merges = append(merges, v)
+			continue
+		}
+		if k.Kind != yaml.ScalarNode || (k.ShortTag() != "!!str" && k.ShortTag() != "!!int" && k.ShortTag() != "!!bool" && k.ShortTag() != "!!float") {
+			c.errs.lines[path] = k.Line
+			c.errs.add(path, "a key must be a string")
+			continue
+		}
+		p := key(path, k.Value)
+		if _, dup := out[k.Value]; dup {
+			c.errs.list = append(c.errs.list, &Error{File: c.errs.file, Line: k.Line, Path: p,
+				Message: fmt.Sprintf("duplicate key (first at line %d)", c.errs.lines[p])})
+			continue
+		}
+		c.errs.lines[p] = k.Line
+		out[k.Value] = c.value(v, p, depth+1)
+	}
+	// Merge keys (<<: *anchor) add the keys the mapping does not set.
+	for _, m := range merges {
+		srcs := []*yaml.Node{m}
+		if m.Kind == yaml.SequenceNode {
+			srcs = m.Content
+		}
+		for _, s := range srcs {
+			merged, ok := c.value(s, path, depth+1).(map[string]any)
+			if !ok {
+				c.errs.add(path, "a merge key (<<) needs a mapping")
+				continue
+			}
+			for k, v := range merged {
+				if _, set := out[k]; !set {
+					out[k] = v
+				}
+			}
+		}
+	}
+	return out
+}
+
+func (c *converter) scalar(n *yaml.Node, path string) any {
+	switch n.ShortTag() {
+	case "!!str", "!!timestamp", "!!binary":
+		return n.Value
+	case "!!null":
+		return nil
+	case "!!bool":
+		var b bool
+		if err := n.Decode(&b); err != nil {
+			c.errs.add(path, "invalid boolean %q", n.Value)
+		}
+		return b
+	case "!!int":
+		var i int64
+		if err := n.Decode(&i); err == nil {
+			return i
+		}
+		var f float64
+		if err := n.Decode(&f); err != nil {
+			c.errs.add(path, "invalid number %q", n.Value)
+		}
+		return f
+	case "!!float":
+		var f float64
+		if err := n.Decode(&f); err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			c.errs.add(path, "%q is not a finite number", n.Value)
+			return nil
+		}
+		return f
+	}
+	c.errs.add(path, "unsupported YAML tag %s", n.Tag)
+	return nil
+}
+
+var printer = message.NewPrinter(language.English)
+
+// schemaErrors turns a validation error tree into problems at their
+// paths, one per leaf, choosing the likely branch of an anyOf.
+func schemaErrors(c *errs, doc any, ve *jsonschema.ValidationError) {
+	path := instancePath(doc, ve.InstanceLocation)
+	switch k := ve.ErrorKind.(type) {
+	case *kind.AnyOf, *kind.OneOf:
+		// Branches that failed only on the type of this value are the
+		// ones the author did not mean, unless all did.
+		var wants []string
+		var meant []*jsonschema.ValidationError
+		for _, cause := range ve.Causes {
+			if t, ok := typeOnly(cause, ve.InstanceLocation); ok {
+				wants = append(wants, t.Want...)
+				continue
+			}
+			meant = append(meant, cause)
+		}
+		if len(meant) == 0 {
+			c.add(path, "got %s, want %s", jsonType(valueAt(doc, ve.InstanceLocation)), strings.Join(wants, " or "))
+			return
+		}
+		for _, m := range meant {
+			schemaErrors(c, doc, m)
+		}
+		return
+	case *kind.AdditionalProperties:
+		for _, p := range k.Properties {
+			c.add(key(path, p), "unknown field")
+		}
+		return
+	case *kind.Required:
+		for _, m := range k.Missing {
+			c.add(path, "missing field %q", m)
+		}
+		return
+	}
+	if len(ve.Causes) == 0 {
+		c.add(path, "%s", ve.ErrorKind.LocalizedString(printer))
+		return
+	}
+	for _, cause := range ve.Causes {
+		schemaErrors(c, doc, cause)
+	}
+}
+
+// typeOnly reports whether e is, under references and groups, only a
+// type mismatch at loc.
+func typeOnly(e *jsonschema.ValidationError, loc []string) (*kind.Type, bool) {
+	if t, ok := e.ErrorKind.(*kind.Type); ok && slices.Equal(e.InstanceLocation, loc) {
+		return t, true
+	}
+	if len(e.Causes) == 1 {
+		return typeOnly(e.Causes[0], loc)
+	}
+	return nil, false
+}
+
+// instancePath renders a JSON pointer's tokens as a field path.
+func instancePath(doc any, tokens []string) string {
+	path, v := "", doc
+	for _, t := range tokens {
+		switch x := v.(type) {
+		case []any:
+			i, _ := strconv.Atoi(t)
+			path = index(path, i)
+			if i >= 0 && i < len(x) {
+				v = x[i]
+			} else {
+				v = nil
+			}
+		case map[string]any:
+			path, v = key(path, t), x[t]
+		default:
+			path, v = key(path, t), nil
+		}
+	}
+	return path
+}
+
+func valueAt(doc any, tokens []string) any {
+	v := doc
+	for _, t := range tokens {
+		switch x := v.(type) {
+		case []any:
+			i, _ := strconv.Atoi(t)
+			if i < 0 || i >= len(x) {
+				return nil
+			}
+			v = x[i]
+		case map[string]any:
+			v = x[t]
+		default:
+			return nil
+		}
+	}
+	return v
+}
+
+func jsonType(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "boolean"
+	case string:
+		return "string"
+	case int64, float64:
+		return "number"
+	case []any:
+		return "array"
+	case map[string]any:
+		return "object"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// decode turns schema-valid JSON values into a Pipeline.
+func decode(doc any) (*Pipeline, error) {
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return nil, err
+	}
+	var p Pipeline
+	if err := unmarshalNumbers(b, &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// unmarshalNumbers decodes JSON keeping integers as int64 and other
+// numbers as float64 in untyped values.
+func unmarshalNumbers(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	fixNumbersIn(v)
+	return nil
+}
+
+// fixNumbersIn rewrites the json.Number values in the untyped fields of
+// a decoded value.
+func fixNumbersIn(v any) {
+	switch v := v.(type) {
+	case *Pipeline:
+		for i := range v.Spec.Params {
+			v.Spec.Params[i].Default = fixNumbers(v.Spec.Params[i].Default)
+		}
+		fixEngine(v.Spec.Engine)
+		for i := range v.Spec.Jobs {
+			j := &v.Spec.Jobs[i]
+			fixEngine(j.Engine)
+			j.Params = fixMap(j.Params)
+			j.With = fixMap(j.With)
+			for k := range j.Actions {
+				j.Actions[k].Params = fixMap(j.Actions[k].Params)
+			}
+		}
+	case *map[string]any:
+		*v = fixMap(*v)
+	}
+}
+
+func fixEngine(e *Engine) {
+	if e != nil {
+		e.Options = fixMap(e.Options)
+	}
+}
+
+func fixMap(m map[string]any) map[string]any {
+	for k, v := range m {
+		m[k] = fixNumbers(v)
+	}
+	return m
+}
+
+func fixNumbers(v any) any {
+	switch v := v.(type) {
+	case json.Number:
+		if i, err := v.Int64(); err == nil {
+			return i
+		}
+		f, _ := v.Float64()
+		return f
+	case map[string]any:
+		return fixMap(v)
+	case []any:
+		for i := range v {
+			v[i] = fixNumbers(v[i])
+		}
+		return v
+	}
+	return v
+}
+
+// normalize applies defaults, so that a parsed pipeline says everything
+// explicitly and equal content has equal hashes.
+func (p *Pipeline) normalize() {
+	if p.Metadata.Namespace == "" {
+		p.Metadata.Namespace = DefaultNamespace
+	}
+	s := &p.Spec
+	s.Timeout = normDuration(s.Timeout)
+	for i := range s.Params {
+		if s.Params[i].Type == "" {
+			s.Params[i].Type = TypeString
+		}
+	}
+	for i := range s.Triggers {
+		s.Triggers[i].Every = normDuration(s.Triggers[i].Every)
+	}
+	for i := range s.Jobs {
+		j := &s.Jobs[i]
+		if j.When == "" {
+			j.When = WhenSuccess
+		}
+		j.Timeout = normDuration(j.Timeout)
+		for _, es := range [][]StorageEntry{j.Storage.Get, j.Storage.Put} {
+			for k := range es {
+				if es[k].Scope == "" {
+					es[k].Scope = ScopeRun
+				}
+			}
+		}
+		for k := range j.Actions {
+			a := &j.Actions[k]
+			if a.Type == "" && a.Run != "" {
+				a.Type = "run"
+			}
+			if a.OnSuccess == "" {
+				a.OnSuccess = OutcomeContinue
+			}
+			if a.OnFailure == "" {
+				a.OnFailure = OutcomeFail
+			}
+			a.Timeout = normDuration(a.Timeout)
+		}
+	}
+}
+
+// normDuration writes a valid duration as time.Duration prints it.
+func normDuration(d Duration) Duration {
+	if d == "" {
+		return d
+	}
+	v, err := time.ParseDuration(string(d))
+	if err != nil || v <= 0 {
+		return d
+	}
+	return Duration(v.String())
+}
