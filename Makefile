@@ -45,3 +45,31 @@ lint:
 
 clean:
 	rm -rf $(BIN)
+
+# registry.json, the public plugin index: a standalone build of each first-party plugin
+# for this platform (a main that calls the plugin's Serve), published with the download
+# URLs of release $(RELEASE) and signed with the root key, which maintainers keep offline.
+# Upload $(REGISTRY_OUT)/index/artifacts/*/*/* as the release's assets. See docs/registry/hosting.md.
+ROOT_KEY         ?= $(HOME)/palvella-root.key
+RELEASE          ?= v0.1.0
+REGISTRY_OUT     := $(BIN)/registry
+REGISTRY_VALID   ?= 8760h
+REGISTRY_PLUGINS := authentication/token authorization/rbac credential/builtin database/sqlite \
+                    storage/filesystem job/terraform action/standard engine/local
+
+.PHONY: registry-index
+registry-index: build
+	rm -rf $(REGISTRY_OUT) && mkdir -p $(REGISTRY_OUT)/src $(REGISTRY_OUT)/dist
+	$(BIN)/palvella registry init $(REGISTRY_OUT)/index --name public --root-key $(ROOT_KEY) --expires $(REGISTRY_VALID)
+	set -e; for p in $(REGISTRY_PLUGINS); do \
+	  name=$$(dirname $$p)-$$(basename $$p); mkdir -p $(REGISTRY_OUT)/src/$$name; \
+	  printf 'package main\n\nimport (\n\t"os"\n\n\tp "github.com/palvella/palvella/plugins/%s"\n)\n\nfunc main() { os.Exit(p.Serve()) }\n' $$p \
+	    > $(REGISTRY_OUT)/src/$$name/main.go; \
+	  $(GO) build -trimpath -ldflags '-s -w' -o $(REGISTRY_OUT)/dist/$$name ./$(REGISTRY_OUT)/src/$$name; \
+	  $(BIN)/palvella registry publish $(REGISTRY_OUT)/index --key $(ROOT_KEY) --plugin $(REGISTRY_OUT)/dist/$$name \
+	    --name $$name --license Apache-2.0 --official --homepage https://github.com/palvella/palvella/tree/main/plugins/$$p \
+	    --base-url https://github.com/palvella/palvella/releases/download/$(RELEASE) \
+	    --expires $(REGISTRY_VALID) --delegation-expires $(REGISTRY_VALID); \
+	done
+	cp $(REGISTRY_OUT)/index/index.json registry.json
+	$(BIN)/palvella registry verify registry.json --no-download

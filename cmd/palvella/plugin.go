@@ -22,7 +22,8 @@ func newPluginCmd(app *App) *cobra.Command {
 Builtin plugins are compiled into this binary; installed plugins live in
 $PALVELLA_HOME/plugins and are recorded, with their sha256, in the lock file.`,
 	}
-	cmd.AddCommand(newPluginListCmd(app), newPluginDescribeCmd(app), newPluginServeCmd(app))
+	cmd.AddCommand(newPluginListCmd(app), newPluginDescribeCmd(app), newPluginServeCmd(app),
+		newPluginAddCmd(app), newPluginInfoCmd(app), newPluginSearchCmd(app), newPluginUpgradeCmd(app), newPluginRemoveCmd(app), newPluginVerifyCmd(app))
 	return cmd
 }
 
@@ -301,5 +302,5 @@ func joinInts(vs []int) string {
 
 // installedSpecs reads the installed plugins from the lock file.
 func (app *App) installedSpecs() ([]pluginhost.Spec, error) {
-	return nil, nil
+	return installedSpecsFromLock(app.lockPath())
 }

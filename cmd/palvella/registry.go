@@ -1,0 +1,1171 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/palvella/palvella/core/version"
+	sdk "github.com/palvella/palvella/plugin-sdk"
+	"github.com/palvella/palvella/registry"
+	"github.com/palvella/palvella/registry/client"
+	"github.com/palvella/palvella/registry/index"
+	"github.com/palvella/palvella/registry/manifest"
+	"github.com/palvella/palvella/registry/public"
+	"github.com/palvella/palvella/registry/publish"
+	"github.com/palvella/palvella/registry/resolve"
+	"github.com/palvella/palvella/registry/server"
+	"github.com/palvella/palvella/registry/sign"
+	"github.com/spf13/cobra"
+)
+
+// Files under $PALVELLA_HOME that hold the client's registry state.
+const (
+	registriesFile = "registries.json"       // ordered registries, pinned root keys, trust policy
+	stateFile      = "registries.state.json" // newest index version seen per registry (rollback/freeze)
+	pluginsDirName = "plugins"
+	lockFileName   = "plugins.lock"
+)
+
+// defaultListen is where `palvella registry serve` listens by default.
+const defaultListen = "127.0.0.1:7710"
+
+// registriesConfig is $PALVELLA_HOME/registries.json: the registries the
+// client reads, in order, and the trust policy applied to every install.
+type registriesConfig struct {
+	Registries []registryConfig `json:"registries"`
+	Policy     policyConfig     `json:"policy"`
+}
+
+// registryConfig is one configured registry.
+type registryConfig struct {
+	Name     string `json:"name"`
+	Location string `json:"location"`
+	// RootKeys are pinned root public keys (hex). Empty for the public
+	// registry means the key compiled into palvella.
+	RootKeys  []string `json:"rootKeys,omitempty"`
+	Threshold int      `json:"threshold,omitempty"`
+}
+
+// policyConfig is the trust policy (see resolve.Policy).
+type policyConfig struct {
+	OfficialOnly      bool     `json:"officialOnly,omitempty"`
+	AllowedLicenses   []string `json:"allowedLicenses,omitempty"`
+	TrustedPublishers []string `json:"trustedPublishers,omitempty"`
+}
+
+func defaultRegistriesConfig() *registriesConfig {
+	return &registriesConfig{Registries: []registryConfig{{Name: public.Name, Location: public.Location}}}
+}
+
+func (app *App) registriesPath() string { return filepath.Join(app.Home, registriesFile) }
+func (app *App) statePath() string      { return filepath.Join(app.Home, stateFile) }
+func (app *App) pluginDir() string      { return filepath.Join(app.Home, pluginsDirName) }
+func (app *App) lockPath() string       { return filepath.Join(app.Home, lockFileName) }
+
+// loadRegistries reads the registries configuration; a missing file means
+// the default: the public registry only.
+func (app *App) loadRegistries() (*registriesConfig, error) {
+	data, err := os.ReadFile(app.registriesPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return defaultRegistriesConfig(), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read registries configuration: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var cfg registriesConfig
+	if err := dec.Decode(&cfg); err != nil {
+		return nil, fmt.Errorf("read registries configuration %s: %w (fix or delete the file; deleting it restores the default, the public registry only)", app.registriesPath(), err)
+	}
+	seen := map[string]bool{}
+	for i, r := range cfg.Registries {
+		if r.Name == "" || seen[r.Name] || r.Location == "" {
+			return nil, fmt.Errorf("registries configuration %s: registries[%d]: name must be set and unique, and location set", app.registriesPath(), i)
+		}
+		seen[r.Name] = true
+	}
+	return &cfg, nil
+}
+
+// saveRegistries writes the configuration atomically.
+func (app *App) saveRegistries(cfg *registriesConfig) error {
+	data, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode registries configuration: %w", err)
+	}
+	return writeFileAtomic(app.registriesPath(), append(data, '\n'), 0o644)
+}
+
+// writeFileAtomic writes data to a temporary file next to path, syncs it and
+// renames it over path, so a reader sees the old or the new content.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after a successful rename
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// rootKeys returns the pinned root keys of a configured registry.
+func (r registryConfig) rootKeys() ([]ed25519.PublicKey, error) {
+	if len(r.RootKeys) == 0 && r.Name == public.Name {
+		k, err := public.RootKey()
+		if err != nil {
+			return nil, err
+		}
+		return []ed25519.PublicKey{k}, nil
+	}
+	if len(r.RootKeys) == 0 {
+		return nil, fmt.Errorf("registry %q has no pinned root key; remove it and add it again with --root-key", r.Name)
+	}
+	keys := make([]ed25519.PublicKey, 0, len(r.RootKeys))
+	for _, h := range r.RootKeys {
+		k, err := sign.ParsePublicKey(h)
+		if err != nil {
+			return nil, fmt.Errorf("registry %q: pinned root key: %w", r.Name, err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// registryClient builds the installer from the configuration. only, when
+// set, restricts it to one configured registry.
+func (app *App) registryClient(only string) (*client.Client, *registriesConfig, error) {
+	cfg, err := app.loadRegistries()
+	if err != nil {
+		return nil, nil, err
+	}
+	var regs []client.Registry
+	for _, r := range cfg.Registries {
+		if only != "" && r.Name != only {
+			continue
+		}
+		keys, err := r.rootKeys()
+		if err != nil {
+			return nil, nil, err
+		}
+		regs = append(regs, client.Registry{Name: r.Name, Location: r.Location, RootKeys: keys, Threshold: r.Threshold})
+	}
+	if only != "" && len(regs) == 0 {
+		return nil, nil, fmt.Errorf("--registry %q: no such registry is configured (see palvella registry list)", only)
+	}
+	if len(regs) == 0 {
+		return nil, nil, errors.New("no registry is configured; add one with palvella registry add NAME URL --root-key KEY.pub")
+	}
+	c := &client.Client{
+		Registries: regs,
+		Policy: resolve.Policy{
+			OfficialOnly:      cfg.Policy.OfficialOnly,
+			AllowedLicenses:   cfg.Policy.AllowedLicenses,
+			TrustedPublishers: cfg.Policy.TrustedPublishers,
+		},
+		PluginDir:   app.pluginDir(),
+		LockPath:    app.lockPath(),
+		StatePath:   app.statePath(),
+		Protocols:   sdk.ProtocolVersions,
+		CoreVersion: version.Version,
+	}
+	return c, cfg, nil
+}
+
+func newRegistryCmd(app *App) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "registry",
+		Short: "Configure the registries plugins come from, or run your own",
+		Long: `A registry is a folder of static files: a signed index (index.json) and the
+plugin binaries it lists. Clients pin each registry's root public key; the
+index is never trusted to name its own keys.
+
+Client side: registries are read in order and the first one that lists a
+plugin name owns it, so a private registry placed before the public one
+cannot be shadowed by it. The public registry (the registry.json of the
+Palvella repository, its root key compiled into palvella) is configured by
+default and comes last. Configuration lives in $PALVELLA_HOME/registries.json;
+the newest index seen from each registry is remembered in
+$PALVELLA_HOME/registries.state.json so an old index replayed later is refused.
+
+Publisher side: keygen, init, publish, yank, resign, delegate, serve, verify,
+export and import manage a registry folder. See docs/registry/hosting.md.`,
+	}
+	cmd.AddCommand(
+		newRegistryAddCmd(app), newRegistryListCmd(app), newRegistryRemoveCmd(app),
+		newRegistryKeygenCmd(app), newRegistryInitCmd(app), newRegistryPublishCmd(app),
+		newRegistryYankCmd(app), newRegistryResignCmd(app), newRegistryDelegateCmd(app),
+		newRegistryServeCmd(app), newRegistryVerifyCmd(app),
+		newRegistryExportCmd(app), newRegistryImportCmd(app),
+	)
+	return cmd
+}
+
+// ---- client side --------------------------------------------------------
+
+func newRegistryAddCmd(app *App) *cobra.Command {
+	var keyFiles []string
+	var threshold, position int
+	cmd := &cobra.Command{
+		Use:   "add NAME URL|PATH --root-key PUBFILE",
+		Short: "Configure a registry and pin its root key",
+		Long: `Configure a registry: an http(s) URL of a registry served with
+'palvella registry serve' (or any static web server), a folder holding
+index.json (a registry folder or an imported bundle), or an index file.
+
+--root-key pins the registry's root public key (KEY.pub as written by
+'palvella registry keygen'); give it several times with --threshold to require
+several root signatures. The index is read and verified against the key
+before the registry is saved, so a typo is caught now rather than at install.
+
+New registries go before the public registry, so names they list are theirs;
+--position puts it elsewhere (1 is first). Adding a registry named "public"
+without --root-key points the public registry at a mirror, still checked
+against the key compiled into palvella.`,
+		Example: `  palvella registry add acme https://plugins.acme.example --root-key acme-root.pub
+  palvella registry add local ./my-registry --root-key root.pub
+  palvella registry add public /mnt/mirror/registry.json`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, loc := args[0], args[1]
+			if !validRegistryName(name) {
+				return fmt.Errorf("registry name %q: use 1-64 of A-Z a-z 0-9 . _ -", name)
+			}
+			if len(keyFiles) == 0 && name != public.Name {
+				return errors.New("--root-key is required: a registry is trusted only through a root key you pin (ask its operator for KEY.pub)")
+			}
+			if threshold < 0 || threshold > len(keyFiles) {
+				return fmt.Errorf("--threshold %d: must be between 1 and the number of --root-key files (%d)", threshold, len(keyFiles))
+			}
+			if !strings.HasPrefix(loc, "http://") && !strings.HasPrefix(loc, "https://") {
+				abs, err := filepath.Abs(loc)
+				if err != nil {
+					return fmt.Errorf("registry location %s: %w", loc, err)
+				}
+				loc = abs
+			}
+			rc := registryConfig{Name: name, Location: loc, Threshold: threshold}
+			for _, f := range keyFiles {
+				k, err := sign.LoadPublicKey(f)
+				if err != nil {
+					return fmt.Errorf("--root-key %s: %w", f, err)
+				}
+				rc.RootKeys = append(rc.RootKeys, sign.EncodePublicKey(k))
+			}
+			cfg, err := app.loadRegistries()
+			if err != nil {
+				return err
+			}
+			for _, r := range cfg.Registries {
+				if r.Name == name {
+					return fmt.Errorf("registry %q is already configured (at %s); remove it first with palvella registry remove %s", name, r.Location, name)
+				}
+			}
+			// Check that the registry can be read and verified with the key
+			// before saving it; a bad key or location would otherwise break
+			// every later install.
+			keys, err := rc.rootKeys()
+			if err != nil {
+				return err
+			}
+			c := &client.Client{Registries: []client.Registry{{Name: name, Location: loc, RootKeys: keys, Threshold: threshold}},
+				StatePath: app.statePath()}
+			loaded, err := c.Load(cmd.Context())
+			if err != nil {
+				return fmt.Errorf("add registry %q: %w", name, err)
+			}
+			at := len(cfg.Registries)
+			if i := slices.IndexFunc(cfg.Registries, func(r registryConfig) bool { return r.Name == public.Name }); i >= 0 {
+				at = i
+			}
+			if position > 0 {
+				at = min(position-1, len(cfg.Registries))
+			}
+			cfg.Registries = slices.Insert(cfg.Registries, at, rc)
+			if err := app.saveRegistries(cfg); err != nil {
+				return err
+			}
+			ix := loaded[0].Index
+			fmt.Fprintf(app.Out, "Added registry %s (%s): index %q version %d, %d plugins, valid until %s.\n",
+				name, loc, ix.Name, ix.Version, len(ix.Plugins), ix.Expires)
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&keyFiles, "root-key", nil, "pinned root public key file (KEY.pub); repeatable")
+	cmd.Flags().IntVar(&threshold, "threshold", 0, "how many of the root keys must sign the index (default 1)")
+	cmd.Flags().IntVar(&position, "position", 0, "place in the registry order, 1 being first (default: just before the public registry)")
+	return cmd
+}
+
+func validRegistryName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// registryRow is one line of `palvella registry list`.
+type registryRow struct {
+	Position  int      `json:"position"`
+	Name      string   `json:"name"`
+	Location  string   `json:"location"`
+	RootKeys  []string `json:"rootKeyIds"`
+	Embedded  bool     `json:"embeddedRootKey,omitempty"`
+	Threshold int      `json:"threshold"`
+	// SeenVersion is the newest index version accepted from it (0: never read).
+	SeenVersion int64  `json:"seenVersion,omitempty"`
+	Expires     string `json:"expires,omitempty"`
+}
+
+func newRegistryListCmd(app *App) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the configured registries in the order they are read",
+		Long: `List the configured registries in order (the first listing a plugin name owns
+it), with the key ids of their pinned root keys, the newest index version
+accepted from each (older ones are refused) and its expiry. With -o json the
+trust policy is included.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			cfg, err := app.loadRegistries()
+			if err != nil {
+				return err
+			}
+			state, err := client.LoadState(app.statePath())
+			if err != nil {
+				return err
+			}
+			rows := make([]registryRow, 0, len(cfg.Registries))
+			for i, r := range cfg.Registries {
+				keys, err := r.rootKeys()
+				if err != nil {
+					return err
+				}
+				row := registryRow{Position: i + 1, Name: r.Name, Location: r.Location, Embedded: len(r.RootKeys) == 0, Threshold: max(r.Threshold, 1)}
+				for _, k := range keys {
+					row.RootKeys = append(row.RootKeys, sign.KeyID(k))
+				}
+				if s, ok := state.Registries[r.Name]; ok {
+					row.SeenVersion, row.Expires = s.Version, s.Expires
+				}
+				rows = append(rows, row)
+			}
+			if output == "json" {
+				return writeJSON(app.Out, struct {
+					Registries []registryRow `json:"registries"`
+					Policy     policyConfig  `json:"policy"`
+				}{rows, cfg.Policy})
+			}
+			t := newTable(app.Out, "#", "NAME", "LOCATION", "ROOT KEYS", "SEEN", "EXPIRES")
+			for _, r := range rows {
+				keys := strings.Join(r.RootKeys, ",")
+				if r.Embedded {
+					keys += " (built in)"
+				}
+				seen := "-"
+				if r.SeenVersion > 0 {
+					seen = fmt.Sprintf("v%d", r.SeenVersion)
+				}
+				t.row(fmt.Sprint(r.Position), r.Name, r.Location, keys, seen, orDash(r.Expires))
+			}
+			return t.flush()
+		},
+	}
+	outputFlag(cmd, &output)
+	return cmd
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func newRegistryRemoveCmd(app *App) *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove NAME",
+		Short: "Stop reading a registry",
+		Long: `Remove a registry from the configuration and forget the newest index version
+seen from it. Installed plugins stay installed and keep working (they are
+checked against the lock file, not the registry); 'plugin upgrade' can no
+longer find new versions of those that came from it.
+
+Removing "public" stops reading the public registry (for example on a
+network without internet access); add it back with 'palvella registry add
+public URL|PATH'.`,
+		Example: `  palvella registry remove acme`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := app.loadRegistries()
+			if err != nil {
+				return err
+			}
+			i := slices.IndexFunc(cfg.Registries, func(r registryConfig) bool { return r.Name == args[0] })
+			if i < 0 {
+				return fmt.Errorf("registry %q is not configured (see palvella registry list)", args[0])
+			}
+			cfg.Registries = slices.Delete(cfg.Registries, i, i+1)
+			if err := app.saveRegistries(cfg); err != nil {
+				return err
+			}
+			state, err := client.LoadState(app.statePath())
+			if err != nil {
+				return err
+			}
+			if _, ok := state.Registries[args[0]]; ok {
+				delete(state.Registries, args[0])
+				if err := state.Save(app.statePath()); err != nil {
+					return fmt.Errorf("forget registry %q: %w", args[0], err)
+				}
+			}
+			fmt.Fprintf(app.Out, "Removed registry %s.\n", args[0])
+			return nil
+		},
+	}
+}
+
+// ---- publisher side -----------------------------------------------------
+
+func newRegistryKeygenCmd(app *App) *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "keygen --out KEY",
+		Short: "Generate an ed25519 signing key (KEY and KEY.pub)",
+		Long: `Generate an ed25519 key pair: KEY holds the private key (mode 0600; it is
+refused later if others can read it) and KEY.pub the public key that clients
+pin. Use one as the root key of a registry and, for larger registries, others
+as publisher keys delegated by the root. An existing KEY is never overwritten.
+
+Keep root keys offline; never put them in the registry folder.`,
+		Example: `  palvella registry keygen --out ~/keys/acme-root.key`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if out == "" {
+				return errors.New("--out is required: the path of the private key to write")
+			}
+			pub, priv, err := sign.Generate()
+			if err != nil {
+				return fmt.Errorf("generate key: %w", err)
+			}
+			if err := sign.WriteKeyPair(out, priv); err != nil {
+				return fmt.Errorf("write key %s: %w", out, err)
+			}
+			fmt.Fprintf(app.Out, "Wrote %s (private: keep it secret and offline) and %s.pub (public).\nKey id: %s\n", out, out, sign.KeyID(pub))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "path of the private key file to write (the public key goes to PATH.pub)")
+	return cmd
+}
+
+// signingFlags are the flags of every command that re-signs an index.
+type signingFlags struct {
+	rootKey   string
+	coSigners []string
+	validity  time.Duration
+}
+
+func (s *signingFlags) add(cmd *cobra.Command, keyFlag, keyHelp string) {
+	cmd.Flags().StringVar(&s.rootKey, keyFlag, "", keyHelp)
+	cmd.Flags().StringArrayVar(&s.coSigners, "co-signer", nil, "further root key that signs the index too (for clients with a threshold); repeatable")
+	cmd.Flags().DurationVar(&s.validity, "expires", publish.DefaultValidity, "how long the re-signed index stays valid; clients refuse it afterwards")
+}
+
+func (s *signingFlags) options(keyFlag string) (publish.Options, error) {
+	if s.rootKey == "" {
+		return publish.Options{}, fmt.Errorf("--%s is required: the root key that signs the index", keyFlag)
+	}
+	if s.validity <= 0 {
+		return publish.Options{}, fmt.Errorf("--expires %s: must be positive", s.validity)
+	}
+	root, err := sign.LoadPrivateKey(s.rootKey)
+	if err != nil {
+		return publish.Options{}, fmt.Errorf("--%s %s: %w", keyFlag, s.rootKey, err)
+	}
+	o := publish.Options{RootKey: root, Validity: s.validity}
+	for _, f := range s.coSigners {
+		k, err := sign.LoadPrivateKey(f)
+		if err != nil {
+			return publish.Options{}, fmt.Errorf("--co-signer %s: %w", f, err)
+		}
+		o.CoSigners = append(o.CoSigners, k)
+	}
+	return o, nil
+}
+
+func printIndexLine(app *App, what string, ix *index.Index) {
+	fmt.Fprintf(app.Out, "%s: registry %s, index version %d, valid until %s.\n", what, ix.Name, ix.Version, ix.Expires)
+}
+
+func newRegistryInitCmd(app *App) *cobra.Command {
+	var name string
+	var sf signingFlags
+	cmd := &cobra.Command{
+		Use:   "init DIR --name NAME --root-key KEY",
+		Short: "Create a registry folder with an empty, signed index",
+		Long: `Create DIR/index.json: an empty index named NAME, version 1, signed by the
+root key. Serve the folder with 'palvella registry serve' or any static web
+server, and give clients KEY.pub to pin.`,
+		Example: `  palvella registry keygen --out root.key
+  palvella registry init ./acme --name acme --root-key root.key --expires 720h`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if name == "" {
+				return errors.New("--name is required: the registry's name (1-64 of A-Z a-z 0-9 . _ -)")
+			}
+			o, err := sf.options("root-key")
+			if err != nil {
+				return err
+			}
+			ix, err := publish.Init(args[0], name, o)
+			if err != nil {
+				return fmt.Errorf("create registry %s: %w", args[0], err)
+			}
+			printIndexLine(app, "Created "+filepath.Join(args[0], client.IndexFile), ix)
+			fmt.Fprintf(app.Out, "Clients add it with: palvella registry add %s URL|PATH --root-key %s.pub\n", name, sf.rootKey)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "", "the registry's name")
+	sf.add(cmd, "root-key", "root private key that signs the index")
+	return cmd
+}
+
+func newRegistryPublishCmd(app *App) *cobra.Command {
+	var (
+		sf                               signingFlags
+		key                              string
+		req                              publish.PublishRequest
+		manifestFile, baseURL            string
+		delegationValidity               time.Duration
+		rootKeyFlagName, publisherFlagNm = "root-key", "key"
+	)
+	cmd := &cobra.Command{
+		Use:   "publish DIR --key KEY --plugin BINARY --name NAME --version V",
+		Short: "Add a plugin binary to a registry, signed",
+		Long: `Copy a plugin binary into the registry as artifacts/NAME/VERSION/NAME_OS_ARCH,
+record its size and sha256, sign it with the publisher key and re-sign the
+index with the root key. The binary is run with --describe (10 s limit) and
+its manifest must agree with --name and --version. A published platform of a
+version can never be replaced: publish a new version instead.
+
+--key is the publisher key; --root-key (default: the same key) signs the
+index. When one key is both, as in a small registry, it is delegated to sign
+every plugin name automatically. Otherwise the publisher key must have been
+delegated with 'palvella registry delegate'.
+
+For a binary built for another platform (--os/--arch), pass its manifest with
+--manifest FILE (the output of BINARY --describe on its own platform).
+--base-url makes the index point at BASE_URL/NAME_OS_ARCH instead of the copy
+in the folder, for artifacts hosted elsewhere (such as release downloads).`,
+		Example: `  palvella registry publish ./acme --key root.key --plugin ./bin/engine-acme \
+      --name engine-acme --version 1.0.0 --license Apache-2.0 --description "Runs jobs on Acme"`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir := args[0]
+			if key == "" {
+				return fmt.Errorf("--%s is required: the publisher key that signs the binary", publisherFlagNm)
+			}
+			if req.Binary == "" {
+				return errors.New("--plugin is required: the plugin binary to publish")
+			}
+			if sf.rootKey == "" {
+				sf.rootKey = key
+			}
+			o, err := sf.options(rootKeyFlagName)
+			if err != nil {
+				return err
+			}
+			pk, err := sign.LoadPrivateKey(key)
+			if err != nil {
+				return fmt.Errorf("--key %s: %w", key, err)
+			}
+			req.PublisherKey = pk
+			if manifestFile != "" {
+				data, err := os.ReadFile(manifestFile)
+				if err != nil {
+					return fmt.Errorf("--manifest: %w", err)
+				}
+				m, err := manifest.Parse(data)
+				if err != nil {
+					return fmt.Errorf("--manifest %s: %w", manifestFile, err)
+				}
+				req.Manifest = m
+			}
+			if req.Manifest == nil && (req.Name == "" || req.Version == "") {
+				// Learn the name and version now, to report what was published.
+				m, err := manifest.Read(cmd.Context(), req.Binary, 0)
+				if err != nil {
+					return fmt.Errorf("publish %s: %w", req.Binary, err)
+				}
+				req.Name, req.Version = cmpOr(req.Name, m.Name), cmpOr(req.Version, m.Version)
+			}
+			if baseURL != "" {
+				if !strings.HasPrefix(baseURL, "https://") && !strings.HasPrefix(baseURL, "http://") {
+					return fmt.Errorf("--base-url %q: must be an http(s) URL", baseURL)
+				}
+			}
+			pub := pk.Public().(ed25519.PublicKey)
+			if pub.Equal(o.RootKey.Public()) {
+				if err := ensureSelfDelegation(dir, pub, delegationValidity, o); err != nil {
+					return err
+				}
+			}
+			ix, err := publish.Publish(cmd.Context(), dir, req, o)
+			if err != nil {
+				return fmt.Errorf("publish %s: %w", req.Binary, err)
+			}
+			if baseURL != "" {
+				if ix, err = pointArtifactAt(dir, ix, req, baseURL, o); err != nil {
+					return err
+				}
+			}
+			a := findArtifact(ix, req)
+			if a != nil {
+				fmt.Fprintf(app.Out, "Published %s %s for %s (%d bytes, sha256 %s) at %s.\n", req.Name, req.Version, a.Platform(), a.Size, a.SHA256, a.URL)
+			}
+			printIndexLine(app, "Index", ix)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&key, "key", "", "publisher private key that signs the binary")
+	sf.add(cmd, "root-key", "root private key that signs the index (default: --key)")
+	cmd.Flags().StringVar(&req.Binary, "plugin", "", "the plugin binary")
+	cmd.Flags().StringVar(&req.Name, "name", "", "plugin name (must match the binary's manifest; default: from it)")
+	cmd.Flags().StringVar(&req.Version, "version", "", "version (must match the binary's manifest; default: from it)")
+	cmd.Flags().StringVar(&req.OS, "os", "", "operating system the binary is built for (GOOS; default: this one)")
+	cmd.Flags().StringVar(&req.Arch, "arch", "", "architecture the binary is built for (GOARCH; default: this one)")
+	cmd.Flags().StringVar(&req.License, "license", "", "SPDX license expression (required for a new plugin)")
+	cmd.Flags().StringVar(&req.Description, "description", "", "description (default: the manifest's)")
+	cmd.Flags().StringVar(&req.Homepage, "homepage", "", "homepage URL")
+	cmd.Flags().BoolVar(&req.Official, "official", false, "mark the plugin official (first-party)")
+	cmd.Flags().StringVar(&req.Core, "core", "", "versions of palvella this version works with, e.g. \">=0.1.0\"")
+	cmd.Flags().StringVar(&req.Advisory, "advisory", "", "notice shown to users installing this version")
+	cmd.Flags().StringVar(&manifestFile, "manifest", "", "manifest JSON to use instead of running BINARY --describe (for other platforms)")
+	cmd.Flags().StringVar(&baseURL, "base-url", "", "serve the artifact from BASE_URL/NAME_OS_ARCH instead of the registry folder")
+	cmd.Flags().DurationVar(&delegationValidity, "delegation-expires", 365*24*time.Hour, "when the key is both root and publisher: how long its delegation lasts")
+	return cmd
+}
+
+// ensureSelfDelegation delegates every plugin name to the root key itself
+// when it also acts as the publisher key, unless a delegation that lasts
+// longer than the index already exists.
+func ensureSelfDelegation(dir string, pub ed25519.PublicKey, validity time.Duration, o publish.Options) error {
+	ix, err := readIndexDir(dir)
+	if err != nil {
+		return err
+	}
+	id := sign.KeyID(pub)
+	for _, p := range ix.Publishers {
+		exp, err := time.Parse(time.RFC3339, p.Expires)
+		if p.KeyID == id && slices.Contains(p.Plugins, "*") && err == nil && exp.After(time.Now().Add(o.Validity-time.Hour)) {
+			return nil
+		}
+	}
+	if validity < o.Validity {
+		validity = o.Validity
+	}
+	if _, err := publish.AddPublisher(dir, pub, []string{"*"}, time.Now().Add(validity).UTC().Truncate(time.Second), o); err != nil {
+		return fmt.Errorf("delegate to the root key: %w", err)
+	}
+	return nil
+}
+
+func readIndexDir(dir string) (*index.Index, error) {
+	data, err := os.ReadFile(filepath.Join(dir, client.IndexFile))
+	if err != nil {
+		return nil, fmt.Errorf("read registry %s: %w (create it with palvella registry init)", dir, err)
+	}
+	return index.Parse(data)
+}
+
+func findArtifact(ix *index.Index, req publish.PublishRequest) *index.Artifact {
+	name, ver := req.Name, req.Version
+	if req.Manifest != nil {
+		name, ver = cmpOr(name, req.Manifest.Name), cmpOr(ver, req.Manifest.Version)
+	}
+	goos, goarch := cmpOr(req.OS, runtime.GOOS), cmpOr(req.Arch, runtime.GOARCH)
+	p := ix.Lookup(name)
+	if p == nil {
+		return nil
+	}
+	for i := range p.Versions {
+		if p.Versions[i].Version != ver {
+			continue
+		}
+		for j := range p.Versions[i].Artifacts {
+			a := &p.Versions[i].Artifacts[j]
+			if a.OS == goos && a.Arch == goarch {
+				return a
+			}
+		}
+	}
+	return nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// pointArtifactAt rewrites the URL of the artifact just published to an
+// absolute URL and re-signs the index. The URL is not part of the artifact
+// signature (name, version, platform, size and sha256 are), so the
+// publisher's signature stays valid; the root signature covers the change.
+func pointArtifactAt(dir string, _ *index.Index, req publish.PublishRequest, baseURL string, o publish.Options) (*index.Index, error) {
+	ix, err := readIndexDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	a := findArtifact(ix, req)
+	if a == nil {
+		return nil, fmt.Errorf("--base-url: the published artifact is not in %s", dir)
+	}
+	a.URL = strings.TrimSuffix(baseURL, "/") + "/" + path.Base(a.URL)
+	if err := index.ValidURL(a.URL); err != nil {
+		return nil, fmt.Errorf("--base-url: %w", err)
+	}
+	ix.Version++
+	ix.Signatures = nil
+	if err := ix.SignRoot(append([]ed25519.PrivateKey{o.RootKey}, o.CoSigners...)...); err != nil {
+		return nil, fmt.Errorf("re-sign index: %w", err)
+	}
+	data, err := ix.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("encode index: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(dir, client.IndexFile), data, 0o644); err != nil {
+		return nil, err
+	}
+	return ix, nil
+}
+
+func newRegistryYankCmd(app *App) *cobra.Command {
+	var sf signingFlags
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "yank DIR --key KEY NAME VERSION --reason R",
+		Short: "Withdraw a published version",
+		Long: `Mark a version yanked with a reason. Clients never pick a yanked version for
+a range; an exact pin installs it only with 'plugin add --allow-yanked'.
+Installed copies keep working. The binary stays in the registry so existing
+locks can still be checked.`,
+		Example: `  palvella registry yank ./acme --key root.key engine-acme 1.0.0 --reason "CVE-2026-1234: use 1.0.1"`,
+		Args:    cobra.ExactArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if reason == "" {
+				return errors.New("--reason is required: users who pinned the version see it")
+			}
+			o, err := sf.options("key")
+			if err != nil {
+				return err
+			}
+			ix, err := publish.Yank(args[0], args[1], args[2], reason, o)
+			if err != nil {
+				return fmt.Errorf("yank %s %s: %w", args[1], args[2], err)
+			}
+			printIndexLine(app, fmt.Sprintf("Yanked %s %s", args[1], args[2]), ix)
+			return nil
+		},
+	}
+	sf.add(cmd, "key", "root private key that signs the index")
+	cmd.Flags().StringVar(&reason, "reason", "", "why the version is withdrawn and what to use instead")
+	return cmd
+}
+
+func newRegistryResignCmd(app *App) *cobra.Command {
+	var sf signingFlags
+	cmd := &cobra.Command{
+		Use:   "resign DIR --key KEY",
+		Short: "Refresh the index's expiry (run it on a schedule)",
+		Long: `Bump the index version, set a new expiry and re-sign it. Clients refuse an
+expired index (so an attacker cannot freeze them on an old one); run this
+more often than --expires.`,
+		Example: `  palvella registry resign ./acme --key root.key --expires 720h`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o, err := sf.options("key")
+			if err != nil {
+				return err
+			}
+			ix, err := publish.Resign(args[0], o)
+			if err != nil {
+				return fmt.Errorf("re-sign %s: %w", args[0], err)
+			}
+			printIndexLine(app, "Re-signed", ix)
+			return nil
+		},
+	}
+	sf.add(cmd, "key", "root private key that signs the index")
+	return cmd
+}
+
+func newRegistryDelegateCmd(app *App) *cobra.Command {
+	var sf signingFlags
+	var pubFile string
+	var patterns []string
+	var validity time.Duration
+	cmd := &cobra.Command{
+		Use:   "delegate DIR --key ROOTKEY --publisher PUB.pub --plugins PATTERN",
+		Short: "Let a publisher key sign plugins whose names match a pattern",
+		Long: `Delegate signing of plugins whose names match the patterns (path.Match
+syntax, such as engine-* or action-acme) to a publisher's public key, for a
+limited time. The root key signs the delegation; the publisher then runs
+'palvella registry publish --key PUBLISHER.key --root-key ROOT.key' or sends
+the binary to whoever holds the root key. Running it again for the same key
+replaces its delegation (to widen, narrow or extend it).`,
+		Example: `  palvella registry delegate ./acme --key root.key --publisher team-ci.key.pub --plugins 'engine-*' --valid-for 2160h`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if pubFile == "" || len(patterns) == 0 {
+				return errors.New("--publisher and --plugins are required: whose key, and which plugin names it may sign")
+			}
+			o, err := sf.options("key")
+			if err != nil {
+				return err
+			}
+			pub, err := sign.LoadPublicKey(pubFile)
+			if err != nil {
+				return fmt.Errorf("--publisher %s: %w", pubFile, err)
+			}
+			ix, err := publish.AddPublisher(args[0], pub, patterns, time.Now().Add(validity).UTC().Truncate(time.Second), o)
+			if err != nil {
+				return fmt.Errorf("delegate to %s: %w", sign.KeyID(pub), err)
+			}
+			printIndexLine(app, fmt.Sprintf("Delegated %s to key %s", strings.Join(patterns, ","), sign.KeyID(pub)), ix)
+			return nil
+		},
+	}
+	sf.add(cmd, "key", "root private key that signs the delegation and the index")
+	cmd.Flags().StringVar(&pubFile, "publisher", "", "the publisher's public key file (KEY.pub)")
+	cmd.Flags().StringArrayVar(&patterns, "plugins", nil, "plugin name pattern the key may sign; repeatable")
+	cmd.Flags().DurationVar(&validity, "valid-for", 90*24*time.Hour, "how long the delegation lasts")
+	return cmd
+}
+
+func newRegistryServeCmd(app *App) *cobra.Command {
+	var listen string
+	cmd := &cobra.Command{
+		Use:   "serve DIR",
+		Short: "Serve a registry folder over HTTP",
+		Long: `Serve a registry folder: index.json (never cached, so clients always see
+the newest) and the artifacts under it (cached as immutable). Nothing else in
+the folder is served. Stops on Ctrl-C (SIGINT) or SIGTERM.
+
+Put it behind a TLS-terminating proxy for use beyond loopback; signatures
+protect integrity, TLS protects privacy.`,
+		Example: `  palvella registry serve ./acme --listen 0.0.0.0:7710`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ix, err := readIndexDir(args[0])
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return fmt.Errorf("listen on %s: %w", listen, err)
+			}
+			fmt.Fprintf(app.Out, "Serving registry %s (index version %d) from %s at http://%s/\n", ix.Name, ix.Version, args[0], ln.Addr())
+			if err := server.Serve(cmd.Context(), args[0], ln); err != nil && !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("serve %s: %w", args[0], err)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", defaultListen, "address to listen on")
+	return cmd
+}
+
+// rootKeysFlag reads --root-key files, or returns the public registry's key.
+func rootKeysFlag(files []string) ([]ed25519.PublicKey, error) {
+	if len(files) == 0 {
+		k, err := public.RootKey()
+		if err != nil {
+			return nil, err
+		}
+		return []ed25519.PublicKey{k}, nil
+	}
+	var keys []ed25519.PublicKey
+	for _, f := range files {
+		k, err := sign.LoadPublicKey(f)
+		if err != nil {
+			return nil, fmt.Errorf("--root-key %s: %w", f, err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// verifyReport is the JSON form of a registry verification.
+type verifyReport struct {
+	Registry   string   `json:"registry"`
+	Version    int64    `json:"version"`
+	Expires    string   `json:"expires"`
+	Plugins    int      `json:"plugins"`
+	Artifacts  int      `json:"artifacts"`
+	Downloaded bool     `json:"downloaded"`
+	Problems   []string `json:"problems"`
+	OK         bool     `json:"ok"`
+}
+
+func newRegistryVerifyCmd(app *App) *cobra.Command {
+	var keyFiles []string
+	var noDownload bool
+	var output string
+	cmd := &cobra.Command{
+		Use:   "verify DIR|URL|FILE [--root-key PUBFILE]",
+		Short: "Check a registry's signatures, expiry and artifacts",
+		Long: `Check a registry as a client would: the index signature against the root
+key, its expiry, every publisher delegation, every artifact signature, and
+(unless --no-download) the size and sha256 of every artifact, downloading each.
+Exits non-zero and lists every problem if anything is wrong.
+
+Without --root-key the key of the public registry compiled into palvella is
+used, so 'palvella registry verify registry.json' checks the public index.
+--no-download checks everything but the artifact bytes: use it to review an
+index whose artifacts are hosted elsewhere.`,
+		Example: `  palvella registry verify ./acme --root-key root.pub
+  palvella registry verify https://plugins.acme.example --root-key root.pub
+  palvella registry verify registry.json --no-download`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			keys, err := rootKeysFlag(keyFiles)
+			if err != nil {
+				return err
+			}
+			var rep *publish.Report
+			if noDownload {
+				rep, err = verifySignatures(cmd.Context(), args[0], keys)
+			} else {
+				rep, err = publish.Verify(cmd.Context(), args[0], publish.VerifyOptions{RootKeys: keys})
+			}
+			if rep == nil {
+				return fmt.Errorf("verify %s: %w", args[0], err)
+			}
+			vr := verifyReport{Registry: rep.Registry, Version: rep.Version, Expires: rep.Expires, Plugins: rep.Plugins,
+				Artifacts: rep.Artifacts, Downloaded: !noDownload, Problems: []string{}, OK: err == nil}
+			for _, p := range rep.Problems {
+				vr.Problems = append(vr.Problems, p.Error())
+			}
+			if output == "json" {
+				if werr := writeJSON(app.Out, vr); werr != nil {
+					return werr
+				}
+			} else {
+				checked := "signatures, sizes and sha256 checked"
+				if noDownload {
+					checked = "signatures checked, artifacts not downloaded"
+				}
+				fmt.Fprintf(app.Out, "Registry %s, index version %d, valid until %s: %d plugins, %d artifacts (%s).\n",
+					vr.Registry, vr.Version, vr.Expires, vr.Plugins, vr.Artifacts, checked)
+				for _, p := range vr.Problems {
+					fmt.Fprintf(app.Out, "  problem: %s\n", p)
+				}
+				if vr.OK {
+					fmt.Fprintln(app.Out, "OK")
+				}
+			}
+			if err != nil {
+				return fmt.Errorf("verify %s: %d problem(s) found", args[0], max(len(rep.Problems), 1))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&keyFiles, "root-key", nil, "root public key file to check against (default: the public registry's); repeatable")
+	cmd.Flags().BoolVar(&noDownload, "no-download", false, "check signatures only; do not download artifacts")
+	outputFlag(cmd, &output)
+	return cmd
+}
+
+// verifySignatures checks the index, its delegations and every artifact
+// signature without downloading any artifact.
+func verifySignatures(ctx context.Context, location string, keys []ed25519.PublicKey) (*publish.Report, error) {
+	src, err := client.NewSource(location, nil)
+	if err != nil {
+		return nil, err
+	}
+	data, err := src.Index(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ix, err := index.Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	trust, err := ix.Verify(index.Roots{Keys: keys}, now)
+	if err != nil {
+		return nil, err
+	}
+	rep := &publish.Report{Registry: ix.Name, Version: ix.Version, Expires: ix.Expires, Plugins: len(ix.Plugins)}
+	for i := range ix.Plugins {
+		p := &ix.Plugins[i]
+		for j := range p.Versions {
+			v := &p.Versions[j]
+			for k := range v.Artifacts {
+				rep.Artifacts++
+				if _, err := trust.VerifyArtifact(p.Name, v, &v.Artifacts[k], now); err != nil {
+					rep.Problems = append(rep.Problems, err)
+				}
+			}
+		}
+	}
+	return rep, errors.Join(rep.Problems...)
+}
+
+func newRegistryExportCmd(app *App) *cobra.Command {
+	var keyFiles []string
+	var out string
+	cmd := &cobra.Command{
+		Use:   "export DIR|URL|FILE --out bundle.tar.gz",
+		Short: "Write a verified offline bundle of a registry",
+		Long: `Verify a registry (as 'registry verify' does, downloading every artifact)
+and write it as one tar.gz: the index byte for byte, signatures intact, and
+every artifact. Carry it into a network without internet access and run
+'palvella registry import' there. Without --root-key the public registry's
+key is used.`,
+		Example: `  palvella registry export https://plugins.acme.example --root-key root.pub --out acme.tar.gz`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return errors.New("--out is required: the bundle file to write")
+			}
+			keys, err := rootKeysFlag(keyFiles)
+			if err != nil {
+				return err
+			}
+			if _, err := os.Lstat(out); err == nil {
+				return fmt.Errorf("--out %s already exists; choose another name or remove it", out)
+			}
+			f, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-")
+			if err != nil {
+				return fmt.Errorf("create bundle: %w", err)
+			}
+			tmp := f.Name()
+			defer os.Remove(tmp)
+			rep, err := publish.ExportBundle(cmd.Context(), args[0], f, publish.VerifyOptions{RootKeys: keys})
+			if cerr := f.Close(); err == nil && cerr != nil {
+				err = cerr
+			}
+			if err != nil {
+				return fmt.Errorf("export %s: %w", args[0], err)
+			}
+			if err := os.Rename(tmp, out); err != nil {
+				return fmt.Errorf("export %s: %w", args[0], err)
+			}
+			fmt.Fprintf(app.Out, "Wrote %s: registry %s, index version %d (valid until %s), %d plugins, %d artifacts.\n",
+				out, rep.Registry, rep.Version, rep.Expires, rep.Plugins, rep.Artifacts)
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&keyFiles, "root-key", nil, "root public key file (default: the public registry's); repeatable")
+	cmd.Flags().StringVar(&out, "out", "", "bundle file to write")
+	return cmd
+}
+
+func newRegistryImportCmd(app *App) *cobra.Command {
+	var keyFiles []string
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "import bundle.tar.gz --dir DIR",
+		Short: "Unpack and verify an offline bundle into a folder",
+		Long: `Unpack a bundle written by 'registry export' into DIR (which must not
+exist), refusing entries that would escape it, and verify it before it
+appears. Then configure the folder as a registry with the same root key:
+'palvella registry add NAME DIR --root-key ROOT.pub'. The index keeps its
+expiry, so refresh the bundle before it expires.`,
+		Example: `  palvella registry import acme.tar.gz --dir /srv/registries/acme --root-key root.pub`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if dir == "" {
+				return errors.New("--dir is required: the folder to create")
+			}
+			keys, err := rootKeysFlag(keyFiles)
+			if err != nil {
+				return err
+			}
+			f, err := os.Open(args[0])
+			if err != nil {
+				return fmt.Errorf("import bundle: %w", err)
+			}
+			defer f.Close()
+			rep, err := publish.ImportBundle(cmd.Context(), io.Reader(f), dir, publish.VerifyOptions{RootKeys: keys})
+			if err != nil {
+				return fmt.Errorf("import %s: %w", args[0], err)
+			}
+			fmt.Fprintf(app.Out, "Imported registry %s, index version %d (valid until %s), %d plugins, %d artifacts into %s.\n",
+				rep.Registry, rep.Version, rep.Expires, rep.Plugins, rep.Artifacts, dir)
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&keyFiles, "root-key", nil, "root public key file (default: the public registry's); repeatable")
+	cmd.Flags().StringVar(&dir, "dir", "", "folder to create")
+	return cmd
+}
+
+// errorKind names the sentinel of a registry refusal, for tables and JSON.
+func errorKind(err error) string {
+	for _, k := range []struct {
+		err  error
+		name string
+	}{
+		{registry.ErrYanked, "yanked"}, {registry.ErrIncompatible, "incompatible"}, {registry.ErrPlatform, "no artifact for this platform"},
+		{registry.ErrPolicy, "refused by policy"}, {registry.ErrSignature, "bad signature"}, {registry.ErrChecksum, "checksum mismatch"},
+		{registry.ErrNotFound, "not found"}, {registry.ErrExpired, "expired"},
+	} {
+		if errors.Is(err, k.err) {
+			return k.name
+		}
+	}
+	return "error"
+}
