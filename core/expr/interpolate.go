@@ -26,6 +26,11 @@ type Part struct {
 // ${{ ... }} themselves.
 var ErrTemplate = errors.New("expr: invalid ${{ }} template")
 
+type templateError struct{ msg string }
+
+func (e *templateError) Error() string { return e.msg }
+func (e *templateError) Unwrap() error { return ErrTemplate }
+
 const open, closing = "${{", "}}"
 
 // Split cuts s into literal text and ${{ ... }} expressions. An
@@ -49,7 +54,7 @@ func Split(s string) ([]Part, error) {
 		body := start + len(open)
 		end := closeOf(s, body)
 		if end < 0 {
-			return nil, fmt.Errorf("%w: %q at byte %d has no closing }}", ErrTemplate, open, start)
+			return nil, &templateError{fmt.Sprintf("the ${{ at byte %d has no closing }}", start)}
 		}
 		parts = append(parts, Part{Text: s[body:end], Expr: true, Offset: start})
 		pos = end + len(closing)

@@ -36,7 +36,11 @@ func checkType(t string, v any) string {
 	if ok {
 		return ""
 	}
-	return fmt.Sprintf("%s is not a %s", describeValue(v), t)
+	article := "a"
+	if t == TypeObject {
+		article = "an"
+	}
+	return fmt.Sprintf("%s is not %s %s", describeValue(v), article, t)
 }
 
 func describeValue(v any) string {

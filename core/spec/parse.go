@@ -279,7 +279,7 @@ func schemaErrors(c *errs, doc any, ve *jsonschema.ValidationError) {
 			meant = append(meant, cause)
 		}
 		if len(meant) == 0 {
-			c.add(path, "got %s, want %s", jsonType(valueAt(doc, ve.InstanceLocation)), strings.Join(wants, " or "))
+			c.add(path, "got %s, want %s", jsonType(valueAt(doc, ve.InstanceLocation)), orList(slices.Compact(wants)))
 			return
 		}
 		for _, m := range meant {
@@ -298,12 +298,59 @@ func schemaErrors(c *errs, doc any, ve *jsonschema.ValidationError) {
 		return
 	}
 	if len(ve.Causes) == 0 {
-		c.add(path, "%s", ve.ErrorKind.LocalizedString(printer))
+		c.add(path, "%s", leafMessage(ve))
 		return
 	}
 	for _, cause := range ve.Causes {
 		schemaErrors(c, doc, cause)
 	}
+}
+
+// leafMessage says what a schema error means in the words of the
+// pipeline reference.
+func leafMessage(ve *jsonschema.ValidationError) string {
+	switch k := ve.ErrorKind.(type) {
+	case *kind.Pattern:
+		switch {
+		case strings.HasSuffix(ve.SchemaURL, "/$defs/name"):
+			return fmt.Sprintf("%q is not a valid name (lowercase letters, digits, - and _, starting with a letter or digit)", k.Got)
+		case strings.HasSuffix(ve.SchemaURL, "/$defs/duration"):
+			return fmt.Sprintf("%q is not a duration (such as 90s, 10m or 1h30m)", k.Got)
+		}
+		return fmt.Sprintf("%q does not match %s", k.Got, k.Want)
+	case *kind.Enum:
+		want := make([]string, len(k.Want))
+		for i, w := range k.Want {
+			want[i] = fmt.Sprint(w)
+		}
+		return fmt.Sprintf("unknown value %s (want %s)", describeValue(k.Got), orList(want))
+	case *kind.Const:
+		return fmt.Sprintf("must be %v", k.Want)
+	case *kind.Minimum:
+		return fmt.Sprintf("must be at least %s", k.Want.RatString())
+	case *kind.Maximum:
+		return fmt.Sprintf("must be at most %s", k.Want.RatString())
+	case *kind.MinLength:
+		if k.Want == 1 {
+			return "must not be empty"
+		}
+		return fmt.Sprintf("must be at least %d characters", k.Want)
+	case *kind.MaxLength:
+		return fmt.Sprintf("must be at most %d characters", k.Want)
+	case *kind.MinItems:
+		return fmt.Sprintf("must have at least %d items", k.Want)
+	case *kind.Type:
+		return fmt.Sprintf("got %s, want %s", k.Got, orList(k.Want))
+	}
+	return ve.ErrorKind.LocalizedString(printer)
+}
+
+// orList writes a, b or c.
+func orList(s []string) string {
+	if len(s) < 2 {
+		return strings.Join(s, "")
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " or " + s[len(s)-1]
 }
 
 // typeOnly reports whether e is, under references and groups, only a

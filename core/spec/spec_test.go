@@ -1,0 +1,67 @@
+package spec
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+// knownTypes are what the standard and terraform plugins provide.
+var knownTypes = Options{
+	ActionType: func(n string) bool { return slices.Contains(StandardActionTypes, n) },
+	JobType: func(n string) bool {
+		return slices.Contains([]string{"terraform/plan", "terraform/approve-if-changed", "terraform/apply"}, n)
+	},
+	MinInterval: time.Minute,
+}
+
+// The acceptance examples, copied unchanged from the shared examples.
+func TestExamplesParseAndValidate(t *testing.T) {
+	for _, f := range []string{"ci.yaml", "alpine-check.yaml", "terraform.yaml"} {
+		t.Run(f, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join("testdata", f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := Load(f, data, knownTypes)
+			if err != nil {
+				t.Fatalf("Load:\n%v", err)
+			}
+			if p.Metadata.Namespace != DefaultNamespace {
+				t.Errorf("namespace = %q, want the default", p.Metadata.Namespace)
+			}
+		})
+	}
+}
+
+func TestExampleFields(t *testing.T) {
+	data, err := os.ReadFile("testdata/ci.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Load("ci.yaml", data, knownTypes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := p.Spec
+	webhook := s.Triggers[0]
+	if webhook.Type != TriggerWebhook || webhook.Secret == nil || webhook.Secret.FromCredential != "ci-webhook-secret" ||
+		webhook.Params["ref"] != "${{ trigger.payload.ref }}" {
+		t.Errorf("webhook trigger = %+v", webhook)
+	}
+	if s.Triggers[1].Every.Value() != 10*time.Minute {
+		t.Errorf("interval every = %q", s.Triggers[1].Every)
+	}
+	build, test, report := s.Job("build"), s.Job("test"), s.Job("report")
+	if build.Actions[0].Type != "run" || build.Actions[0].OnFailure != OutcomeFail || build.Actions[0].OnSuccess != OutcomeContinue {
+		t.Errorf("compile action = %+v, want a run action with default outcomes", build.Actions[0])
+	}
+	if !slices.Equal(build.Storage.Put, []StorageEntry{{Path: "out/artifact.txt", Scope: ScopeRun}}) {
+		t.Errorf("build storage put = %+v", build.Storage.Put)
+	}
+	if test.When != WhenSuccess || report.When != WhenAlways || !slices.Equal(test.Requires, []string{"build"}) {
+		t.Errorf("when/requires: test %q %v, report %q", test.When, test.Requires, report.When)
+	}
+}
