@@ -661,7 +661,7 @@ in the folder, for artifacts hosted elsewhere (such as release downloads).`,
 				return fmt.Errorf("publish %s: %w", req.Binary, err)
 			}
 			if baseURL != "" {
-				if ix, err = pointArtifactAt(dir, ix, req, baseURL, o); err != nil {
+				if ix, err = pointArtifactAt(dir, req, baseURL, o); err != nil {
 					return err
 				}
 			}
@@ -759,7 +759,7 @@ func cmpOr(a, b string) string {
 // absolute URL and re-signs the index. The URL is not part of the artifact
 // signature (name, version, platform, size and sha256 are), so the
 // publisher's signature stays valid; the root signature covers the change.
-func pointArtifactAt(dir string, _ *index.Index, req publish.PublishRequest, baseURL string, o publish.Options) (*index.Index, error) {
+func pointArtifactAt(dir string, req publish.PublishRequest, baseURL string, o publish.Options) (*index.Index, error) {
 	ix, err := readIndexDir(dir)
 	if err != nil {
 		return nil, err
