@@ -1,0 +1,114 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/palvella/palvella/core/client"
+	"github.com/palvella/palvella/core/resource"
+	"github.com/spf13/cobra"
+)
+
+// DefaultServer is where the CLI looks for a server when nothing says
+// otherwise.
+const DefaultServer = "http://127.0.0.1:7700"
+
+// cliConfig is $PALVELLA_HOME/cli.json, written by a local server when it
+// starts.
+type cliConfig struct {
+	Server string `json:"server"`
+	Token  string `json:"token"`
+}
+
+// remote holds the flags of commands that talk to a server.
+type remote struct {
+	server, token, namespace string
+}
+
+// remoteFlags adds --server, --token and -n/--namespace to cmd and its
+// subcommands.
+func remoteFlags(cmd *cobra.Command, r *remote) {
+	cmd.PersistentFlags().StringVar(&r.server, "server", "", "URL of the Palvella server (env PALVELLA_SERVER, else cli.json, else "+DefaultServer+")")
+	cmd.PersistentFlags().StringVar(&r.token, "token", "", "API token (env PALVELLA_TOKEN, else cli.json)")
+	cmd.PersistentFlags().StringVarP(&r.namespace, "namespace", "n", "default", "namespace")
+}
+
+// client finds the server and the token: flags over environment over
+// $PALVELLA_HOME/cli.json. The token of cli.json is only sent to the
+// server cli.json names, so it never leaks to another server.
+func (app *App) client(r *remote) (*client.Client, error) {
+	var cfg cliConfig
+	path := filepath.Join(app.Home, "cli.json")
+	data, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(data, &cfg); err != nil {
+			return nil, fmt.Errorf("read %s: %w", path, err)
+		}
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	server := firstOf(r.server, os.Getenv("PALVELLA_SERVER"), cfg.Server, DefaultServer)
+	token := firstOf(r.token, os.Getenv("PALVELLA_TOKEN"))
+	if token == "" && cfg.Token != "" && strings.TrimRight(server, "/") == strings.TrimRight(firstOf(cfg.Server, DefaultServer), "/") {
+		token = cfg.Token
+	}
+	return client.New(server, token)
+}
+
+func firstOf(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// remoteError says clearly when no server answered.
+func remoteError(err error) error {
+	var u *client.UnreachableError
+	if errors.As(err, &u) {
+		return fmt.Errorf("no Palvella server at %s: start one with `palvella server` (%w)", u.Server, u.Err)
+	}
+	return err
+}
+
+// duration formats how long something ran: "-" when it has not started,
+// up to now while it runs.
+func duration(start, end *time.Time) string {
+	if start == nil {
+		return "-"
+	}
+	to := time.Now()
+	if end != nil {
+		to = *end
+	}
+	d := to.Sub(*start)
+	switch {
+	case d < 0:
+		return "0s"
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
+
+func when(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.Local().Format("2006-01-02 15:04:05")
+}
+
+func statusOf(s resource.Status) string {
+	if s == "" {
+		return "-"
+	}
+	return string(s)
+}
