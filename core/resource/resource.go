@@ -178,3 +178,11 @@ func SetStatus(cur *Status, trans *[]Transition, to Status, reason string, at ti
 	*cur = to
 	*trans = append(*trans, Transition{Status: to, At: at, Reason: reason})
 }
+
+// Object is any resource: each embeds Meta.
+type Object interface {
+	ObjectMeta() *Meta
+}
+
+// ObjectMeta returns the resource's metadata.
+func (m *Meta) ObjectMeta() *Meta { return m }

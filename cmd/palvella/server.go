@@ -1,0 +1,48 @@
+package main
+
+import (
+	"github.com/hashicorp/go-hclog"
+	"github.com/palvella/palvella/core/server"
+	"github.com/spf13/cobra"
+)
+
+func newServerCmd(app *App) *cobra.Command {
+	var cfg server.Config
+	var logFormat string
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the Palvella server: API, scheduler and an embedded worker",
+		Long: `Run the Palvella server. With no flags it runs on this machine with no set-up:
+it listens on 127.0.0.1:7700, keeps its data under PALVELLA_HOME (default
+~/.palvella) in sqlite and on the filesystem, runs jobs with the local engine in
+an embedded worker, and writes a management token for the CLI on this machine
+into $PALVELLA_HOME/cli.json (mode 0600), so that the other commands simply work.
+
+Every API route but /api/v1/health needs a token. A server listening on an
+address other than loopback never writes the CLI's token file.`,
+		Example: `  palvella server
+  palvella server --listen 127.0.0.1:8080 --workers 8`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			specs, err := app.pluginSpecs()
+			if err != nil {
+				return err
+			}
+			cfg.Home = app.Home
+			cfg.Plugins = specs
+			cfg.Out = app.Out
+			level := hclog.LevelFromString(app.LogLevel)
+			if !cmd.Flags().Changed("log-level") {
+				level = hclog.Info
+			}
+			cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "palvella", Output: app.Err, Level: level,
+				JSONFormat: logFormat == "json" || (logFormat == "auto" && !isTerminal(app.Err))})
+			return server.Run(cmd.Context(), cfg)
+		},
+	}
+	cmd.Flags().StringVar(&cfg.Listen, "listen", "127.0.0.1:7700", "address of the API")
+	cmd.Flags().IntVar(&cfg.Workers, "workers", 4, "jobs the embedded worker runs at once")
+	cmd.Flags().BoolVar(&cfg.NoWorker, "no-worker", false, "run no embedded worker")
+	cmd.Flags().StringVar(&logFormat, "log-format", "auto", "log format on stderr: auto (JSON unless a terminal), json or text")
+	return cmd
+}

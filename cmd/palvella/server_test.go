@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// testServer is a real `palvella server` process.
+type testServer struct {
+	t    *testing.T
+	home string
+	addr string
+	cmd  *exec.Cmd
+	logs *os.File
+}
+
+// freeAddr returns a loopback address nothing listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// startServer starts a server on a fresh home and waits until it answers.
+func startServer(t *testing.T, home string, args ...string) *testServer {
+	t.Helper()
+	if home == "" {
+		home = t.TempDir()
+	}
+	s := &testServer{t: t, home: home, addr: freeAddr(t)}
+	s.start(args...)
+	t.Cleanup(func() { s.stop(syscall.SIGTERM) })
+	return s
+}
+
+func (s *testServer) start(args ...string) {
+	s.t.Helper()
+	logs, err := os.OpenFile(filepath.Join(s.home, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.logs = logs
+	s.cmd = exec.Command(palvellaBin, append([]string{"server", "--listen", s.addr, "--log-level", "debug"}, args...)...)
+	s.cmd.Env = append(os.Environ(), "PALVELLA_HOME="+s.home)
+	s.cmd.Stdout, s.cmd.Stderr = logs, logs
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		resp, err := http.Get("http://" + s.addr + "/api/v1/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			s.t.Fatalf("server did not answer on %s:\n%s", s.addr, s.logTail())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// stop stops the server with sig and waits for it.
+func (s *testServer) stop(sig syscall.Signal) {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(sig)
+	done := make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-done
+	}
+	s.cmd = nil
+	s.logs.Close()
+}
+
+func (s *testServer) logTail() string {
+	f, err := os.Open(filepath.Join(s.home, "server.log"))
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	if len(lines) > 60 {
+		lines = lines[len(lines)-60:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// cli runs the palvella CLI against the server (found through cli.json).
+func (s *testServer) cli(args ...string) (string, string, int) {
+	s.t.Helper()
+	return palvella(s.t, s.home, args...)
+}
+
+// mustCLI runs the CLI and fails the test on a non-zero exit.
+func (s *testServer) mustCLI(args ...string) string {
+	s.t.Helper()
+	out, errOut, code := s.cli(args...)
+	if code != 0 {
+		s.t.Fatalf("palvella %s: exit %d\nstdout: %s\nstderr: %s\nserver log:\n%s", strings.Join(args, " "), code, out, errOut, s.logTail())
+	}
+	return out
+}

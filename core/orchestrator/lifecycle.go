@@ -1,0 +1,118 @@
+package orchestrator
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/palvella/palvella/core/resource"
+)
+
+// Start runs the embedded workers and the sweeper until ctx ends, after
+// picking up the runs a previous process left unfinished. It returns once
+// they are started; Wait waits for them to stop.
+func (o *Orchestrator) Start(ctx context.Context) error {
+	if _, err := o.typeIdx(ctx); err != nil {
+		return fmt.Errorf("index plugin types: %w", err)
+	}
+	if err := o.recover(ctx); err != nil {
+		return fmt.Errorf("recover unfinished runs: %w", err)
+	}
+	for i := 0; i < o.opts.Workers; i++ {
+		o.wg.Add(1)
+		go func() {
+			defer o.wg.Done()
+			o.workerLoop(ctx)
+		}()
+	}
+	o.wg.Add(1)
+	go func() {
+		defer o.wg.Done()
+		o.sweep(ctx)
+	}()
+	return nil
+}
+
+// Wait waits until the loops started by Start have stopped.
+func (o *Orchestrator) Wait() { o.wg.Wait() }
+
+// eachActiveRun calls fn for every run that has not ended, in every
+// namespace.
+func (o *Orchestrator) eachActiveRun(ctx context.Context, fn func(*resource.Run)) error {
+	token := ""
+	for {
+		runs, next, err := list[resource.Run](ctx, o.store, resource.KindRun, "", map[string]string{"active": "true"}, 200, token)
+		if err != nil {
+			return err
+		}
+		for i := range runs {
+			fn(&runs[i])
+		}
+		if next == "" {
+			return nil
+		}
+		token = next
+	}
+}
+
+// recover resumes what a stopped server left: queued jobs are queued again
+// (idempotently), and every unfinished run is advanced. Jobs that were
+// running come back from the queue when their worker's lease expires.
+func (o *Orchestrator) recover(ctx context.Context) error {
+	n := 0
+	err := o.eachActiveRun(ctx, func(r *resource.Run) {
+		n++
+		var items []jobItem
+		for _, j := range r.Jobs {
+			if j.Status == resource.StatusQueued {
+				items = append(items, jobItem{Namespace: r.Namespace, Run: r.Name, Job: j.Name, Attempt: max(j.Attempt, 1)})
+			}
+		}
+		if err := o.enqueue(ctx, items...); err != nil {
+			o.log.Error("requeue jobs", "run", r.Name, "error", err)
+		}
+		if r.Status.Terminal() {
+			o.runEnded(ctx, r)
+			return
+		}
+		if _, err := o.schedule(ctx, r.Namespace, r.Name); err != nil {
+			o.log.Error("resume run", "run", r.Name, "error", err)
+		}
+	})
+	if n > 0 {
+		o.log.Info("resumed unfinished runs", "count", n)
+	}
+	return err
+}
+
+// sweep ends runs that outlived their timeout.
+func (o *Orchestrator) sweep(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := o.now()
+		_ = o.eachActiveRun(ctx, func(r *resource.Run) {
+			if r.StartedAt == nil || r.Status.Terminal() {
+				return
+			}
+			p, err := o.planFor(ctx, r)
+			if err != nil {
+				return
+			}
+			timeout := p.Timeout
+			if timeout == 0 {
+				timeout = o.opts.DefaultRunTimeout
+			}
+			if now.Sub(*r.StartedAt) > timeout {
+				if _, err := o.endRun(ctx, r.Namespace, r.Name, resource.StatusFailure, fmt.Sprintf("run timed out after %s", timeout)); err != nil {
+					o.log.Warn("time out run", "run", r.Name, "error", err)
+				}
+			}
+		}) // a failed listing is retried at the next tick
+	}
+}

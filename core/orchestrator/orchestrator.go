@@ -1,0 +1,247 @@
+// Package orchestrator is the heart of the Palvella core: it applies
+// pipelines, starts runs, evaluates each run's DAG, and executes jobs on
+// engines through action and job plugins. It keeps its state as resources
+// in the database plugin and its work in the database plugin's queue, so a
+// server that is killed picks its runs up again when it restarts.
+package orchestrator
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/palvella/palvella/core/pluginhost"
+	sdk "github.com/palvella/palvella/plugin-sdk"
+	"github.com/palvella/palvella/plugin-sdk/action"
+	"github.com/palvella/palvella/plugin-sdk/database"
+	"github.com/palvella/palvella/plugin-sdk/engine"
+	"github.com/palvella/palvella/plugin-sdk/job"
+	"github.com/palvella/palvella/plugin-sdk/storage"
+)
+
+// Options configure an Orchestrator.
+type Options struct {
+	Plugins *pluginhost.Manager
+	Logger  hclog.Logger
+	// Database and Storage name the plugins that hold state and blobs.
+	Database string
+	Storage  string
+	// Workers is how many jobs this process runs at once (default 4); 0
+	// workers with NoWorker set runs none (a server without an embedded
+	// worker).
+	Workers  int
+	NoWorker bool
+	// LeaseTTL is how long a worker holds a job without renewing it
+	// (default 10s); a job whose worker died is run again after it.
+	LeaseTTL time.Duration
+	// DefaultRunTimeout applies to runs whose pipeline sets none (default
+	// 24h).
+	DefaultRunTimeout time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Orchestrator implements the API's backend and runs the scheduler and the
+// embedded worker.
+type Orchestrator struct {
+	opts   Options
+	log    hclog.Logger
+	store  *store
+	logs   logs
+	holder string
+
+	mu      sync.Mutex
+	types   *typeIndex
+	running map[string]context.CancelFunc // in-flight jobs by run key
+	execs   map[string]*execution         // executions served to action plugins
+	plans   map[string]*plan              // by namespace/pipeline.vN
+
+	wake chan struct{}
+	wg   sync.WaitGroup
+}
+
+const jobQueue = "jobs"
+
+// New returns an Orchestrator. Start starts its loops.
+func New(opts Options) (*Orchestrator, error) {
+	if opts.Plugins == nil {
+		return nil, fmt.Errorf("orchestrator: no plugin manager")
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.Database == "" {
+		opts.Database = "database-sqlite"
+	}
+	if opts.Storage == "" {
+		opts.Storage = "storage-filesystem"
+	}
+	if opts.Workers == 0 && !opts.NoWorker {
+		opts.Workers = 4
+	}
+	if opts.LeaseTTL == 0 {
+		opts.LeaseTTL = 10 * time.Second
+	}
+	if opts.DefaultRunTimeout == 0 {
+		opts.DefaultRunTimeout = 24 * time.Hour
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	host, _ := os.Hostname()
+	o := &Orchestrator{
+		opts:    opts,
+		log:     opts.Logger,
+		holder:  fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano()),
+		running: map[string]context.CancelFunc{},
+		execs:   map[string]*execution{},
+		plans:   map[string]*plan{},
+		wake:    make(chan struct{}, 1),
+	}
+	o.store = &store{db: o.database}
+	return o, nil
+}
+
+func (o *Orchestrator) now() time.Time { return o.opts.Now().UTC() }
+
+func (o *Orchestrator) plugin(name string) (*pluginhost.Plugin, error) {
+	return o.opts.Plugins.Plugin(name)
+}
+
+func (o *Orchestrator) database(ctx context.Context) (database.Database, error) {
+	p, err := o.plugin(o.opts.Database)
+	if err != nil {
+		return nil, err
+	}
+	return pluginhost.Client[database.Database](ctx, p, sdk.CategoryDatabase)
+}
+
+func (o *Orchestrator) storage(ctx context.Context) (storage.Storage, error) {
+	p, err := o.plugin(o.opts.Storage)
+	if err != nil {
+		return nil, err
+	}
+	return pluginhost.Client[storage.Storage](ctx, p, sdk.CategoryStorage)
+}
+
+// typeIndex maps action, job and engine types to the plugins providing
+// them, from the plugins' manifests.
+type typeIndex struct {
+	actions map[string]typeRef // "run", "match", "slack/post"
+	jobs    map[string]typeRef // "terraform/plan"
+	engines map[string]string  // "local" -> "engine-local"
+}
+
+type typeRef struct {
+	plugin string
+	name   string // the type's name as the plugin knows it
+}
+
+// shortName is a plugin's name without its category prefix:
+// "job-terraform" -> "terraform".
+func shortName(plugin string, c sdk.Category) string {
+	return strings.TrimPrefix(plugin, c.String()+"-")
+}
+
+// indexTypes launches every plugin that provides actions, jobs or engines
+// and records their types.
+func (o *Orchestrator) indexTypes(ctx context.Context) (*typeIndex, error) {
+	idx := &typeIndex{actions: map[string]typeRef{}, jobs: map[string]typeRef{}, engines: map[string]string{}}
+	for _, st := range o.opts.Plugins.List() {
+		interesting := false
+		for _, c := range st.Categories {
+			if c == sdk.CategoryAction || c == sdk.CategoryJob || c == sdk.CategoryEngine {
+				interesting = true
+			}
+		}
+		if !interesting {
+			continue
+		}
+		p, err := o.plugin(st.Name)
+		if err != nil {
+			return nil, err
+		}
+		m, err := p.Manifest(ctx)
+		if err != nil {
+			o.log.Error("plugin unavailable; its types are not offered", "plugin", st.Name, "error", err)
+			continue
+		}
+		for _, t := range m.Types {
+			switch t.Category {
+			case sdk.CategoryAction:
+				ref := typeRef{plugin: st.Name, name: t.Name}
+				idx.actions[shortName(st.Name, sdk.CategoryAction)+"/"+t.Name] = ref
+				if _, taken := idx.actions[t.Name]; !taken && !strings.Contains(t.Name, "/") {
+					idx.actions[t.Name] = ref
+				}
+			case sdk.CategoryJob:
+				idx.jobs[shortName(st.Name, sdk.CategoryJob)+"/"+t.Name] = typeRef{plugin: st.Name, name: t.Name}
+			case sdk.CategoryEngine:
+				idx.engines[t.Name] = st.Name
+			}
+		}
+	}
+	return idx, nil
+}
+
+// typeIndex returns the index, building it on first use.
+func (o *Orchestrator) typeIdx(ctx context.Context) (*typeIndex, error) {
+	o.mu.Lock()
+	idx := o.types
+	o.mu.Unlock()
+	if idx != nil {
+		return idx, nil
+	}
+	idx, err := o.indexTypes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	o.mu.Lock()
+	o.types = idx
+	o.mu.Unlock()
+	return idx, nil
+}
+
+func (o *Orchestrator) actionClient(ctx context.Context, ref typeRef) (action.Action, error) {
+	p, err := o.plugin(ref.plugin)
+	if err != nil {
+		return nil, err
+	}
+	return pluginhost.Client[action.Action](ctx, p, sdk.CategoryAction)
+}
+
+func (o *Orchestrator) jobClient(ctx context.Context, ref typeRef) (job.Job, error) {
+	p, err := o.plugin(ref.plugin)
+	if err != nil {
+		return nil, err
+	}
+	return pluginhost.Client[job.Job](ctx, p, sdk.CategoryJob)
+}
+
+func (o *Orchestrator) engineClient(ctx context.Context, typ string) (engine.Engine, error) {
+	idx, err := o.typeIdx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	name, ok := idx.engines[typ]
+	if !ok {
+		return nil, sdk.Errorf(sdk.ErrFailedPrecondition, "engine", "no engine plugin provides engine type %q (install one with `palvella plugin add engine-%s`)", typ, typ)
+	}
+	p, err := o.plugin(name)
+	if err != nil {
+		return nil, err
+	}
+	return pluginhost.Client[engine.Engine](ctx, p, sdk.CategoryEngine)
+}
+
+// kick wakes the worker loops.
+func (o *Orchestrator) kick() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}

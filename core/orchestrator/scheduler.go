@@ -1,0 +1,205 @@
+package orchestrator
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/palvella/palvella/core/resource"
+)
+
+// evaluator evaluates the expressions of pipelines (core/expr).
+type evaluator interface {
+	EvalBool(expr string, env map[string]any) (bool, error)
+	Interpolate(s string, env map[string]any) (string, error)
+}
+
+// advance moves a run forward as far as its DAG allows without running
+// anything: it starts a pending run, decides each pending job whose
+// required jobs have all ended (queue it, or skip it by `when` or `if`),
+// and ends the run when every job has ended. It returns the jobs it queued.
+// It is a pure function of the run, so it is safe to call again on a fresh
+// copy when an update conflicts.
+func advance(run *resource.Run, p *plan, ev evaluator, now time.Time) []string {
+	if run.Status.Terminal() {
+		return nil
+	}
+	if run.Status == resource.StatusPending || run.Status == resource.StatusQueued {
+		resource.SetStatus(&run.Status, &run.Transitions, resource.StatusRunning, "", now)
+		run.StartedAt = &now
+	}
+	var queued []string
+	for changed := true; changed; {
+		changed = false
+		for i := range run.Jobs {
+			js := &run.Jobs[i]
+			if js.Status != resource.StatusPending {
+				continue
+			}
+			pj := p.job(js.Name)
+			if pj == nil {
+				setJob(js, resource.StatusFailure, "the job is not in the pipeline version this run started with", now)
+				changed = true
+				continue
+			}
+			ready, anyFailed, allOK := true, false, true
+			for _, req := range pj.Requires {
+				rj := run.Job(req)
+				if rj == nil || !rj.Status.Terminal() {
+					ready = false
+					break
+				}
+				switch rj.Status {
+				case resource.StatusFailure, resource.StatusCancelled:
+					anyFailed, allOK = true, false
+				case resource.StatusSuccess, resource.StatusSkipped:
+				default:
+					allOK = false
+				}
+			}
+			if !ready {
+				continue
+			}
+			changed = true
+			switch when := pj.When; {
+			case when == "always":
+			case when == "failure" && !anyFailed:
+				setJob(js, resource.StatusSkipped, "when: failure, and no required job failed", now)
+				continue
+			case when != "failure" && !allOK:
+				setJob(js, resource.StatusSkipped, "a required job did not succeed ("+failedRequires(run, pj)+")", now)
+				continue
+			}
+			if pj.If != "" {
+				ok, err := ev.EvalBool(pj.If, exprContext(run, p, pj.Name))
+				if err != nil {
+					setJob(js, resource.StatusFailure, fmt.Sprintf("if: %v", err), now)
+					continue
+				}
+				if !ok {
+					setJob(js, resource.StatusSkipped, "if: "+pj.If+" is false", now)
+					continue
+				}
+			}
+			setJob(js, resource.StatusQueued, "", now)
+			js.QueuedAt = &now
+			queued = append(queued, js.Name)
+		}
+	}
+	finishIfDone(run, now)
+	return queued
+}
+
+func failedRequires(run *resource.Run, pj *planJob) string {
+	var s []string
+	for _, req := range pj.Requires {
+		if rj := run.Job(req); rj != nil && rj.Status != resource.StatusSuccess && rj.Status != resource.StatusSkipped {
+			s = append(s, req+" "+string(rj.Status))
+		}
+	}
+	return strings.Join(s, ", ")
+}
+
+// finishIfDone ends the run when every job has ended.
+func finishIfDone(run *resource.Run, now time.Time) {
+	if run.Status.Terminal() {
+		return
+	}
+	failed, cancelled := []string{}, false
+	for _, j := range run.Jobs {
+		if !j.Status.Terminal() {
+			return
+		}
+		switch j.Status {
+		case resource.StatusFailure:
+			failed = append(failed, j.Name)
+		case resource.StatusCancelled:
+			cancelled = true
+		}
+	}
+	switch {
+	case len(failed) > 0:
+		resource.SetStatus(&run.Status, &run.Transitions, resource.StatusFailure, "failed jobs: "+strings.Join(failed, ", "), now)
+		run.Reason = "failed jobs: " + strings.Join(failed, ", ")
+	case cancelled:
+		resource.SetStatus(&run.Status, &run.Transitions, resource.StatusCancelled, run.Reason, now)
+	default:
+		resource.SetStatus(&run.Status, &run.Transitions, resource.StatusSuccess, "", now)
+	}
+	run.FinishedAt = &now
+}
+
+func setJob(js *resource.JobStatus, to resource.Status, reason string, now time.Time) {
+	resource.SetStatus(&js.Status, &js.Transitions, to, reason, now)
+	js.Reason = reason
+	switch {
+	case to == resource.StatusRunning && js.StartedAt == nil:
+		js.StartedAt = &now
+	case to.Terminal():
+		js.FinishedAt = &now
+	}
+}
+
+func setAction(as *resource.ActionStatus, to resource.Status, msg string, now time.Time) {
+	as.Status, as.Message = to, msg
+	switch {
+	case to == resource.StatusRunning:
+		as.StartedAt = &now
+	case to.Terminal():
+		as.FinishedAt = &now
+	}
+}
+
+// exprContext is what expressions see: params, jobs, trigger and run, and
+// for a job's own expressions job and actions.
+func exprContext(run *resource.Run, p *plan, jobName string) map[string]any {
+	jobs := map[string]any{}
+	for _, j := range run.Jobs {
+		jobs[j.Name] = map[string]any{"status": string(j.Status), "outputs": nonNil(j.Outputs)}
+	}
+	params := nonNil(run.Params)
+	ctx := map[string]any{
+		"params":  params,
+		"jobs":    jobs,
+		"trigger": map[string]any{"type": run.Trigger.Type, "name": run.Trigger.Name, "payload": nonNilAny(run.Trigger.Payload), "headers": stringMap(run.Trigger.Headers)},
+		"run":     map[string]any{"id": run.Name, "number": run.Number, "pipeline": run.Pipeline, "namespace": run.Namespace},
+		"job":     map[string]any{"name": jobName, "params": map[string]any{}},
+		"actions": map[string]any{},
+	}
+	if jobName == "" {
+		return ctx
+	}
+	if pj := p.job(jobName); pj != nil {
+		ctx["job"] = map[string]any{"name": jobName, "params": nonNil(pj.Params)}
+	}
+	if js := run.Job(jobName); js != nil {
+		actions := map[string]any{}
+		for _, a := range js.Actions {
+			actions[a.Name] = map[string]any{"status": string(a.Status), "outputs": nonNil(a.Outputs)}
+		}
+		ctx["actions"] = actions
+	}
+	return ctx
+}
+
+func nonNil(m map[string]any) map[string]any {
+	if m == nil {
+		return map[string]any{}
+	}
+	return m
+}
+
+func nonNilAny(v any) any {
+	if v == nil {
+		return map[string]any{}
+	}
+	return v
+}
+
+func stringMap(m map[string]string) map[string]any {
+	out := map[string]any{}
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}

@@ -1,0 +1,627 @@
+package orchestrator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/palvella/palvella/core/resource"
+	sdk "github.com/palvella/palvella/plugin-sdk"
+	"github.com/palvella/palvella/plugin-sdk/action"
+	"github.com/palvella/palvella/plugin-sdk/database"
+	"github.com/palvella/palvella/plugin-sdk/engine"
+	"github.com/palvella/palvella/plugin-sdk/job"
+	"github.com/palvella/palvella/plugin-sdk/storage"
+)
+
+// jobItem is the payload of a queued job.
+type jobItem struct {
+	Namespace string `json:"namespace"`
+	Run       string `json:"run"`
+	Job       string `json:"job"`
+	Attempt   int    `json:"attempt"`
+}
+
+func (it jobItem) id() string {
+	return it.Namespace + "/" + it.Run + "/" + it.Job + "/" + strconv.Itoa(it.Attempt)
+}
+
+// enqueue puts jobs on the work queue. Item IDs make it idempotent.
+func (o *Orchestrator) enqueue(ctx context.Context, items ...jobItem) error {
+	if len(items) == 0 {
+		return nil
+	}
+	db, err := o.database(ctx)
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		payload, _ := json.Marshal(it) // plain strings and ints
+		if _, err := db.Enqueue(ctx, &database.EnqueueRequest{Queue: jobQueue, Payload: payload, ID: it.id()}); err != nil {
+			return fmt.Errorf("enqueue job %s: %w", it.id(), err)
+		}
+	}
+	o.kick()
+	return nil
+}
+
+// workerLoop leases jobs and runs them until ctx ends.
+func (o *Orchestrator) workerLoop(ctx context.Context) {
+	for ctx.Err() == nil {
+		item, err := o.lease(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				o.log.Warn("lease a job", "error", err)
+				sleep(ctx, time.Second)
+			}
+			continue
+		}
+		if item == nil {
+			select {
+			case <-ctx.Done():
+			case <-o.wake:
+			case <-time.After(500 * time.Millisecond):
+			}
+			continue
+		}
+		o.work(ctx, item)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+func (o *Orchestrator) lease(ctx context.Context) (*database.QueueItem, error) {
+	db, err := o.database(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return db.Lease(ctx, &database.LeaseRequest{Queue: jobQueue, Holder: o.holder, TTL: o.opts.LeaseTTL})
+}
+
+// work runs one leased job, renewing its lease, and acks it.
+func (o *Orchestrator) work(ctx context.Context, item *database.QueueItem) {
+	var it jobItem
+	if err := json.Unmarshal(item.Payload, &it); err != nil {
+		o.log.Error("dropping a malformed queue item", "id", item.ID, "error", err)
+		o.ack(ctx, item)
+		return
+	}
+	jobCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	runKey := it.Namespace + "/" + it.Run
+	o.mu.Lock()
+	o.running[runKey+"/"+it.Job] = cancel
+	o.mu.Unlock()
+	defer func() {
+		o.mu.Lock()
+		delete(o.running, runKey+"/"+it.Job)
+		o.mu.Unlock()
+	}()
+
+	// Keep the lease while the job runs.
+	renewDone := make(chan struct{})
+	go func() {
+		defer close(renewDone)
+		t := time.NewTicker(o.opts.LeaseTTL / 3)
+		defer t.Stop()
+		token := item.LeaseToken
+		for {
+			select {
+			case <-jobCtx.Done():
+				return
+			case <-t.C:
+				db, err := o.database(ctx)
+				if err != nil {
+					continue
+				}
+				if _, err := db.Renew(ctx, &database.RenewRequest{ID: item.ID, LeaseToken: token, TTL: o.opts.LeaseTTL}); err != nil {
+					o.log.Warn("renew job lease", "job", it.id(), "error", err)
+				}
+			}
+		}
+	}()
+	o.runJob(jobCtx, it, item.Attempts)
+	cancel()
+	<-renewDone
+	o.ack(ctx, item)
+}
+
+func (o *Orchestrator) ack(ctx context.Context, item *database.QueueItem) {
+	db, err := o.database(ctx)
+	if err == nil {
+		err = db.Ack(ctx, &database.AckRequest{ID: item.ID, LeaseToken: item.LeaseToken})
+	}
+	if err != nil && ctx.Err() == nil {
+		o.log.Warn("ack job", "id", item.ID, "error", err)
+	}
+}
+
+// jobOutcome is how a job's actions ended.
+type jobOutcome struct {
+	status  resource.Status
+	reason  string
+	resume  int // for waiting
+	outputs map[string]any
+}
+
+// runJob executes one job of a run and records the outcome.
+func (o *Orchestrator) runJob(ctx context.Context, it jobItem, leaseAttempts int) {
+	run := &resource.Run{}
+	if err := o.store.get(ctx, resource.KindRun, it.Namespace, it.Run, run); err != nil {
+		o.log.Error("job of a missing run", "run", it.Run, "job", it.Job, "error", err)
+		return
+	}
+	js := run.Job(it.Job)
+	if run.Status.Terminal() || js == nil || (js.Status != resource.StatusQueued && js.Status != resource.StatusRunning) {
+		return // cancelled or already done
+	}
+	p, err := o.planFor(ctx, run)
+	if err != nil {
+		o.finishJob(ctx, it, jobOutcome{status: resource.StatusFailure, reason: err.Error()})
+		return
+	}
+	pj := p.job(it.Job)
+	if pj == nil {
+		o.finishJob(ctx, it, jobOutcome{status: resource.StatusFailure, reason: "the job is not in the pipeline version"})
+		return
+	}
+	resume := js.Resume
+	recovered := js.Status == resource.StatusRunning && leaseAttempts > 1
+	// Mark the job running.
+	now := o.now()
+	run, err = mutate(ctx, o.store, resource.KindRun, it.Namespace, it.Run, func(r *resource.Run) error {
+		j := r.Job(it.Job)
+		if j == nil || (j.Status != resource.StatusQueued && j.Status != resource.StatusRunning) {
+			return errStale
+		}
+		reason := ""
+		if recovered {
+			reason = "picked up again after its worker stopped"
+		}
+		setJob(j, resource.StatusRunning, reason, now)
+		j.StartedAt = &now
+		if j.Attempt == 0 {
+			j.Attempt = 1
+		}
+		return nil
+	})
+	if errors.Is(err, errStale) {
+		return
+	}
+	if err != nil {
+		o.log.Error("mark job running", "run", it.Run, "job", it.Job, "error", err)
+		return
+	}
+	js = run.Job(it.Job)
+
+	timeout := pj.Timeout
+	if timeout == 0 {
+		timeout = o.opts.DefaultRunTimeout
+	}
+	if run.StartedAt != nil {
+		runTimeout := p.Timeout
+		if runTimeout == 0 {
+			runTimeout = o.opts.DefaultRunTimeout
+		}
+		if left := time.Until(run.StartedAt.Add(runTimeout)); left < timeout {
+			timeout = left
+		}
+	}
+	jctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	out := o.execute(jctx, run, p, pj, js, resume)
+	if out.status == resource.StatusFailure && errors.Is(jctx.Err(), context.DeadlineExceeded) {
+		out.reason = fmt.Sprintf("timed out after %s", timeout.Round(time.Millisecond))
+	}
+	if errors.Is(ctx.Err(), context.Canceled) && out.status != resource.StatusWaiting {
+		out.status, out.reason = resource.StatusCancelled, "cancelled"
+	}
+	o.finishJob(ctx, it, out)
+}
+
+var errStale = errors.New("stale job")
+
+// execute runs a job's actions on its engine.
+func (o *Orchestrator) execute(ctx context.Context, run *resource.Run, p *plan, pj *planJob, js *resource.JobStatus, resume int) jobOutcome {
+	ns := run.Namespace
+	exprCtx := func() map[string]any {
+		fresh := &resource.Run{}
+		if err := o.store.get(context.WithoutCancel(ctx), resource.KindRun, ns, run.Name, fresh); err == nil {
+			run = fresh
+		}
+		return exprContext(run, p, pj.Name)
+	}
+	actions := pj.Actions
+	get, put := pj.Get, pj.Put
+	if pj.Uses != "" {
+		exp, err := o.expand(ctx, run, p, pj, exprCtx())
+		if err != nil {
+			return jobOutcome{status: resource.StatusFailure, reason: err.Error()}
+		}
+		actions, get, put = exp.actions, append(get, exp.get...), append(put, exp.put...)
+	}
+	// Record the action list before running anything.
+	if _, err := mutate(ctx, o.store, resource.KindRun, ns, run.Name, func(r *resource.Run) error {
+		j := r.Job(pj.Name)
+		if len(j.Actions) != len(actions) {
+			j.Actions = make([]resource.ActionStatus, len(actions))
+		}
+		for i, a := range actions {
+			j.Actions[i].Name, j.Actions[i].Type = a.Name, a.Type
+			if j.Actions[i].Status == "" || i >= resume {
+				j.Actions[i].Status = resource.StatusPending
+			}
+			j.Actions[i].LogKey = storageLogKey(pj.Name, a.Name)
+		}
+		return nil
+	}); err != nil {
+		return jobOutcome{status: resource.StatusFailure, reason: "record actions: " + err.Error()}
+	}
+
+	engType, engOpts := p.Engine.Type, p.Engine.Options
+	if pj.Engine != nil {
+		engType, engOpts = pj.Engine.Type, pj.Engine.Options
+	}
+	if engType == "" {
+		engType = "local"
+	}
+	eng, err := o.engineClient(ctx, engType)
+	if err != nil {
+		return jobOutcome{status: resource.StatusFailure, reason: err.Error()}
+	}
+	ws, err := eng.Setup(ctx, &engine.SetupRequest{Options: engOpts, Namespace: ns, Pipeline: run.Pipeline, Run: run.Name, Job: pj.Name})
+	if err != nil {
+		return jobOutcome{status: resource.StatusFailure, reason: "engine setup: " + err.Error()}
+	}
+	defer func() {
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if err := eng.Teardown(tctx, ws.ID); err != nil {
+			o.log.Warn("engine teardown", "run", run.Name, "job", pj.Name, "error", err)
+		}
+	}()
+
+	env, err := o.jobEnv(ctx, run, p, pj, ws)
+	if err != nil {
+		return jobOutcome{status: resource.StatusFailure, reason: err.Error()}
+	}
+	ref := sdk.ExecutionRef{Namespace: ns, Pipeline: run.Pipeline, Run: run.Name, Job: pj.Name, Attempt: js.Attempt}
+	e := &execution{ref: ref, engine: eng, workspace: ws, env: env,
+		scope: storage.Scope{Kind: storage.ScopeRun, Namespace: ns, Pipeline: run.Pipeline, Run: run.Name}}
+	defer o.register(e)()
+
+	if err := o.storageGet(ctx, run, eng, ws, get); err != nil {
+		return jobOutcome{status: resource.StatusFailure, reason: err.Error()}
+	}
+
+	outcome := jobOutcome{status: resource.StatusSuccess, outputs: map[string]any{}}
+	for _, prev := range js.Actions {
+		if prev.Status == resource.StatusSuccess {
+			maps.Copy(outcome.outputs, prev.Outputs)
+		}
+	}
+actions:
+	for i := resume; i < len(actions); i++ {
+		a := actions[i]
+		if ctx.Err() != nil {
+			outcome.status, outcome.reason = resource.StatusFailure, ctx.Err().Error()
+			break
+		}
+		st, msg, outputs := o.runAction(ctx, run, p, pj, a, ref, exprCtx)
+		maps.Copy(outcome.outputs, outputs)
+		switch st {
+		case resource.StatusWaiting:
+			return jobOutcome{status: resource.StatusWaiting, reason: msg, resume: i + 1, outputs: outcome.outputs}
+		case resource.StatusSuccess:
+			switch a.OnSuccess {
+			case "succeed":
+				break actions
+			case "fail":
+				outcome.status, outcome.reason = resource.StatusFailure, fmt.Sprintf("action %s succeeded and its on_success is fail", a.Name)
+				break actions
+			}
+		case resource.StatusFailure, resource.StatusCancelled:
+			switch a.OnFailure {
+			case "continue":
+			case "succeed":
+				break actions
+			default:
+				outcome.status = resource.StatusFailure
+				outcome.reason = fmt.Sprintf("action %s failed", a.Name)
+				if msg != "" {
+					outcome.reason += ": " + msg
+				}
+				break actions
+			}
+		}
+	}
+	if outcome.status == resource.StatusSuccess {
+		if err := o.storagePut(ctx, run, eng, ws, put); err != nil {
+			return jobOutcome{status: resource.StatusFailure, reason: err.Error(), outputs: outcome.outputs}
+		}
+	}
+	return outcome
+}
+
+// jobEnv is the environment of a job's commands.
+func (o *Orchestrator) jobEnv(ctx context.Context, run *resource.Run, p *plan, pj *planJob, ws *engine.Workspace) (map[string]string, error) {
+	env := map[string]string{}
+	for k, v := range p.Env {
+		if v.FromCredential != "" {
+			return nil, sdk.Errorf(sdk.ErrFailedPrecondition, "spec.env."+k, "credentials in env ({from_credential: %s}) are not available on this server yet", v.FromCredential)
+		}
+		env[k] = v.Value
+	}
+	env["PALVELLA_RUN"] = run.Name
+	env["PALVELLA_RUN_NUMBER"] = strconv.FormatInt(run.Number, 10)
+	env["PALVELLA_PIPELINE"] = run.Pipeline
+	env["PALVELLA_NAMESPACE"] = run.Namespace
+	env["PALVELLA_JOB"] = pj.Name
+	env["PALVELLA_WORKSPACE"] = ws.Workdir
+	return env, nil
+}
+
+// expanded is a job type's expansion.
+type expanded struct {
+	actions  []planAction
+	get, put []storageEntry
+}
+
+func (o *Orchestrator) expand(ctx context.Context, run *resource.Run, p *plan, pj *planJob, ectx map[string]any) (*expanded, error) {
+	idx, err := o.typeIdx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ref, ok := idx.jobs[pj.Uses]
+	if !ok {
+		return nil, sdk.Errorf(sdk.ErrFailedPrecondition, "uses", "no job plugin provides job type %q", pj.Uses)
+	}
+	with, err := o.interpolateAll(pj.With, ectx)
+	if err != nil {
+		return nil, fmt.Errorf("with: %w", err)
+	}
+	jc, err := o.jobClient(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := jc.Expand(ctx, &job.ExpandRequest{Type: ref.name, JobName: pj.Name, With: with, Context: ectx})
+	if err != nil {
+		return nil, fmt.Errorf("expand %s: %w", pj.Uses, err)
+	}
+	if sdk.HasErrors(resp.Diagnostics) {
+		var s []string
+		for _, d := range resp.Diagnostics {
+			s = append(s, d.Field+": "+d.Summary)
+		}
+		return nil, fmt.Errorf("expand %s: %s", pj.Uses, strings.Join(s, "; "))
+	}
+	out := &expanded{}
+	for _, a := range resp.Actions {
+		out.actions = append(out.actions, planAction{Name: a.Name, Type: a.Type, If: a.If, Params: a.Params, OnSuccess: a.OnSuccess, OnFailure: a.OnFailure})
+	}
+	for _, e := range resp.StorageGet {
+		out.get = append(out.get, storageEntry{Path: e.Path, Scope: e.Scope, Key: e.Key})
+	}
+	for _, e := range resp.StoragePut {
+		out.put = append(out.put, storageEntry{Path: e.Path, Scope: e.Scope, Key: e.Key})
+	}
+	return out, nil
+}
+
+// runAction runs one action and records its status, outputs and log.
+func (o *Orchestrator) runAction(ctx context.Context, run *resource.Run, p *plan, pj *planJob, a planAction, ref sdk.ExecutionRef, exprCtx func() map[string]any) (resource.Status, string, map[string]any) {
+	ns := run.Namespace
+	record := func(st resource.Status, msg string, outputs map[string]any) {
+		now := o.now()
+		if _, err := mutate(context.WithoutCancel(ctx), o.store, resource.KindRun, ns, run.Name, func(r *resource.Run) error {
+			if as := r.Job(pj.Name).Action(a.Name); as != nil {
+				setAction(as, st, msg, now)
+				as.Outputs = outputs
+			}
+			return nil
+		}); err != nil {
+			o.log.Error("record action status", "run", run.Name, "job", pj.Name, "action", a.Name, "error", err)
+		}
+	}
+	ectx := exprCtx()
+	if a.If != "" {
+		ok, err := o.eval().EvalBool(a.If, ectx)
+		if err != nil {
+			record(resource.StatusFailure, "if: "+err.Error(), nil)
+			return resource.StatusFailure, "if: " + err.Error(), nil
+		}
+		if !ok {
+			record(resource.StatusSkipped, "if: "+a.If+" is false", nil)
+			return resource.StatusSkipped, "", nil
+		}
+	}
+	record(resource.StatusRunning, "", nil)
+	key := logKey(ns, run.Name, pj.Name, a.Name)
+	lg := o.logs.open(key)
+	defer func() {
+		o.saveLog(context.WithoutCancel(ctx), run, pj.Name, a.Name, lg)
+		o.logs.close(key)
+	}()
+
+	fail := func(msg string) (resource.Status, string, map[string]any) {
+		lg.line("system", msg)
+		record(resource.StatusFailure, msg, nil)
+		return resource.StatusFailure, msg, nil
+	}
+	params, err := o.actionParams(a, ectx)
+	if err != nil {
+		return fail(err.Error())
+	}
+	idx, err := o.typeIdx(ctx)
+	if err != nil {
+		return fail(err.Error())
+	}
+	tref, ok := idx.actions[a.Type]
+	if !ok {
+		return fail(fmt.Sprintf("no action plugin provides action type %q", a.Type))
+	}
+	ac, err := o.actionClient(ctx, tref)
+	if err != nil {
+		return fail(err.Error())
+	}
+	actx := ctx
+	if a.Timeout > 0 {
+		var cancel context.CancelFunc
+		actx, cancel = context.WithTimeout(ctx, a.Timeout)
+		defer cancel()
+	}
+	aref := ref
+	aref.Action = a.Name
+	res, err := ac.Run(sdk.WithExecution(actx, aref), &action.RunRequest{Type: tref.name, Name: a.Name, Params: params, Context: ectx, Ref: aref}, logEvents{lg})
+	if err != nil {
+		if errors.Is(actx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+			return fail(fmt.Sprintf("timed out after %s", a.Timeout))
+		}
+		return fail(err.Error())
+	}
+	st := statusOf(res.Status)
+	if res.Message != "" {
+		lg.line("system", res.Message)
+	}
+	record(st, res.Message, res.Outputs)
+	return st, res.Message, res.Outputs
+}
+
+func statusOf(s action.Status) resource.Status {
+	switch s {
+	case action.StatusSuccess:
+		return resource.StatusSuccess
+	case action.StatusWaiting:
+		return resource.StatusWaiting
+	case action.StatusSkipped:
+		return resource.StatusSkipped
+	case action.StatusCancelled:
+		return resource.StatusCancelled
+	}
+	return resource.StatusFailure
+}
+
+// logEvents writes an action's events into its log.
+type logEvents struct{ l *actionLog }
+
+func (e logEvents) Log(stream, text string) error {
+	for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
+		e.l.line(stream, line)
+	}
+	return nil
+}
+
+func (e logEvents) Output(string, any) error { return nil }
+
+// actionParams interpolates `${{ }}` in an action's string parameters.
+// `expr` (compare) and `if` are expressions themselves and stay as written.
+func (o *Orchestrator) actionParams(a planAction, ectx map[string]any) (map[string]any, error) {
+	out := map[string]any{}
+	for k, v := range a.Params {
+		if k == "expr" {
+			out[k] = v
+			continue
+		}
+		iv, err := o.interpolateValue(v, ectx)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", k, err)
+		}
+		out[k] = iv
+	}
+	return out, nil
+}
+
+func (o *Orchestrator) interpolateAll(m map[string]any, ectx map[string]any) (map[string]any, error) {
+	out := map[string]any{}
+	for k, v := range m {
+		iv, err := o.interpolateValue(v, ectx)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", k, err)
+		}
+		out[k] = iv
+	}
+	return out, nil
+}
+
+func (o *Orchestrator) interpolateValue(v any, ectx map[string]any) (any, error) {
+	switch t := v.(type) {
+	case string:
+		return o.eval().Interpolate(t, ectx)
+	case map[string]any:
+		return o.interpolateAll(t, ectx)
+	case []any:
+		out := make([]any, len(t))
+		for i, e := range t {
+			iv, err := o.interpolateValue(e, ectx)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = iv
+		}
+		return out, nil
+	}
+	return v, nil
+}
+
+// finishJob records a job's outcome, retries it or releases what it holds,
+// and advances the run.
+func (o *Orchestrator) finishJob(ctx context.Context, it jobItem, out jobOutcome) {
+	ctx = context.WithoutCancel(ctx)
+	var queued []jobItem
+	run, err := mutate(ctx, o.store, resource.KindRun, it.Namespace, it.Run, func(r *resource.Run) error {
+		queued = nil
+		j := r.Job(it.Job)
+		if j == nil || j.Status.Terminal() {
+			return errStale
+		}
+		now := o.now()
+		j.Outputs = out.outputs
+		p, err := o.planFor(ctx, r)
+		if err != nil {
+			return err
+		}
+		pj := p.job(it.Job)
+		switch {
+		case r.Status.Terminal():
+			setJob(j, resource.StatusCancelled, "the run ended", now)
+		case out.status == resource.StatusWaiting:
+			setJob(j, resource.StatusWaiting, out.reason, now)
+			j.Resume = out.resume
+			resource.SetStatus(&r.Status, &r.Transitions, resource.StatusWaiting, "job "+j.Name+" is waiting for approval", now)
+		case out.status == resource.StatusFailure && pj != nil && j.Attempt <= pj.Retries:
+			j.Attempt++
+			setJob(j, resource.StatusQueued, fmt.Sprintf("attempt %d failed (%s); retrying", j.Attempt-1, out.reason), now)
+			j.Resume = 0
+			queued = append(queued, jobItem{Namespace: it.Namespace, Run: it.Run, Job: it.Job, Attempt: j.Attempt})
+		default:
+			setJob(j, out.status, out.reason, now)
+			for _, q := range advance(r, p, o.eval(), now) {
+				queued = append(queued, jobItem{Namespace: it.Namespace, Run: it.Run, Job: q, Attempt: max(r.Job(q).Attempt, 1)})
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, errStale) {
+		return
+	}
+	if err != nil {
+		o.log.Error("record job outcome", "run", it.Run, "job", it.Job, "error", err)
+		return
+	}
+	if err := o.enqueue(ctx, queued...); err != nil {
+		o.log.Error("enqueue jobs", "run", it.Run, "error", err)
+	}
+	if run.Status.Terminal() {
+		o.runEnded(ctx, run)
+	}
+}

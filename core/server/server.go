@@ -1,0 +1,253 @@
+// Package server wires a Palvella server together: the plugin host with the
+// configured plugins, the orchestrator with its embedded worker, the HTTP
+// API, and the local CLI's credentials.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/palvella/palvella/core/api"
+	"github.com/palvella/palvella/core/orchestrator"
+	"github.com/palvella/palvella/core/pluginhost"
+	sdk "github.com/palvella/palvella/plugin-sdk"
+	"github.com/palvella/palvella/plugin-sdk/authentication"
+	"github.com/palvella/palvella/plugin-sdk/authorization"
+)
+
+// Config of a server. Zero values take the defaults.
+type Config struct {
+	// Home is the data directory (PALVELLA_HOME).
+	Home string
+	// Listen is the API's address (default 127.0.0.1:7700).
+	Listen string
+	// Plugins are the plugins to host: builtins and installed ones.
+	Plugins []pluginhost.Spec
+	// Workers is how many jobs the embedded worker runs at once; NoWorker
+	// runs none.
+	Workers  int
+	NoWorker bool
+	Logger   hclog.Logger
+	// Out receives the lines that tell a person where the server listens.
+	Out io.Writer
+	// Ready, if set, is called with the API's URL once the server serves.
+	Ready func(url string)
+}
+
+// CLIConfig is the file a local server writes for the CLI on the same
+// machine ($PALVELLA_HOME/cli.json, mode 0600).
+type CLIConfig struct {
+	Server string `json:"server"`
+	Token  string `json:"token"`
+}
+
+// CLIConfigFile is the CLI configuration's file name under the home.
+const CLIConfigFile = "cli.json"
+
+// Run serves until ctx ends.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:7700"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "palvella", Output: os.Stderr, Level: hclog.Info})
+	}
+	if cfg.Out == nil {
+		cfg.Out = io.Discard
+	}
+	if err := os.MkdirAll(cfg.Home, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", cfg.Home, err)
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	defer ln.Close()
+	loopback := isLoopback(ln.Addr())
+	url := "http://" + ln.Addr().String()
+
+	// The management token: on loopback the server hands it to the local
+	// CLI in a file only the user can read.
+	token := ""
+	if loopback {
+		token, err = localToken(cfg.Home, url)
+		if err != nil {
+			return err
+		}
+	}
+
+	host := &lateHost{}
+	mgr, err := pluginhost.New(pluginhost.Options{Logger: cfg.Logger.Named("plugin"), Host: host})
+	if err != nil {
+		return err
+	}
+	defer mgr.Shutdown()
+	for _, spec := range cfg.Plugins {
+		spec.Config = pluginConfig(cfg.Home, spec.Name, spec.Config, token)
+		if _, err := mgr.Add(spec); err != nil {
+			return err
+		}
+	}
+	orch, err := orchestrator.New(orchestrator.Options{Plugins: mgr, Logger: cfg.Logger.Named("orchestrator"), Workers: cfg.Workers, NoWorker: cfg.NoWorker})
+	if err != nil {
+		return err
+	}
+	host.set(orch.Host())
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	if err := orch.Start(runCtx); err != nil {
+		return err
+	}
+	handler := api.New(orch, &authn{mgr: mgr}, &authz{mgr: mgr, log: cfg.Logger.Named("authz")}, api.Options{})
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+
+	fmt.Fprintf(cfg.Out, "Palvella is listening on %s\n", url)
+	fmt.Fprintf(cfg.Out, "Data: %s\n", cfg.Home)
+	if loopback {
+		fmt.Fprintf(cfg.Out, "The CLI on this machine is set up: its token is in %s\n", filepath.Join(cfg.Home, CLIConfigFile))
+	}
+	if cfg.Ready != nil {
+		cfg.Ready(url)
+	}
+	cfg.Logger.Info("server started", "url", url, "home", cfg.Home)
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdownCtx) // closes listeners; in-flight requests get 10s
+	stop()
+	orch.Wait()
+	cfg.Logger.Info("server stopped")
+	return nil
+}
+
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
+}
+
+// localToken returns the management token of a loopback server, creating it
+// (and the CLI's configuration file) on first start.
+func localToken(home, url string) (string, error) {
+	path := filepath.Join(home, CLIConfigFile)
+	var cc CLIConfig
+	if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &cc) == nil && cc.Token != "" {
+		cc.Server = url
+	} else {
+		buf := make([]byte, 32)
+		if _, err := rand.Read(buf); err != nil {
+			return "", err
+		}
+		cc = CLIConfig{Server: url, Token: "pvt_" + base64.RawURLEncoding.EncodeToString(buf)}
+	}
+	b, _ := json.MarshalIndent(cc, "", "  ") // two strings
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	return cc.Token, nil
+}
+
+// pluginConfig gives the builtin plugins their places under the home.
+func pluginConfig(home, name string, cfg map[string]any, token string) map[string]any {
+	out := map[string]any{}
+	for k, v := range cfg {
+		out[k] = v
+	}
+	def := func(k string, v any) {
+		if _, ok := out[k]; !ok {
+			out[k] = v
+		}
+	}
+	switch name {
+	case "database-sqlite":
+		def("path", filepath.Join(home, "palvella.db"))
+	case "storage-filesystem":
+		def("root", filepath.Join(home, "storage"))
+	case "engine-local":
+		def("root", filepath.Join(home, "workspaces"))
+	case "credential-builtin":
+		def("path", filepath.Join(home, "credentials.db"))
+		def("key_file", filepath.Join(home, "secret.key"))
+	case "authentication-token":
+		def("path", filepath.Join(home, "tokens.db"))
+		if token != "" {
+			def("bootstrap_token", token)
+		}
+	}
+	return out
+}
+
+// lateHost lets plugins be created before the orchestrator that serves
+// their host services.
+type lateHost struct{ sdk.Host }
+
+func (h *lateHost) set(x sdk.Host) { h.Host = x }
+
+// authn authenticates API requests with the authentication plugin.
+type authn struct{ mgr *pluginhost.Manager }
+
+func (a *authn) Authenticate(ctx context.Context, token string) (*authentication.Identity, error) {
+	p, err := a.mgr.Plugin("authentication-token")
+	if err != nil {
+		return nil, err
+	}
+	c, err := pluginhost.Client[authentication.Authentication](ctx, p, sdk.CategoryAuthentication)
+	if err != nil {
+		return nil, err
+	}
+	id, err := c.Authenticate(ctx, &authentication.AuthenticateRequest{Scheme: "bearer", Credentials: token})
+	if err != nil {
+		return nil, err
+	}
+	if id.Status != authentication.StatusAuthenticated {
+		return nil, sdk.Errorf(sdk.ErrUnauthenticated, "", "token %s", id.Status)
+	}
+	return id, nil
+}
+
+// authz authorizes API requests with the authorization plugin and logs
+// every decision with the rule that decided.
+type authz struct {
+	mgr *pluginhost.Manager
+	log hclog.Logger
+}
+
+func (a *authz) Authorize(ctx context.Context, id *authentication.Identity, resource, method string) (*authorization.Decision, error) {
+	p, err := a.mgr.Plugin("authorization-rbac")
+	if err != nil {
+		return nil, err
+	}
+	c, err := pluginhost.Client[authorization.Authorization](ctx, p, sdk.CategoryAuthorization)
+	if err != nil {
+		return nil, err
+	}
+	d, err := c.Authorize(ctx, &authorization.AuthorizeRequest{Identity: id, Resource: resource, Method: method})
+	if err != nil {
+		return nil, err
+	}
+	a.log.Debug("decision", "identity", id.Name, "resource", resource, "method", method, "allowed", d.Allowed, "rule", d.Rule)
+	return d, nil
+}
