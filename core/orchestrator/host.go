@@ -141,4 +141,3 @@ func (h *hostServices) Exec(ctx context.Context, req *sdk.HostExecRequest, out f
 	}
 	return &sdk.HostExecResult{ExitCode: res.ExitCode, TimedOut: res.TimedOut, Cancelled: res.Cancelled}, nil
 }
-
