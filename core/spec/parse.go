@@ -510,8 +510,10 @@ func (p *Pipeline) normalize() {
 	if p.Metadata.Namespace == "" {
 		p.Metadata.Namespace = DefaultNamespace
 	}
+	p.Metadata.Labels = nilIfEmpty(p.Metadata.Labels)
 	s := &p.Spec
 	s.Timeout = normDuration(s.Timeout)
+	s.Env = nilIfEmpty(s.Env)
 	for i := range s.Params {
 		if s.Params[i].Type == "" {
 			s.Params[i].Type = TypeString
@@ -519,6 +521,7 @@ func (p *Pipeline) normalize() {
 	}
 	for i := range s.Triggers {
 		s.Triggers[i].Every = normDuration(s.Triggers[i].Every)
+		s.Triggers[i].Params = nilIfEmpty(s.Triggers[i].Params)
 	}
 	for i := range s.Jobs {
 		j := &s.Jobs[i]
@@ -526,6 +529,7 @@ func (p *Pipeline) normalize() {
 			j.When = WhenSuccess
 		}
 		j.Timeout = normDuration(j.Timeout)
+		j.Params, j.With = nilIfEmpty(j.Params), nilIfEmpty(j.With)
 		for _, es := range [][]StorageEntry{j.Storage.Get, j.Storage.Put} {
 			for k := range es {
 				if es[k].Scope == "" {
@@ -545,8 +549,17 @@ func (p *Pipeline) normalize() {
 				a.OnFailure = OutcomeFail
 			}
 			a.Timeout = normDuration(a.Timeout)
+			a.Env = nilIfEmpty(a.Env)
 		}
 	}
+}
+
+// nilIfEmpty drops empty maps, which the file may or may not spell out.
+func nilIfEmpty[V any](m map[string]V) map[string]V {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
 }
 
 // normDuration writes a valid duration as time.Duration prints it.

@@ -186,7 +186,7 @@ const (
 // here are kept in Params for plugin types.
 type Action struct {
 	Name      string           `json:"name"`
-	Type      string           `json:"type"`
+	Type      string           `json:"type,omitempty"`
 	If        string           `json:"if,omitempty"`
 	Run       string           `json:"run,omitempty"`
 	Shell     string           `json:"shell,omitempty"`
