@@ -189,7 +189,6 @@ func (o *Orchestrator) runJob(ctx context.Context, it jobItem, leaseAttempts int
 			reason = "picked up again after its worker stopped"
 		}
 		setJob(j, resource.StatusRunning, reason, now)
-		j.StartedAt = &now
 		if j.Attempt == 0 {
 			j.Attempt = 1
 		}
@@ -586,6 +585,14 @@ func (o *Orchestrator) finishJob(ctx context.Context, it jobItem, out jobOutcome
 		}
 		now := o.now()
 		j.Outputs = out.outputs
+		if out.status != resource.StatusWaiting {
+			// Actions the job did not reach.
+			for k := range j.Actions {
+				if as := &j.Actions[k]; as.Status == resource.StatusPending {
+					setAction(as, resource.StatusSkipped, "not reached", now)
+				}
+			}
+		}
 		p, err := o.planFor(ctx, r)
 		if err != nil {
 			return err
