@@ -16,13 +16,19 @@ const maxLogBytes = 16 << 20
 // actionLog collects one action's log while it runs. Each line is
 // "<RFC3339 time> <stream> <text>".
 type actionLog struct {
+	// mask hides secret values in each line before it is kept.
+	mask    func(string) string
 	mu      sync.Mutex
 	buf     bytes.Buffer
 	dropped int
-	partial map[string]string // unterminated text per stream
 }
 
-func newActionLog() *actionLog { return &actionLog{partial: map[string]string{}} }
+func newActionLog(mask func(string) string) *actionLog {
+	if mask == nil {
+		mask = func(s string) string { return s }
+	}
+	return &actionLog{mask: mask}
+}
 
 // line appends one line.
 func (l *actionLog) line(stream, text string) {
@@ -32,7 +38,7 @@ func (l *actionLog) line(stream, text string) {
 }
 
 func (l *actionLog) appendLocked(stream, text string) {
-	fmt.Fprintf(&l.buf, "%s %s %s\n", time.Now().UTC().Format(time.RFC3339Nano), stream, strings.TrimRight(text, "\r\n"))
+	fmt.Fprintf(&l.buf, "%s %s %s\n", time.Now().UTC().Format(time.RFC3339Nano), stream, l.mask(strings.TrimRight(text, "\r\n")))
 	if l.buf.Len() > maxLogBytes {
 		b := l.buf.Bytes()
 		cut := bytes.IndexByte(b[len(b)-maxLogBytes/2:], '\n')
@@ -64,13 +70,13 @@ type logs struct {
 
 func logKey(ns, run, job, action string) string { return ns + "/" + run + "/" + job + "/" + action }
 
-func (ls *logs) open(key string) *actionLog {
+func (ls *logs) open(key string, mask func(string) string) *actionLog {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	if ls.live == nil {
 		ls.live = map[string]*actionLog{}
 	}
-	l := newActionLog()
+	l := newActionLog(mask)
 	ls.live[key] = l
 	return l
 }

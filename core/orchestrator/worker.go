@@ -352,24 +352,6 @@ actions:
 	return outcome
 }
 
-// jobEnv is the environment of a job's commands.
-func (o *Orchestrator) jobEnv(ctx context.Context, run *resource.Run, p *plan, pj *planJob, ws *engine.Workspace) (map[string]string, error) {
-	env := map[string]string{}
-	for k, v := range p.Env {
-		if v.FromCredential != "" {
-			return nil, sdk.Errorf(sdk.ErrFailedPrecondition, "spec.env."+k, "credentials in env ({from_credential: %s}) are not available on this server yet", v.FromCredential)
-		}
-		env[k] = v.Value
-	}
-	env["PALVELLA_RUN"] = run.Name
-	env["PALVELLA_RUN_NUMBER"] = strconv.FormatInt(run.Number, 10)
-	env["PALVELLA_PIPELINE"] = run.Pipeline
-	env["PALVELLA_NAMESPACE"] = run.Namespace
-	env["PALVELLA_JOB"] = pj.Name
-	env["PALVELLA_WORKSPACE"] = ws.Workdir
-	return env, nil
-}
-
 // expanded is a job type's expansion.
 type expanded struct {
 	actions  []planAction
@@ -446,7 +428,7 @@ func (o *Orchestrator) runAction(ctx context.Context, run *resource.Run, p *plan
 	}
 	record(resource.StatusRunning, "", nil)
 	key := logKey(ns, run.Name, pj.Name, a.Name)
-	lg := o.logs.open(key)
+	lg := o.logs.open(key, o.maskerFor(ref))
 	defer func() {
 		o.saveLog(context.WithoutCancel(ctx), run, pj.Name, a.Name, lg)
 		o.logs.close(key)
