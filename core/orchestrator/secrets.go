@@ -27,7 +27,6 @@ func (o *Orchestrator) jobEnv(ctx context.Context, run *resource.Run, p *plan, p
 	return env, nil
 }
 
-
 // maskerFor returns the function that masks secret values in the log lines
 // of an execution's actions.
 func (o *Orchestrator) maskerFor(ref sdk.ExecutionRef) func(string) string {
