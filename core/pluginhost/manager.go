@@ -408,6 +408,7 @@ func (p *Plugin) launch(ctx context.Context) error {
 // start runs one launch: checksum, handshake, describe, configure.
 func (p *Plugin) start(ctx context.Context) (*goplugin.Client, goplugin.ClientProtocol, *sdk.Manifest, error) {
 	cmd := exec.Command(p.spec.Path, p.spec.Args...)
+	bindLifetime(cmd)
 	cmd.Env = append([]string(nil), p.m.opts.BaseEnv...)
 	env := maps.Clone(p.m.opts.DefaultPluginEnv)
 	maps.Copy(env, p.spec.Env)
