@@ -65,3 +65,14 @@ func TestExampleFields(t *testing.T) {
 		t.Errorf("when/requires: test %q %v, report %q", test.When, test.Requires, report.When)
 	}
 }
+
+// The schema published in docs/ is the one the parser embeds.
+func TestPublishedSchemaIsEmbedded(t *testing.T) {
+	published, err := os.ReadFile("../../docs/pipeline.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(published) != string(Schema()) {
+		t.Error("docs/pipeline.schema.json differs from core/spec/schema/pipeline.schema.json: copy it")
+	}
+}
