@@ -42,6 +42,7 @@ func TestEval(t *testing.T) {
 		{`job.params.target`, "x"},
 		{`params.obj.nope`, nil},
 		{`params?.nope`, nil},
+		{`jobs.test.outputs.a?.b`, nil},
 		{`len(params.list)`, 2},
 		{`all(params.list, # != nil)`, true},
 		{`upper(params.environment) matches "^NON"`, true},
@@ -71,6 +72,7 @@ func TestEvalErrors(t *testing.T) {
 		{`repeat("x", 1000)`, `"repeat(\"x\", 1000)": function repeat is not available`, ErrCompile},
 		{``, `"": empty expression`, ErrCompile},
 		{strings.Repeat("1+", 1100) + "1", `expression is 2201 bytes, longer than 2048`, ErrCompile},
+		{`jobs.test.outputs.a.b`, `"jobs.test.outputs.a.b": cannot fetch b from <nil>`, ErrEval},
 		{`params.environment + 1`, `"params.environment + 1": invalid operation: string + int`, ErrEval},
 	} {
 		_, err := Eval(tc.src, runContext)
