@@ -184,11 +184,10 @@ func (o *Orchestrator) runJob(ctx context.Context, it jobItem, leaseAttempts int
 		if j == nil || (j.Status != resource.StatusQueued && j.Status != resource.StatusRunning) {
 			return errStale
 		}
-		reason := ""
 		if recovered {
-			reason = "picked up again after its worker stopped"
+			j.Transitions = append(j.Transitions, resource.Transition{Status: resource.StatusRunning, At: now, Reason: "picked up again after its worker stopped"})
 		}
-		setJob(j, resource.StatusRunning, reason, now)
+		setJob(j, resource.StatusRunning, "", now)
 		if j.Attempt == 0 {
 			j.Attempt = 1
 		}
