@@ -32,7 +32,7 @@ const (
 // against. Its placeholders are:
 //
 //	{ns}        the namespace in the path
-//	{name}      the pipeline name in the path
+//	{name}      the pipeline, token id or credential name in the path
 //	{run}       the run in the path, "<pipeline>-<number>" written
 //	            "<pipeline>/<number>" ("run:default/deploy/42")
 //	{pipeline}  the `pipeline` query parameter, or "*" when absent
@@ -109,6 +109,24 @@ func routes() []Route {
 			Summary: "Approve a job of a run waiting for approval", handle: (*server).approve},
 		{Method: http.MethodPost, Pattern: ns + "/runs/{run}/reject", Resource: "run:{ns}/{run}", Permission: approve, Body: BodyJSON,
 			Summary: "Reject a job of a run waiting for approval", handle: (*server).reject},
+
+		{Method: http.MethodPost, Pattern: Prefix + "/tokens/bootstrap", Public: true, Body: BodyJSON,
+			Summary: "Create the first management token of a server that has never issued one; refused afterwards", handle: (*server).bootstrap},
+		{Method: http.MethodGet, Pattern: Prefix + "/whoami", Resource: "identity:self", Permission: read,
+			Summary: "Say who the request's token authenticates as", handle: (*server).whoami},
+		{Method: http.MethodPost, Pattern: Prefix + "/tokens", Resource: "token:*", Permission: write, Body: BodyJSON,
+			Summary: "Issue a token, shown once; its roles and namespaces may not exceed the caller's", handle: (*server).createToken},
+		{Method: http.MethodGet, Pattern: Prefix + "/tokens", Resource: "token:*", Permission: read,
+			Summary: "List tokens (never their values)", handle: (*server).listTokens},
+		{Method: http.MethodDelete, Pattern: Prefix + "/tokens/{name}", Resource: "token:{name}", Permission: write,
+			Summary: "Revoke a token by id", handle: (*server).revokeToken},
+
+		{Method: http.MethodPut, Pattern: Prefix + "/credentials/{name}", Resource: "credential:{name}", Permission: write, Body: BodyJSON,
+			Summary: "Create or replace a credential; its value is never returned", handle: (*server).setCredential},
+		{Method: http.MethodGet, Pattern: Prefix + "/credentials", Resource: "credential:*", Permission: read,
+			Summary: "List credentials: names, types and times, never values", handle: (*server).listCredentials},
+		{Method: http.MethodDelete, Pattern: Prefix + "/credentials/{name}", Resource: "credential:{name}", Permission: write,
+			Summary: "Delete a credential", handle: (*server).deleteCredential},
 	}
 }
 

@@ -38,7 +38,10 @@ func planFromSpec(raw json.RawMessage) (*plan, error) {
 				env := map[string]any{}
 				for k, v := range a.Env {
 					if v.FromCredential != "" {
-						return nil, fmt.Errorf("jobs.%s.actions.%s.env.%s: credentials in env are not available on this server yet", j.Name, a.Name, k)
+						// Resolved by jobEnv when the job runs, never
+						// written into the action's params.
+						p.Env[actionEnvKey(j.Name, a.Name, k)] = envValue{FromCredential: v.FromCredential}
+						continue
 					}
 					env[k] = v.Value
 				}

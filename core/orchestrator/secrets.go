@@ -2,21 +2,127 @@ package orchestrator
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
 	"strconv"
+	"strings"
+	"sync"
+	"time"
 
+	"github.com/palvella/palvella/core/pluginhost"
 	"github.com/palvella/palvella/core/resource"
 	sdk "github.com/palvella/palvella/plugin-sdk"
+	"github.com/palvella/palvella/plugin-sdk/authentication"
+	"github.com/palvella/palvella/plugin-sdk/credential"
 	"github.com/palvella/palvella/plugin-sdk/engine"
 )
 
-// jobEnv is the environment of a job's commands.
+// Credentials in a job's environment
+//
+// A pipeline names credentials, never values: `{from_credential: NAME}` in
+// spec.env or in an action's env. The value is read from the credential
+// plugin when the job starts on an engine (jobEnv), handed to the engine in
+// the job's environment and nowhere else, and every value a job holds is
+// masked in the log lines of its actions (maskerFor) for as long as the job
+// runs. A credential named in an action's env is given to the commands of
+// that action's job.
+//
+// A job whose params say `palvella_token: true` also gets
+// PALVELLA_API_TOKEN: a token of the authentication plugin that may read
+// and write its own run only, revoked when the job ends (and expiring with
+// the job's timeout in any case).
+
+// Names of the plugins the core asks for credentials and tokens.
+const (
+	// TokenPlugin is the authentication plugin that issues per-run tokens.
+	TokenPlugin = "authentication-token"
+	// PreferredCredentialPlugin is the credential plugin asked first; any
+	// other plugin of the credential category is used when it is absent.
+	PreferredCredentialPlugin = "credential-builtin"
+)
+
+// RunTokenParam is the job param that asks for a per-run API token.
+const RunTokenParam = "palvella_token"
+
+// RunTokenEnv is the variable a per-run token is given in.
+const RunTokenEnv = "PALVELLA_API_TOKEN"
+
+// RunTokenOwner returns the owner of the per-run tokens of a run: the
+// run's authorization resource, "run:<namespace>/<pipeline>/<number>".
+// The server lets such identities reach that resource only.
+func RunTokenOwner(namespace, pipeline string, number int64) string {
+	return fmt.Sprintf("run:%s/%s/%d", namespace, pipeline, number)
+}
+
+// RunTokenRoles are the roles a per-run token carries, within its run.
+var RunTokenRoles = []string{"developer"}
+
+// actionEnvKey is how planspec records `{from_credential}` in an action's
+// env: in plan.Env under a key no variable name can have, so that jobEnv
+// gives it to that job only.
+func actionEnvKey(job, action, name string) string { return job + "/" + action + "/" + name }
+
+// minMasked is the shortest text masked: shorter fragments (of a secret's
+// lines) would hide ordinary output everywhere.
+const minMasked = 3
+
+// mask replaces secret values in log text.
+const mask = "***"
+
+// jobSecrets holds the secret values of the jobs running in this process,
+// by orchestrator and job.
+var jobSecrets sync.Map // secretKey -> *secretSet
+
+type secretKey struct {
+	o   *Orchestrator
+	job string // namespace/run/job
+}
+
+type secretSet struct{ values []string }
+
+func jobKey(namespace, run, job string) string { return namespace + "/" + run + "/" + job }
+
+// jobEnv is the environment of a job's commands. Credentials are read now,
+// at execution time, and their values registered for masking until ctx
+// (the job's) ends.
 func (o *Orchestrator) jobEnv(ctx context.Context, run *resource.Run, p *plan, pj *planJob, ws *engine.Workspace) (map[string]string, error) {
 	env := map[string]string{}
-	for k, v := range p.Env {
-		if v.FromCredential != "" {
-			return nil, sdk.Errorf(sdk.ErrFailedPrecondition, "spec.env."+k, "credentials in env ({from_credential: %s}) are not available on this server yet", v.FromCredential)
+	var secrets []string
+	keys := make([]string, 0, len(p.Env))
+	for k := range p.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var creds credential.Credential
+	for _, k := range keys {
+		v := p.Env[k]
+		name, field := k, "spec.env."+k
+		if job, rest, scoped := strings.Cut(k, "/"); scoped {
+			action, variable, _ := strings.Cut(rest, "/")
+			if job != pj.Name {
+				continue
+			}
+			name, field = variable, "jobs."+job+".actions."+action+".env."+variable
 		}
-		env[k] = v.Value
+		if v.FromCredential == "" {
+			env[name] = v.Value
+			continue
+		}
+		if creds == nil {
+			c, err := o.credentialClient(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("%s: credential %q: %w", field, v.FromCredential, err)
+			}
+			creds = c
+		}
+		val, err := credentialValue(ctx, creds, v.FromCredential)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", field, err)
+		}
+		env[name] = val
+		secrets = append(secrets, val)
 	}
 	env["PALVELLA_RUN"] = run.Name
 	env["PALVELLA_RUN_NUMBER"] = strconv.FormatInt(run.Number, 10)
@@ -24,11 +130,201 @@ func (o *Orchestrator) jobEnv(ctx context.Context, run *resource.Run, p *plan, p
 	env["PALVELLA_NAMESPACE"] = run.Namespace
 	env["PALVELLA_JOB"] = pj.Name
 	env["PALVELLA_WORKSPACE"] = ws.Workdir
+	if wantsToken(pj.Params) {
+		tok, err := o.runToken(ctx, run)
+		if err != nil {
+			return nil, fmt.Errorf("params.%s: %w", RunTokenParam, err)
+		}
+		env[RunTokenEnv] = tok
+		secrets = append(secrets, tok)
+	}
+	if len(secrets) > 0 {
+		o.holdSecrets(ctx, jobKey(run.Namespace, run.Name, pj.Name), secrets)
+	}
 	return env, nil
 }
 
+// wantsToken reports whether a job's params ask for a per-run token.
+func wantsToken(params map[string]any) bool {
+	switch v := params[RunTokenParam].(type) {
+	case bool:
+		return v
+	case string:
+		b, _ := strconv.ParseBool(v)
+		return b
+	}
+	return false
+}
+
+// credentialValue reads the value of a credential: its "value" key, or its
+// only key. Errors name the credential, never a value.
+func credentialValue(ctx context.Context, c credential.Credential, name string) (string, error) {
+	sec, err := c.Get(ctx, name)
+	if err != nil {
+		if errors.Is(err, sdk.ErrNotFound) {
+			return "", sdk.Errorf(sdk.ErrFailedPrecondition, "from_credential", "credential %q does not exist (set it with `palvella credential set %s`)", name, name)
+		}
+		return "", fmt.Errorf("read credential %q: %w", name, err)
+	}
+	if v, ok := sec.Data["value"]; ok {
+		return string(v), nil
+	}
+	if len(sec.Data) == 1 {
+		for _, v := range sec.Data {
+			return string(v), nil
+		}
+	}
+	keys := make([]string, 0, len(sec.Data))
+	for k := range sec.Data {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return "", sdk.Errorf(sdk.ErrFailedPrecondition, "from_credential", "credential %q has no key \"value\" and several keys (%s): env takes one value", name, strings.Join(keys, ", "))
+}
+
+// credentialClient returns the credential plugin.
+func (o *Orchestrator) credentialClient(ctx context.Context) (credential.Credential, error) {
+	name := ""
+	for _, st := range o.opts.Plugins.List() {
+		if slices.Contains(st.Categories, sdk.CategoryCredential) && (name == "" || st.Name == PreferredCredentialPlugin) {
+			name = st.Name
+		}
+	}
+	if name == "" {
+		return nil, sdk.Errorf(sdk.ErrFailedPrecondition, "", "this server runs no credential plugin")
+	}
+	p, err := o.plugin(name)
+	if err != nil {
+		return nil, err
+	}
+	return pluginhost.Client[credential.Credential](ctx, p, sdk.CategoryCredential)
+}
+
+// runToken issues a per-run token that is revoked when ctx (the job's)
+// ends.
+func (o *Orchestrator) runToken(ctx context.Context, run *resource.Run) (string, error) {
+	p, err := o.plugin(TokenPlugin)
+	if err != nil {
+		return "", fmt.Errorf("issue a run token: %w", err)
+	}
+	c, err := pluginhost.Client[authentication.Authentication](ctx, p, sdk.CategoryAuthentication)
+	if err != nil {
+		return "", fmt.Errorf("issue a run token: %w", err)
+	}
+	issuer, ok := c.(authentication.TokenIssuer)
+	if !ok {
+		return "", sdk.Errorf(sdk.ErrUnimplemented, "", "%s does not issue tokens", TokenPlugin)
+	}
+	expires := 24 * time.Hour
+	if d, ok := ctx.Deadline(); ok {
+		expires = time.Until(d) + time.Minute
+	}
+	created, err := issuer.CreateToken(ctx, &authentication.CreateTokenRequest{
+		Owner:       RunTokenOwner(run.Namespace, run.Pipeline, run.Number),
+		Description: "per-run token of " + run.Namespace + "/" + run.Name,
+		Roles:       slices.Clone(RunTokenRoles),
+		Namespaces:  []string{run.Namespace},
+		ExpiresIn:   expires,
+	})
+	if err != nil {
+		return "", fmt.Errorf("issue a run token: %w", err)
+	}
+	id := created.Meta.ID
+	context.AfterFunc(ctx, func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if _, err := issuer.RevokeToken(rctx, id); err != nil {
+			o.log.Error("revoke a run token", "run", run.Name, "token", id, "error", err)
+		}
+	})
+	return created.Token, nil
+}
+
+// holdSecrets registers values to mask in the logs of a job until ctx
+// ends.
+func (o *Orchestrator) holdSecrets(ctx context.Context, job string, values []string) {
+	k := secretKey{o: o, job: job}
+	set := &secretSet{values: maskList(values)}
+	jobSecrets.Store(k, set)
+	context.AfterFunc(ctx, func() { jobSecrets.CompareAndDelete(k, set) })
+}
+
+// maskList returns the texts to mask for secret values: each value, and
+// each line of a value of several lines (a log line never holds more than
+// one), longest first so that a longer secret is masked whole.
+func maskList(values []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(s string) {
+		s = strings.TrimRight(s, "\r")
+		if len(s) >= minMasked && !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	for _, v := range values {
+		add(v)
+		if strings.ContainsAny(v, "\r\n") {
+			for _, line := range strings.Split(strings.ReplaceAll(v, "\r\n", "\n"), "\n") {
+				add(strings.TrimSpace(line))
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
+}
+
+// masker returns a function that replaces every value of values in a
+// text.
+func masker(values []string) func(string) string {
+	if len(values) == 0 {
+		return func(s string) string { return s }
+	}
+	pairs := make([]string, 0, 2*len(values))
+	for _, v := range values {
+		pairs = append(pairs, v, mask)
+	}
+	r := strings.NewReplacer(pairs...)
+	return r.Replace
+}
+
 // maskerFor returns the function that masks secret values in the log lines
-// of an execution's actions.
+// of an execution's actions: the values of the credentials and the token
+// its job holds.
 func (o *Orchestrator) maskerFor(ref sdk.ExecutionRef) func(string) string {
-	return func(s string) string { return s }
+	v, ok := jobSecrets.Load(secretKey{o: o, job: jobKey(ref.Namespace, ref.Run, ref.Job)})
+	if !ok {
+		return func(s string) string { return s }
+	}
+	return masker(v.(*secretSet).values)
+}
+
+// MaskResult masks the secret values of an execution's job in what an
+// action returned: its message and its outputs, before they are recorded.
+func (o *Orchestrator) MaskResult(ref sdk.ExecutionRef, message string, outputs map[string]any) (string, map[string]any) {
+	m := o.maskerFor(ref)
+	return m(message), maskAny(m, outputs).(map[string]any)
+}
+
+func maskAny(m func(string) string, v any) any {
+	switch t := v.(type) {
+	case string:
+		return m(t)
+	case map[string]any:
+		if t == nil {
+			return t
+		}
+		out := make(map[string]any, len(t))
+		for k, e := range t {
+			out[k] = maskAny(m, e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(t))
+		for i, e := range t {
+			out[i] = maskAny(m, e)
+		}
+		return out
+	}
+	return v
 }
