@@ -30,7 +30,9 @@ func (b *fakeBackend) CreateToken(_ context.Context, caller *authentication.Iden
 	return &NewToken{Token: "pvt_new", TokenMeta: authentication.TokenMeta{ID: "tok_2", Owner: req.Name, Roles: req.Roles, CreatedAt: time.Now()}}, nil
 }
 
-func (b *fakeBackend) ListTokens(context.Context) ([]authentication.TokenMeta, error) { return nil, nil }
+func (b *fakeBackend) ListTokens(context.Context) ([]authentication.TokenMeta, error) {
+	return nil, nil
+}
 
 func (b *fakeBackend) RevokeToken(_ context.Context, id string) (*authentication.TokenMeta, error) {
 	return &authentication.TokenMeta{ID: id, RevokedAt: time.Now()}, nil

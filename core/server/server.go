@@ -6,11 +6,13 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -43,6 +45,13 @@ type Config struct {
 	Out io.Writer
 	// Ready, if set, is called with the API's URL once the server serves.
 	Ready func(url string)
+	// SecretKeyFile holds the key credentials are encrypted under (base64
+	// of 32 bytes). Without it, PALVELLA_SECRET_KEY; without that, a
+	// loopback server generates $PALVELLA_HOME/secret.key and any other
+	// refuses to start.
+	SecretKeyFile string
+	// TLSCert and TLSKey, both or neither, serve the API over HTTPS.
+	TLSCert, TLSKey string
 }
 
 // CLIConfig is the file a local server writes for the CLI on the same
@@ -75,7 +84,21 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer ln.Close()
 	loopback := isLoopback(ln.Addr())
-	url := "http://" + ln.Addr().String()
+	scheme := "http"
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return fmt.Errorf("give both --tls-cert and --tls-key, or neither")
+	}
+	if cfg.TLSCert != "" {
+		if _, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey); err != nil {
+			return fmt.Errorf("load the TLS certificate: %w", err)
+		}
+		scheme = "https"
+	}
+	url := scheme + "://" + ln.Addr().String()
+	keyConfig, keyNote, err := credentialKey(cfg, loopback, ln.Addr().String())
+	if err != nil {
+		return err
+	}
 
 	// The management token: on loopback the server hands it to the local
 	// CLI in a file only the user can read.
@@ -95,6 +118,9 @@ func Run(ctx context.Context, cfg Config) error {
 	defer mgr.Shutdown()
 	for _, spec := range cfg.Plugins {
 		spec.Config = pluginConfig(cfg.Home, spec.Name, spec.Config, token)
+		if spec.Name == "credential-builtin" {
+			maps.Copy(spec.Config, keyConfig)
+		}
 		if _, err := mgr.Add(spec); err != nil {
 			return err
 		}
@@ -109,15 +135,28 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := orch.Start(runCtx); err != nil {
 		return err
 	}
-	handler := api.New(orch, &authn{mgr: mgr}, &authz{mgr: mgr, log: cfg.Logger.Named("authz")}, api.Options{})
+	authorizer := scoped{next: &authz{mgr: mgr, log: cfg.Logger.Named("authz")}}
+	sec := &security{mgr: mgr, authz: authorizer, managed: token != "", now: time.Now}
+	handler := withRemote(api.New(backend{orch, sec}, &authn{mgr: mgr, throttle: newThrottle()}, authorizer, api.Options{}))
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if cfg.TLSCert != "" {
+			errc <- srv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 
 	fmt.Fprintf(cfg.Out, "Palvella is listening on %s\n", url)
 	fmt.Fprintf(cfg.Out, "Data: %s\n", cfg.Home)
+	if keyNote != "" {
+		fmt.Fprintln(cfg.Out, keyNote)
+	}
 	if loopback {
 		fmt.Fprintf(cfg.Out, "The CLI on this machine is set up: its token is in %s\n", filepath.Join(cfg.Home, CLIConfigFile))
+	} else {
+		fmt.Fprintf(cfg.Out, "No token is written on a server that listens beyond loopback: the first one comes from `palvella token bootstrap --server %s`\n", url)
 	}
 	if cfg.Ready != nil {
 		cfg.Ready(url)
@@ -190,7 +229,6 @@ func pluginConfig(home, name string, cfg map[string]any, token string) map[strin
 		def("root", filepath.Join(home, "workspaces"))
 	case "credential-builtin":
 		def("path", filepath.Join(home, "credentials.db"))
-		def("key_file", filepath.Join(home, "secret.key"))
 	case "authentication-token":
 		def("path", filepath.Join(home, "tokens.db"))
 		if token != "" {
@@ -205,28 +243,6 @@ func pluginConfig(home, name string, cfg map[string]any, token string) map[strin
 type lateHost struct{ sdk.Host }
 
 func (h *lateHost) set(x sdk.Host) { h.Host = x }
-
-// authn authenticates API requests with the authentication plugin.
-type authn struct{ mgr *pluginhost.Manager }
-
-func (a *authn) Authenticate(ctx context.Context, token string) (*authentication.Identity, error) {
-	p, err := a.mgr.Plugin("authentication-token")
-	if err != nil {
-		return nil, err
-	}
-	c, err := pluginhost.Client[authentication.Authentication](ctx, p, sdk.CategoryAuthentication)
-	if err != nil {
-		return nil, err
-	}
-	id, err := c.Authenticate(ctx, &authentication.AuthenticateRequest{Scheme: "bearer", Credentials: token})
-	if err != nil {
-		return nil, err
-	}
-	if id.Status != authentication.StatusAuthenticated {
-		return nil, sdk.Errorf(sdk.ErrUnauthenticated, "", "token %s", id.Status)
-	}
-	return id, nil
-}
 
 // authz authorizes API requests with the authorization plugin and logs
 // every decision with the rule that decided.

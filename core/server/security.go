@@ -1,0 +1,483 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/palvella/palvella/core/api"
+	"github.com/palvella/palvella/core/orchestrator"
+	"github.com/palvella/palvella/core/pluginhost"
+	sdk "github.com/palvella/palvella/plugin-sdk"
+	"github.com/palvella/palvella/plugin-sdk/authentication"
+	"github.com/palvella/palvella/plugin-sdk/authorization"
+	"github.com/palvella/palvella/plugin-sdk/credential"
+)
+
+// SecretKeyEnv holds the credential key (base64 of 32 bytes) when it is
+// not in a file.
+const SecretKeyEnv = "PALVELLA_SECRET_KEY"
+
+// SecretKeyFile is the key file a loopback server generates under its
+// home when it is given no key.
+const SecretKeyFile = "secret.key"
+
+// Rules the server decides with before the authorization plugin is asked.
+const (
+	// RuleRunTokenScope denies a per-run token anything but its own run.
+	RuleRunTokenScope = "run-token-scope"
+)
+
+// credentialKey returns the settings that give credential-builtin its key
+// (nil when its configuration has one already), and a line to tell the
+// person starting the server, if any. A server on an address other than
+// loopback must be given a key; a loopback one generates one under home on
+// first start.
+func credentialKey(cfg Config, loopback bool, listen string) (map[string]any, string, error) {
+	for _, spec := range cfg.Plugins {
+		if spec.Name != "credential-builtin" {
+			continue
+		}
+		if _, ok := spec.Config["key"]; ok {
+			return nil, "", nil
+		}
+		if _, ok := spec.Config["key_file"]; ok {
+			return nil, "", nil
+		}
+	}
+	if v := os.Getenv(SecretKeyEnv); v != "" {
+		return map[string]any{"key": v}, "", nil
+	}
+	if cfg.SecretKeyFile != "" {
+		if _, err := os.Stat(cfg.SecretKeyFile); err != nil {
+			return nil, "", fmt.Errorf("the credential key file: %w", err)
+		}
+		return map[string]any{"key_file": cfg.SecretKeyFile}, "", nil
+	}
+	if !loopback {
+		return nil, "", fmt.Errorf("a server listening on %s needs the key its credentials are encrypted under, and none was given.\n"+
+			"Make one with `palvella credential keygen /etc/palvella/secret.key` (or `head -c 32 /dev/urandom | base64`), keep a copy somewhere safe,\n"+
+			"and start the server with --secret-key-file /etc/palvella/secret.key or with %s set to the key", listen, SecretKeyEnv)
+	}
+	path := filepath.Join(cfg.Home, SecretKeyFile)
+	if _, err := os.Stat(path); err == nil {
+		return map[string]any{"key_file": path}, "", nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, "", fmt.Errorf("the credential key file: %w", err)
+	}
+	if err := WriteKeyFile(path); err != nil {
+		return nil, "", err
+	}
+	return map[string]any{"key_file": path}, fmt.Sprintf("Generated the key that encrypts credentials: %s (mode 0600). Back it up: credentials cannot be read without it.", path), nil
+}
+
+// WriteKeyFile writes a new random credential key (base64 of 32 bytes) to
+// path, readable by its owner only. It refuses to replace a file.
+func WriteKeyFile(path string) error {
+	buf := make([]byte, 32)
+	if _, err := rand.Read(buf); err != nil {
+		return fmt.Errorf("generate a credential key: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("write the credential key: %w", err)
+	}
+	if _, err := f.WriteString(base64.StdEncoding.EncodeToString(buf) + "\n"); err != nil {
+		f.Close()
+		return fmt.Errorf("write the credential key to %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write the credential key to %s: %w", path, err)
+	}
+	return nil
+}
+
+// backend is what the API serves: the orchestrator, and the token and
+// credential operations.
+type backend struct {
+	*orchestrator.Orchestrator
+	*security
+}
+
+var _ api.Security = (*security)(nil)
+
+// security serves the token and credential routes through the plugins.
+type security struct {
+	mgr   *pluginhost.Manager
+	authz api.Authorizer
+	// managed is set on a server that has a management token of its own
+	// (a loopback one): bootstrap is then refused.
+	managed bool
+	// mu serializes bootstrap, so that two callers cannot both be first.
+	mu  sync.Mutex
+	now func() time.Time
+}
+
+func (s *security) issuer(ctx context.Context) (authentication.TokenIssuer, error) {
+	p, err := s.mgr.Plugin(orchestrator.TokenPlugin)
+	if err != nil {
+		return nil, err
+	}
+	c, err := pluginhost.Client[authentication.Authentication](ctx, p, sdk.CategoryAuthentication)
+	if err != nil {
+		return nil, err
+	}
+	issuer, ok := c.(authentication.TokenIssuer)
+	if !ok {
+		return nil, sdk.Errorf(sdk.ErrUnimplemented, "", "%s does not issue tokens", orchestrator.TokenPlugin)
+	}
+	return issuer, nil
+}
+
+func (s *security) credentials(ctx context.Context) (credential.Credential, error) {
+	name := ""
+	for _, st := range s.mgr.List() {
+		if slices.Contains(st.Categories, sdk.CategoryCredential) && (name == "" || st.Name == orchestrator.PreferredCredentialPlugin) {
+			name = st.Name
+		}
+	}
+	if name == "" {
+		return nil, sdk.Errorf(sdk.ErrFailedPrecondition, "", "this server runs no credential plugin")
+	}
+	p, err := s.mgr.Plugin(name)
+	if err != nil {
+		return nil, err
+	}
+	return pluginhost.Client[credential.Credential](ctx, p, sdk.CategoryCredential)
+}
+
+// BootstrapOwner is the owner of the token `palvella token bootstrap`
+// creates.
+const BootstrapOwner = "admin"
+
+// Bootstrap creates the first management token, once.
+func (s *security) Bootstrap(ctx context.Context) (*api.NewToken, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.managed {
+		return nil, sdk.Errorf(sdk.ErrFailedPrecondition, "", "this server listens on loopback and keeps its management token in PALVELLA_HOME/%s; use that one", CLIConfigFile)
+	}
+	issuer, err := s.issuer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	existing, err := issuer.ListTokens(ctx, "")
+	if err != nil {
+		return nil, fmt.Errorf("look for earlier tokens: %w", err)
+	}
+	if len(existing) > 0 {
+		return nil, sdk.Errorf(sdk.ErrFailedPrecondition, "", "this server has issued tokens already: bootstrap works once; ask an admin for a token (`palvella token create`)")
+	}
+	t, err := issuer.CreateToken(ctx, &authentication.CreateTokenRequest{Owner: BootstrapOwner, Description: "management token from `palvella token bootstrap`", Roles: []string{"admin"}})
+	if err != nil {
+		return nil, err
+	}
+	return &api.NewToken{Token: t.Token, TokenMeta: t.Meta}, nil
+}
+
+var ownerRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$`)
+
+// CreateToken issues a token whose roles, namespaces and lifetime do not
+// exceed the caller's.
+func (s *security) CreateToken(ctx context.Context, caller *authentication.Identity, req api.TokenRequest) (*api.NewToken, error) {
+	if !caller.Authenticated() {
+		return nil, sdk.Errorf(sdk.ErrUnauthenticated, "", "no authenticated caller")
+	}
+	if !ownerRE.MatchString(req.Name) {
+		return nil, sdk.Errorf(sdk.ErrInvalidArgument, "name", "%q is not a token name: 1 to 128 letters, digits, '.', '_', '@' or '-'", req.Name)
+	}
+	if len(req.Description) > 1024 {
+		return nil, sdk.Errorf(sdk.ErrInvalidArgument, "description", "longer than 1024 characters")
+	}
+	if len(req.Roles) == 0 {
+		return nil, sdk.Errorf(sdk.ErrInvalidArgument, "roles", "give the token at least one role")
+	}
+	var expires time.Duration
+	if req.ExpiresIn != "" {
+		d, err := time.ParseDuration(req.ExpiresIn)
+		if err != nil || d <= 0 {
+			return nil, sdk.Errorf(sdk.ErrInvalidArgument, "expiresIn", "%q is not a positive duration such as 720h", req.ExpiresIn)
+		}
+		expires = d
+	}
+	now := s.now()
+	if !caller.ExpiresAt.IsZero() && (expires == 0 || now.Add(expires).After(caller.ExpiresAt)) {
+		return nil, sdk.Errorf(sdk.ErrPermissionDenied, "expiresIn", "a token may not outlive the token that creates it (%s expires at %s)", caller.Name, caller.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	for i, role := range req.Roles {
+		if slices.Contains(caller.Roles, role) {
+			continue
+		}
+		d, err := s.authz.Authorize(ctx, caller, "role:"+role, authorization.MethodWrite)
+		if err != nil {
+			return nil, fmt.Errorf("authorize granting role %q: %w", role, err)
+		}
+		if d == nil || !d.Allowed {
+			return nil, sdk.Errorf(sdk.ErrPermissionDenied, fmt.Sprintf("roles[%d]", i), "%s may not grant the role %q: it does not hold it", caller.Name, role)
+		}
+	}
+	namespaces := req.Namespaces
+	if len(caller.Namespaces) > 0 {
+		if len(namespaces) == 0 {
+			namespaces = caller.Namespaces
+		}
+		for i, ns := range namespaces {
+			if !slices.Contains(caller.Namespaces, ns) {
+				return nil, sdk.Errorf(sdk.ErrPermissionDenied, fmt.Sprintf("namespaces[%d]", i), "%s is limited to the namespaces %s and may not issue a token for %q", caller.Name, strings.Join(caller.Namespaces, ", "), ns)
+			}
+		}
+	}
+	desc := req.Description
+	if desc == "" {
+		desc = "created by " + caller.Name
+	}
+	issuer, err := s.issuer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t, err := issuer.CreateToken(ctx, &authentication.CreateTokenRequest{Owner: req.Name, Description: desc,
+		Roles: slices.Clone(req.Roles), Namespaces: slices.Clone(namespaces), ExpiresIn: expires})
+	if err != nil {
+		return nil, err
+	}
+	return &api.NewToken{Token: t.Token, TokenMeta: t.Meta}, nil
+}
+
+// ListTokens lists every token's metadata.
+func (s *security) ListTokens(ctx context.Context) ([]authentication.TokenMeta, error) {
+	issuer, err := s.issuer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return issuer.ListTokens(ctx, "")
+}
+
+// RevokeToken revokes a token by id.
+func (s *security) RevokeToken(ctx context.Context, id string) (*authentication.TokenMeta, error) {
+	issuer, err := s.issuer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return issuer.RevokeToken(ctx, id)
+}
+
+// maxCredentialBytes bounds a credential's data.
+const maxCredentialBytes = 32 << 10
+
+var credNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+var credKeyRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// SetCredential creates or replaces a credential. Errors never hold a
+// value.
+func (s *security) SetCredential(ctx context.Context, name string, req api.CredentialRequest) (*credential.Meta, error) {
+	if !credNameRE.MatchString(name) {
+		return nil, sdk.Errorf(sdk.ErrInvalidArgument, "name", "%q is not a credential name: 1 to 128 letters, digits, '.', '_' or '-'", name)
+	}
+	typ := req.Type
+	if typ == "" {
+		typ = "secret"
+	}
+	if !credKeyRE.MatchString(typ) {
+		return nil, sdk.Errorf(sdk.ErrInvalidArgument, "type", "%q is not a credential type", typ)
+	}
+	data := map[string][]byte{}
+	switch {
+	case req.Value != "" && len(req.Data) > 0:
+		return nil, sdk.Errorf(sdk.ErrInvalidArgument, "data", "give value or data, not both")
+	case req.Value != "":
+		data["value"] = []byte(req.Value)
+	case len(req.Data) > 0:
+		for k, v := range req.Data {
+			if !credKeyRE.MatchString(k) {
+				return nil, sdk.Errorf(sdk.ErrInvalidArgument, "data", "%q is not a key name", k)
+			}
+			if v == "" {
+				return nil, sdk.Errorf(sdk.ErrInvalidArgument, "data."+k, "empty")
+			}
+			data[k] = []byte(v)
+		}
+	default:
+		return nil, sdk.Errorf(sdk.ErrInvalidArgument, "value", "the credential has no value")
+	}
+	size := 0
+	for k, v := range data {
+		size += len(k) + len(v)
+	}
+	if size > maxCredentialBytes {
+		return nil, sdk.Errorf(sdk.ErrInvalidArgument, "value", "larger than %d KiB", maxCredentialBytes>>10)
+	}
+	c, err := s.credentials(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.Put(ctx, &credential.PutRequest{Name: name, Type: typ, Labels: req.Labels, Data: data})
+}
+
+// ListCredentials lists credential metadata.
+func (s *security) ListCredentials(ctx context.Context) ([]credential.Meta, error) {
+	c, err := s.credentials(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.List(ctx, "")
+}
+
+// DeleteCredential deletes a credential.
+func (s *security) DeleteCredential(ctx context.Context, name string) error {
+	c, err := s.credentials(ctx)
+	if err != nil {
+		return err
+	}
+	return c.Delete(ctx, name)
+}
+
+// remoteKey carries the request's remote address to the authenticator.
+type remoteKey struct{}
+
+// withRemote puts the host of the request's remote address in its
+// context. Behind a reverse proxy every request has the proxy's address.
+func withRemote(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			host = r.RemoteAddr
+		}
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), remoteKey{}, host)))
+	})
+}
+
+// Failed authentication throttling.
+const (
+	// FreeAuthFailures is how many unknown tokens an address may present
+	// before it is slowed down.
+	FreeAuthFailures = 5
+	// authFailureWindow is how long failures are remembered.
+	authFailureWindow = 15 * time.Minute
+	// maxAuthLockout caps the wait.
+	maxAuthLockout = 5 * time.Minute
+)
+
+// throttle slows down addresses that present unknown tokens: after
+// FreeAuthFailures of them, every request of the address is refused with
+// 429 for a time that doubles with each further failure (1s, 2s, 4s... up
+// to 5 minutes).
+type throttle struct {
+	mu  sync.Mutex
+	m   map[string]*failures
+	now func() time.Time
+}
+
+type failures struct {
+	n     int
+	last  time.Time
+	until time.Time
+}
+
+func newThrottle() *throttle { return &throttle{m: map[string]*failures{}, now: time.Now} }
+
+func (t *throttle) check(addr string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f := t.m[addr]
+	if f == nil {
+		return nil
+	}
+	if wait := f.until.Sub(t.now()); wait > 0 {
+		return sdk.Errorf(sdk.ErrResourceExhausted, "", "too many failed authentications from %s: try again in %s", addr, wait.Round(time.Second)+time.Second)
+	}
+	return nil
+}
+
+func (t *throttle) fail(addr string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	if len(t.m) > 10000 {
+		for k, f := range t.m {
+			if now.Sub(f.last) > authFailureWindow {
+				delete(t.m, k)
+			}
+		}
+	}
+	f := t.m[addr]
+	if f == nil || now.Sub(f.last) > authFailureWindow {
+		f = &failures{}
+		t.m[addr] = f
+	}
+	f.n++
+	f.last = now
+	if over := f.n - FreeAuthFailures; over > 0 {
+		wait := maxAuthLockout
+		if over <= 10 {
+			wait = min(time.Second<<(over-1), maxAuthLockout)
+		}
+		f.until = now.Add(wait)
+	}
+}
+
+// authn authenticates API requests with the authentication plugin, and
+// slows down addresses that guess.
+type authn struct {
+	mgr      *pluginhost.Manager
+	throttle *throttle
+}
+
+// Authenticate returns the token's identity: authenticated, or with the
+// status that says why not (expired, revoked, unknown).
+func (a *authn) Authenticate(ctx context.Context, token string) (*authentication.Identity, error) {
+	addr, _ := ctx.Value(remoteKey{}).(string)
+	if err := a.throttle.check(addr); err != nil {
+		return nil, err
+	}
+	p, err := a.mgr.Plugin(orchestrator.TokenPlugin)
+	if err != nil {
+		return nil, err
+	}
+	c, err := pluginhost.Client[authentication.Authentication](ctx, p, sdk.CategoryAuthentication)
+	if err != nil {
+		return nil, err
+	}
+	id, err := c.Authenticate(ctx, &authentication.AuthenticateRequest{Scheme: "bearer", Credentials: token, RemoteAddr: addr})
+	if err != nil {
+		if errors.Is(err, sdk.ErrInvalidArgument) || errors.Is(err, sdk.ErrUnauthenticated) {
+			a.throttle.fail(addr)
+		}
+		return nil, err
+	}
+	if id == nil || id.Status == authentication.StatusUnknown || id.Status == authentication.StatusUnspecified {
+		a.throttle.fail(addr)
+		return authentication.Unknown(), nil
+	}
+	return id, nil
+}
+
+// runScope returns the one resource a per-run token may reach.
+func runScope(id *authentication.Identity) (string, bool) {
+	if id == nil || !strings.HasPrefix(id.Name, "run:") {
+		return "", false
+	}
+	return id.Name, true
+}
+
+// scoped keeps per-run tokens inside their run before the authorization
+// plugin decides.
+type scoped struct{ next api.Authorizer }
+
+func (a scoped) Authorize(ctx context.Context, id *authentication.Identity, res, method string) (*authorization.Decision, error) {
+	if scope, ok := runScope(id); ok && res != scope && res != "identity:self" {
+		return &authorization.Decision{Allowed: false, Rule: RuleRunTokenScope, Effect: authorization.EffectDeny,
+			Reason: "a per-run token reaches its own run only (" + scope + ")"}, nil
+	}
+	return a.next.Authorize(ctx, id, res, method)
+}
