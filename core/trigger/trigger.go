@@ -1,0 +1,336 @@
+// Package trigger starts runs by themselves: webhook calls (served by
+// [Service.WebhookHandler] on a listener of their own), interval and cron
+// schedules ([Service.Run]). Every firing is written down as a
+// [resource.TriggerRecord]: the runs it started, or why it was rejected or
+// dropped, as the design document's "Trigger processing" describes.
+//
+// Schedules survive restarts: the next due time of each interval and cron
+// trigger is kept as a [resource.TriggerState], and a server claims a due
+// time by moving it forward with an update that carries the state's
+// revision, so one due time starts at most one run even with several
+// servers on one database. Due times missed while no server ran are
+// coalesced into one run when a server comes back (after a jitter, so a
+// restart does not start everything at once).
+package trigger
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/palvella/palvella/core/events"
+	"github.com/palvella/palvella/core/expr"
+	"github.com/palvella/palvella/core/metrics"
+	"github.com/palvella/palvella/core/resource"
+	"github.com/palvella/palvella/core/spec"
+	sdk "github.com/palvella/palvella/plugin-sdk"
+	"github.com/palvella/palvella/plugin-sdk/database"
+)
+
+// Runner starts runs: the orchestrator.
+type Runner interface {
+	StartRun(ctx context.Context, ns, pipeline string, params map[string]string, trigger resource.TriggerInfo) (*resource.Run, error)
+}
+
+// Defaults.
+const (
+	DefaultMaxBody     = 1 << 20
+	DefaultMinInterval = spec.DefaultMinInterval
+	DefaultMaxJitter   = 30 * time.Second
+	DefaultTick        = time.Second
+)
+
+// Options configure a Service.
+type Options struct {
+	// Database returns the database plugin's client.
+	Database func(ctx context.Context) (database.Database, error)
+	Runner   Runner
+	// Secret reads a credential's value for a webhook secret written
+	// {from_credential: NAME}.
+	Secret func(ctx context.Context, name string) ([]byte, error)
+	Logger hclog.Logger
+	// Events and Metrics, when set, are told about each firing.
+	Events  *events.Bus
+	Metrics *metrics.Metrics
+	// MaxBody limits a webhook call's body (default 1 MiB).
+	MaxBody int64
+	// MinInterval is the shortest interval the server honours: a
+	// trigger with a shorter one fires every MinInterval (default 1m).
+	MinInterval time.Duration
+	// MaxJitter bounds the delay added to due times missed while the
+	// server was down (default 30s; at most a tenth of an interval).
+	MaxJitter time.Duration
+	// Tick is how often schedules are checked (default 1s).
+	Tick time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Service fires triggers.
+type Service struct {
+	opts  Options
+	log   hclog.Logger
+	start time.Time
+	// fireAt holds, per schedule key, the jittered time at which a due
+	// time missed while down fires.
+	fireAt map[string]jittered
+}
+
+type jittered struct {
+	due, at time.Time
+}
+
+// New returns a Service.
+func New(opts Options) (*Service, error) {
+	if opts.Database == nil || opts.Runner == nil {
+		return nil, errors.New("trigger: a database and a runner are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.MaxBody <= 0 {
+		opts.MaxBody = DefaultMaxBody
+	}
+	if opts.MinInterval <= 0 {
+		opts.MinInterval = DefaultMinInterval
+	}
+	if opts.MaxJitter <= 0 {
+		opts.MaxJitter = DefaultMaxJitter
+	}
+	if opts.Tick <= 0 {
+		opts.Tick = DefaultTick
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Service{opts: opts, log: opts.Logger, start: opts.Now().UTC(), fireAt: map[string]jittered{}}, nil
+}
+
+func (s *Service) now() time.Time { return s.opts.Now().UTC() }
+
+// firing is one trigger firing being handled.
+type firing struct {
+	rec     resource.TriggerRecord
+	payload map[string]any
+	raw     []byte
+}
+
+// newRecordName returns a unique record name, ordered by time.
+func newRecordName(at time.Time) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b) // crypto/rand does not fail
+	return at.UTC().Format("20060102t150405.000000000") + "-" + hex.EncodeToString(b)
+}
+
+// mapParams interpolates a trigger's params over what fired it.
+func mapParams(t *spec.Trigger, typ string, payload map[string]any, headers map[string]string) (map[string]string, error) {
+	c := expr.Context{Trigger: expr.Trigger{Type: typ, Name: t.Name, Payload: payload, Headers: headers}}
+	out := make(map[string]string, len(t.Params))
+	for k, v := range t.Params {
+		s, err := expr.Interpolate(v, c)
+		if err != nil {
+			return nil, sdk.Errorf(sdk.ErrInvalidArgument, "params."+k, "%v", err)
+		}
+		out[k] = s
+	}
+	return out, nil
+}
+
+// fire starts the run of an accepted firing and writes its record. The
+// record's name must be set; if create is false the record exists already
+// (a webhook's claimed delivery) and is updated.
+func (s *Service) fire(ctx context.Context, f *firing, t *spec.Trigger, exists bool) (*resource.TriggerRecord, error) {
+	rec := &f.rec
+	params, err := mapParams(t, rec.Type, f.payload, rec.Headers)
+	if err == nil {
+		rec.Params = params
+		var run *resource.Run
+		info := resource.TriggerInfo{Type: rec.Type, Name: rec.Trigger, Record: rec.Name, Headers: rec.Headers}
+		if f.payload != nil {
+			info.Payload = f.payload
+		}
+		run, err = s.opts.Runner.StartRun(ctx, rec.Namespace, rec.Pipeline, params, info)
+		if err == nil {
+			rec.Outcome = resource.TriggerStarted
+			rec.Runs = append(rec.Runs, run.Name)
+			if s.opts.Metrics != nil {
+				s.opts.Metrics.RunsStarted.WithLabelValues(rec.Type).Inc()
+			}
+		}
+	}
+	if err != nil {
+		rec.Outcome = resource.TriggerFailed
+		rec.Reason = "could not start a run: " + err.Error()
+		s.log.Warn("trigger fired but no run started", "namespace", rec.Namespace, "pipeline", rec.Pipeline, "trigger", rec.Trigger, "error", err)
+	}
+	if exists {
+		return rec, s.updateRecord(ctx, rec)
+	}
+	return rec, s.createRecord(ctx, rec)
+}
+
+// labels of a record, for selection.
+func recordLabels(r *resource.TriggerRecord) map[string]string {
+	l := map[string]string{"pipeline": r.Pipeline, "outcome": r.Outcome, "type": r.Type}
+	if r.Trigger != "" {
+		l["trigger"] = r.Trigger
+	}
+	return l
+}
+
+func (s *Service) createRecord(ctx context.Context, rec *resource.TriggerRecord) error {
+	rec.Kind = resource.KindTriggerRecord
+	rec.Labels = recordLabels(rec)
+	if err := s.create(ctx, rec); err != nil {
+		return fmt.Errorf("record the firing of %s/%s: %w", rec.Namespace, rec.Pipeline, err)
+	}
+	s.recorded(rec)
+	return nil
+}
+
+func (s *Service) updateRecord(ctx context.Context, rec *resource.TriggerRecord) error {
+	rec.Labels = recordLabels(rec)
+	if err := s.update(ctx, rec); err != nil {
+		return fmt.Errorf("record the firing of %s/%s: %w", rec.Namespace, rec.Pipeline, err)
+	}
+	s.recorded(rec)
+	return nil
+}
+
+// recorded tells events and metrics about a finished record.
+func (s *Service) recorded(rec *resource.TriggerRecord) {
+	if s.opts.Metrics != nil {
+		s.opts.Metrics.TriggerFirings.WithLabelValues(rec.Type, rec.Outcome).Inc()
+	}
+	if s.opts.Events != nil {
+		e := events.Event{Type: events.TypeTrigger, Namespace: rec.Namespace, Pipeline: rec.Pipeline, Trigger: rec.Trigger, Status: rec.Outcome, Reason: rec.Reason}
+		if len(rec.Runs) > 0 {
+			e.Run = rec.Runs[0]
+		}
+		s.opts.Events.Publish(e)
+	}
+	s.log.Info("trigger fired", "namespace", rec.Namespace, "pipeline", rec.Pipeline, "trigger", rec.Trigger, "type", rec.Type,
+		"record", rec.Name, "outcome", rec.Outcome, "reason", rec.Reason, "runs", rec.Runs)
+}
+
+// pipelineTrigger reads a pipeline's current spec and finds a trigger in
+// it. It returns sdk.ErrNotFound when either is missing.
+func (s *Service) pipelineTrigger(ctx context.Context, ns, pipeline, name string) (*spec.Trigger, error) {
+	var pl resource.Pipeline
+	if err := s.get(ctx, resource.KindPipeline, ns, pipeline, &pl); err != nil {
+		return nil, err
+	}
+	var p spec.Pipeline
+	if err := json.Unmarshal(pl.Spec, &p); err != nil {
+		return nil, fmt.Errorf("read the spec of pipeline %s/%s: %w", ns, pipeline, err)
+	}
+	for i := range p.Spec.Triggers {
+		if p.Spec.Triggers[i].Name == name {
+			return &p.Spec.Triggers[i], nil
+		}
+	}
+	return nil, sdk.Errorf(sdk.ErrNotFound, "trigger", "pipeline %s/%s has no trigger %q", ns, pipeline, name)
+}
+
+// ListRecords lists the trigger records of a namespace, of one pipeline
+// when pipeline is not empty, oldest first.
+func (s *Service) ListRecords(ctx context.Context, ns, pipeline string, size int, token string) ([]resource.TriggerRecord, string, error) {
+	var sel map[string]string
+	if pipeline != "" {
+		sel = map[string]string{"pipeline": pipeline}
+	}
+	db, err := s.opts.Database(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	resp, err := db.List(ctx, &database.ListRequest{Kind: resource.KindTriggerRecord, Namespace: ns, LabelSelector: sel, PageSize: size, PageToken: token})
+	if err != nil {
+		return nil, "", fmt.Errorf("list trigger records: %w", err)
+	}
+	out := make([]resource.TriggerRecord, 0, len(resp.Items))
+	for i := range resp.Items {
+		var r resource.TriggerRecord
+		if err := decode(&resp.Items[i], &r); err != nil {
+			return nil, "", err
+		}
+		out = append(out, r)
+	}
+	return out, resp.NextPageToken, nil
+}
+
+// GetRecord returns one trigger record.
+func (s *Service) GetRecord(ctx context.Context, ns, name string) (*resource.TriggerRecord, error) {
+	var r resource.TriggerRecord
+	if err := s.get(ctx, resource.KindTriggerRecord, ns, name, &r); err != nil {
+		return nil, fmt.Errorf("trigger record %s/%s: %w", ns, name, err)
+	}
+	return &r, nil
+}
+
+// --- documents in the database plugin ---
+
+func (s *Service) get(ctx context.Context, kind, ns, name string, obj resource.Object) error {
+	db, err := s.opts.Database(ctx)
+	if err != nil {
+		return err
+	}
+	r, err := db.Get(ctx, database.Key{Kind: kind, Namespace: ns, Name: name})
+	if err != nil {
+		return err
+	}
+	return decode(r, obj)
+}
+
+func decode(r *database.Resource, obj resource.Object) error {
+	if err := json.Unmarshal(r.Data, obj); err != nil {
+		return fmt.Errorf("decode %s %s/%s: %w", r.Key.Kind, r.Key.Namespace, r.Key.Name, err)
+	}
+	m := obj.ObjectMeta()
+	m.Kind, m.Namespace, m.Name = r.Key.Kind, r.Key.Namespace, r.Key.Name
+	m.Revision, m.CreatedAt, m.UpdatedAt = r.Revision, r.CreatedAt, r.UpdatedAt
+	return nil
+}
+
+func (s *Service) create(ctx context.Context, obj resource.Object) error {
+	db, err := s.opts.Database(ctx)
+	if err != nil {
+		return err
+	}
+	m := obj.ObjectMeta()
+	data, err := json.Marshal(obj)
+	if err != nil {
+		return fmt.Errorf("encode %s %s/%s: %w", m.Kind, m.Namespace, m.Name, err)
+	}
+	r, err := db.Create(ctx, &database.Resource{Key: database.Key{Kind: m.Kind, Namespace: m.Namespace, Name: m.Name}, Labels: maps.Clone(m.Labels), Data: data})
+	if err != nil {
+		return err
+	}
+	m.Revision, m.CreatedAt, m.UpdatedAt = r.Revision, r.CreatedAt, r.UpdatedAt
+	return nil
+}
+
+// update writes obj if its revision is still the stored one; otherwise it
+// fails with sdk.ErrConflict.
+func (s *Service) update(ctx context.Context, obj resource.Object) error {
+	db, err := s.opts.Database(ctx)
+	if err != nil {
+		return err
+	}
+	m := obj.ObjectMeta()
+	data, err := json.Marshal(obj)
+	if err != nil {
+		return fmt.Errorf("encode %s %s/%s: %w", m.Kind, m.Namespace, m.Name, err)
+	}
+	r, err := db.Update(ctx, &database.Resource{Key: database.Key{Kind: m.Kind, Namespace: m.Namespace, Name: m.Name}, Revision: m.Revision, Labels: maps.Clone(m.Labels), Data: data})
+	if err != nil {
+		return err
+	}
+	m.Revision, m.CreatedAt, m.UpdatedAt = r.Revision, r.CreatedAt, r.UpdatedAt
+	return nil
+}
