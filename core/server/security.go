@@ -29,6 +29,10 @@ import (
 // not in a file.
 const SecretKeyEnv = "PALVELLA_SECRET_KEY"
 
+// SecretKeyFileEnv names the credential key's file when --secret-key-file
+// does not.
+const SecretKeyFileEnv = "PALVELLA_SECRET_KEY_FILE"
+
 // SecretKeyFile is the key file a loopback server generates under its
 // home when it is given no key.
 const SecretKeyFile = "secret.key"
@@ -58,6 +62,9 @@ func credentialKey(cfg Config, loopback bool, listen string) (map[string]any, st
 	}
 	if v := os.Getenv(SecretKeyEnv); v != "" {
 		return map[string]any{"key": v}, "", nil
+	}
+	if cfg.SecretKeyFile == "" {
+		cfg.SecretKeyFile = os.Getenv(SecretKeyFileEnv)
 	}
 	if cfg.SecretKeyFile != "" {
 		if _, err := os.Stat(cfg.SecretKeyFile); err != nil {
