@@ -1,0 +1,377 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/palvella/palvella/core/events"
+	"github.com/palvella/palvella/core/resource"
+	sdk "github.com/palvella/palvella/plugin-sdk"
+)
+
+// Following is what the routes that follow runs serve: live logs, the
+// event stream, run dumps, trigger records and metrics. A backend
+// implements it next to [Backend]; a backend without it answers those
+// routes with 501.
+type Following interface {
+	// FollowLogs calls fn with the log lines of a run's actions (of one
+	// job when job is not empty, of one action when action is not empty
+	// too) as they are written, each action's lines in order and each
+	// line once, until every selected action has ended and its log is
+	// complete, or ctx ends, or fn fails.
+	FollowLogs(ctx context.Context, namespace, run, job, action string, fn func([]LogLine) error) error
+	// Events subscribes to the event bus; after > 0 first replays the
+	// kept events numbered after it.
+	Events(filter events.Filter, after uint64) (*events.Subscription, error)
+	// DumpRun returns everything about a run, with credential values
+	// masked.
+	DumpRun(ctx context.Context, namespace, run string) (*RunDump, error)
+	ListTriggerRecords(ctx context.Context, namespace, pipeline string, page PageRequest) (*Page[resource.TriggerRecord], error)
+	GetTriggerRecord(ctx context.Context, namespace, name string) (*resource.TriggerRecord, error)
+	// Metrics serves the Prometheus metrics.
+	Metrics() http.Handler
+}
+
+// LogLine is one line of an action's log in a stream:
+// Line is "<RFC3339 time> <stream> <text>".
+type LogLine struct {
+	Job    string `json:"job"`
+	Action string `json:"action"`
+	Line   string `json:"line"`
+}
+
+// StreamEnd is the data of the last event of a log stream ("end").
+type StreamEnd struct {
+	Status resource.Status `json:"status"`
+	Reason string          `json:"reason,omitempty"`
+}
+
+// RunDump is everything about a run, for a bug report.
+type RunDump struct {
+	Run *resource.Run `json:"run"`
+	// Pipeline is the pipeline version the run ran: its spec and source
+	// as applied, with literal secret values masked.
+	Pipeline *resource.PipelineVersion `json:"pipeline,omitempty"`
+	// TriggerRecord is the record of the firing that started the run.
+	TriggerRecord *resource.TriggerRecord `json:"triggerRecord,omitempty"`
+	Timeline      Timeline                `json:"timeline"`
+	// Logs are the actions' logs by "<job>/<action>".
+	Logs     map[string]string `json:"logs"`
+	DumpedAt time.Time         `json:"dumpedAt"`
+}
+
+// Timeline is when each job and action of a run waited and ran.
+type Timeline struct {
+	Run        string          `json:"run"`
+	Status     resource.Status `json:"status"`
+	QueuedAt   *time.Time      `json:"queuedAt,omitempty"`
+	StartedAt  *time.Time      `json:"startedAt,omitempty"`
+	FinishedAt *time.Time      `json:"finishedAt,omitempty"`
+	// DurationMs is from the run's queueing to its end (or to now).
+	DurationMs int64         `json:"durationMs"`
+	Jobs       []TimelineJob `json:"jobs"`
+}
+
+// TimelineJob is one job on a timeline. QueueWaitMs is from queued to
+// started, RunMs from started to finished (or to now while it runs).
+type TimelineJob struct {
+	Name        string           `json:"name"`
+	Status      resource.Status  `json:"status"`
+	QueuedAt    *time.Time       `json:"queuedAt,omitempty"`
+	StartedAt   *time.Time       `json:"startedAt,omitempty"`
+	FinishedAt  *time.Time       `json:"finishedAt,omitempty"`
+	QueueWaitMs int64            `json:"queueWaitMs"`
+	RunMs       int64            `json:"runMs"`
+	Actions     []TimelineAction `json:"actions"`
+}
+
+// TimelineAction is one action on a timeline.
+type TimelineAction struct {
+	Name       string          `json:"name"`
+	Status     resource.Status `json:"status"`
+	StartedAt  *time.Time      `json:"startedAt,omitempty"`
+	FinishedAt *time.Time      `json:"finishedAt,omitempty"`
+	RunMs      int64           `json:"runMs"`
+}
+
+// TimelineOf computes a run's timeline; now ends what has not ended.
+func TimelineOf(run *resource.Run, now time.Time) Timeline {
+	span := func(from, to *time.Time) int64 {
+		if from == nil {
+			return 0
+		}
+		end := now
+		if to != nil {
+			end = *to
+		}
+		return max(end.Sub(*from).Milliseconds(), 0)
+	}
+	t := Timeline{Run: run.Name, Status: run.Status, QueuedAt: run.QueuedAt, StartedAt: run.StartedAt, FinishedAt: run.FinishedAt,
+		DurationMs: span(run.QueuedAt, run.FinishedAt), Jobs: []TimelineJob{}}
+	for _, j := range run.Jobs {
+		tj := TimelineJob{Name: j.Name, Status: j.Status, QueuedAt: j.QueuedAt, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt,
+			Actions: []TimelineAction{}}
+		if j.QueuedAt != nil {
+			end := j.StartedAt
+			if end == nil {
+				end = j.FinishedAt
+			}
+			tj.QueueWaitMs = span(j.QueuedAt, end)
+		}
+		tj.RunMs = span(j.StartedAt, j.FinishedAt)
+		for _, a := range j.Actions {
+			tj.Actions = append(tj.Actions, TimelineAction{Name: a.Name, Status: a.Status, StartedAt: a.StartedAt, FinishedAt: a.FinishedAt,
+				RunMs: span(a.StartedAt, a.FinishedAt)})
+		}
+		t.Jobs = append(t.Jobs, tj)
+	}
+	return t
+}
+
+func (s *server) following() (Following, error) {
+	f, ok := s.b.(Following)
+	if !ok {
+		return nil, sdk.Errorf(sdk.ErrUnimplemented, "", "this server does not follow runs")
+	}
+	return f, nil
+}
+
+// sse writes a text/event-stream, sending its headers with the first
+// event so that an error found before can still be a JSON error.
+type sse struct {
+	w       http.ResponseWriter
+	started bool
+}
+
+func (e *sse) send(event string, data any) error {
+	if !e.started {
+		h := e.w.Header()
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-cache")
+		h.Set("X-Accel-Buffering", "no")
+		e.w.WriteHeader(http.StatusOK)
+		e.started = true
+	}
+	b, err := json.Marshal(data)
+	if err != nil {
+		return fmt.Errorf("encode a %s event: %w", event, err)
+	}
+	_, err = fmt.Fprintf(e.w, "event: %s\ndata: %s\n\n", event, b)
+	return err
+}
+
+func (e *sse) flush() error {
+	return http.NewResponseController(e.w).Flush()
+}
+
+// stream ends a stream: an error before any event is an ordinary error
+// answer; after, it is an "error" event.
+func (e *sse) end(err error) error {
+	if err == nil {
+		return nil
+	}
+	if !e.started {
+		return err
+	}
+	_, body := errorBody(err)
+	_ = e.send("error", body) // the stream is ending either way
+	_ = e.flush()
+	return nil
+}
+
+func (s *server) streamLogs(c *call, job, action string) error {
+	f, err := s.following()
+	if err != nil {
+		return err
+	}
+	ns, run := c.r.PathValue("ns"), c.r.PathValue("run")
+	if job != "" && !validName(job) {
+		return sdk.Errorf(sdk.ErrInvalidArgument, "job", "%q is not a valid job name", job)
+	}
+	out := &sse{w: c.w}
+	err = f.FollowLogs(c.r.Context(), ns, run, job, action, func(lines []LogLine) error {
+		for _, l := range lines {
+			if err := out.send("line", l); err != nil {
+				return err
+			}
+		}
+		return out.flush()
+	})
+	if err != nil {
+		return out.end(fmt.Errorf("follow the logs of %s/%s: %w", ns, run, err))
+	}
+	r, err := s.b.GetRun(c.r.Context(), ns, run)
+	if err != nil {
+		return out.end(err)
+	}
+	end := StreamEnd{Status: r.Status, Reason: r.Reason}
+	if job != "" {
+		if js := r.Job(job); js != nil {
+			end = StreamEnd{Status: js.Status, Reason: js.Reason}
+			if action != "" {
+				if as := js.Action(action); as != nil {
+					end = StreamEnd{Status: as.Status, Reason: as.Message}
+				}
+			}
+		}
+	}
+	if err := out.send("end", end); err != nil {
+		return nil // the follower went away
+	}
+	_ = out.flush()
+	return nil
+}
+
+func (s *server) streamRunLogs(c *call) error {
+	return s.streamLogs(c, c.r.URL.Query().Get("job"), "")
+}
+
+func (s *server) streamActionLog(c *call) error {
+	return s.streamLogs(c, c.r.PathValue("job"), c.r.PathValue("action"))
+}
+
+func (s *server) timeline(c *call) error {
+	ns, name := c.r.PathValue("ns"), c.r.PathValue("run")
+	run, err := s.b.GetRun(c.r.Context(), ns, name)
+	if err != nil {
+		return err
+	}
+	writeJSON(c.w, http.StatusOK, TimelineOf(run, time.Now().UTC()))
+	return nil
+}
+
+func (s *server) dumpRun(c *call) error {
+	f, err := s.following()
+	if err != nil {
+		return err
+	}
+	ns, name := c.r.PathValue("ns"), c.r.PathValue("run")
+	d, err := f.DumpRun(c.r.Context(), ns, name)
+	if err != nil {
+		return fmt.Errorf("dump run %s/%s: %w", ns, name, err)
+	}
+	writeJSON(c.w, http.StatusOK, d)
+	return nil
+}
+
+func (s *server) listTriggerRecords(c *call) error {
+	f, err := s.following()
+	if err != nil {
+		return err
+	}
+	page, err := c.page()
+	if err != nil {
+		return err
+	}
+	pl := c.r.URL.Query().Get("pipeline")
+	if pl != "" && !validName(pl) {
+		return sdk.Errorf(sdk.ErrInvalidArgument, "pipeline", "%q is not a valid pipeline name", pl)
+	}
+	res, err := f.ListTriggerRecords(c.r.Context(), c.r.PathValue("ns"), pl, page)
+	if err != nil {
+		return err
+	}
+	writeJSON(c.w, http.StatusOK, res)
+	return nil
+}
+
+func (s *server) getTriggerRecord(c *call) error {
+	f, err := s.following()
+	if err != nil {
+		return err
+	}
+	rec, err := f.GetTriggerRecord(c.r.Context(), c.r.PathValue("ns"), c.r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	writeJSON(c.w, http.StatusOK, rec)
+	return nil
+}
+
+func (s *server) metrics(c *call) error {
+	f, err := s.following()
+	if err != nil {
+		return err
+	}
+	f.Metrics().ServeHTTP(c.w, c.r)
+	return nil
+}
+
+func (s *server) allEvents(c *call) error {
+	return s.streamEvents(c, c.r.URL.Query().Get("namespace"))
+}
+
+func (s *server) namespaceEvents(c *call) error {
+	return s.streamEvents(c, c.r.PathValue("ns"))
+}
+
+// eventKeepAlive is how often an idle event stream gets a comment line,
+// so proxies and clients see it is alive.
+const eventKeepAlive = 15 * time.Second
+
+func (s *server) streamEvents(c *call, ns string) error {
+	f, err := s.following()
+	if err != nil {
+		return err
+	}
+	q := c.r.URL.Query()
+	filter := events.Filter{Namespace: ns, Pipeline: q.Get("pipeline")}
+	if ns != "" && !validName(ns) {
+		return sdk.Errorf(sdk.ErrInvalidArgument, "namespace", "%q is not a valid namespace", ns)
+	}
+	if filter.Pipeline != "" && !validName(filter.Pipeline) {
+		return sdk.Errorf(sdk.ErrInvalidArgument, "pipeline", "%q is not a valid pipeline name", filter.Pipeline)
+	}
+	if c.r.PathValue("ns") != "" {
+		// A namespace's stream has no plugin events: they belong to none.
+		filter.Types = []string{events.TypeRun, events.TypeJob, events.TypeAction, events.TypeApproval, events.TypeTrigger}
+	}
+	var after uint64
+	if v := q.Get("after"); v != "" {
+		if after, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return sdk.Errorf(sdk.ErrInvalidArgument, "after", "must be an event number, not %q", v)
+		}
+	} else if v := c.r.Header.Get("Last-Event-ID"); v != "" {
+		after, _ = strconv.ParseUint(v, 10, 64) // a bad one means from now
+	}
+	sub, err := f.Events(filter, after)
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	out := &sse{w: c.w}
+	if err := out.send("hello", map[string]any{"namespace": ns, "pipeline": filter.Pipeline}); err != nil {
+		return nil
+	}
+	_ = out.flush()
+	tick := time.NewTicker(eventKeepAlive)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.r.Context().Done():
+			return nil
+		case <-tick.C:
+			if _, err := fmt.Fprint(c.w, ": keep-alive\n\n"); err != nil {
+				return nil
+			}
+			_ = out.flush()
+		case e, ok := <-sub.C:
+			if !ok {
+				return nil
+			}
+			if _, err := fmt.Fprintf(c.w, "id: %d\n", e.Seq); err != nil {
+				return nil
+			}
+			if err := out.send(e.Type, e); err != nil {
+				return nil
+			}
+			if len(sub.C) == 0 {
+				_ = out.flush()
+			}
+		}
+	}
+}
