@@ -21,6 +21,60 @@ type actionLog struct {
 	mu      sync.Mutex
 	buf     bytes.Buffer
 	dropped int
+	// subs are the live followers; ended is set once the action's log is
+	// complete (and saved), after which nothing is appended.
+	subs  map[*logSub]struct{}
+	ended bool
+}
+
+// maxFollowerBacklog bounds the lines waiting for one follower; a follower
+// that falls further behind is told how many lines it missed.
+const maxFollowerBacklog = 64 << 10
+
+// logSub is one live follower of an action's log. Lines are queued under
+// the log's lock, in the order they were appended, so a follower attached
+// with attach gets every line after its snapshot exactly once.
+type logSub struct {
+	mu      sync.Mutex
+	pending []string
+	missed  int
+	done    bool
+	notify  chan struct{}
+}
+
+func (s *logSub) push(line string) {
+	s.mu.Lock()
+	if len(s.pending) >= maxFollowerBacklog {
+		s.missed++
+	} else {
+		s.pending = append(s.pending, line)
+	}
+	s.mu.Unlock()
+	s.wake()
+}
+
+func (s *logSub) finish() {
+	s.mu.Lock()
+	s.done = true
+	s.mu.Unlock()
+	s.wake()
+}
+
+func (s *logSub) wake() {
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the queued lines, how many were missed since the last take,
+// and whether the log is complete and nothing more will come.
+func (s *logSub) take() (lines []string, missed int, done bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	lines, s.pending = s.pending, nil
+	missed, s.missed = s.missed, 0
+	return lines, missed, s.done && len(lines) == 0
 }
 
 func newActionLog(mask func(string) string) *actionLog {
@@ -38,7 +92,15 @@ func (l *actionLog) line(stream, text string) {
 }
 
 func (l *actionLog) appendLocked(stream, text string) {
-	fmt.Fprintf(&l.buf, "%s %s %s\n", time.Now().UTC().Format(time.RFC3339Nano), stream, l.mask(strings.TrimRight(text, "\r\n")))
+	if l.ended {
+		return
+	}
+	line := time.Now().UTC().Format(time.RFC3339Nano) + " " + stream + " " + l.mask(strings.TrimRight(text, "\r\n"))
+	l.buf.WriteString(line)
+	l.buf.WriteByte('\n')
+	for s := range l.subs {
+		s.push(line)
+	}
 	if l.buf.Len() > maxLogBytes {
 		b := l.buf.Bytes()
 		cut := bytes.IndexByte(b[len(b)-maxLogBytes/2:], '\n')
@@ -54,12 +116,52 @@ func (l *actionLog) appendLocked(stream, text string) {
 func (l *actionLog) reader() io.ReadCloser {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return io.NopCloser(l.snapshotLocked())
+}
+
+// attach returns what the log holds now and a follower that receives every
+// line appended after it; both are taken under one lock, so no line is
+// missed or seen twice. detach must be called when the follower is done.
+func (l *actionLog) attach() (*bytes.Buffer, *logSub) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := &logSub{notify: make(chan struct{}, 1)}
+	if l.ended {
+		s.done = true
+	} else {
+		if l.subs == nil {
+			l.subs = map[*logSub]struct{}{}
+		}
+		l.subs[s] = struct{}{}
+	}
+	return l.snapshotLocked(), s
+}
+
+func (l *actionLog) detach(s *logSub) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.subs, s)
+}
+
+// end marks the log complete: followers get what is queued and then the
+// end.
+func (l *actionLog) end() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ended = true
+	for s := range l.subs {
+		s.finish()
+	}
+	l.subs = nil
+}
+
+func (l *actionLog) snapshotLocked() *bytes.Buffer {
 	var b bytes.Buffer
 	if l.dropped > 0 {
 		fmt.Fprintf(&b, "%s system [%d earlier lines dropped: the log is limited to %d MiB]\n", time.Now().UTC().Format(time.RFC3339Nano), l.dropped, maxLogBytes>>20)
 	}
 	b.Write(l.buf.Bytes())
-	return io.NopCloser(&b)
+	return &b
 }
 
 // logs holds the logs of the actions running in this process.
@@ -87,10 +189,16 @@ func (ls *logs) get(key string) *actionLog {
 	return ls.live[key]
 }
 
+// close forgets a log once it is saved to storage, ending its followers:
+// from now on the log is read from storage.
 func (ls *logs) close(key string) {
 	ls.mu.Lock()
-	defer ls.mu.Unlock()
+	l := ls.live[key]
 	delete(ls.live, key)
+	ls.mu.Unlock()
+	if l != nil {
+		l.end()
+	}
 }
 
 // storageLogKey is where an action's log is kept in run storage.

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/palvella/palvella/core/events"
+	"github.com/palvella/palvella/core/metrics"
 	"github.com/palvella/palvella/core/pluginhost"
 	sdk "github.com/palvella/palvella/plugin-sdk"
 	"github.com/palvella/palvella/plugin-sdk/action"
@@ -43,6 +45,13 @@ type Options struct {
 	DefaultRunTimeout time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// MinInterval is the shortest interval trigger a pipeline may declare
+	// (spec.DefaultMinInterval when zero).
+	MinInterval time.Duration
+	// Events and Metrics, when set, receive the run, job, action and
+	// approval events and measurements (see WatchEvents).
+	Events  *events.Bus
+	Metrics *metrics.Metrics
 }
 
 // Orchestrator implements the API's backend and runs the scheduler and the

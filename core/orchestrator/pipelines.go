@@ -21,8 +21,9 @@ func (o *Orchestrator) load(ctx context.Context, filename string, source []byte)
 		return nil, err
 	}
 	p, err := spec.Load(filename, source, spec.Options{
-		ActionType: func(name string) bool { _, ok := idx.actions[name]; return ok },
-		JobType:    func(name string) bool { _, ok := idx.jobs[name]; return ok },
+		ActionType:  func(name string) bool { _, ok := idx.actions[name]; return ok },
+		JobType:     func(name string) bool { _, ok := idx.jobs[name]; return ok },
+		MinInterval: o.opts.MinInterval,
 	})
 	if err != nil {
 		return nil, validationError(err)

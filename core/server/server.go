@@ -21,6 +21,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/palvella/palvella/core/api"
+	"github.com/palvella/palvella/core/events"
 	"github.com/palvella/palvella/core/orchestrator"
 	"github.com/palvella/palvella/core/pluginhost"
 	sdk "github.com/palvella/palvella/plugin-sdk"
@@ -52,6 +53,8 @@ type Config struct {
 	SecretKeyFile string
 	// TLSCert and TLSKey, both or neither, serve the API over HTTPS.
 	TLSCert, TLSKey string
+	// Triggers configure webhooks and schedules (see webhook.go).
+	Triggers TriggerConfig
 }
 
 // CLIConfig is the file a local server writes for the CLI on the same
@@ -125,7 +128,9 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 	}
-	orch, err := orchestrator.New(orchestrator.Options{Plugins: mgr, Logger: cfg.Logger.Named("orchestrator"), Workers: cfg.Workers, NoWorker: cfg.NoWorker})
+	bus, mtr := &events.Bus{}, newMetrics(mgr)
+	orch, err := orchestrator.New(orchestrator.Options{Plugins: mgr, Logger: cfg.Logger.Named("orchestrator"), Workers: cfg.Workers, NoWorker: cfg.NoWorker,
+		Events: bus, Metrics: mtr, MinInterval: cfg.Triggers.MinInterval})
 	if err != nil {
 		return err
 	}
@@ -135,6 +140,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := orch.Start(runCtx); err != nil {
 		return err
 	}
+	orch.WatchEvents(runCtx)
+	stopTriggers, err := startTriggers(runCtx, cfg, mgr, orch, bus, mtr)
+	if err != nil {
+		return err
+	}
+	defer stopTriggers()
 	authorizer := scoped{next: &authz{mgr: mgr, log: cfg.Logger.Named("authz")}}
 	sec := &security{mgr: mgr, authz: authorizer, managed: token != "", now: time.Now}
 	handler := withRemote(api.New(backend{orch, sec}, &authn{mgr: mgr, throttle: newThrottle()}, authorizer, api.Options{}))

@@ -159,9 +159,6 @@ func (s *Service) fire(ctx context.Context, f *firing, t *spec.Trigger, exists b
 		if err == nil {
 			rec.Outcome = resource.TriggerStarted
 			rec.Runs = append(rec.Runs, run.Name)
-			if s.opts.Metrics != nil {
-				s.opts.Metrics.RunsStarted.WithLabelValues(rec.Type).Inc()
-			}
 		}
 	}
 	if err != nil {

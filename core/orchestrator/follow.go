@@ -1,0 +1,320 @@
+package orchestrator
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/palvella/palvella/core/api"
+	"github.com/palvella/palvella/core/events"
+	"github.com/palvella/palvella/core/resource"
+	"github.com/palvella/palvella/core/spec"
+	sdk "github.com/palvella/palvella/plugin-sdk"
+	"github.com/palvella/palvella/plugin-sdk/storage"
+)
+
+var _ api.Following = (*Orchestrator)(nil)
+
+// followPoll is how often a follower waiting for an action to start (or,
+// when another process runs it, to end) looks again.
+const followPoll = 100 * time.Millisecond
+
+// logBatch is the most lines handed to a follower at once.
+const logBatch = 512
+
+// FollowLogs calls fn with the log lines of a run's actions as they are
+// written (see api.Following). An action running in this process is
+// followed live; one that has ended is read from storage; one that runs in
+// another process is read from storage when it ends.
+func (o *Orchestrator) FollowLogs(ctx context.Context, ns, name, jobName, actionName string, fn func([]api.LogLine) error) error {
+	run, err := o.GetRun(ctx, ns, name)
+	if err != nil {
+		return err
+	}
+	type target struct{ job, action string }
+	var targets []target
+	for _, j := range run.Jobs {
+		if jobName != "" && j.Name != jobName {
+			continue
+		}
+		for _, a := range j.Actions {
+			if actionName != "" && a.Name != actionName {
+				continue
+			}
+			targets = append(targets, target{j.Name, a.Name})
+		}
+	}
+	switch {
+	case jobName != "" && run.Job(jobName) == nil:
+		return sdk.Errorf(sdk.ErrNotFound, "job", "run %s has no job %q", name, jobName)
+	case actionName != "" && len(targets) == 0:
+		return sdk.Errorf(sdk.ErrNotFound, "action", "job %s of run %s has no action %q", jobName, name, actionName)
+	}
+	// Each action is followed on its own; fn sees one batch at a time.
+	var mu sync.Mutex
+	send := func(lines []api.LogLine) error {
+		mu.Lock()
+		defer mu.Unlock()
+		return fn(lines)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, len(targets))
+	for _, t := range targets {
+		go func() {
+			errc <- o.followAction(ctx, run, t.job, t.action, send)
+		}()
+	}
+	var first error
+	for range targets {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+			cancel()
+		}
+	}
+	return first
+}
+
+// followAction follows one action's log to its end.
+func (o *Orchestrator) followAction(ctx context.Context, run *resource.Run, job, action string, send func([]api.LogLine) error) error {
+	key := logKey(run.Namespace, run.Name, job, action)
+	for {
+		if l := o.logs.get(key); l != nil {
+			return o.followLive(ctx, l, job, action, send)
+		}
+		cur, err := o.GetRun(ctx, run.Namespace, run.Name)
+		if err != nil {
+			return err
+		}
+		st := resource.StatusPending
+		if js := cur.Job(job); js != nil {
+			if as := js.Action(action); as != nil {
+				st = as.Status
+			}
+		}
+		if st.Terminal() || (cur.Status.Terminal() && st != resource.StatusRunning) {
+			// Ended: its log was saved before it left the live set. A
+			// check of the live set again closes the race with an action
+			// that ended between the two reads.
+			if l := o.logs.get(key); l != nil {
+				return o.followLive(ctx, l, job, action, send)
+			}
+			return o.sendStored(ctx, cur, job, action, send)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(followPoll):
+		}
+	}
+}
+
+func (o *Orchestrator) followLive(ctx context.Context, l *actionLog, job, action string, send func([]api.LogLine) error) error {
+	snap, sub := l.attach()
+	defer l.detach(sub)
+	if o.opts.Metrics != nil {
+		o.opts.Metrics.LogFollowers.Inc()
+		defer o.opts.Metrics.LogFollowers.Dec()
+	}
+	if err := sendText(snap, job, action, send); err != nil {
+		return err
+	}
+	for {
+		lines, missed, done := sub.take()
+		if missed > 0 {
+			note := fmt.Sprintf("%s system [%d lines not sent: this follower fell behind]", time.Now().UTC().Format(time.RFC3339Nano), missed)
+			lines = append(lines, note)
+		}
+		for len(lines) > 0 {
+			n := min(len(lines), logBatch)
+			batch := make([]api.LogLine, n)
+			for i, s := range lines[:n] {
+				batch[i] = api.LogLine{Job: job, Action: action, Line: s}
+			}
+			if err := send(batch); err != nil {
+				return err
+			}
+			lines = lines[n:]
+		}
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-sub.notify:
+		}
+	}
+}
+
+// sendStored sends an ended action's log from run storage.
+func (o *Orchestrator) sendStored(ctx context.Context, run *resource.Run, job, action string, send func([]api.LogLine) error) error {
+	rc, err := o.storedLog(ctx, run, job, action)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	return sendText(rc, job, action, send)
+}
+
+func (o *Orchestrator) storedLog(ctx context.Context, run *resource.Run, job, action string) (io.ReadCloser, error) {
+	st, err := o.storage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rc, _, err := st.Get(ctx, storage.ObjectRef{Scope: storage.Scope{Kind: storage.ScopeRun, Namespace: run.Namespace, Pipeline: run.Pipeline, Run: run.Name}, Key: storageLogKey(job, action)})
+	if errors.Is(err, sdk.ErrNotFound) {
+		return io.NopCloser(&emptyReader{}), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the log of %s job %s action %s: %w", run.Name, job, action, err)
+	}
+	return rc, nil
+}
+
+func sendText(r io.Reader, job, action string, send func([]api.LogLine) error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), maxLogBytes)
+	batch := make([]api.LogLine, 0, logBatch)
+	for sc.Scan() {
+		batch = append(batch, api.LogLine{Job: job, Action: action, Line: sc.Text()})
+		if len(batch) == logBatch {
+			if err := send(batch); err != nil {
+				return err
+			}
+			batch = make([]api.LogLine, 0, logBatch)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read the log of job %s action %s: %w", job, action, err)
+	}
+	if len(batch) > 0 {
+		return send(batch)
+	}
+	return nil
+}
+
+// Events subscribes to the event bus.
+func (o *Orchestrator) Events(f events.Filter, after uint64) (*events.Subscription, error) {
+	if o.opts.Events == nil {
+		return nil, sdk.Errorf(sdk.ErrUnimplemented, "", "this server has no event bus")
+	}
+	return o.opts.Events.Subscribe(f, after, 256), nil
+}
+
+// Metrics serves the Prometheus metrics.
+func (o *Orchestrator) Metrics() http.Handler {
+	if o.opts.Metrics == nil {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "this server keeps no metrics", http.StatusNotImplemented)
+		})
+	}
+	return o.opts.Metrics.Handler()
+}
+
+// ListTriggerRecords lists trigger records, of one pipeline when pipeline
+// is not empty.
+func (o *Orchestrator) ListTriggerRecords(ctx context.Context, ns, pipeline string, page api.PageRequest) (*api.Page[resource.TriggerRecord], error) {
+	var sel map[string]string
+	if pipeline != "" {
+		sel = map[string]string{"pipeline": pipeline}
+	}
+	items, next, err := list[resource.TriggerRecord](ctx, o.store, resource.KindTriggerRecord, ns, sel, page.Size, page.Token)
+	if err != nil {
+		return nil, fmt.Errorf("list trigger records: %w", err)
+	}
+	return &api.Page[resource.TriggerRecord]{Items: items, NextPageToken: next}, nil
+}
+
+// GetTriggerRecord returns a trigger record.
+func (o *Orchestrator) GetTriggerRecord(ctx context.Context, ns, name string) (*resource.TriggerRecord, error) {
+	r := &resource.TriggerRecord{}
+	if err := o.store.get(ctx, resource.KindTriggerRecord, ns, name, r); err != nil {
+		return nil, fmt.Errorf("trigger record %s/%s: %w", ns, name, err)
+	}
+	return r, nil
+}
+
+// masked replaces a secret in dumps.
+const masked = "********"
+
+// DumpRun returns everything about a run for a bug report. Logs were
+// masked when they were written; literal webhook secrets in the pipeline's
+// spec and source are masked here.
+func (o *Orchestrator) DumpRun(ctx context.Context, ns, name string) (*api.RunDump, error) {
+	run, err := o.GetRun(ctx, ns, name)
+	if err != nil {
+		return nil, err
+	}
+	d := &api.RunDump{Run: run, Logs: map[string]string{}, DumpedAt: o.now(), Timeline: api.TimelineOf(run, o.now())}
+	pv := &resource.PipelineVersion{}
+	if err := o.store.get(ctx, resource.KindPipelineVersion, ns, fmt.Sprintf("%s.v%d", run.Pipeline, run.PipelineVersion), pv); err == nil {
+		maskPipelineVersion(pv)
+		d.Pipeline = pv
+	} else if !errors.Is(err, sdk.ErrNotFound) {
+		return nil, fmt.Errorf("read the pipeline version of %s: %w", name, err)
+	}
+	if run.Trigger.Record != "" {
+		if rec, err := o.GetTriggerRecord(ctx, ns, run.Trigger.Record); err == nil {
+			d.TriggerRecord = rec
+		}
+	}
+	for _, j := range run.Jobs {
+		for _, a := range j.Actions {
+			var rc io.ReadCloser
+			if l := o.logs.get(logKey(ns, name, j.Name, a.Name)); l != nil {
+				rc = l.reader()
+			} else if rc, err = o.storedLog(ctx, run, j.Name, a.Name); err != nil {
+				return nil, err
+			}
+			var b bytes.Buffer
+			_, err := io.Copy(&b, io.LimitReader(rc, maxLogBytes))
+			rc.Close()
+			if err != nil {
+				return nil, fmt.Errorf("read the log of job %s action %s: %w", j.Name, a.Name, err)
+			}
+			d.Logs[j.Name+"/"+a.Name] = b.String()
+		}
+	}
+	return d, nil
+}
+
+// maskPipelineVersion hides literal webhook secrets in a stored spec and
+// source. Values read from credentials are never in either.
+func maskPipelineVersion(pv *resource.PipelineVersion) {
+	var secrets []string
+	var stored spec.Pipeline
+	if err := json.Unmarshal(pv.Spec, &stored); err == nil {
+		changed := false
+		for i := range stored.Spec.Triggers {
+			if sec := stored.Spec.Triggers[i].Secret; sec != nil && sec.Value != "" {
+				secrets = append(secrets, sec.Value)
+				sec.Value = masked
+				changed = true
+			}
+		}
+		if changed {
+			if b, err := json.Marshal(&stored); err == nil {
+				pv.Spec = b
+			}
+		}
+	}
+	if p, err := spec.Parse("pipeline.yaml", []byte(pv.Source)); err == nil {
+		for _, t := range p.Spec.Triggers {
+			if t.Secret != nil && t.Secret.Value != "" {
+				secrets = append(secrets, t.Secret.Value)
+			}
+		}
+	}
+	for _, s := range secrets {
+		pv.Source = strings.ReplaceAll(pv.Source, s, masked)
+	}
+}
