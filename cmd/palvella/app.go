@@ -81,7 +81,8 @@ Data lives under PALVELLA_HOME (default ~/.palvella).`,
 	root.PersistentFlags().StringVar(&app.LogLevel, "log-level", "warn", "level of the CLI's own log on stderr: trace, debug, info, warn, error")
 	root.SetOut(app.Out)
 	root.SetErr(app.Err)
-	root.AddCommand(newVersionCmd(app), newPluginCmd(app), newServerCmd(app), newRegistryCmd(app), newPipelineCmd(app), newRunCmd(app), newTokenCmd(app), newCredentialCmd(app))
+	root.AddCommand(newVersionCmd(app), newPluginCmd(app), newServerCmd(app), newRegistryCmd(app), newPipelineCmd(app), newRunCmd(app), newTokenCmd(app), newCredentialCmd(app),
+		newEventsCmd(app))
 	return root
 }
 

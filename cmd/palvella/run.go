@@ -21,7 +21,8 @@ palvella pipeline run NAME.`,
 	}
 	remoteFlags(cmd, r)
 	cmd.AddCommand(newRunListCmd(app, r), newRunGetCmd(app, r), newRunLogsCmd(app, r),
-		newRunDecideCmd(app, r, true), newRunDecideCmd(app, r, false), newRunCancelCmd(app, r))
+		newRunDecideCmd(app, r, true), newRunDecideCmd(app, r, false), newRunCancelCmd(app, r),
+		newRunWatchCmd(app, r), newRunTimelineCmd(app, r), newRunDumpCmd(app, r))
 	return cmd
 }
 
@@ -130,6 +131,7 @@ func printRun(w io.Writer, run *resource.Run) error {
 
 func newRunLogsCmd(app *App, r *remote) *cobra.Command {
 	var job, action string
+	var follow bool
 	cmd := &cobra.Command{
 		Use:   "logs RUN",
 		Short: "Print the logs of a run's actions, in order, each under a header",
@@ -138,6 +140,9 @@ func newRunLogsCmd(app *App, r *remote) *cobra.Command {
 			c, err := app.client(r)
 			if err != nil {
 				return err
+			}
+			if follow {
+				return followRunLogs(cmd.Context(), app.Out, c, r.namespace, args[0], job, action)
 			}
 			run, err := c.GetRun(cmd.Context(), r.namespace, args[0])
 			if err != nil {
@@ -184,6 +189,7 @@ func newRunLogsCmd(app *App, r *remote) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&job, "job", "", "only this job")
 	cmd.Flags().StringVar(&action, "action", "", "only this action")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "print lines as they are written, until the run ends; exit 1 unless it succeeded")
 	return cmd
 }
 

@@ -24,9 +24,9 @@ type Following interface {
 	// line once, until every selected action has ended and its log is
 	// complete, or ctx ends, or fn fails.
 	FollowLogs(ctx context.Context, namespace, run, job, action string, fn func([]LogLine) error) error
-	// Events subscribes to the event bus; after > 0 first replays the
-	// kept events numbered after it.
-	Events(filter events.Filter, after uint64) (*events.Subscription, error)
+	// Events subscribes to the event bus; with replay it first delivers
+	// the kept events numbered after after.
+	Events(filter events.Filter, replay bool, after uint64) (*events.Subscription, error)
 	// DumpRun returns everything about a run, with credential values
 	// masked.
 	DumpRun(ctx context.Context, namespace, run string) (*RunDump, error)
@@ -331,14 +331,21 @@ func (s *server) streamEvents(c *call, ns string) error {
 		filter.Types = []string{events.TypeRun, events.TypeJob, events.TypeAction, events.TypeApproval, events.TypeTrigger}
 	}
 	var after uint64
+	replay := false
 	if v := q.Get("after"); v != "" {
 		if after, err = strconv.ParseUint(v, 10, 64); err != nil {
 			return sdk.Errorf(sdk.ErrInvalidArgument, "after", "must be an event number, not %q", v)
 		}
+		replay = true
 	} else if v := c.r.Header.Get("Last-Event-ID"); v != "" {
-		after, _ = strconv.ParseUint(v, 10, 64) // a bad one means from now
+		after, err = strconv.ParseUint(v, 10, 64)
+		replay = err == nil // a bad one means from now
 	}
-	sub, err := f.Events(filter, after)
+	once := q.Get("once") == "true"
+	if once && !replay {
+		return sdk.Errorf(sdk.ErrInvalidArgument, "once", "once=true needs after (0 for every kept event)")
+	}
+	sub, err := f.Events(filter, replay, after)
 	if err != nil {
 		return err
 	}
@@ -348,6 +355,28 @@ func (s *server) streamEvents(c *call, ns string) error {
 		return nil
 	}
 	_ = out.flush()
+	if once {
+		// The kept events, then the end.
+		for {
+			select {
+			case e, ok := <-sub.C:
+				if !ok {
+					return nil
+				}
+				if _, err := fmt.Fprintf(c.w, "id: %d\n", e.Seq); err != nil {
+					return nil
+				}
+				if err := out.send(e.Type, e); err != nil {
+					return nil
+				}
+				continue
+			default:
+			}
+			_ = out.send("end", struct{}{})
+			_ = out.flush()
+			return nil
+		}
+	}
 	tick := time.NewTicker(eventKeepAlive)
 	defer tick.Stop()
 	for {

@@ -29,9 +29,9 @@ func (b *fakeBackend) FollowLogs(_ context.Context, ns, run, job, action string,
 	return fn([]LogLine{{Job: "test", Action: "unit", Line: "2026-01-01T00:00:01Z stdout two"}})
 }
 
-func (b *fakeBackend) Events(f events.Filter, after uint64) (*events.Subscription, error) {
+func (b *fakeBackend) Events(f events.Filter, replay bool, after uint64) (*events.Subscription, error) {
 	var bus events.Bus
-	s := bus.Subscribe(f, after, 16)
+	s := bus.Subscribe(f, replay, after, 16)
 	s.Close()
 	return s, nil
 }

@@ -133,15 +133,15 @@ func (b *Bus) overflowLocked(s *Subscription) {
 	b.closeLocked(s)
 }
 
-// Subscribe returns a subscription to the events matching f. With after >
-// 0, the kept events numbered after it are delivered first. buffer is how
+// Subscribe returns a subscription to the events matching f. With replay,
+// the kept events numbered after after are delivered first. buffer is how
 // many events may wait for the subscriber (at least 16).
-func (b *Bus) Subscribe(f Filter, after uint64, buffer int) *Subscription {
+func (b *Bus) Subscribe(f Filter, replay bool, after uint64, buffer int) *Subscription {
 	buffer = max(buffer, 16)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var missed []Event
-	if after > 0 {
+	if replay {
 		for _, e := range b.recent {
 			if e.Seq > after && f.Match(e) {
 				missed = append(missed, e)

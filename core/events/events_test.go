@@ -4,7 +4,7 @@ import "testing"
 
 func TestFilterAndOrder(t *testing.T) {
 	var b Bus
-	s := b.Subscribe(Filter{Namespace: "default", Pipeline: "ci"}, 0, 16)
+	s := b.Subscribe(Filter{Namespace: "default", Pipeline: "ci"}, false, 0, 16)
 	defer s.Close()
 	b.Publish(Event{Type: TypeRun, Namespace: "default", Pipeline: "ci", Run: "ci-1", Status: "running"})
 	b.Publish(Event{Type: TypeRun, Namespace: "default", Pipeline: "deploy", Run: "deploy-1"})
@@ -29,7 +29,7 @@ func TestResumeAfterSeq(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		b.Publish(Event{Type: TypeRun, Namespace: "default"})
 	}
-	s := b.Subscribe(Filter{}, 3, 16)
+	s := b.Subscribe(Filter{}, true, 3, 16)
 	defer s.Close()
 	if e := <-s.C; e.Seq != 4 {
 		t.Fatalf("first event after 3 is %d", e.Seq)
@@ -41,7 +41,7 @@ func TestResumeAfterSeq(t *testing.T) {
 
 func TestSlowSubscriberIsDroppedWithNotice(t *testing.T) {
 	var b Bus
-	s := b.Subscribe(Filter{}, 0, 16)
+	s := b.Subscribe(Filter{}, false, 0, 16)
 	for i := 0; i < 100; i++ {
 		b.Publish(Event{Type: TypeRun})
 	}

@@ -203,11 +203,11 @@ func sendText(r io.Reader, job, action string, send func([]api.LogLine) error) e
 }
 
 // Events subscribes to the event bus.
-func (o *Orchestrator) Events(f events.Filter, after uint64) (*events.Subscription, error) {
+func (o *Orchestrator) Events(f events.Filter, replay bool, after uint64) (*events.Subscription, error) {
 	if o.opts.Events == nil {
 		return nil, sdk.Errorf(sdk.ErrUnimplemented, "", "this server has no event bus")
 	}
-	return o.opts.Events.Subscribe(f, after, 256), nil
+	return o.opts.Events.Subscribe(f, replay, after, 256), nil
 }
 
 // Metrics serves the Prometheus metrics.
