@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 
 	enginev1 "github.com/palvella/palvella/proto/palvella/engine/v1"
 	hostv1 "github.com/palvella/palvella/proto/palvella/host/v1"
@@ -79,7 +81,7 @@ func (h *hostClient) GetObject(ctx context.Context, key string) (io.ReadCloser, 
 
 func (h *hostClient) Exec(ctx context.Context, req *HostExecRequest, out func(stream string, data []byte)) (*HostExecResult, error) {
 	stream, err := h.client.Exec(OutgoingExecution(ctx), &enginev1.ExecRequest{
-		Shell: req.Shell, Script: req.Script, Command: req.Command, Env: req.Env, Workdir: req.Workdir,
+		Shell: req.Shell, Script: req.Script, Command: req.Command, Env: req.Env, Workdir: req.Workdir, FilesOut: req.FilesOut,
 	})
 	if err != nil {
 		return nil, FromGRPC(err)
@@ -98,7 +100,14 @@ func (h *hostClient) Exec(ctx context.Context, req *HostExecRequest, out func(st
 				out(e.Output.GetStream(), e.Output.GetData())
 			}
 		case *enginev1.ExecEvent_Result:
-			return &HostExecResult{ExitCode: int(e.Result.GetExitCode()), TimedOut: e.Result.GetTimedOut(), Cancelled: e.Result.GetCancelled()}, nil
+			res := &HostExecResult{ExitCode: int(e.Result.GetExitCode()), TimedOut: e.Result.GetTimedOut(), Cancelled: e.Result.GetCancelled()}
+			for _, f := range e.Result.GetFilesOut() {
+				if res.FilesOut == nil {
+					res.FilesOut = map[string][]byte{}
+				}
+				res.FilesOut[f.GetPath()] = f.GetContent()
+			}
+			return res, nil
 		}
 	}
 }
@@ -165,7 +174,7 @@ func (s *hostServer) StorageGet(req *storagev1.GetRequest, stream grpc.ServerStr
 func (s *hostServer) Exec(req *enginev1.ExecRequest, stream grpc.ServerStreamingServer[enginev1.ExecEvent]) error {
 	ctx := IncomingExecution(stream.Context())
 	var sendErr error
-	res, err := s.impl.Exec(ctx, &HostExecRequest{Shell: req.GetShell(), Script: req.GetScript(), Command: req.GetCommand(), Env: req.GetEnv(), Workdir: req.GetWorkdir()},
+	res, err := s.impl.Exec(ctx, &HostExecRequest{Shell: req.GetShell(), Script: req.GetScript(), Command: req.GetCommand(), Env: req.GetEnv(), Workdir: req.GetWorkdir(), FilesOut: req.GetFilesOut()},
 		func(name string, data []byte) {
 			if sendErr == nil {
 				sendErr = stream.Send(&enginev1.ExecEvent{Event: &enginev1.ExecEvent_Output{Output: &enginev1.OutputChunk{Stream: name, Data: data}}})
@@ -177,5 +186,9 @@ func (s *hostServer) Exec(req *enginev1.ExecRequest, stream grpc.ServerStreaming
 	if sendErr != nil {
 		return sendErr
 	}
-	return stream.Send(&enginev1.ExecEvent{Event: &enginev1.ExecEvent_Result{Result: &enginev1.ExecResult{ExitCode: int32(res.ExitCode), TimedOut: res.TimedOut, Cancelled: res.Cancelled}}})
+	result := &enginev1.ExecResult{ExitCode: int32(res.ExitCode), TimedOut: res.TimedOut, Cancelled: res.Cancelled}
+	for _, path := range slices.Sorted(maps.Keys(res.FilesOut)) {
+		result.FilesOut = append(result.FilesOut, &enginev1.File{Path: path, Content: res.FilesOut[path]})
+	}
+	return stream.Send(&enginev1.ExecEvent{Event: &enginev1.ExecEvent_Result{Result: result}})
 }

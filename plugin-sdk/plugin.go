@@ -149,6 +149,9 @@ type HostExecRequest struct {
 	Command []string
 	Env     map[string]string
 	Workdir string
+	// FilesOut are paths relative to the workspace to read back after the
+	// command ends (small files: they travel in one message).
+	FilesOut []string
 }
 
 // HostExecResult is what a command ended with.
@@ -156,4 +159,6 @@ type HostExecResult struct {
 	ExitCode  int
 	TimedOut  bool
 	Cancelled bool
+	// FilesOut holds the requested files that existed, by path.
+	FilesOut map[string][]byte
 }

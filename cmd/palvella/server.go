@@ -1,6 +1,11 @@
 package main
 
 import (
+	"net/http"
+	_ "net/http/pprof" // served only when PALVELLA_PPROF names an address
+	"os"
+	"time"
+
 	"github.com/hashicorp/go-hclog"
 	"github.com/palvella/palvella/core/server"
 	"github.com/spf13/cobra"
@@ -37,6 +42,9 @@ address other than loopback never writes the CLI's token file.`,
 			}
 			cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "palvella", Output: app.Err, Level: level,
 				JSONFormat: logFormat == "json" || (logFormat == "auto" && !isTerminal(app.Err))})
+			if addr := os.Getenv("PALVELLA_PPROF"); addr != "" {
+				startPprof(addr, cfg.Logger)
+			}
 			return server.Run(cmd.Context(), cfg)
 		},
 	}
@@ -47,5 +55,18 @@ address other than loopback never writes the CLI's token file.`,
 	cmd.Flags().StringVar(&cfg.TLSCert, "tls-cert", "", "serve the API over HTTPS with this certificate (PEM)")
 	cmd.Flags().StringVar(&cfg.TLSKey, "tls-key", "", "the private key of --tls-cert (PEM)")
 	cmd.Flags().StringVar(&logFormat, "log-format", "auto", "log format on stderr: auto (JSON unless a terminal), json or text")
+	cmd.Flags().StringVar(&cfg.Triggers.WebhookListen, "webhook-listen", "", "address of the webhook listener (/hooks/...), separate from the API (default 127.0.0.1:7701, skipped with a warning when taken); \"off\" serves none")
+	cmd.Flags().Int64Var(&cfg.Triggers.MaxWebhookBody, "webhook-max-body", 1<<20, "largest webhook body accepted, in bytes")
+	cmd.Flags().DurationVar(&cfg.Triggers.MinInterval, "min-interval", time.Minute, "shortest interval trigger a pipeline may declare")
 	return cmd
+}
+
+// startPprof serves Go's profiler on addr (PALVELLA_PPROF), for diagnosing
+// the server's own performance. Keep addr on loopback.
+func startPprof(addr string, log hclog.Logger) {
+	go func() {
+		if err := http.ListenAndServe(addr, nil); err != nil {
+			log.Error("pprof", "error", err)
+		}
+	}()
 }

@@ -129,7 +129,7 @@ func (h *hostServices) Exec(ctx context.Context, req *sdk.HostExecRequest, out f
 		WorkspaceID: e.workspace.ID,
 		ExecID:      fmt.Sprintf("%s-%d", e.ref.Action, execSeq.Add(1)),
 		Shell:       req.Shell, Script: req.Script, Command: req.Command,
-		Env: env, Workdir: req.Workdir,
+		Env: env, Workdir: req.Workdir, FilesOut: req.FilesOut,
 	}, func(stream string, data []byte) error {
 		if out != nil {
 			out(stream, data)
@@ -139,5 +139,12 @@ func (h *hostServices) Exec(ctx context.Context, req *sdk.HostExecRequest, out f
 	if err != nil {
 		return nil, err
 	}
-	return &sdk.HostExecResult{ExitCode: res.ExitCode, TimedOut: res.TimedOut, Cancelled: res.Cancelled}, nil
+	result := &sdk.HostExecResult{ExitCode: res.ExitCode, TimedOut: res.TimedOut, Cancelled: res.Cancelled}
+	for _, f := range res.FilesOut {
+		if result.FilesOut == nil {
+			result.FilesOut = map[string][]byte{}
+		}
+		result.FilesOut[f.Path] = f.Content
+	}
+	return result, nil
 }

@@ -72,7 +72,13 @@ func (o *Orchestrator) recover(ctx context.Context) error {
 			o.log.Error("requeue jobs", "run", r.Name, "error", err)
 		}
 		if r.Status.Terminal() {
-			o.runEnded(ctx, r)
+			// Ended, but its label was not cleared: clear it now.
+			if _, err := mutate(ctx, o.store, resource.KindRun, r.Namespace, r.Name, func(x *resource.Run) error {
+				delete(x.Labels, "active")
+				return nil
+			}); err != nil {
+				o.log.Warn("clear active label", "run", r.Name, "error", err)
+			}
 			return
 		}
 		if _, err := o.schedule(ctx, r.Namespace, r.Name); err != nil {

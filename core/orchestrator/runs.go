@@ -117,18 +117,16 @@ func (o *Orchestrator) activeRuns(ctx context.Context, ns, pipeline, skip string
 	}
 }
 
-// runEnded releases what an ended run held: its label, and a slot for the
-// pipeline's pending runs.
+// runEnded gives a slot to the pipeline's pending runs when it limits how
+// many run at once. (The run's "active" label was removed when it ended.)
 func (o *Orchestrator) runEnded(ctx context.Context, run *resource.Run) {
-	if _, err := mutate(ctx, o.store, resource.KindRun, run.Namespace, run.Name, func(r *resource.Run) error {
-		delete(r.Labels, "active")
-		return nil
-	}); err != nil {
-		o.log.Warn("clear active label", "run", run.Name, "error", err)
-	}
 	o.log.Info("run ended", "run", run.Name, "status", run.Status, "reason", run.Reason)
+	if p, err := o.planFor(ctx, run); err != nil || p.Concurrency == 0 {
+		return
+	}
 	pending, _, err := list[resource.Run](ctx, o.store, resource.KindRun, run.Namespace, map[string]string{"pipeline": run.Pipeline, "active": "true"}, 200, "")
 	if err != nil {
+		o.log.Warn("list pending runs", "pipeline", run.Pipeline, "error", err)
 		return
 	}
 	for _, r := range pending {
@@ -192,6 +190,7 @@ func (o *Orchestrator) endRun(ctx context.Context, ns, name string, status resou
 		r.Reason = reason
 		resource.SetStatus(&r.Status, &r.Transitions, status, reason, now)
 		r.FinishedAt = &now
+		delete(r.Labels, "active")
 		return nil
 	})
 	if err != nil {

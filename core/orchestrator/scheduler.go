@@ -127,6 +127,7 @@ func finishIfDone(run *resource.Run, now time.Time) {
 		resource.SetStatus(&run.Status, &run.Transitions, resource.StatusSuccess, "", now)
 	}
 	run.FinishedAt = &now
+	delete(run.Labels, "active")
 }
 
 func setJob(js *resource.JobStatus, to resource.Status, reason string, now time.Time) {

@@ -191,6 +191,9 @@ func (o *Orchestrator) runJob(ctx context.Context, it jobItem, leaseAttempts int
 		if j.Attempt == 0 {
 			j.Attempt = 1
 		}
+		if pj.Uses == "" {
+			resetActions(j, pj.Actions, resume)
+		}
 		return nil
 	})
 	if errors.Is(err, errStale) {
@@ -248,22 +251,14 @@ func (o *Orchestrator) execute(ctx context.Context, run *resource.Run, p *plan, 
 		}
 		actions, get, put = exp.actions, append(get, exp.get...), append(put, exp.put...)
 	}
-	// Record the action list before running anything.
-	if _, err := mutate(ctx, o.store, resource.KindRun, ns, run.Name, func(r *resource.Run) error {
-		j := r.Job(pj.Name)
-		if len(j.Actions) != len(actions) {
-			j.Actions = make([]resource.ActionStatus, len(actions))
+	if pj.Uses != "" {
+		// The job type's actions are known now: record them before running.
+		if _, err := mutate(ctx, o.store, resource.KindRun, ns, run.Name, func(r *resource.Run) error {
+			resetActions(r.Job(pj.Name), actions, resume)
+			return nil
+		}); err != nil {
+			return jobOutcome{status: resource.StatusFailure, reason: "record actions: " + err.Error()}
 		}
-		for i, a := range actions {
-			j.Actions[i].Name, j.Actions[i].Type = a.Name, a.Type
-			if j.Actions[i].Status == "" || i >= resume {
-				j.Actions[i].Status = resource.StatusPending
-			}
-			j.Actions[i].LogKey = storageLogKey(pj.Name, a.Name)
-		}
-		return nil
-	}); err != nil {
-		return jobOutcome{status: resource.StatusFailure, reason: "record actions: " + err.Error()}
 	}
 
 	engType, engOpts := p.Engine.Type, p.Engine.Options
@@ -611,5 +606,20 @@ func (o *Orchestrator) finishJob(ctx context.Context, it jobItem, out jobOutcome
 	}
 	if run.Status.Terminal() {
 		o.runEnded(ctx, run)
+	}
+}
+
+// resetActions lists a job's actions in its status, pending from resume on.
+func resetActions(j *resource.JobStatus, actions []planAction, resume int) {
+	if len(j.Actions) != len(actions) {
+		j.Actions = make([]resource.ActionStatus, len(actions))
+	}
+	for i, a := range actions {
+		j.Actions[i].Name, j.Actions[i].Type = a.Name, a.Type
+		if j.Actions[i].Status == "" || i >= resume {
+			j.Actions[i].Status = resource.StatusPending
+			j.Actions[i].StartedAt, j.Actions[i].FinishedAt, j.Actions[i].Message, j.Actions[i].Outputs = nil, nil, "", nil
+		}
+		j.Actions[i].LogKey = storageLogKey(j.Name, a.Name)
 	}
 }

@@ -18,6 +18,9 @@ import (
 // does; storage is a map; no credential is readable. It records the
 // execution each Exec call carried.
 type LocalHost struct {
+	// NoFilesOut makes Exec ignore FilesOut, as a host that predates it.
+	NoFilesOut bool
+
 	dir string
 
 	mu      sync.Mutex
@@ -91,14 +94,24 @@ func (h *LocalHost) Exec(ctx context.Context, req *sdk.HostExecRequest, out func
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
+	res := &sdk.HostExecResult{}
 	var exitErr *exec.ExitError
 	if errors.As(err, &exitErr) {
-		return &sdk.HostExecResult{ExitCode: exitErr.ExitCode()}, nil
-	}
-	if err != nil {
+		res.ExitCode = exitErr.ExitCode()
+	} else if err != nil {
 		return nil, err
 	}
-	return &sdk.HostExecResult{}, nil
+	if !h.NoFilesOut {
+		for _, p := range req.FilesOut {
+			if b, err := os.ReadFile(filepath.Join(h.dir, filepath.FromSlash(p))); err == nil {
+				if res.FilesOut == nil {
+					res.FilesOut = map[string][]byte{}
+				}
+				res.FilesOut[p] = b
+			}
+		}
+	}
+	return res, nil
 }
 
 // Refs returns the executions Exec calls carried, in order.

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"path"
 	"regexp"
 	"strings"
 	"sync"
@@ -68,7 +69,10 @@ func (p *Plugin) runScript(ctx context.Context, req *action.RunRequest, events a
 	sink := newLogSink(events)
 	argv := append([]string{"sh", "-c", wrapper, "palvella-run", outputsFile}, shell...)
 	argv = append(argv, script)
-	res, err := host.Exec(ctx, &sdk.HostExecRequest{Command: argv, Env: env, Workdir: workdir}, sink.write)
+	// The outputs file comes back with the command's result; a host that
+	// does not return files is asked with a second command.
+	outputsPath := path.Join(workdir, outputsFile)
+	res, err := host.Exec(ctx, &sdk.HostExecRequest{Command: argv, Env: env, Workdir: workdir, FilesOut: []string{outputsPath}}, sink.write)
 	sink.flush()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -82,7 +86,13 @@ func (p *Plugin) runScript(ctx context.Context, req *action.RunRequest, events a
 
 	outputs := map[string]any{}
 	result := &action.Result{Status: action.StatusSuccess, Outputs: outputs}
-	fileOutputs, ferr := p.readOutputs(ctx, host, outputsFile, workdir)
+	var fileOutputs map[string]any
+	var ferr error
+	if content, ok := res.FilesOut[outputsPath]; ok {
+		fileOutputs, ferr = outputsFrom(content)
+	} else {
+		fileOutputs, ferr = p.readOutputs(ctx, host, outputsFile, workdir)
+	}
 	if ferr != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -135,7 +145,15 @@ func (p *Plugin) readOutputs(ctx context.Context, host sdk.Host, file, workdir s
 	if tooBig {
 		return nil, fmt.Errorf("$PALVELLA_OUTPUT is larger than %d bytes", maxOutputsFile)
 	}
-	out, err := parseOutputs(buf.String())
+	return outputsFrom(buf.Bytes())
+}
+
+// outputsFrom parses the content of an outputs file.
+func outputsFrom(content []byte) (map[string]any, error) {
+	if len(content) > maxOutputsFile {
+		return nil, fmt.Errorf("$PALVELLA_OUTPUT is larger than %d bytes", maxOutputsFile)
+	}
+	out, err := parseOutputs(string(content))
 	if err != nil {
 		return nil, fmt.Errorf("$PALVELLA_OUTPUT: %w", err)
 	}

@@ -66,7 +66,19 @@ func number(v any) float64 {
 }
 
 func TestRunScriptStreamsLogsAndOutputs(t *testing.T) {
-	p := newConfigured(t, sdktest.NewLocalHost(t.TempDir()), nil)
+	// The outputs file comes back with the command's result, or, from a
+	// host that does not return files, through a second command.
+	for _, older := range []bool{false, true} {
+		t.Run(fmt.Sprintf("host without files out: %v", older), func(t *testing.T) {
+			host := sdktest.NewLocalHost(t.TempDir())
+			host.NoFilesOut = older
+			testRunScriptStreamsLogsAndOutputs(t, host)
+		})
+	}
+}
+
+func testRunScriptStreamsLogsAndOutputs(t *testing.T, host *sdktest.LocalHost) {
+	p := newConfigured(t, host, nil)
 	script := `echo first
 echo "to stderr" >&2
 printf 'no newline'
