@@ -63,6 +63,11 @@ func (p *Plugin) Describe(context.Context) (*sdk.Manifest, error) {
 					"minLength":   1,
 					"description": "Path of the database file, created if missing. Default: palvella/palvella.db under the system's temporary directory.",
 				},
+				"synchronous": map[string]any{
+					"type":        "string",
+					"enum":        []any{SyncNormal, SyncFull},
+					"description": "normal (default): commits survive the process being killed; full: they also survive a power loss, at the cost of an fsync per commit.",
+				},
 				"history": map[string]any{
 					"type":        "string",
 					"description": "How long the change history is kept for watchers to resume from, as a Go duration such as 72h. Default: 168h.",
@@ -93,12 +98,20 @@ func (p *Plugin) Configure(ctx context.Context, req *sdk.ConfigureRequest) (*sdk
 		}
 		history = d
 	}
-	for k := range req.Config {
-		if k != "path" && k != "history" {
-			return diagnostic("config."+k, "unknown setting "+k, "database-sqlite accepts path and history"), nil
+	sync := SyncNormal
+	if raw, ok := req.Config["synchronous"]; ok {
+		if s, _ := raw.(string); s == SyncNormal || s == SyncFull {
+			sync = s
+		} else {
+			return diagnostic("config.synchronous", "synchronous must be normal or full", fmt.Sprintf("got %v", raw)), nil
 		}
 	}
-	st, err := openStore(ctx, path)
+	for k := range req.Config {
+		if k != "path" && k != "history" && k != "synchronous" {
+			return diagnostic("config."+k, "unknown setting "+k, "database-sqlite accepts path, synchronous and history"), nil
+		}
+	}
+	st, err := openStoreSync(ctx, path, sync)
 	if err != nil {
 		return diagnostic("config.path", "cannot open the database", err.Error()), nil
 	}

@@ -47,6 +47,22 @@ type store struct {
 // openStore opens (creating if needed) the database at path and applies the
 // migrations it lacks.
 func openStore(ctx context.Context, path string) (*store, error) {
+	return openStoreSync(ctx, path, SyncNormal)
+}
+
+// Values of the synchronous setting.
+const (
+	// SyncNormal (the default) makes a commit durable against the process
+	// being killed, the case a server must survive; with WAL, a power loss
+	// may lose the last commits but never corrupts the file.
+	SyncNormal = "normal"
+	// SyncFull also survives a power loss, at the cost of an fsync per
+	// commit.
+	SyncFull = "full"
+)
+
+// openStoreSync opens the database with the given synchronous setting.
+func openStoreSync(ctx context.Context, path, sync string) (*store, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("resolve database path: %w", err)
@@ -54,13 +70,13 @@ func openStore(ctx context.Context, path string) (*store, error) {
 	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
 		return nil, fmt.Errorf("create the database's directory: %w", err)
 	}
-	// WAL lets readers (List, Watch) run beside the writer; synchronous=FULL
-	// makes a commit durable once it returns; _txlock=immediate takes the
+	// WAL lets readers (List, Watch) run beside the writer; synchronous
+	// is NORMAL or FULL (see SyncNormal); _txlock=immediate takes the
 	// write lock at BEGIN, so two writers queue on the busy timeout instead
 	// of failing to upgrade a read lock.
 	params := url.Values{}
 	params.Set("_journal_mode", "WAL")
-	params.Set("_synchronous", "FULL")
+	params.Set("_synchronous", strings.ToUpper(sync))
 	params.Set("_foreign_keys", "on")
 	params.Set("_busy_timeout", strconv.Itoa(int(busyTimeout/time.Millisecond)))
 	params.Set("_txlock", "immediate")

@@ -30,8 +30,19 @@ func TestOpenTurnsOnWALForeignKeysAndFullSync(t *testing.T) {
 	if err := st.db.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&sync); err != nil {
 		t.Fatal(err)
 	}
-	if mode != "wal" || fk != 1 || sync != 2 {
-		t.Fatalf("journal_mode=%s foreign_keys=%d synchronous=%d, want wal, 1, 2 (FULL)", mode, fk, sync)
+	if mode != "wal" || fk != 1 || sync != 1 {
+		t.Fatalf("journal_mode=%s foreign_keys=%d synchronous=%d, want wal, 1, 1 (NORMAL)", mode, fk, sync)
+	}
+	full, err := openStoreSync(ctx, filepath.Join(t.TempDir(), "full.db"), SyncFull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer full.close()
+	if err := full.db.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&sync); err != nil {
+		t.Fatal(err)
+	}
+	if sync != 2 {
+		t.Fatalf("synchronous=full opened with synchronous=%d, want 2 (FULL)", sync)
 	}
 }
 
