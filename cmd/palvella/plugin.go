@@ -208,19 +208,28 @@ var selfBinary = sync.OnceValues(func() (selfInfo, error) {
 
 type selfInfo struct{ path, sha256 string }
 
-// pluginSpecs returns how to launch every builtin and installed plugin.
+// pluginSpecs returns how to launch every builtin and installed plugin. An
+// installed plugin takes the place of a builtin of the same name, so a
+// first-party plugin can be pinned or upgraded from a registry.
 func (app *App) pluginSpecs() ([]pluginhost.Spec, error) {
+	installed, err := app.installedSpecs()
+	if err != nil {
+		return nil, err
+	}
+	replaced := map[string]bool{}
+	for _, s := range installed {
+		replaced[s.Name] = true
+	}
 	var specs []pluginhost.Spec
 	for _, b := range app.Builtins {
+		if replaced[b.Name] {
+			continue
+		}
 		spec, err := builtinSpec(b)
 		if err != nil {
 			return nil, err
 		}
 		specs = append(specs, spec)
-	}
-	installed, err := app.installedSpecs()
-	if err != nil {
-		return nil, err
 	}
 	return append(specs, installed...), nil
 }
