@@ -51,6 +51,7 @@ address other than loopback never writes the CLI's token file.`,
 	cmd.Flags().StringVar(&cfg.Listen, "listen", "127.0.0.1:7700", "address of the API")
 	cmd.Flags().IntVar(&cfg.Workers, "workers", 4, "jobs the embedded worker runs at once")
 	cmd.Flags().BoolVar(&cfg.NoWorker, "no-worker", false, "run no embedded worker")
+	cmd.Flags().DurationVar(&cfg.DefaultRunTimeout, "default-run-timeout", 24*time.Hour, "timeout of runs whose pipeline sets none")
 	cmd.Flags().StringVar(&cfg.SecretKeyFile, "secret-key-file", "", "file holding the key credentials are encrypted under (env PALVELLA_SECRET_KEY_FILE; or PALVELLA_SECRET_KEY holds the key); required beyond loopback")
 	cmd.Flags().StringVar(&cfg.TLSCert, "tls-cert", "", "serve the API over HTTPS with this certificate (PEM)")
 	cmd.Flags().StringVar(&cfg.TLSKey, "tls-key", "", "the private key of --tls-cert (PEM)")

@@ -41,7 +41,10 @@ type Config struct {
 	// runs none.
 	Workers  int
 	NoWorker bool
-	Logger   hclog.Logger
+	// DefaultRunTimeout ends runs whose pipeline sets no timeout (default
+	// 24h), so that no run is left running forever.
+	DefaultRunTimeout time.Duration
+	Logger            hclog.Logger
 	// Out receives the lines that tell a person where the server listens.
 	Out io.Writer
 	// Ready, if set, is called with the API's URL once the server serves.
@@ -130,7 +133,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	bus, mtr := &events.Bus{}, newMetrics(mgr)
 	orch, err := orchestrator.New(orchestrator.Options{Plugins: mgr, Logger: cfg.Logger.Named("orchestrator"), Workers: cfg.Workers, NoWorker: cfg.NoWorker,
-		Events: bus, Metrics: mtr, MinInterval: cfg.Triggers.MinInterval})
+		Events: bus, Metrics: mtr, MinInterval: cfg.Triggers.MinInterval, DefaultRunTimeout: cfg.DefaultRunTimeout})
 	if err != nil {
 		return err
 	}
