@@ -21,9 +21,10 @@ import (
 
 // TriggerConfig configures the triggers of a server.
 type TriggerConfig struct {
-	// WebhookListen is the address of the webhook listener (default
-	// 127.0.0.1:7701), separate from the API so that operators can expose
-	// it alone; "off" serves no webhooks.
+	// WebhookListen is the address of the webhook listener, separate from
+	// the API so that operators can expose it alone; "off" serves no
+	// webhooks. When empty, 127.0.0.1:7701 is tried, and if another
+	// program holds it the server runs without webhooks and says so.
 	WebhookListen string
 	// MaxWebhookBody limits a webhook call's body (default 1 MiB).
 	MaxWebhookBody int64
@@ -86,6 +87,11 @@ func startTriggers(ctx context.Context, cfg Config, mgr *pluginhost.Manager, orc
 		return func() { cancel(); wg.Wait() }, nil
 	}
 	ln, err := net.Listen("tcp", addr)
+	if err != nil && tc.WebhookListen == "" {
+		cfg.Logger.Warn("no webhooks: the default webhook address is taken; set --webhook-listen", "address", addr, "error", err)
+		fmt.Fprintf(cfg.Out, "Webhooks are off: %s is taken (set --webhook-listen)\n", addr)
+		return func() { cancel(); wg.Wait() }, nil
+	}
 	if err != nil {
 		cancel()
 		wg.Wait()
