@@ -306,6 +306,11 @@ func TestCredentialNeverInClear(t *testing.T) {
 		}
 	}
 	seen = append(seen, logs, s.mustCLI("run", "get", "secret-1", "-o", "json"), s.mustCLI("run", "get", "secret-1"))
+	dump := s.mustCLI("run", "dump", "secret-1")
+	if !strings.Contains(dump, "password: ***") {
+		t.Errorf("run dump has no masked log:\n%s", dump)
+	}
+	seen = append(seen, dump)
 	admin := s.adminToken()
 	for _, p := range []string{"/api/v1/credentials", "/api/v1/namespaces/default/runs/secret-1",
 		"/api/v1/namespaces/default/runs/secret-1/jobs", "/api/v1/namespaces/default/runs/secret-1/jobs/use/actions",

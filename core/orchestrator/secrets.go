@@ -117,7 +117,7 @@ func (o *Orchestrator) jobEnv(ctx context.Context, run *resource.Run, p *plan, p
 			}
 			creds = c
 		}
-		val, err := credentialValue(ctx, creds, v.FromCredential)
+		val, err := CredentialValue(ctx, creds, v.FromCredential)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", field, err)
 		}
@@ -156,9 +156,9 @@ func wantsToken(params map[string]any) bool {
 	return false
 }
 
-// credentialValue reads the value of a credential: its "value" key, or its
+// CredentialValue reads the value of a credential: its "value" key, or its
 // only key. Errors name the credential, never a value.
-func credentialValue(ctx context.Context, c credential.Credential, name string) (string, error) {
+func CredentialValue(ctx context.Context, c credential.Credential, name string) (string, error) {
 	sec, err := c.Get(ctx, name)
 	if err != nil {
 		if errors.Is(err, sdk.ErrNotFound) {

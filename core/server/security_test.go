@@ -14,6 +14,7 @@ import (
 	sdk "github.com/palvella/palvella/plugin-sdk"
 	"github.com/palvella/palvella/plugin-sdk/authentication"
 	"github.com/palvella/palvella/plugin-sdk/authorization"
+	"github.com/palvella/palvella/plugin-sdk/credential"
 )
 
 func TestCredentialKeyBeyondLoopbackNeedsOne(t *testing.T) {
@@ -145,5 +146,54 @@ func TestRunTokensReachTheirRunOnly(t *testing.T) {
 	user := &authentication.Identity{Name: "alice", Status: authentication.StatusAuthenticated}
 	if d, _ := a.Authorize(context.Background(), user, "pipeline:default/deploy", "read"); !d.Allowed {
 		t.Errorf("an ordinary identity is fenced too")
+	}
+}
+
+// vault is a credential plugin double over a map.
+type vault map[string]map[string][]byte
+
+func (v vault) Describe(context.Context) (*sdk.Manifest, error) {
+	return &sdk.Manifest{Name: "vault"}, nil
+}
+func (v vault) Configure(context.Context, *sdk.ConfigureRequest) (*sdk.ConfigureResponse, error) {
+	return &sdk.ConfigureResponse{}, nil
+}
+func (v vault) Put(context.Context, *credential.PutRequest) (*credential.Meta, error) {
+	return nil, sdk.ErrUnimplemented
+}
+func (v vault) Get(_ context.Context, name string) (*credential.Secret, error) {
+	d, ok := v[name]
+	if !ok {
+		return nil, sdk.Errorf(sdk.ErrNotFound, "name", "no credential %q", name)
+	}
+	return &credential.Secret{Meta: credential.Meta{Name: name}, Data: d}, nil
+}
+func (v vault) Delete(context.Context, string) error                    { return sdk.ErrUnimplemented }
+func (v vault) List(context.Context, string) ([]credential.Meta, error) { return nil, nil }
+
+func TestPluginConfigurationCredentialsAreResolved(t *testing.T) {
+	cfg := map[string]any{
+		"url":     "https://hooks.example.com",
+		"token":   map[string]any{"from_credential": "slack"},
+		"servers": []any{map[string]any{"password": map[string]any{"from_credential": "db"}}},
+	}
+	if !namesCredentials(cfg) || namesCredentials(map[string]any{"url": "x", "nested": map[string]any{"from_credential": "a", "other": 1}}) {
+		t.Fatal("namesCredentials is wrong")
+	}
+	v := vault{"slack": {"value": []byte("xoxb-1")}, "db": {"password": []byte("pg-pass")}}
+	got, err := resolveCredentials(context.Background(), v, cfg, "config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := got.(map[string]any)
+	if m["token"] != "xoxb-1" || m["url"] != "https://hooks.example.com" || m["servers"].([]any)[0].(map[string]any)["password"] != "pg-pass" {
+		t.Fatalf("resolved = %v", m)
+	}
+	if cfg["token"].(map[string]any)["from_credential"] != "slack" {
+		t.Fatal("the configuration the core keeps was changed")
+	}
+	_, err = resolveCredentials(context.Background(), v, map[string]any{"k": map[string]any{"from_credential": "nope"}}, "config")
+	if !errors.Is(err, sdk.ErrFailedPrecondition) || !strings.Contains(err.Error(), "config.k") || !strings.Contains(err.Error(), `"nope"`) {
+		t.Fatalf("missing credential: %v", err)
 	}
 }

@@ -122,14 +122,24 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer mgr.Shutdown()
+	// Plugins whose configuration names credentials are added once the
+	// others (the credential plugin among them) are there to read them.
+	var later []pluginhost.Spec
 	for _, spec := range cfg.Plugins {
 		spec.Config = pluginConfig(cfg.Home, spec.Name, spec.Config, token)
 		if spec.Name == "credential-builtin" {
 			maps.Copy(spec.Config, keyConfig)
 		}
+		if namesCredentials(spec.Config) {
+			later = append(later, spec)
+			continue
+		}
 		if _, err := mgr.Add(spec); err != nil {
 			return err
 		}
+	}
+	if err := addResolved(ctx, mgr, later); err != nil {
+		return err
 	}
 	bus, mtr := &events.Bus{}, newMetrics(mgr)
 	orch, err := orchestrator.New(orchestrator.Options{Plugins: mgr, Logger: cfg.Logger.Named("orchestrator"), Workers: cfg.Workers, NoWorker: cfg.NoWorker,
