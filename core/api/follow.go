@@ -22,8 +22,9 @@ type Following interface {
 	// job when job is not empty, of one action when action is not empty
 	// too) as they are written, each action's lines in order and each
 	// line once, until every selected action has ended and its log is
-	// complete, or ctx ends, or fn fails.
-	FollowLogs(ctx context.Context, namespace, run, job, action string, fn func([]LogLine) error) error
+	// complete, or ctx ends, or fn fails. It returns the final status of
+	// what was followed (the run, the job or the action).
+	FollowLogs(ctx context.Context, namespace, run, job, action string, fn func([]LogLine) error) (*StreamEnd, error)
 	// Events subscribes to the event bus; with replay it first delivers
 	// the kept events numbered after after.
 	Events(filter events.Filter, replay bool, after uint64) (*events.Subscription, error)
@@ -193,7 +194,7 @@ func (s *server) streamLogs(c *call, job, action string) error {
 		return sdk.Errorf(sdk.ErrInvalidArgument, "job", "%q is not a valid job name", job)
 	}
 	out := &sse{w: c.w}
-	err = f.FollowLogs(c.r.Context(), ns, run, job, action, func(lines []LogLine) error {
+	end, err := f.FollowLogs(c.r.Context(), ns, run, job, action, func(lines []LogLine) error {
 		for _, l := range lines {
 			if err := out.send("line", l); err != nil {
 				return err
@@ -204,22 +205,7 @@ func (s *server) streamLogs(c *call, job, action string) error {
 	if err != nil {
 		return out.end(fmt.Errorf("follow the logs of %s/%s: %w", ns, run, err))
 	}
-	r, err := s.b.GetRun(c.r.Context(), ns, run)
-	if err != nil {
-		return out.end(err)
-	}
-	end := StreamEnd{Status: r.Status, Reason: r.Reason}
-	if job != "" {
-		if js := r.Job(job); js != nil {
-			end = StreamEnd{Status: js.Status, Reason: js.Reason}
-			if action != "" {
-				if as := js.Action(action); as != nil {
-					end = StreamEnd{Status: as.Status, Reason: as.Message}
-				}
-			}
-		}
-	}
-	if err := out.send("end", end); err != nil {
+	if err := out.send("end", *end); err != nil {
 		return nil // the follower went away
 	}
 	_ = out.flush()

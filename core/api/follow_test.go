@@ -19,14 +19,17 @@ import (
 
 var _ Following = (*fakeBackend)(nil)
 
-func (b *fakeBackend) FollowLogs(_ context.Context, ns, run, job, action string, fn func([]LogLine) error) error {
+func (b *fakeBackend) FollowLogs(_ context.Context, ns, run, job, action string, fn func([]LogLine) error) (*StreamEnd, error) {
 	if run == "missing-1" {
-		return sdk.Errorf(sdk.ErrNotFound, "run", "no run %s", run)
+		return nil, sdk.Errorf(sdk.ErrNotFound, "run", "no run %s", run)
 	}
 	if err := fn([]LogLine{{Job: "test", Action: "unit", Line: "2026-01-01T00:00:00Z stdout one"}}); err != nil {
-		return err
+		return nil, err
 	}
-	return fn([]LogLine{{Job: "test", Action: "unit", Line: "2026-01-01T00:00:01Z stdout two"}})
+	if err := fn([]LogLine{{Job: "test", Action: "unit", Line: "2026-01-01T00:00:01Z stdout two"}}); err != nil {
+		return nil, err
+	}
+	return &StreamEnd{Status: resource.StatusFailure, Reason: "exit 1"}, nil
 }
 
 func (b *fakeBackend) Events(f events.Filter, replay bool, after uint64) (*events.Subscription, error) {
@@ -95,7 +98,7 @@ func TestRunLogStreamIsServerSentEvents(t *testing.T) {
 		t.Fatalf("second line %q (%v)", evs[1].data, err)
 	}
 	var end StreamEnd
-	if err := json.Unmarshal([]byte(evs[2].data), &end); err != nil || end.Status != resource.StatusRunning {
+	if err := json.Unmarshal([]byte(evs[2].data), &end); err != nil || end.Status != resource.StatusFailure || end.Reason != "exit 1" {
 		t.Fatalf("end %q (%v)", evs[2].data, err)
 	}
 }

@@ -34,7 +34,35 @@ const logBatch = 512
 // written (see api.Following). An action running in this process is
 // followed live; one that has ended is read from storage; one that runs in
 // another process is read from storage when it ends.
-func (o *Orchestrator) FollowLogs(ctx context.Context, ns, name, jobName, actionName string, fn func([]api.LogLine) error) error {
+func (o *Orchestrator) FollowLogs(ctx context.Context, ns, name, jobName, actionName string, fn func([]api.LogLine) error) (*api.StreamEnd, error) {
+	if err := o.followLogs(ctx, ns, name, jobName, actionName, fn); err != nil {
+		return nil, err
+	}
+	// The logs are complete; the statuses are written just after.
+	for {
+		run, err := o.GetRun(ctx, ns, name)
+		if err != nil {
+			return nil, err
+		}
+		end := &api.StreamEnd{Status: run.Status, Reason: run.Reason}
+		if js := run.Job(jobName); js != nil {
+			end = &api.StreamEnd{Status: js.Status, Reason: js.Reason}
+			if as := js.Action(actionName); as != nil {
+				end = &api.StreamEnd{Status: as.Status, Reason: as.Message}
+			}
+		}
+		if end.Status.Terminal() || end.Status == resource.StatusWaiting {
+			return end, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(followPoll / 2):
+		}
+	}
+}
+
+func (o *Orchestrator) followLogs(ctx context.Context, ns, name, jobName, actionName string, fn func([]api.LogLine) error) error {
 	run, err := o.GetRun(ctx, ns, name)
 	if err != nil {
 		return err
