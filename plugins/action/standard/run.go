@@ -26,8 +26,10 @@ const maxLogLine = 64 << 10
 // shell with the script, so it works with any shell (bash, python -c...).
 // $1 is the outputs file, relative to the working directory; the rest is
 // the shell and the script.
+// The outputs files of earlier actions, already read, are removed, so at
+// most the current one is in the workspace.
 const wrapper = `PALVELLA_OUTPUT="$PWD/$1"; shift
-mkdir -p "${PALVELLA_OUTPUT%/*}" && : > "$PALVELLA_OUTPUT" || exit 125
+mkdir -p "${PALVELLA_OUTPUT%/*}" && rm -f -- "${PALVELLA_OUTPUT%/*}"/* && : > "$PALVELLA_OUTPUT" || exit 125
 export PALVELLA_OUTPUT
 exec "$@"`
 
