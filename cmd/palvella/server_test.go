@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -54,6 +55,10 @@ func (s *testServer) start(args ...string) {
 		s.t.Fatal(err)
 	}
 	s.logs = logs
+	if !slices.Contains(args, "--webhook-listen") {
+		// Tests run many servers; none of them takes the default port.
+		args = append(args, "--webhook-listen", "off")
+	}
 	s.cmd = exec.Command(palvellaBin, append([]string{"server", "--listen", s.addr, "--log-level", "debug"}, args...)...)
 	s.cmd.Env = append(os.Environ(), "PALVELLA_HOME="+s.home)
 	s.cmd.Stdout, s.cmd.Stderr = logs, logs
