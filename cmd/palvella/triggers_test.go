@@ -235,7 +235,7 @@ spec:
 	}
 	s.mustCLI("pipeline", "apply", "-f", file)
 	cases := []struct {
-		trigger, event, file string
+		trigger, event, file    string
 		ref, eventParam, detail string
 	}{
 		{"push", "push", "push.json", "refs/tags/simple-tag", "push", "6113728f27ae82c7b1a177c8d03f9e96e0adf246"},
