@@ -2,7 +2,9 @@
 GO        ?= go
 BIN       := bin
 TOOLS     := $(BIN)/tools
-VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# A semantic version: the release tag (vX.Y.Z) without its v, or, between
+# releases, 0.1.0-dev with the commit as build metadata.
+VERSION   ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null) && echo $${v\#v} || echo 0.1.0-dev+$$(git rev-parse --short HEAD 2>/dev/null || echo unknown))
 LDFLAGS   := -s -w -X github.com/palvella/palvella/core/version.Version=$(VERSION)
 PROTO_GEN := $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc
 
