@@ -159,6 +159,13 @@ func TestKilledMidCallFailsInFlightAndRestarts(t *testing.T) {
 	}
 
 	// New calls work once the plugin is back.
+	deadline := time.Now().Add(10 * time.Second)
+	for st := p.Status(); st.Restarts < 1 || st.State != pluginhost.StateRunning; st = p.Status() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the plugin did not come back: %+v", st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c2, err := pluginhost.Client[credential.Credential](ctx, p, sdk.CategoryCredential)
