@@ -428,7 +428,9 @@ func (o *Orchestrator) runAction(ctx context.Context, run *resource.Run, p *plan
 		o.logs.close(key)
 	}()
 
+	mask := o.maskerFor(ref)
 	fail := func(msg string) (resource.Status, string, map[string]any) {
+		msg = mask(msg)
 		lg.line("system", msg)
 		record(resource.StatusFailure, msg, nil)
 		return resource.StatusFailure, msg, nil
@@ -464,6 +466,8 @@ func (o *Orchestrator) runAction(ctx context.Context, run *resource.Run, p *plan
 		}
 		return fail(err.Error())
 	}
+	// Secret values never reach the run's record, whatever the plugin sent.
+	res.Message, res.Outputs = o.MaskResult(aref, res.Message, res.Outputs)
 	st := statusOf(res.Status)
 	if res.Message != "" {
 		lg.line("system", res.Message)
