@@ -69,6 +69,8 @@ func (o *Orchestrator) workerLoop(ctx context.Context) {
 			}
 			continue
 		}
+		// There may be more: let another worker look while this one works.
+		o.kick()
 		o.work(ctx, item)
 	}
 }
