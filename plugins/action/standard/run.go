@@ -3,11 +3,8 @@ package standard
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"path"
-	"regexp"
 	"strings"
 	"sync"
 
@@ -22,21 +19,24 @@ const MaxStdout = 64 << 10
 // maxLogLine splits lines longer than this into several log lines.
 const maxLogLine = 64 << 10
 
-// wrapper prepares $PALVELLA_OUTPUT in the workspace and runs the user's
-// shell with the script, so it works with any shell (bash, python -c...).
-// $1 is the outputs file, relative to the working directory; the rest is
-// the shell and the script.
-// The outputs files of earlier actions, already read, are removed, so at
-// most the current one is in the workspace.
+// wrapper prepares $PALVELLA_OUTPUT in the working directory and runs the
+// user's shell with the script, so it works with any shell (bash, python
+// -c...). $1 is the outputs file, relative to the working directory; the
+// rest is the shell and the script. It uses shell builtins only: every
+// extra process would cost a fork and an exec on each action.
 const wrapper = `PALVELLA_OUTPUT="$PWD/$1"; shift
-mkdir -p "${PALVELLA_OUTPUT%/*}" && rm -f -- "${PALVELLA_OUTPUT%/*}"/* && : > "$PALVELLA_OUTPUT" || exit 125
+: > "$PALVELLA_OUTPUT" || exit 125
 export PALVELLA_OUTPUT
 exec "$@"`
+
+// outputsFile is the outputs file's name in the working directory. Actions
+// of a job run one after another, and each empties it first, so one file
+// serves them all; it goes with the workspace.
+const outputsFile = ".palvella-outputs"
 
 // collect prints the outputs file and removes it.
 const collect = `cat -- "$1" 2>/dev/null; rm -f -- "$1"`
 
-var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
 
 func (p *Plugin) runScript(ctx context.Context, req *action.RunRequest, events action.Events) (*action.Result, error) {
 	script, err := reqString(req.Params, "run")
@@ -61,12 +61,6 @@ func (p *Plugin) runScript(ctx context.Context, req *action.RunRequest, events a
 	if host == nil {
 		return nil, sdk.Errorf(sdk.ErrFailedPrecondition, "", "the run action needs the host's engine to run its script, and this plugin was configured without host services")
 	}
-
-	var suffix [6]byte
-	if _, err := rand.Read(suffix[:]); err != nil {
-		return nil, fmt.Errorf("run action %q: name the outputs file: %w", req.Name, err)
-	}
-	outputsFile := ".palvella/outputs/" + unsafeName.ReplaceAllString(req.Name, "_") + "-" + hex.EncodeToString(suffix[:])
 
 	sink := newLogSink(events)
 	argv := append([]string{"sh", "-c", wrapper, "palvella-run", outputsFile}, shell...)

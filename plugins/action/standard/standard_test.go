@@ -178,13 +178,17 @@ func TestRunScriptWorkdir(t *testing.T) {
 	if res.Status != action.StatusSuccess || res.Outputs["dir"] != "sub" {
 		t.Fatalf("result %s %q outputs %v: want the script to start in sub and find $PALVELLA_OUTPUT after cd", res.Status, res.Message, res.Outputs)
 	}
-	// A host that returns files leaves the file for the next action's
-	// wrapper to remove; at most one outputs file is ever in the workspace.
-	if _, err := p.Run(context.Background(), &action.RunRequest{Type: "run", Name: "w2", Params: map[string]any{"workdir": "sub", "run": "true"}}, nil); err != nil {
+	// One outputs file serves every action of a job; each empties it first,
+	// so a second action does not see the first one's outputs.
+	res, err = p.Run(context.Background(), &action.RunRequest{Type: "run", Name: "w2", Params: map[string]any{"workdir": "sub", "run": "true"}}, nil)
+	if err != nil {
 		t.Fatalf("second Run: %v", err)
 	}
-	if entries, _ := os.ReadDir(filepath.Join(dir, "sub", ".palvella", "outputs")); len(entries) > 1 {
-		t.Errorf("outputs files of earlier actions were left in the workspace: %v", entries)
+	if _, leaked := res.Outputs["dir"]; leaked {
+		t.Errorf("the second action got the first one's outputs: %v", res.Outputs)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, "sub")); len(entries) > 1 {
+		t.Errorf("the workspace holds more than the outputs file: %v", entries)
 	}
 }
 
