@@ -37,7 +37,6 @@ const outputsFile = ".palvella-outputs"
 // collect prints the outputs file and removes it.
 const collect = `cat -- "$1" 2>/dev/null; rm -f -- "$1"`
 
-
 func (p *Plugin) runScript(ctx context.Context, req *action.RunRequest, events action.Events) (*action.Result, error) {
 	script, err := reqString(req.Params, "run")
 	if err != nil {
