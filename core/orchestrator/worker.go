@@ -463,7 +463,7 @@ func (o *Orchestrator) runAction(ctx context.Context, run *resource.Run, p *plan
 	aref.Action = a.Name
 	res, err := ac.Run(sdk.WithExecution(actx, aref), &action.RunRequest{Type: tref.name, Name: a.Name, Params: params, Context: ectx, Ref: aref}, logEvents{lg})
 	if err != nil {
-		if errors.Is(actx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+		if actionTimedOut(ctx, actx, a.Timeout, err) {
 			return fail(fmt.Sprintf("timed out after %s", a.Timeout))
 		}
 		return fail(err.Error())
@@ -628,4 +628,18 @@ func resetActions(j *resource.JobStatus, actions []planAction, resume int) {
 		}
 		j.Actions[i].LogKey = storageLogKey(j.Name, a.Name)
 	}
+}
+
+// actionTimedOut reports whether an action's call failed because its own
+// timeout passed. The plugin's side may end the stream a moment before the
+// caller's timer fires, so a failure at the deadline counts too.
+func actionTimedOut(jobCtx, actx context.Context, timeout time.Duration, err error) bool {
+	if timeout <= 0 || jobCtx.Err() != nil {
+		return false
+	}
+	if actx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	dl, ok := actx.Deadline()
+	return ok && time.Until(dl) < 250*time.Millisecond
 }
