@@ -68,13 +68,15 @@ func (s *logSub) wake() {
 }
 
 // take returns the queued lines, how many were missed since the last take,
-// and whether the log is complete and nothing more will come.
+// and whether the log is complete: then the lines returned are the last
+// ones, and nothing more will come (nor any wake-up: finish's may have
+// been merged with a push's).
 func (s *logSub) take() (lines []string, missed int, done bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	lines, s.pending = s.pending, nil
 	missed, s.missed = s.missed, 0
-	return lines, missed, s.done && len(lines) == 0
+	return lines, missed, s.done
 }
 
 func newActionLog(mask func(string) string) *actionLog {
