@@ -242,15 +242,9 @@ spec:
 
 // BenchmarkLogStreaming runs a job printing 100,000 lines with followers
 // attached from its start, and reports the lines per second delivered to
-// all followers together. PALVELLA_BENCH_FOLLOWERS=20 adds the 20-follower
-// case, which does not finish yet when the followers share one process
-// (see docs/performance.md).
+// all followers together and to each.
 func BenchmarkLogStreaming(b *testing.B) {
-	counts := []int{1}
-	if os.Getenv("PALVELLA_BENCH_FOLLOWERS") == "20" {
-		counts = append(counts, 20)
-	}
-	for _, followers := range counts {
+	for _, followers := range []int{1, 20} {
 		b.Run(fmt.Sprintf("followers=%d", followers), func(b *testing.B) {
 			c, _ := followServer(b, chattyPipeline)
 			token := benchToken
