@@ -8,6 +8,7 @@ package metrics
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -42,6 +43,9 @@ type Metrics struct {
 	WebhookLatency prometheus.Histogram
 	// LogFollowers is the number of live log followers.
 	LogFollowers prometheus.Gauge
+	// PluginCalls is how long calls to plugins took, by plugin, gRPC
+	// method and outcome (ok or error); streams count their opening.
+	PluginCalls *prometheus.HistogramVec
 }
 
 // PluginState is what the plugin collector reads about one plugin.
@@ -79,9 +83,12 @@ func New(plugins func() []PluginState) *Metrics {
 			Help: "Time from a webhook call's arrival to its run being queued.", Buckets: prometheus.DefBuckets}),
 		LogFollowers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "palvella_log_followers",
 			Help: "Live log followers attached."}),
+		PluginCalls: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "palvella_plugin_call_seconds",
+			Help:    "Time calls to plugins took, by plugin, method and outcome; streams count their opening.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .5, 1, 5}}, []string{"plugin", "method", "outcome"}),
 	}
 	m.reg.MustRegister(m.RunsStarted, m.RunsFinished, m.RunsActive, m.JobsQueued, m.JobQueueWait, m.JobDuration,
-		m.ActionDuration, m.TriggerFirings, m.TriggerRejections, m.WebhookLatency, m.LogFollowers,
+		m.ActionDuration, m.TriggerFirings, m.TriggerRejections, m.WebhookLatency, m.LogFollowers, m.PluginCalls,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if plugins != nil {
 		m.reg.MustRegister(&pluginCollector{list: plugins})
@@ -121,4 +128,17 @@ func (c *pluginCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(pluginUp, prometheus.GaugeValue, up, p.Name, p.State)
 		ch <- prometheus.MustNewConstMetric(pluginRestarts, prometheus.CounterValue, float64(p.Restarts), p.Name)
 	}
+}
+
+// ObservePluginCall records one call to a plugin. A nil Metrics records
+// nothing.
+func (m *Metrics) ObservePluginCall(plugin, method string, d time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	m.PluginCalls.WithLabelValues(plugin, method, outcome).Observe(d.Seconds())
 }

@@ -19,6 +19,7 @@ import (
 	goplugin "github.com/hashicorp/go-plugin"
 	sdk "github.com/palvella/palvella/plugin-sdk"
 	"github.com/palvella/palvella/plugin-sdk/clientset"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
 )
 
@@ -42,6 +43,10 @@ type Options struct {
 	// BaseEnv is the environment every plugin gets (default PATH, HOME,
 	// TMPDIR and LANG from the core's environment).
 	BaseEnv []string
+	// OnCall, if set, is told of every call to a plugin (unary calls, and
+	// the opening of streams) with how long it took; the server feeds its
+	// metrics with it.
+	OnCall func(plugin, method string, d time.Duration, err error)
 	// DefaultPluginEnv is added to a plugin's environment unless its Spec
 	// sets the same variable (default GOMAXPROCS=1: see
 	// docs/design/plugin-launch.md).
@@ -435,6 +440,7 @@ func (p *Plugin) start(ctx context.Context) (*goplugin.Client, goplugin.ClientPr
 		StartTimeout:     p.m.opts.StartTimeout,
 		Logger:           p.logger,
 		Stderr:           stderr,
+		GRPCDialOptions:  p.callObserver(),
 	})
 	rpc, err := client.Client()
 	if err != nil {
@@ -623,4 +629,28 @@ func SHA256File(path string) (string, error) {
 		return "", fmt.Errorf("hash %s: %w", path, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// callObserver returns the dial options that report each call to
+// Options.OnCall.
+func (p *Plugin) callObserver() []grpc.DialOption {
+	on := p.m.opts.OnCall
+	if on == nil {
+		return nil
+	}
+	name := p.spec.Name
+	return []grpc.DialOption{
+		grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			start := time.Now()
+			err := invoker(ctx, method, req, reply, cc, opts...)
+			on(name, method, time.Since(start), err)
+			return err
+		}),
+		grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+			start := time.Now()
+			cs, err := streamer(ctx, desc, cc, method, opts...)
+			on(name, method, time.Since(start), err)
+			return cs, err
+		}),
+	}
 }

@@ -3,6 +3,7 @@ package pluginhost_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -318,6 +319,35 @@ func TestConcurrentCallsShareOneLaunch(t *testing.T) {
 	for _, pid := range pids[1:] {
 		if pid != pids[0] {
 			t.Fatalf("concurrent first calls launched several processes: %v", pids)
+		}
+	}
+}
+
+func TestOnCallReportsEveryCall(t *testing.T) {
+	var mu sync.Mutex
+	var calls []string
+	m, err := pluginhost.New(pluginhost.Options{OnCall: func(plugin, method string, d time.Duration, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls = append(calls, fmt.Sprintf("%s %s %v", plugin, method, err != nil))
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Shutdown)
+	c := credClient(t, addTestPlugin(t, m, testPlugin))
+	value(t, c, "pid")
+	_, _ = c.Get(context.Background(), "missing")
+	mu.Lock()
+	defer mu.Unlock()
+	joined := strings.Join(calls, "\n")
+	for _, want := range []string{
+		"test /palvella.plugin.v1.PluginService/Configure false",
+		"test /palvella.credential.v1.CredentialService/Get false",
+		"test /palvella.credential.v1.CredentialService/Get true",
+	} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("calls reported:\n%s\nlack %q", joined, want)
 		}
 	}
 }

@@ -17,11 +17,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/palvella/palvella/core/api"
 	"github.com/palvella/palvella/core/events"
+	"github.com/palvella/palvella/core/metrics"
 	"github.com/palvella/palvella/core/orchestrator"
 	"github.com/palvella/palvella/core/pluginhost"
 	sdk "github.com/palvella/palvella/plugin-sdk"
@@ -117,7 +119,12 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	host := &lateHost{}
-	mgr, err := pluginhost.New(pluginhost.Options{Logger: cfg.Logger.Named("plugin"), Host: host})
+	// Metrics exist before the plugin host, which reports each plugin call.
+	var mtrs atomic.Pointer[metrics.Metrics]
+	mgr, err := pluginhost.New(pluginhost.Options{Logger: cfg.Logger.Named("plugin"), Host: host,
+		OnCall: func(plugin, method string, d time.Duration, err error) {
+			mtrs.Load().ObservePluginCall(plugin, method, d, err)
+		}})
 	if err != nil {
 		return err
 	}
@@ -142,6 +149,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	bus, mtr := &events.Bus{}, newMetrics(mgr)
+	mtrs.Store(mtr)
 	orch, err := orchestrator.New(orchestrator.Options{Plugins: mgr, Logger: cfg.Logger.Named("orchestrator"), Workers: cfg.Workers, NoWorker: cfg.NoWorker,
 		Events: bus, Metrics: mtr, MinInterval: cfg.Triggers.MinInterval, DefaultRunTimeout: cfg.DefaultRunTimeout})
 	if err != nil {
