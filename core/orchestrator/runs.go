@@ -18,6 +18,10 @@ func (o *Orchestrator) StartRun(ctx context.Context, ns, pipeline string, params
 	if ns == "" {
 		ns = "default"
 	}
+	if (trigger.Type == "" || trigger.Type == "manual") && trigger.Record == "" {
+		// A manual run is a firing too: it gets its record.
+		return o.startManual(ctx, ns, pipeline, params, trigger)
+	}
 	var pl *resource.Pipeline
 	var p *plan
 	var values map[string]any
@@ -33,7 +37,7 @@ func (o *Orchestrator) StartRun(ctx context.Context, ns, pipeline string, params
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("start a run of %s/%s: %w", ns, pipeline, err)
+		return nil, fmt.Errorf("pipeline %s/%s: %w", ns, pipeline, err)
 	}
 	if trigger.Type == "" {
 		trigger.Type = "manual"
@@ -57,6 +61,28 @@ func (o *Orchestrator) StartRun(ctx context.Context, ns, pipeline string, params
 	}
 	o.log.Info("run started", "run", run.Name, "namespace", ns, "trigger", trigger.Type)
 	return o.schedule(ctx, ns, run.Name)
+}
+
+// startManual records a manual firing and starts its run; the record says
+// which run it started, or why none did.
+func (o *Orchestrator) startManual(ctx context.Context, ns, pipeline string, params map[string]string, trigger resource.TriggerInfo) (*resource.Run, error) {
+	now := o.now()
+	rec := &resource.TriggerRecord{
+		Meta: resource.Meta{Kind: resource.KindTriggerRecord, Namespace: ns, Name: resource.NewTriggerRecordName(now)},
+		Type: "manual", Pipeline: pipeline, FiredAt: now, Params: params,
+	}
+	trigger.Type, trigger.Record = "manual", rec.Name
+	run, err := o.StartRun(ctx, ns, pipeline, params, trigger)
+	if err != nil {
+		rec.Outcome, rec.Reason = resource.TriggerFailed, "could not start a run: "+err.Error()
+	} else {
+		rec.Outcome, rec.Runs = resource.TriggerStarted, []string{run.Name}
+	}
+	rec.Labels = rec.SelectorLabels()
+	if rerr := o.store.create(context.WithoutCancel(ctx), rec); rerr != nil {
+		o.log.Warn("record a manual run", "pipeline", pipeline, "error", rerr)
+	}
+	return run, err
 }
 
 // schedule advances a run, respecting its pipeline's concurrency limit,

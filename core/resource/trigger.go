@@ -1,6 +1,10 @@
 package resource
 
-import "time"
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"time"
+)
 
 // KindTriggerState is the kind of a schedule trigger's persisted state.
 const KindTriggerState = "TriggerState"
@@ -44,6 +48,23 @@ type TriggerRecord struct {
 	Params map[string]string `json:"params,omitempty"`
 	// Runs are the names of the runs the firing started.
 	Runs []string `json:"runs,omitempty"`
+}
+
+// SelectorLabels are the labels a record is stored with, for selection:
+// pipeline, outcome, type and (when there is one) trigger.
+func (r *TriggerRecord) SelectorLabels() map[string]string {
+	l := map[string]string{"pipeline": r.Pipeline, "outcome": r.Outcome, "type": r.Type}
+	if r.Trigger != "" {
+		l["trigger"] = r.Trigger
+	}
+	return l
+}
+
+// NewTriggerRecordName returns a unique record name, ordered by time.
+func NewTriggerRecordName(at time.Time) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b) // crypto/rand does not fail
+	return at.UTC().Format("20060102t150405.000000000") + "-" + hex.EncodeToString(b)
 }
 
 // TriggerState is what a server keeps about an interval or cron trigger so

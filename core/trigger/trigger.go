@@ -15,8 +15,6 @@ package trigger
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -122,11 +120,7 @@ type firing struct {
 }
 
 // newRecordName returns a unique record name, ordered by time.
-func newRecordName(at time.Time) string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b) // crypto/rand does not fail
-	return at.UTC().Format("20060102t150405.000000000") + "-" + hex.EncodeToString(b)
-}
+func newRecordName(at time.Time) string { return resource.NewTriggerRecordName(at) }
 
 // mapParams interpolates a trigger's params over what fired it.
 func mapParams(t *spec.Trigger, typ string, payload map[string]any, headers map[string]string) (map[string]string, error) {
@@ -173,13 +167,7 @@ func (s *Service) fire(ctx context.Context, f *firing, t *spec.Trigger, exists b
 }
 
 // labels of a record, for selection.
-func recordLabels(r *resource.TriggerRecord) map[string]string {
-	l := map[string]string{"pipeline": r.Pipeline, "outcome": r.Outcome, "type": r.Type}
-	if r.Trigger != "" {
-		l["trigger"] = r.Trigger
-	}
-	return l
-}
+func recordLabels(r *resource.TriggerRecord) map[string]string { return r.SelectorLabels() }
 
 func (s *Service) createRecord(ctx context.Context, rec *resource.TriggerRecord) error {
 	rec.Kind = resource.KindTriggerRecord
