@@ -2,21 +2,14 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/palvella/palvella/core/api"
 	"github.com/palvella/palvella/core/client"
 	"github.com/palvella/palvella/core/resource"
-	"github.com/palvella/palvella/core/server"
 )
 
 const trivialPipeline = `apiVersion: palvella.dev/v1
@@ -31,52 +24,10 @@ spec:
           run: "true"
 `
 
-// startServer runs bin/palvella server on a fresh home and returns a client.
+// startServer runs bin/palvella server on a fresh home, with the trivial
+// pipeline applied, and returns a client (followServer, in triggers_test.go).
 func startServer(b *testing.B) *client.Client {
-	bin := os.Getenv("PALVELLA_BIN")
-	if bin == "" {
-		b.Fatal("PALVELLA_BIN is not set: run through `make bench`, which builds bin/palvella first")
-	}
-	home := b.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(bin, "server", "--listen", addr, "--workers", "8", "--log-level", "warn")
-	cmd.Env = append(os.Environ(), "PALVELLA_HOME="+home)
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/api/v1/health")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatal("server did not start")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	raw, err := os.ReadFile(filepath.Join(home, server.CLIConfigFile))
-	if err != nil {
-		b.Fatal(err)
-	}
-	var cc server.CLIConfig
-	if err := json.Unmarshal(raw, &cc); err != nil {
-		b.Fatal(err)
-	}
-	c, err := client.New("http://"+addr, cc.Token)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := c.ApplyPipeline(context.Background(), api.ApplyRequest{Filename: "trivial.yaml", Source: []byte(trivialPipeline)}); err != nil {
-		b.Fatal(err)
-	}
+	c, _ := followServer(b, trivialPipeline)
 	return c
 }
 
