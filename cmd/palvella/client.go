@@ -11,19 +11,13 @@ import (
 
 	"github.com/palvella/palvella/core/client"
 	"github.com/palvella/palvella/core/resource"
+	"github.com/palvella/palvella/core/server"
 	"github.com/spf13/cobra"
 )
 
 // DefaultServer is where the CLI looks for a server when nothing says
 // otherwise.
 const DefaultServer = "http://127.0.0.1:7700"
-
-// cliConfig is $PALVELLA_HOME/cli.json, written by a local server when it
-// starts.
-type cliConfig struct {
-	Server string `json:"server"`
-	Token  string `json:"token"`
-}
 
 // remote holds the flags of commands that talk to a server.
 type remote struct {
@@ -41,9 +35,18 @@ func remoteFlags(cmd *cobra.Command, r *remote) {
 // client finds the server and the token: flags over environment over
 // $PALVELLA_HOME/cli.json. The token of cli.json is only sent to the
 // server cli.json names, so it never leaks to another server.
+// remoteClient checks a command's -o value and then connects: the common
+// start of every command that talks to a server.
+func (app *App) remoteClient(r *remote, output string) (*client.Client, error) {
+	if err := checkOutput(output); err != nil {
+		return nil, err
+	}
+	return app.client(r)
+}
+
 func (app *App) client(r *remote) (*client.Client, error) {
-	var cfg cliConfig
-	path := filepath.Join(app.Home, "cli.json")
+	var cfg server.CLIConfig
+	path := filepath.Join(app.Home, server.CLIConfigFile)
 	data, err := os.ReadFile(path)
 	switch {
 	case err == nil:
@@ -53,12 +56,12 @@ func (app *App) client(r *remote) (*client.Client, error) {
 	case !errors.Is(err, os.ErrNotExist):
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	server := firstOf(r.server, os.Getenv("PALVELLA_SERVER"), cfg.Server, DefaultServer)
+	url := firstOf(r.server, os.Getenv("PALVELLA_SERVER"), cfg.Server, DefaultServer)
 	token := firstOf(r.token, os.Getenv("PALVELLA_TOKEN"))
-	if token == "" && cfg.Token != "" && strings.TrimRight(server, "/") == strings.TrimRight(firstOf(cfg.Server, DefaultServer), "/") {
+	if token == "" && cfg.Token != "" && strings.TrimRight(url, "/") == strings.TrimRight(firstOf(cfg.Server, DefaultServer), "/") {
 		token = cfg.Token
 	}
-	return client.New(server, token)
+	return client.New(url, token)
 }
 
 func firstOf(vals ...string) string {

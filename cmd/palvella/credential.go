@@ -95,10 +95,7 @@ func newCredentialListCmd(app *App, r *remote) *cobra.Command {
 		Short: "List credentials: names, types and times",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			c, err := app.client(r)
+			c, err := app.remoteClient(r, output)
 			if err != nil {
 				return err
 			}

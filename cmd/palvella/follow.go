@@ -213,10 +213,7 @@ axis from the run's queueing to its end. '.' is time a job waited in the
 queue, '#' time it ran, '=' time an action ran.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			c, err := app.client(r)
+			c, err := app.remoteClient(r, output)
 			if err != nil {
 				return err
 			}
@@ -355,10 +352,7 @@ interrupted.`,
   palvella events --follow --pipeline ci -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			c, err := app.client(r)
+			c, err := app.remoteClient(r, output)
 			if err != nil {
 				return err
 			}

@@ -167,10 +167,7 @@ func newPipelineListCmd(app *App, r *remote) *cobra.Command {
 		Short: "List the pipelines of a namespace",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			c, err := app.client(r)
+			c, err := app.remoteClient(r, output)
 			if err != nil {
 				return err
 			}
@@ -211,10 +208,7 @@ func newPipelineGetCmd(app *App, r *remote) *cobra.Command {
 		Short: "Show a pipeline and its versions",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			c, err := app.client(r)
+			c, err := app.remoteClient(r, output)
 			if err != nil {
 				return err
 			}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/palvella/palvella/core/server"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -51,7 +52,7 @@ func newRemoteEnv(t *testing.T) *remoteEnv {
 	srv := httptest.NewServer(api.New(b, authn, apitest.Grants{"alice": {"*"}}, api.Options{}))
 	t.Cleanup(srv.Close)
 	home := t.TempDir()
-	cfg, _ := json.Marshal(cliConfig{Server: srv.URL, Token: "secret-token"})
+	cfg, _ := json.Marshal(server.CLIConfig{Server: srv.URL, Token: "secret-token"})
 	if err := os.WriteFile(filepath.Join(home, "cli.json"), cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}

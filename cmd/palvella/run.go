@@ -87,10 +87,7 @@ func newRunGetCmd(app *App, r *remote) *cobra.Command {
 		Short: "Show a run: each job and action with its status and duration",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			c, err := app.client(r)
+			c, err := app.remoteClient(r, output)
 			if err != nil {
 				return err
 			}
@@ -206,10 +203,7 @@ func newRunDecideCmd(app *App, r *remote, approve bool) *cobra.Command {
 approval; when several wait, name one.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			c, err := app.client(r)
+			c, err := app.remoteClient(r, output)
 			if err != nil {
 				return err
 			}
@@ -241,10 +235,7 @@ func newRunCancelCmd(app *App, r *remote) *cobra.Command {
 		Short: "Cancel a run",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			c, err := app.client(r)
+			c, err := app.remoteClient(r, output)
 			if err != nil {
 				return err
 			}

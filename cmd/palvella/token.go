@@ -53,10 +53,7 @@ refuses every later call. Run it right after starting the server.`,
 		Example: `  palvella token bootstrap --server https://ci.example.com:7700`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			c, err := app.client(r)
+			c, err := app.remoteClient(r, output)
 			if err != nil {
 				return err
 			}
@@ -141,10 +138,7 @@ func newTokenListCmd(app *App, r *remote) *cobra.Command {
 		Short: "List tokens (never their values)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			c, err := app.client(r)
+			c, err := app.remoteClient(r, output)
 			if err != nil {
 				return err
 			}
@@ -219,10 +213,7 @@ func newTokenWhoamiCmd(app *App, r *remote) *cobra.Command {
 		Short: "Show who the token the CLI uses authenticates as",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			c, err := app.client(r)
+			c, err := app.remoteClient(r, output)
 			if err != nil {
 				return err
 			}
