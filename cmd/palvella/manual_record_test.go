@@ -2,15 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/palvella/palvella/core/api"
 	"github.com/palvella/palvella/core/client"
 	"github.com/palvella/palvella/core/resource"
-	"github.com/palvella/palvella/core/server"
 )
 
 // A manual run is a trigger firing like any other: it is recorded, and the
@@ -24,15 +20,7 @@ func TestManualRunIsRecorded(t *testing.T) {
 		t.Fatalf("a run with an unknown param started")
 	}
 
-	raw, err := os.ReadFile(filepath.Join(s.home, server.CLIConfigFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cc server.CLIConfig
-	if err := json.Unmarshal(raw, &cc); err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New("http://"+s.addr, cc.Token)
+	c, err := client.New("http://"+s.addr, s.adminToken())
 	if err != nil {
 		t.Fatal(err)
 	}

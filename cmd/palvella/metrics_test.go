@@ -1,15 +1,10 @@
 package main
 
 import (
-	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/palvella/palvella/core/server"
 )
 
 func TestMetrics(t *testing.T) {
@@ -36,15 +31,7 @@ func TestMetrics(t *testing.T) {
 	if code, _ := get(""); code != http.StatusUnauthorized {
 		t.Fatalf("/metrics without a token: %d, want 401", code)
 	}
-	raw, err := os.ReadFile(filepath.Join(s.home, server.CLIConfigFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cc server.CLIConfig
-	if err := json.Unmarshal(raw, &cc); err != nil {
-		t.Fatal(err)
-	}
-	code, body := get(cc.Token)
+	code, body := get(s.adminToken())
 	if code != http.StatusOK {
 		t.Fatalf("/metrics: %d", code)
 	}
