@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"fmt"
+	"github.com/palvella/palvella/core/expr"
 	"strings"
 	"time"
 
@@ -151,56 +152,30 @@ func setAction(as *resource.ActionStatus, to resource.Status, msg string, now ti
 	}
 }
 
-// exprContext is what expressions see: params, jobs, trigger and run, and
-// for a job's own expressions job and actions.
+// exprContext is what expressions see (core/expr's Context): params, every
+// job of the run, trigger and run, and for a job's own expressions job and
+// its actions.
 func exprContext(run *resource.Run, p *plan, jobName string) map[string]any {
-	jobs := map[string]any{}
+	c := expr.Context{
+		Params:  run.Params,
+		Jobs:    map[string]expr.Result{},
+		Actions: map[string]expr.Result{},
+		Trigger: expr.Trigger{Type: run.Trigger.Type, Name: run.Trigger.Name, Headers: run.Trigger.Headers},
+		Run:     expr.Run{ID: run.Name, Pipeline: run.Pipeline, Namespace: run.Namespace},
+	}
+	if payload, ok := run.Trigger.Payload.(map[string]any); ok {
+		c.Trigger.Payload = payload
+	}
 	for _, j := range run.Jobs {
-		jobs[j.Name] = map[string]any{"status": string(j.Status), "outputs": nonNil(j.Outputs)}
-	}
-	params := nonNil(run.Params)
-	ctx := map[string]any{
-		"params":  params,
-		"jobs":    jobs,
-		"trigger": map[string]any{"type": run.Trigger.Type, "name": run.Trigger.Name, "payload": nonNilAny(run.Trigger.Payload), "headers": stringMap(run.Trigger.Headers)},
-		"run":     map[string]any{"id": run.Name, "number": run.Number, "pipeline": run.Pipeline, "namespace": run.Namespace},
-		"job":     map[string]any{"name": jobName, "params": map[string]any{}},
-		"actions": map[string]any{},
-	}
-	if jobName == "" {
-		return ctx
+		c.Jobs[j.Name] = expr.Result{Status: string(j.Status), Outputs: j.Outputs}
 	}
 	if pj := p.job(jobName); pj != nil {
-		ctx["job"] = map[string]any{"name": jobName, "params": nonNil(pj.Params)}
+		c.Job.Params = pj.Params
 	}
 	if js := run.Job(jobName); js != nil {
-		actions := map[string]any{}
 		for _, a := range js.Actions {
-			actions[a.Name] = map[string]any{"status": string(a.Status), "outputs": nonNil(a.Outputs)}
+			c.Actions[a.Name] = expr.Result{Status: string(a.Status), Outputs: a.Outputs}
 		}
-		ctx["actions"] = actions
 	}
-	return ctx
-}
-
-func nonNil(m map[string]any) map[string]any {
-	if m == nil {
-		return map[string]any{}
-	}
-	return m
-}
-
-func nonNilAny(v any) any {
-	if v == nil {
-		return map[string]any{}
-	}
-	return v
-}
-
-func stringMap(m map[string]string) map[string]any {
-	out := map[string]any{}
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
+	return c.Map()
 }
