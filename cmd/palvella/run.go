@@ -118,7 +118,11 @@ func printRun(w io.Writer, run *resource.Run) error {
 	fmt.Fprintf(w, "Trigger:   %s\nStarted:   %s\nDuration:  %s\n\n", trigger, when(run.StartedAt), duration(run.StartedAt, run.FinishedAt))
 	t := newTable(w, "JOB", "ACTION", "TYPE", "STATUS", "DURATION", "MESSAGE")
 	for _, j := range run.Jobs {
-		t.row(j.Name, "", "", statusOf(j.Status), duration(j.StartedAt, j.FinishedAt), j.Reason)
+		st := statusOf(j.Status)
+		if j.Skip != "" {
+			st += " (by " + string(j.Skip) + ")"
+		}
+		t.row(j.Name, "", "", st, duration(j.StartedAt, j.FinishedAt), j.Reason)
 		for _, a := range j.Actions {
 			t.row("", a.Name, a.Type, statusOf(a.Status), duration(a.StartedAt, a.FinishedAt), a.Message)
 		}

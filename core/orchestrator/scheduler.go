@@ -50,10 +50,10 @@ func advance(run *resource.Run, p *plan, ev evaluator, now time.Time) []string {
 					ready = false
 					break
 				}
-				switch rj.Status {
-				case resource.StatusFailure, resource.StatusCancelled:
+				switch {
+				case rj.FailedForDependents():
 					anyFailed, allOK = true, false
-				case resource.StatusSuccess, resource.StatusSkipped:
+				case rj.Satisfied():
 				default:
 					allOK = false
 				}
@@ -66,9 +66,11 @@ func advance(run *resource.Run, p *plan, ev evaluator, now time.Time) []string {
 			case when == "always":
 			case when == "failure" && !anyFailed:
 				setJob(js, resource.StatusSkipped, "when: failure, and no required job failed", now)
+				js.Skip = resource.SkipByRequirements
 				continue
 			case when != "failure" && !allOK:
 				setJob(js, resource.StatusSkipped, "a required job did not succeed ("+failedRequires(run, pj)+")", now)
+				js.Skip = resource.SkipByRequirements
 				continue
 			}
 			if pj.If != "" {
@@ -79,6 +81,7 @@ func advance(run *resource.Run, p *plan, ev evaluator, now time.Time) []string {
 				}
 				if !ok {
 					setJob(js, resource.StatusSkipped, "if: "+pj.If+" is false", now)
+					js.Skip = resource.SkipByIf
 					continue
 				}
 			}
@@ -94,7 +97,12 @@ func advance(run *resource.Run, p *plan, ev evaluator, now time.Time) []string {
 func failedRequires(run *resource.Run, pj *planJob) string {
 	var s []string
 	for _, req := range pj.Requires {
-		if rj := run.Job(req); rj != nil && rj.Status != resource.StatusSuccess && rj.Status != resource.StatusSkipped {
+		rj := run.Job(req)
+		switch {
+		case rj == nil || rj.Satisfied():
+		case rj.Status == resource.StatusSkipped:
+			s = append(s, req+" skipped because of its requirements")
+		default:
 			s = append(s, req+" "+string(rj.Status))
 		}
 	}

@@ -118,3 +118,65 @@ func TestAdvanceBadIfFailsTheJobWithTheExpression(t *testing.T) {
 		t.Fatalf("run = %s, want failure", r.Status)
 	}
 }
+
+// A failed build skips test because of its requirements; that skip counts
+// as a failure below it, so deploy (when: success) does not run and the
+// `when: failure` job at the end of the chain does.
+func TestAdvanceSkipByRequirementsPropagatesAsFailure(t *testing.T) {
+	p := &plan{Jobs: []planJob{
+		{Name: "build"},
+		{Name: "test", Requires: []string{"build"}},
+		{Name: "deploy", Requires: []string{"test"}},
+		{Name: "cleanup", Requires: []string{"deploy"}, When: "failure"},
+		{Name: "notify", Requires: []string{"deploy"}, When: "always"},
+	}}
+	r := newRun(p)
+	now := time.Now()
+	advance(r, p, exprEval{}, now)
+	finish(t, r, "build", resource.StatusFailure)
+	advance(r, p, exprEval{}, now)
+	got := statuses(r)
+	if got["test"] != resource.StatusSkipped || got["deploy"] != resource.StatusSkipped {
+		t.Fatalf("after a failed build: %v, want test and deploy skipped", got)
+	}
+	if got["cleanup"] != resource.StatusQueued || got["notify"] != resource.StatusQueued {
+		t.Fatalf("after a failed build: %v, want cleanup (when: failure) and notify (always) queued", got)
+	}
+	for _, name := range []string{"test", "deploy"} {
+		if j := r.Job(name); j.Skip != resource.SkipByRequirements {
+			t.Errorf("%s skip = %q, want %q", name, j.Skip, resource.SkipByRequirements)
+		}
+	}
+	if want := "a required job did not succeed (test skipped because of its requirements)"; r.Job("deploy").Reason != want {
+		t.Errorf("deploy reason = %q, want %q", r.Job("deploy").Reason, want)
+	}
+	finish(t, r, "cleanup", resource.StatusSuccess)
+	finish(t, r, "notify", resource.StatusSuccess)
+	advance(r, p, exprEval{}, now)
+	if r.Status != resource.StatusFailure || r.Reason != "failed jobs: build" {
+		t.Fatalf("run = %s (%s), want failure naming build only", r.Status, r.Reason)
+	}
+}
+
+// A job skipped by its own `if` counts as satisfied: the jobs below run.
+func TestAdvanceSkipByIfIsSatisfied(t *testing.T) {
+	p := &plan{Jobs: []planJob{
+		{Name: "prod", If: "false"},
+		{Name: "after", Requires: []string{"prod"}},
+		{Name: "on-fail", Requires: []string{"prod"}, When: "failure"},
+	}}
+	r := newRun(p)
+	now := time.Now()
+	advance(r, p, exprEval{}, now)
+	if j := r.Job("prod"); j.Status != resource.StatusSkipped || j.Skip != resource.SkipByIf {
+		t.Fatalf("prod = %s/%q, want skipped by if", j.Status, j.Skip)
+	}
+	if got := statuses(r); got["after"] != resource.StatusQueued || got["on-fail"] != resource.StatusSkipped {
+		t.Fatalf("%v: want after queued and on-fail skipped", got)
+	}
+	finish(t, r, "after", resource.StatusSuccess)
+	advance(r, p, exprEval{}, now)
+	if r.Status != resource.StatusSuccess {
+		t.Fatalf("run = %s (%s), want success", r.Status, r.Reason)
+	}
+}

@@ -135,6 +135,11 @@ type JobStatus struct {
 	Name    string         `json:"name"`
 	Status  Status         `json:"status"`
 	Reason  string         `json:"reason,omitempty"`
+	// Skip says why a skipped job did not run: SkipByIf (its own `if` was
+	// false; counts as satisfied for the jobs below it) or
+	// SkipByRequirements (its `when` was not met; counts as a failure for
+	// the jobs below it).
+	Skip    SkipCause      `json:"skip,omitempty"`
 	Attempt int            `json:"attempt"`
 	Outputs map[string]any `json:"outputs,omitempty"`
 	Actions []ActionStatus `json:"actions"`
@@ -145,6 +150,28 @@ type JobStatus struct {
 	QueuedAt    *time.Time   `json:"queuedAt,omitempty"`
 	StartedAt   *time.Time   `json:"startedAt,omitempty"`
 	FinishedAt  *time.Time   `json:"finishedAt,omitempty"`
+}
+
+// SkipCause is why a job was skipped.
+type SkipCause string
+
+// The two kinds of skip.
+const (
+	SkipByIf           SkipCause = "if"
+	SkipByRequirements SkipCause = "requirements"
+)
+
+// Satisfied reports whether the job counts as satisfied for a job that
+// requires it with `when: success`: it succeeded, or its own `if` skipped it.
+func (j *JobStatus) Satisfied() bool {
+	return j.Status == StatusSuccess || (j.Status == StatusSkipped && j.Skip != SkipByRequirements)
+}
+
+// FailedForDependents reports whether the job counts as failed for the jobs
+// below it: it failed, was cancelled, or did not run because of its
+// requirements.
+func (j *JobStatus) FailedForDependents() bool {
+	return j.Status == StatusFailure || j.Status == StatusCancelled || (j.Status == StatusSkipped && j.Skip == SkipByRequirements)
 }
 
 // Action returns the status of the named action, or nil.
