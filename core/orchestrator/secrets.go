@@ -115,7 +115,7 @@ func (o *Orchestrator) jobEnv(ctx context.Context, run *resource.Run, p *plan, p
 			if err != nil {
 				return nil, fmt.Errorf("%s: credential %q: %w", field, v.FromCredential, err)
 			}
-			creds = c
+			creds = credentialsFor(c, run) // refuses what the pipeline may not use (credaccess.go)
 		}
 		val, err := CredentialValue(ctx, creds, v.FromCredential)
 		if err != nil {

@@ -4,8 +4,10 @@
 //
 // Resources are written "kind:name", with the namespace first in the name
 // of namespaced kinds: "pipeline:default/deploy", "run:default/deploy/42",
-// "credential:ci-key". Methods are read, write, run, approve and
-// credentialRead (reading a credential's values, not just its metadata).
+// "credential:ci-key" (a global credential), "credential:team-a/db" (a
+// credential of the namespace team-a). Methods are read, write, run,
+// approve, use (having a pipeline use a credential) and credentialRead
+// (reading a credential's values, not just its metadata).
 package authorization
 
 import (
@@ -28,11 +30,15 @@ const (
 	MethodRun            = "run"
 	MethodApprove        = "approve"
 	MethodCredentialRead = "credentialRead"
+	// MethodUse is having a pipeline use a credential ({from_credential:
+	// NAME}): asked for the identity that applies or starts the pipeline.
+	// It does not reveal the value to the identity, only to the jobs.
+	MethodUse = "use"
 )
 
 // Methods lists the methods the core asks about.
 func Methods() []string {
-	return []string{MethodRead, MethodWrite, MethodRun, MethodApprove, MethodCredentialRead}
+	return []string{MethodRead, MethodWrite, MethodRun, MethodApprove, MethodUse, MethodCredentialRead}
 }
 
 // Authorization is implemented by authorization plugins.

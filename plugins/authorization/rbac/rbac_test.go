@@ -109,10 +109,10 @@ func TestBuiltinRoles(t *testing.T) {
 	// want[role][method] lists the resources (by index) the role may use
 	// the method on.
 	want := map[string]map[string]string{
-		"admin":     {"read": "012345", "write": "012345", "run": "012345", "approve": "012345", "credentialRead": "012345"},
-		"operator":  {"read": "012345", "write": "0123", "run": "0123", "approve": "0123", "credentialRead": ""},
-		"developer": {"read": "012345", "write": "012", "run": "012", "approve": "", "credentialRead": ""},
-		"viewer":    {"read": "012345", "write": "", "run": "", "approve": "", "credentialRead": ""},
+		"admin":     {"read": "012345", "write": "012345", "run": "012345", "approve": "012345", "use": "012345", "credentialRead": "012345"},
+		"operator":  {"read": "012345", "write": "0123", "run": "0123", "approve": "0123", "use": "3", "credentialRead": ""},
+		"developer": {"read": "012345", "write": "012", "run": "012", "approve": "", "use": "3", "credentialRead": ""},
+		"viewer":    {"read": "012345", "write": "", "run": "", "approve": "", "use": "", "credentialRead": ""},
 	}
 	for role, methods := range want {
 		for method, allowed := range methods {

@@ -8,8 +8,8 @@ import (
 type Permission struct {
 	// Resources are patterns such as "pipeline:default/*" (see Match).
 	Resources []string `json:"resources"`
-	// Methods are read, write, run, approve, credentialRead, or "*" for
-	// all of them.
+	// Methods are read, write, run, approve, use, credentialRead, or "*"
+	// for all of them.
 	Methods []string             `json:"methods"`
 	Effect  authorization.Effect `json:"effect"`
 }
@@ -31,15 +31,19 @@ var (
 //   - admin may do everything, including reading credential values
 //     (credentialRead) and managing tokens and plugins.
 //   - operator may read everything, and write, run and approve pipelines,
-//     runs, triggers, credentials and namespaces. Operators manage
-//     credentials without seeing their values, and cannot issue tokens or
-//     install plugins (which would let them grant themselves more).
-//   - developer may read everything, and write and run pipelines, runs and
-//     triggers. Developers cannot approve (approval is its own method,
-//     approve), change credentials or read their values.
+//     runs, triggers, credentials and namespaces, and have pipelines use
+//     credentials. Operators manage credentials without seeing their
+//     values, and cannot issue tokens or install plugins (which would let
+//     them grant themselves more).
+//   - developer may read everything, write and run pipelines, runs and
+//     triggers, and have pipelines use credentials (use). Developers
+//     cannot approve (approval is its own method, approve), change
+//     credentials or read their values.
 //   - viewer may read everything and change nothing.
 //
-// "read" on a credential is its metadata; its values need credentialRead.
+// "read" on a credential is its metadata; "use" is naming it in a pipeline
+// (the server checks it for whoever applies or starts the pipeline); its
+// values need credentialRead, which no API route offers.
 // The built-in roles have no Deny permissions, so that holding one more
 // role never takes a permission away.
 func BuiltinRoles() []Role {
@@ -50,10 +54,12 @@ func BuiltinRoles() []Role {
 		{Name: "operator", Description: "read everything; write, run and approve pipelines, runs, triggers, credentials and namespaces", Permissions: []Permission{
 			{Resources: all, Methods: []string{authorization.MethodRead}, Effect: allow},
 			{Resources: []string{"pipeline:*", "run:*", "trigger:*", "credential:*", "namespace:*"}, Methods: []string{authorization.MethodWrite, authorization.MethodRun, authorization.MethodApprove}, Effect: allow},
+			{Resources: []string{"credential:*"}, Methods: []string{authorization.MethodUse}, Effect: allow},
 		}},
 		{Name: "developer", Description: "read everything; write and run pipelines, runs and triggers", Permissions: []Permission{
 			{Resources: all, Methods: []string{authorization.MethodRead}, Effect: allow},
 			{Resources: []string{"pipeline:*", "run:*", "trigger:*"}, Methods: []string{authorization.MethodWrite, authorization.MethodRun}, Effect: allow},
+			{Resources: []string{"credential:*"}, Methods: []string{authorization.MethodUse}, Effect: allow},
 		}},
 		{Name: "viewer", Description: "read everything", Permissions: []Permission{
 			{Resources: all, Methods: []string{authorization.MethodRead}, Effect: allow},
