@@ -68,12 +68,12 @@ type actionType struct {
 var types = map[string]actionType{
 	"run": {
 		description: "Run a shell script on the job's engine. Outputs: stdout (the last 64 KiB, trailing newlines removed), exit_code, and key=value lines the script appends to $PALVELLA_OUTPUT.",
-		schema: object(map[string]any{
-			"run":     prop("string", "The script."),
-			"shell":   prop([]any{"string", "array"}, `The shell and its flags, run as [shell..., script]; default "sh -e -c". A single word such as "bash" gets "-e -c" (or "-c" if not a POSIX shell).`),
+		schema: scriptSchema(object(map[string]any{
+			"run":     annotate(prop("string", "The script. The values of its ${{ }} reach it through environment variables (PALVELLA_EXPR_1...) in env, never as text."), sdk.SchemaScript),
+			"shell":   annotate(prop([]any{"string", "array"}, `The shell and its flags, run as [shell..., script]; default "sh -e -c". A single word such as "bash" gets "-e -c" (or "-c" if not a POSIX shell). With another program than a POSIX shell, the script may not hold ${{ }}.`), sdk.SchemaShell),
 			"env":     prop("object", "Environment variables for the script."),
 			"workdir": prop("string", "Working directory, relative to the job's workspace."),
-		}, []string{"run"}, map[string]any{"run": "echo hello"}),
+		}, []string{"run"}, map[string]any{"run": "echo hello"}), "env"),
 		run: (*Plugin).runScript,
 	},
 	"approval": {
@@ -135,6 +135,19 @@ func object(props map[string]any, required []string, examples ...map[string]any)
 
 func prop(typ any, description string) map[string]any {
 	return map[string]any{"type": typ, "description": description}
+}
+
+// annotate sets a boolean annotation of the core on a property.
+func annotate(p map[string]any, key string) map[string]any {
+	p[key] = true
+	return p
+}
+
+// scriptSchema names the param the core puts the values of a script's
+// ${{ }} in.
+func scriptSchema(s map[string]any, env string) map[string]any {
+	s[sdk.SchemaEnv] = env
+	return s
 }
 
 // Describe returns the plugin's manifest.

@@ -1,0 +1,22 @@
+package sdk
+
+// Annotations a type's ParamsSchema (in [TypeInfo]) may carry for the
+// core.
+//
+// A param whose property says "x-palvella-script": true holds a POSIX
+// shell script. The core never pastes the value of a `${{ ... }}` into such
+// a script's text: it evaluates each one into an environment variable
+// (PALVELLA_EXPR_1, ...), adds it to the object param named by
+// "x-palvella-env" at the top of the schema ("env" when absent), and
+// writes a reference to the variable where the expression stood. So a
+// param or a webhook payload holding `"; rm -rf ~; "` reaches the script
+// as data. A property marked "x-palvella-shell": true names the program
+// that runs the scripts (a word, or a list of words); when it names
+// something other than a POSIX shell (sh, bash, dash, ash, ksh, zsh,
+// mksh, busybox), a `${{ ... }}` in a script is refused, since the core
+// cannot know how that language refers to a variable.
+const (
+	SchemaScript = "x-palvella-script"
+	SchemaEnv    = "x-palvella-env"
+	SchemaShell  = "x-palvella-shell"
+)
