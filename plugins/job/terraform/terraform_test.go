@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
@@ -58,15 +59,24 @@ func stub(t *testing.T) string {
 	return path
 }
 
+// uninterpolated is what the core's ${{ }} interpolation makes of a
+// parameter the plugin wrote: the plugin writes no expression but the
+// literal ${{ "${{" }}.
+func uninterpolated(s string) string { return strings.ReplaceAll(s, `${{ "${{" }}`, "${{") }
+
 // runScript runs an expanded run action's script as the local engine does
-// (sh -e -c) in workspace, with $PALVELLA_OUTPUT, and returns the exit
-// code, the output and the outputs file.
-func runScript(t *testing.T, a job.ActionSpec, workspace string) (int, string, string) {
+// (sh -e -c, the action's env) in workspace, with $PALVELLA_OUTPUT, and
+// returns the exit code, the output and the outputs file. extraEnv comes
+// last.
+func runScript(t *testing.T, a job.ActionSpec, workspace string, extraEnv ...string) (int, string, string) {
 	t.Helper()
 	if a.Type != "run" {
 		t.Fatalf("action %q has type %q, want run", a.Name, a.Type)
 	}
 	script, _ := a.Params["run"].(string)
+	if strings.Contains(script, "${{") {
+		t.Fatalf("the script has an expression in it:\n%s", script)
+	}
 	outputs := filepath.Join(t.TempDir(), "outputs")
 	if err := os.WriteFile(outputs, nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -74,6 +84,15 @@ func runScript(t *testing.T, a job.ActionSpec, workspace string) (int, string, s
 	cmd := exec.Command("sh", "-e", "-c", script)
 	cmd.Dir = workspace
 	cmd.Env = append(os.Environ(), "PALVELLA_OUTPUT="+outputs)
+	env, _ := a.Params["env"].(map[string]any)
+	for k, v := range env {
+		s, ok := v.(string)
+		if !ok {
+			t.Fatalf("env %s is %T, want a string", k, v)
+		}
+		cmd.Env = append(cmd.Env, k+"="+uninterpolated(s))
+	}
+	cmd.Env = append(cmd.Env, extraEnv...)
 	out, err := cmd.CombinedOutput()
 	code := 0
 	var exitErr *exec.ExitError
@@ -89,7 +108,9 @@ func runScript(t *testing.T, a job.ActionSpec, workspace string) (int, string, s
 	return code, string(out), string(b)
 }
 
-func TestPlanApproveApply(t *testing.T) {
+// The older arguments (account, environment, binary, plan_job), as the
+// shared example passes them, with the stand-in.
+func TestPlanApproveApplyWithTheStub(t *testing.T) {
 	bin := stub(t)
 	for _, tc := range []struct {
 		environment string
@@ -157,17 +178,145 @@ func TestPlanFailureFailsTheScript(t *testing.T) {
 	if err := os.WriteFile(bin, []byte("#!/bin/sh\necho 'Error: invalid configuration' >&2\nexit 1\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	plan := expand(t, "plan", "p", map[string]any{"account": "a", "environment": "e", "binary": bin})
+	plan := expand(t, "plan", "p", map[string]any{"binary": bin})
 	code, out, outputs := runScript(t, plan.Actions[0], t.TempDir())
 	if code != 1 || outputs != "" || !strings.Contains(out, "exit code 1") {
 		t.Fatalf("failing plan: exit %d, outputs %q, output %q; want exit 1 and no changed output", code, outputs, out)
 	}
 }
 
+// recorder writes a command that records its name and arguments, one per
+// line, and succeeds.
+func recorder(t *testing.T, dir, name string) {
+	t.Helper()
+	script := "#!/bin/sh\n{ echo \"" + name + "\"; for a in \"$@\"; do echo \"$a\"; done; echo --; } >> \"$RECORD\"\n"
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Without a binary argument: terraform when it is on the PATH, else tofu,
+// else a clear failure.
 func TestDefaultBinary(t *testing.T) {
-	plan := expand(t, "plan", "p", map[string]any{"account": "a", "environment": "e"})
-	if script := plan.Actions[0].Params["run"].(string); !strings.Contains(script, "'terraform' plan -detailed-exitcode -var 'environment=e' -var 'account=a' -out tfplan") {
-		t.Fatalf("plan script does not run the default binary as documented:\n%s", script)
+	plan := expand(t, "plan", "p", map[string]any{})
+	shTool, err := exec.LookPath("sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		onPath []string
+		want   string
+	}{
+		{[]string{"terraform", "tofu"}, "terraform"},
+		{[]string{"tofu"}, "tofu"},
+		{nil, ""},
+	} {
+		bin := t.TempDir()
+		for _, n := range tc.onPath {
+			recorder(t, bin, n)
+		}
+		// The script needs only sh and its builtins, mktemp and rm.
+		for _, tool := range []string{"mktemp", "rm"} {
+			p, err := exec.LookPath(tool)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(p, filepath.Join(bin, tool)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		record := filepath.Join(t.TempDir(), "record")
+		cmd := exec.Command(shTool, "-e", "-c", plan.Actions[0].Params["run"].(string))
+		cmd.Dir = t.TempDir()
+		cmd.Env = []string{"PATH=" + bin, "RECORD=" + record, "PALVELLA_OUTPUT=" + filepath.Join(t.TempDir(), "out")}
+		for k, v := range plan.Actions[0].Params["env"].(map[string]any) {
+			cmd.Env = append(cmd.Env, k+"="+v.(string))
+		}
+		out, err := cmd.CombinedOutput()
+		got, _ := os.ReadFile(record)
+		if tc.want == "" {
+			if err == nil || !strings.Contains(string(out), "neither terraform nor tofu is on the PATH") {
+				t.Errorf("with neither on the PATH: %v, output %q", err, out)
+			}
+			continue
+		}
+		if err != nil || !strings.HasPrefix(string(got), tc.want+"\nplan\n") {
+			t.Errorf("with %v on the PATH: %v, ran %q, want %s plan; output %s", tc.onPath, err, got, tc.want, out)
+		}
+	}
+}
+
+// Variables, the workspace, the backend configuration and the folder reach
+// the command through the environment and generated files, never through
+// the script's text, and run in the right order.
+func TestArgumentsNeverInTheScript(t *testing.T) {
+	bin := t.TempDir()
+	recorder(t, bin, "terraform")
+	evil := `"; touch pwned; echo "$(id) ${{ params.x }}`
+	with := map[string]any{
+		"binary":         filepath.Join(bin, "terraform"),
+		"dir":            "infra dir",
+		"workspace":      "prod",
+		"reconfigure":    "true",
+		"backend_config": map[string]any{"path": "/state/" + evil},
+		"vars":           map[string]any{"note": evil, "replicas": 3.0, "tags": []any{"a", "b"}},
+	}
+	plan := expand(t, "plan", "p", with)
+	if s := plan.Actions[0].Params["run"].(string); strings.Contains(s, "touch") || strings.Contains(s, "infra dir") {
+		t.Fatalf("an argument is pasted into the script:\n%s", s)
+	}
+	ws := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(ws, "infra dir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ws, "infra dir", "main.tf"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A recorder that also keeps the generated files it is given.
+	keep := `for a in "$@"; do case "$a" in -var-file=*) cp "${a#-var-file=}" "$RECORD.vars" ;; -backend-config=*) cp "${a#-backend-config=}" "$RECORD.backend" ;; esac; done`
+	b, _ := os.ReadFile(filepath.Join(bin, "terraform"))
+	if err := os.WriteFile(filepath.Join(bin, "terraform"), append(b, []byte(keep+"\n")...), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	record := filepath.Join(t.TempDir(), "record")
+	code, out, outputs := runScript(t, plan.Actions[0], ws, "RECORD="+record)
+	if code != 0 || outputs != "changed=false\n" {
+		t.Fatalf("plan: exit %d, outputs %q, output:\n%s", code, outputs, out)
+	}
+	if _, err := os.Stat(filepath.Join(ws, "infra dir", "pwned")); err == nil {
+		t.Fatal("a variable's value ran as a command")
+	}
+	got, _ := os.ReadFile(record)
+	calls := strings.Split(strings.TrimSuffix(string(got), "--\n"), "--\n")
+	if len(calls) != 3 {
+		t.Fatalf("calls = %q, want init, workspace, plan", calls)
+	}
+	init := strings.Fields(calls[0])
+	if init[1] != "init" || init[2] != "-input=false" || init[3] != "-reconfigure" || !strings.HasPrefix(init[4], "-backend-config=") || !strings.HasSuffix(init[4], ".json") {
+		t.Errorf("init call = %q", calls[0])
+	}
+	if calls[1] != "terraform\nworkspace\nselect\n-or-create\nprod\n" {
+		t.Errorf("workspace call = %q", calls[1])
+	}
+	p := strings.Split(strings.TrimSpace(calls[2]), "\n")
+	if p[1] != "plan" || p[2] != "-input=false" || p[3] != "-detailed-exitcode" || p[4] != "-out" || p[5] != filepath.Join(ws, "tfplan") || !strings.HasPrefix(p[6], "-var-file=") || len(p) != 7 {
+		t.Errorf("plan call = %q", p)
+	}
+	vars, _ := os.ReadFile(record + ".vars")
+	if want := `{"note":"\"; touch pwned; echo \"\u0024(id) \u0024{{ params.x }}","replicas":3,"tags":["a","b"]}`; strings.TrimSpace(string(vars)) != want {
+		t.Errorf("var-file = %s\nwant       %s", vars, want)
+	}
+	backend, _ := os.ReadFile(record + ".backend")
+	if !strings.Contains(string(backend), `"path":"/state/`) {
+		t.Errorf("backend config file = %s", backend)
+	}
+}
+
+func TestMissingDirSaysSo(t *testing.T) {
+	plan := expand(t, "plan", "p", map[string]any{"dir": "infra", "binary": "true"})
+	code, out, _ := runScript(t, plan.Actions[0], t.TempDir())
+	if code == 0 || !strings.Contains(out, "the configuration folder infra is not in the workspace") {
+		t.Fatalf("exit %d, output %q", code, out)
 	}
 }
 
@@ -179,12 +328,15 @@ func TestBadArguments(t *testing.T) {
 		with  map[string]any
 		field string
 	}{
-		{"plan", map[string]any{"environment": "prod"}, "with.account"},
-		{"plan", map[string]any{"account": "project1"}, "with.environment"},
 		{"plan", map[string]any{"account": "project1", "environment": " "}, "with.environment"},
 		{"plan", map[string]any{"account": "project1", "environment": "prod", "enviroment": "prod"}, "with.enviroment"},
 		{"plan", map[string]any{"account": 7.0, "environment": "prod"}, "with.account"},
 		{"plan", map[string]any{"account": "a\nb", "environment": "prod"}, "with.account"},
+		{"plan", map[string]any{"vars": "a=b"}, "with.vars"},
+		{"plan", map[string]any{"vars": map[string]any{"": "x"}}, "with.vars"},
+		{"plan", map[string]any{"reconfigure": "yes please"}, "with.reconfigure"},
+		{"plan", map[string]any{"backend_config": []any{"a"}}, "with.backend_config"},
+		{"plan", map[string]any{"dir": 3.0}, "with.dir"},
 		{"approve-if-changed", map[string]any{}, "with.plan_job"},
 		{"approve-if-changed", map[string]any{"plan_job": `x"] || true || jobs["`}, "with.plan_job"},
 		{"apply", map[string]any{"account": "project1", "environment": "prod"}, "with.plan_job"},
@@ -194,6 +346,29 @@ func TestBadArguments(t *testing.T) {
 		var typed *sdk.Error
 		if !errors.Is(err, sdk.ErrInvalidArgument) || !errors.As(err, &typed) || typed.Field != tc.field {
 			t.Errorf("Expand(%s, %v): error = %v, want ErrInvalidArgument about %s", tc.typ, tc.with, err, tc.field)
+		}
+	}
+}
+
+func TestSchemaListsEveryArgument(t *testing.T) {
+	m, err := New().Describe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ti := range m.Types {
+		props := ti.ParamsSchema["properties"].(map[string]any)
+		var names []string
+		for n := range props {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		var want []string
+		for _, a := range types[ti.Name].args {
+			want = append(want, a.name)
+		}
+		sort.Strings(want)
+		if strings.Join(names, ",") != strings.Join(want, ",") {
+			t.Errorf("%s: schema properties %v, want %v", ti.Name, names, want)
 		}
 	}
 }
