@@ -10,10 +10,10 @@
 //     storage: {get: [infra/main.tf]}
 //     uses: terraform/plan
 //     with:
-//       dir: infra
-//       workspace: prod
-//       vars: {environment: prod, replicas: 3}
-//       backend_config: {bucket: my-state, key: app.tfstate}
+//     dir: infra
+//     workspace: prod
+//     vars: {environment: prod, replicas: 3}
+//     backend_config: {bucket: my-state, key: app.tfstate}
 //   - name: approve
 //     requires: [plan]
 //     uses: terraform/approve-if-changed
