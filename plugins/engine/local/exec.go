@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -65,12 +66,12 @@ func (p *Plugin) Exec(ctx context.Context, req *engine.ExecRequest, out func(str
 		return nil, fmt.Errorf("exec in workspace %q: open workspace: %w", ws.id, err)
 	}
 	defer root.Close()
-	dir, err := prepare(root, req)
+	dir, err := prepare(root, req, cfg.jobUID, cfg.jobGID)
 	if err != nil {
 		return nil, fmt.Errorf("exec in workspace %q: %w", ws.id, err)
 	}
 
-	env := commandEnv(ws, req.Env)
+	env := commandEnv(ws, req.Env, cfg.jobUID >= 0)
 	argv := req.Command
 	if len(argv) == 0 {
 		shell := req.Shell
@@ -79,7 +80,7 @@ func (p *Plugin) Exec(ctx context.Context, req *engine.ExecRequest, out func(str
 		}
 		argv = append(append([]string(nil), shell...), req.Script)
 	}
-	res, err := runCommand(ctx, cfg.grace, r, req.Timeout, filepath.Join(ws.work, dir), argv, env, out)
+	res, err := p.runCommand(ctx, cfg, ws, r, req.Timeout, filepath.Join(ws.work, dir), argv, env, out)
 	if err != nil {
 		return nil, fmt.Errorf("exec in workspace %q: %w", ws.id, err)
 	}
@@ -126,8 +127,23 @@ func (p *Plugin) endRun(ws *workspace, execID string, r *run) {
 }
 
 // prepare writes the files in and creates the working directory, all
-// inside root, and returns the working directory relative to it.
-func prepare(root *os.Root, req *engine.ExecRequest) (string, error) {
+// inside root, and returns the working directory relative to it. When uid
+// is not -1, what it writes is given to uid/gid, the commands' user.
+func prepare(root *os.Root, req *engine.ExecRequest, uid, gid int) (string, error) {
+	// chown gives name and the directories on the way to it to the
+	// commands' user.
+	chown := func(name string) error {
+		if uid < 0 {
+			return nil
+		}
+		parts := strings.Split(name, string(filepath.Separator))
+		for i := range parts {
+			if err := root.Lchown(filepath.Join(parts[:i+1]...), uid, gid); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	for i, f := range req.FilesIn {
 		name, err := engine.CleanPath(fmt.Sprintf("files_in[%d].path", i), f.Path, false)
 		if err != nil {
@@ -149,6 +165,9 @@ func prepare(root *os.Root, req *engine.ExecRequest) (string, error) {
 		if err := root.Chmod(name, mode); err != nil {
 			return "", fmt.Errorf("write file in %q: %w", f.Path, err)
 		}
+		if err := chown(name); err != nil {
+			return "", fmt.Errorf("write file in %q: %w", f.Path, err)
+		}
 	}
 	dir := "."
 	if req.Workdir != "" {
@@ -159,18 +178,22 @@ func prepare(root *os.Root, req *engine.ExecRequest) (string, error) {
 		if err := root.MkdirAll(dir, 0o755); err != nil {
 			return "", fmt.Errorf("create workdir %q: %w", req.Workdir, err)
 		}
+		if err := chown(dir); err != nil {
+			return "", fmt.Errorf("create workdir %q: %w", req.Workdir, err)
+		}
 	}
 	return dir, nil
 }
 
 // commandEnv is the whole environment of a command: a minimal base the
-// request's variables override.
-func commandEnv(ws *workspace, given map[string]string) []string {
+// request's variables override. A command that runs as another user than
+// the engine's gets its workspace as HOME, not the engine's home.
+func commandEnv(ws *workspace, given map[string]string, otherUser bool) []string {
 	base := map[string]string{"PATH": defaultPath, "HOME": ws.dir, "TMPDIR": ws.tmp}
 	if v := os.Getenv("PATH"); v != "" {
 		base["PATH"] = v
 	}
-	if v := os.Getenv("HOME"); v != "" {
+	if v := os.Getenv("HOME"); v != "" && !otherUser {
 		base["HOME"] = v
 	}
 	for k, v := range given {
@@ -217,9 +240,11 @@ func lookPath(name, dir string, env []string) (string, error) {
 	return "", exec.ErrNotFound
 }
 
-// runCommand runs argv in its own process group and streams its output to
-// out until every process of the group is gone.
-func runCommand(ctx context.Context, grace time.Duration, r *run, timeout time.Duration, dir string, argv, env []string, out func(string, []byte) error) (*engine.ExecResult, error) {
+// runCommand runs argv contained (its own cgroup, or its own process
+// group) and streams its output to out until every process it started is
+// gone.
+func (p *Plugin) runCommand(ctx context.Context, cfg config, ws *workspace, r *run, timeout time.Duration, dir string, argv, env []string, out func(string, []byte) error) (*engine.ExecResult, error) {
+	grace := cfg.grace
 	var (
 		outMu  sync.Mutex
 		outErr error
@@ -257,15 +282,50 @@ func runCommand(ctx context.Context, grace time.Duration, r *run, timeout time.D
 	cmd := &exec.Cmd{
 		Path: path, Args: argv, Env: env, Dir: dir,
 		Stdout: stdoutW, Stderr: stderrW,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
+	// A launcher (this binary, re-executed) switches user and sandboxes
+	// the command before it execs it; its specification goes through a
+	// pipe.
+	var specR, specW *os.File
+	if cfg.jobUID >= 0 || cfg.landlock {
+		if specR, specW, err = os.Pipe(); err != nil {
+			stdoutR.Close()
+			stdoutW.Close()
+			stderrR.Close()
+			stderrW.Close()
+			return nil, fmt.Errorf("create launch pipe: %w", err)
+		}
+		cmd.Path, cmd.Args, cmd.Env = "/proc/self/exe", []string{"palvella-launch", helperLaunch}, []string{}
+		cmd.ExtraFiles = []*os.File{specR}
+	}
+	c, err := newContainer(cmd, cfg.cgroup)
+	if err != nil {
+		for _, f := range []*os.File{stdoutR, stdoutW, stderrR, stderrW, specR, specW} {
+			if f != nil {
+				f.Close()
+			}
+		}
+		return nil, fmt.Errorf("contain the command: %w", err)
+	}
+	host.rmu.Lock()
 	startErr := cmd.Start()
+	if startErr == nil {
+		c.started(cmd.Process.Pid)
+	}
+	host.rmu.Unlock()
 	// The children hold the write ends now; ours must go for EOF to come.
 	stdoutW.Close()
 	stderrW.Close()
+	if specR != nil {
+		specR.Close()
+	}
 	if startErr != nil {
 		stdoutR.Close()
 		stderrR.Close()
+		if specW != nil {
+			specW.Close()
+		}
+		_ = c.release()
 		code := 126
 		if errors.Is(startErr, fs.ErrNotExist) {
 			code = 127
@@ -273,7 +333,30 @@ func runCommand(ctx context.Context, grace time.Duration, r *run, timeout time.D
 		emit(engine.Stderr, fmt.Appendf(nil, "%s: %s: %v\n", Name, argv[0], startErr))
 		return &engine.ExecResult{ExitCode: code}, outErrOrNil(&outMu, &outErr)
 	}
-	pgid := cmd.Process.Pid
+	if specW != nil {
+		spec := launchSpec{Path: path, Args: argv, Env: env, UID: cfg.jobUID, GID: cfg.jobGID, Parent: os.Getpid()}
+		if cfg.landlock {
+			spec.Sandbox = &sandboxSpec{Deny: append(cfg.deny, cfg.root), Allow: []string{ws.dir}}
+		}
+		b, _ := json.Marshal(&spec) // strings and numbers
+		go func() {
+			_, _ = specW.Write(b) // the launcher reports a short specification
+			specW.Close()
+		}()
+	}
+	p.mu.Lock()
+	ws.execs[r] = c.record()
+	recErr := ws.saveRecord()
+	p.mu.Unlock()
+	if recErr != nil {
+		emit(engine.Stderr, fmt.Appendf(nil, "%s: %v\n", Name, recErr))
+	}
+	defer func() {
+		p.mu.Lock()
+		delete(ws.execs, r)
+		_ = ws.saveRecord() // Teardown removes it anyway
+		p.mu.Unlock()
+	}()
 
 	var readers sync.WaitGroup
 	for _, s := range []struct {
@@ -308,32 +391,41 @@ func runCommand(ctx context.Context, grace time.Duration, r *run, timeout time.D
 		reason = stoppedByOutput
 	}
 
-	// Stop the group: either the command is being stopped, or it exited and
-	// left processes behind. SIGTERM, then SIGKILL once the grace is over.
-	if reason != notStopped || groupAlive(pgid) {
-		_ = syscall.Kill(-pgid, syscall.SIGTERM) // ESRCH: already gone
+	// Stop what is left: either the command is being stopped, or it exited
+	// and left processes behind. SIGTERM, then SIGKILL once the grace is
+	// over or at once when everything exited.
+	if reason != notStopped || c.alive() {
+		c.signal(syscall.SIGTERM)
 		deadline := time.NewTimer(grace)
+		poll := time.NewTicker(20 * time.Millisecond)
 		wait := waited
 		done := readersDone
 	graceLoop:
-		for !exited || done != nil {
+		for !exited || done != nil || c.alive() {
 			select {
 			case <-wait:
 				exited, wait = true, nil
 			case <-done:
 				done = nil
+			case <-poll.C:
 			case <-deadline.C:
 				break graceLoop
 			}
 		}
+		poll.Stop()
 		deadline.Stop()
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		c.kill()
 	}
 	if !exited {
 		<-waited
 	}
-	// A process that left the group (setsid) may still hold the pipes:
-	// give the readers a grace, then cut them off.
+	// Waits until the processes are gone (cgroup), or kills those that
+	// left the process group and were re-parented to the engine.
+	if err := c.release(); err != nil {
+		emit(engine.Stderr, fmt.Appendf(nil, "%s: %v\n", Name, err))
+	}
+	// A process that escaped may still hold the pipes: give the readers a
+	// grace, then cut them off.
 	select {
 	case <-readersDone:
 	case <-time.After(grace + 100*time.Millisecond):
@@ -385,11 +477,6 @@ func pump(f *os.File, stream string, emit func(string, []byte)) {
 			return
 		}
 	}
-}
-
-// groupAlive reports whether any process of the group still exists.
-func groupAlive(pgid int) bool {
-	return syscall.Kill(-pgid, 0) == nil
 }
 
 // exitCode is the command's exit status, or 128 plus the signal that ended

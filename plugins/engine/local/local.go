@@ -45,13 +45,31 @@ type config struct {
 	shell []string
 	// grace is how long a stopped command has between SIGTERM and SIGKILL.
 	grace time.Duration
+
+	// user is the configured user commands run as ("" for the default).
+	user string
+	// deny lists the paths commands must not reach (PALVELLA_HOME and
+	// deny_paths); the workspace root is added to them.
+	deny []string
+	// sandbox is "auto", "landlock" or "none"; containment is "auto",
+	// "cgroup" or "process_group".
+	sandbox, containment string
+
+	// Resolved from the above and the host by resolve.
+	jobUID, jobGID int  // -1: the engine's own
+	landlock       bool // commands are sandboxed with Landlock
+	cgroup         bool // each command gets its own cgroup
 }
 
 func defaultConfig() config {
 	return config{
-		root:  filepath.Join(os.TempDir(), "palvella-workspaces"),
-		shell: []string{"sh", "-e", "-c"},
-		grace: 2 * time.Second,
+		root:        filepath.Join(os.TempDir(), "palvella-workspaces"),
+		shell:       []string{"sh", "-e", "-c"},
+		grace:       2 * time.Second,
+		sandbox:     "auto",
+		containment: "auto",
+		jobUID:      -1,
+		jobGID:      -1,
 	}
 }
 
@@ -67,7 +85,8 @@ var _ engine.Engine = (*Plugin)(nil)
 // New returns a local engine with the default configuration; it works
 // without Configure.
 func New() *Plugin {
-	return &Plugin{cfg: defaultConfig(), workspaces: map[string]*workspace{}}
+	cfg, _ := resolve(defaultConfig())
+	return &Plugin{cfg: cfg, workspaces: map[string]*workspace{}}
 }
 
 // Serve runs the plugin as a go-plugin server.
@@ -107,6 +126,31 @@ func (p *Plugin) Describe(ctx context.Context) (*sdk.Manifest, error) {
 					"default":     "2s",
 					"description": "How long a stopped command has to exit after SIGTERM before it gets SIGKILL, as a Go duration.",
 				},
+				"user": map[string]any{
+					"type":        "string",
+					"description": "User commands run as: a name, a uid or uid:gid. An engine running as root runs them as 65534:65534 (nobody) unless told otherwise; \"root\" keeps root. Another user needs the engine to run as root.",
+				},
+				"home": map[string]any{
+					"type":        "string",
+					"description": "The server's PALVELLA_HOME, which commands must not reach (set by the server).",
+				},
+				"deny_paths": map[string]any{
+					"type":        "array",
+					"items":       map[string]any{"type": "string"},
+					"description": "More absolute paths commands must not reach when the filesystem sandbox is on.",
+				},
+				"sandbox": map[string]any{
+					"type":        "string",
+					"enum":        []any{"auto", "landlock", "none"},
+					"default":     "auto",
+					"description": "Filesystem sandbox of commands: Landlock when the kernel has it (auto), always (landlock: an error without it) or none.",
+				},
+				"containment": map[string]any{
+					"type":        "string",
+					"enum":        []any{"auto", "cgroup", "process_group"},
+					"default":     "auto",
+					"description": "How a command's processes are held: a cgroup v2 per command when one can be made (auto), always (cgroup), or a process group with the engine as subreaper.",
+				},
 			},
 		},
 		Types: []sdk.TypeInfo{{
@@ -132,11 +176,22 @@ func (p *Plugin) Configure(ctx context.Context, req *sdk.ConfigureRequest) (*sdk
 	if sdk.HasErrors(diags) {
 		return &sdk.ConfigureResponse{Diagnostics: diags}, nil
 	}
-	if err := os.MkdirAll(cfg.root, 0o700); err != nil {
+	cfg, more := resolve(cfg)
+	diags = append(diags, more...)
+	if sdk.HasErrors(diags) {
+		return &sdk.ConfigureResponse{Diagnostics: diags}, nil
+	}
+	if err := prepareRoot(cfg); err != nil {
 		return &sdk.ConfigureResponse{Diagnostics: append(diags, sdk.Diagnostic{
 			Severity: sdk.SeverityError, Field: "config.root",
 			Summary: "cannot create the workspace root", Detail: err.Error(),
 		})}, nil
+	}
+	// Whatever an engine that is gone left under this root: its commands
+	// are killed and its workspaces removed.
+	if err := host.useRoot(cfg.root); err != nil {
+		diags = append(diags, sdk.Diagnostic{Severity: sdk.SeverityWarning, Field: "config.root",
+			Summary: "could not clean up every interrupted workspace", Detail: err.Error()})
 	}
 	p.mu.Lock()
 	p.cfg = cfg
@@ -200,8 +255,57 @@ func parseConfig(raw map[string]any) (config, []sdk.Diagnostic) {
 				continue
 			}
 			cfg.grace = d
+		case "user":
+			s, ok := v.(string)
+			if !ok {
+				bad(k, "must be a user name, a uid or uid:gid", fmt.Sprintf("got %T", v))
+				continue
+			}
+			cfg.user = s
+		case "home":
+			s, ok := v.(string)
+			if !ok {
+				bad(k, "must be a path", fmt.Sprintf("got %T", v))
+				continue
+			}
+			if s != "" {
+				abs, err := filepath.Abs(s)
+				if err != nil {
+					bad(k, "is not a usable path", err.Error())
+					continue
+				}
+				cfg.deny = append(cfg.deny, abs)
+			}
+		case "deny_paths":
+			list, ok := v.([]any)
+			if !ok {
+				bad(k, "must be a list of absolute paths", fmt.Sprintf("got %T", v))
+				continue
+			}
+			for i, item := range list {
+				s, ok := item.(string)
+				if !ok || !filepath.IsAbs(s) {
+					bad(fmt.Sprintf("%s[%d]", k, i), "must be an absolute path", fmt.Sprintf("got %v", item))
+					continue
+				}
+				cfg.deny = append(cfg.deny, filepath.Clean(s))
+			}
+		case "sandbox":
+			s, ok := v.(string)
+			if !ok || (s != "auto" && s != "landlock" && s != "none") {
+				bad(k, `must be "auto", "landlock" or "none"`, fmt.Sprintf("got %v", v))
+				continue
+			}
+			cfg.sandbox = s
+		case "containment":
+			s, ok := v.(string)
+			if !ok || (s != "auto" && s != "cgroup" && s != "process_group") {
+				bad(k, `must be "auto", "cgroup" or "process_group"`, fmt.Sprintf("got %v", v))
+				continue
+			}
+			cfg.containment = s
 		default:
-			bad(k, "unknown setting", "the local engine knows root, shell and kill_grace")
+			bad(k, "unknown setting", "the local engine knows root, shell, kill_grace, user, home, deny_paths, sandbox and containment")
 		}
 	}
 	return cfg, diags
@@ -212,5 +316,6 @@ func (p *Plugin) config() config {
 	defer p.mu.Unlock()
 	cfg := p.cfg
 	cfg.shell = slices.Clone(cfg.shell)
+	cfg.deny = slices.Clone(cfg.deny)
 	return cfg
 }

@@ -21,7 +21,7 @@ import (
 func newEngine(t testing.TB) *Plugin {
 	t.Helper()
 	p := New()
-	resp, err := p.Configure(context.Background(), &sdk.ConfigureRequest{Config: map[string]any{"root": t.TempDir(), "kill_grace": "500ms"}})
+	resp, err := p.Configure(context.Background(), &sdk.ConfigureRequest{Config: map[string]any{"root": reachableDir(t), "kill_grace": "500ms"}})
 	if err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
@@ -47,7 +47,7 @@ func TestConformanceWithEmptyConfig(t *testing.T) {
 }
 
 func TestSetupCreatesWorkspacesUnderRootAndTeardownRemovesThem(t *testing.T) {
-	root := t.TempDir()
+	root := reachableDir(t)
 	p := New()
 	if _, err := p.Configure(context.Background(), &sdk.ConfigureRequest{Config: map[string]any{"root": root}}); err != nil {
 		t.Fatal(err)
@@ -255,7 +255,7 @@ func TestImageIsRejected(t *testing.T) {
 
 func TestConfigureReportsEveryBadSettingAndKeepsTheOldConfig(t *testing.T) {
 	p := New()
-	root := t.TempDir()
+	root := reachableDir(t)
 	if _, err := p.Configure(context.Background(), &sdk.ConfigureRequest{Config: map[string]any{"root": root}}); err != nil {
 		t.Fatal(err)
 	}
@@ -322,6 +322,21 @@ func TestTeardownStopsRunningCommands(t *testing.T) {
 	if _, err := os.Stat(ws.Workdir); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("workdir still exists after Teardown")
 	}
+}
+
+// reachableDir is a temporary directory that the user commands run as can
+// enter (t.TempDir's parent is private to the test's user).
+func reachableDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "palvella-local-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = removeAll(dir) })
+	return dir
 }
 
 func setup(t testing.TB, p *Plugin) *engine.Workspace {

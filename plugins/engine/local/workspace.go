@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -23,6 +24,9 @@ type workspace struct {
 	running   map[string]*run   // by exec ID
 	all       map[*run]struct{} // every running Exec, with or without an ID
 	cancelled map[string]bool   // IDs cancelled before their Exec started
+	// execs identifies the processes of each running command, as written
+	// in the workspace's record.
+	execs map[*run]execRecord
 }
 
 // run is one running Exec.
@@ -45,8 +49,12 @@ func (p *Plugin) Setup(ctx context.Context, req *engine.SetupRequest) (*engine.W
 		return nil, err
 	}
 	cfg := p.config()
-	if err := os.MkdirAll(cfg.root, 0o700); err != nil {
+	if err := prepareRoot(cfg); err != nil {
 		return nil, fmt.Errorf("set up workspace: create root: %w", err)
+	}
+	if err := host.useRoot(cfg.root); err != nil {
+		// Leftovers of an engine that is gone: this workspace is fine.
+		fmt.Fprintf(os.Stderr, "%s: %v\n", Name, err)
 	}
 	dir, err := os.MkdirTemp(cfg.root, "ws-")
 	if err != nil {
@@ -55,11 +63,28 @@ func (p *Plugin) Setup(ctx context.Context, req *engine.SetupRequest) (*engine.W
 	ws := &workspace{
 		id: filepath.Base(dir), dir: dir, work: filepath.Join(dir, "work"), tmp: filepath.Join(dir, "tmp"),
 		running: map[string]*run{}, all: map[*run]struct{}{}, cancelled: map[string]bool{},
+		execs: map[*run]execRecord{},
+	}
+	if err := writeRecord(dir, &wsRecord{Owner: host.self}); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("set up workspace: %w", err)
 	}
 	for _, d := range []string{ws.work, ws.tmp} {
 		if err := os.Mkdir(d, 0o700); err != nil {
 			_ = os.RemoveAll(dir) // nothing refers to it yet
+			_ = os.Remove(statePath(dir))
 			return nil, fmt.Errorf("set up workspace: %w", err)
+		}
+	}
+	if cfg.jobUID >= 0 {
+		// The commands' user owns the workspace; the record beside it
+		// stays the engine's.
+		for _, d := range []string{ws.dir, ws.work, ws.tmp} {
+			if err := os.Lchown(d, cfg.jobUID, cfg.jobGID); err != nil {
+				_ = os.RemoveAll(dir)
+				_ = os.Remove(statePath(dir))
+				return nil, fmt.Errorf("set up workspace: give it to uid %d: %w", cfg.jobUID, err)
+			}
 		}
 	}
 	p.mu.Lock()
@@ -137,7 +162,20 @@ func (p *Plugin) Teardown(ctx context.Context, workspaceID string) error {
 	if err := removeAll(ws.dir); err != nil {
 		return fmt.Errorf("tear down workspace %q: %w", workspaceID, err)
 	}
+	if err := os.Remove(statePath(ws.dir)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("tear down workspace %q: %w", workspaceID, err)
+	}
 	return nil
+}
+
+// saveRecord rewrites the workspace's record with its running commands.
+// The caller holds p.mu.
+func (ws *workspace) saveRecord() error {
+	rec := &wsRecord{Owner: host.self}
+	for _, x := range ws.execs {
+		rec.Execs = append(rec.Execs, x)
+	}
+	return writeRecord(ws.dir, rec)
 }
 
 // removeAll removes dir even when commands left read-only directories in
