@@ -106,13 +106,13 @@ func (c ShellContext) Reference(name string) (string, bool) {
 func (c ShellContext) hint() string {
 	switch c {
 	case ShellSingleQuoted, ShellANSIQuoted:
-		return "nothing is expanded there; close the quotes around it, or put it in double quotes"
+		return `close the quotes around it ('...'"${{ ... }}"'...')`
 	case ShellQuotedHeredoc:
-		return "nothing is expanded in a quoted here-document; unquote its delimiter (<<EOF) or read the value from the environment"
+		return "unquote the delimiter (<<EOF), or give the value in env and read it from the environment"
 	case ShellHeredocDelimiter:
-		return "a here-document's delimiter must be literal"
+		return "write the delimiter literally"
 	case ShellArithmetic:
-		return `the shell would evaluate the value as arithmetic; give it in env and validate it in the script`
+		return "give the value in env and check that it is a number before computing with it"
 	case ShellEscaped:
 		return `remove the backslash or $ before it`
 	case ShellAmbiguous:
