@@ -360,3 +360,21 @@ func TestNextEngineKillsWhatAPreviousOneLeft(t *testing.T) {
 		t.Fatalf("the workspace of a running engine was removed: %v", err)
 	}
 }
+
+func configRequest(t *testing.T, extra map[string]any) *sdk.ConfigureRequest {
+	t.Helper()
+	cfg := map[string]any{"root": reachableDir(t)}
+	for k, v := range extra {
+		cfg[k] = v
+	}
+	return &sdk.ConfigureRequest{Config: cfg}
+}
+
+func hasErrorOn(diags []sdk.Diagnostic, field string) bool {
+	for _, d := range diags {
+		if d.Severity == sdk.SeverityError && d.Field == field {
+			return true
+		}
+	}
+	return false
+}

@@ -63,6 +63,12 @@ var host = &engineHost{roots: map[string]bool{}, known: map[int]bool{}, running:
 
 func (h *engineHost) init() {
 	h.once.Do(func() {
+		// The engine holds the credentials of the jobs it runs: a process
+		// that is not dumpable has its /proc entries (environ, mem, cwd,
+		// root...) closed to processes of its own user without
+		// CAP_SYS_PTRACE, commands included. Exec resets it, so the
+		// commands themselves are not affected.
+		_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 		h.self = selfIdentity()
 		h.startSupervisor()
 	})
