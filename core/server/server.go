@@ -259,6 +259,7 @@ func pluginConfig(home, name string, cfg map[string]any, token string) map[strin
 		def("root", filepath.Join(home, "storage"))
 	case "engine-local":
 		def("root", filepath.Join(home, "workspaces"))
+		def("home", home) // commands must not reach it (see docs/security.md)
 	case "credential-builtin":
 		def("path", filepath.Join(home, "credentials.db"))
 	case "authentication-token":
