@@ -18,7 +18,6 @@ import (
 	"github.com/palvella/palvella/core/resource"
 	"github.com/palvella/palvella/core/spec"
 	sdk "github.com/palvella/palvella/plugin-sdk"
-	"github.com/palvella/palvella/plugin-sdk/storage"
 )
 
 var _ api.Following = (*Orchestrator)(nil)
@@ -145,89 +144,106 @@ func (o *Orchestrator) followAction(ctx context.Context, run *resource.Run, job,
 	}
 }
 
+// followLive follows a log of this process: it reads what is stored from
+// storage and the rest from memory, then each new part as it is written,
+// so a follower that attaches late or falls behind still gets every line
+// exactly once, in order.
 func (o *Orchestrator) followLive(ctx context.Context, l *actionLog, job, action string, send func([]api.LogLine) error) error {
-	snap, sub := l.attach()
-	defer l.detach(sub)
+	wake, stop := l.watch()
+	defer stop()
 	if o.opts.Metrics != nil {
 		o.opts.Metrics.LogFollowers.Inc()
 		defer o.opts.Metrics.LogFollowers.Dec()
 	}
-	if err := sendText(snap, job, action, send); err != nil {
-		return err
-	}
+	r := l.reader(ctx)
+	defer r.Close()
+	ls := newLineSender(r, job, action, send)
 	for {
-		lines, missed, done := sub.take()
-		if missed > 0 {
-			note := fmt.Sprintf("%s system [%d lines not sent: this follower fell behind]", time.Now().UTC().Format(time.RFC3339Nano), missed)
-			lines = append(lines, note)
+		if err := ls.drain(); err != nil {
+			return err
 		}
-		for len(lines) > 0 {
-			n := min(len(lines), logBatch)
-			batch := make([]api.LogLine, n)
-			for i, s := range lines[:n] {
-				batch[i] = api.LogLine{Job: job, Action: action, Line: s}
-			}
-			if err := send(batch); err != nil {
-				return err
-			}
-			lines = lines[n:]
-		}
-		if done {
+		if r.done {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-sub.notify:
+		case <-wake:
 		}
 	}
 }
 
 // sendStored sends an ended action's log from run storage.
 func (o *Orchestrator) sendStored(ctx context.Context, run *resource.Run, job, action string, send func([]api.LogLine) error) error {
-	rc, err := o.storedLog(ctx, run, job, action)
+	rc, err := o.logChunks(run, job, action).reader(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("read the log of %s job %s action %s: %w", run.Name, job, action, err)
 	}
 	defer rc.Close()
 	return sendText(rc, job, action, send)
 }
 
-func (o *Orchestrator) storedLog(ctx context.Context, run *resource.Run, job, action string) (io.ReadCloser, error) {
-	st, err := o.storage(ctx)
-	if err != nil {
-		return nil, err
+// actionLogReader reads an action's whole log: while it runs in this
+// process, what it holds now; otherwise what is stored.
+func (o *Orchestrator) actionLogReader(ctx context.Context, run *resource.Run, job, action string) (io.ReadCloser, error) {
+	if l := o.logs.get(logKey(run.Namespace, run.Name, job, action)); l != nil {
+		return l.reader(ctx), nil
 	}
-	rc, _, err := st.Get(ctx, storage.ObjectRef{Scope: storage.Scope{Kind: storage.ScopeRun, Namespace: run.Namespace, Pipeline: run.Pipeline, Run: run.Name}, Key: storageLogKey(job, action)})
-	if errors.Is(err, sdk.ErrNotFound) {
-		return io.NopCloser(&emptyReader{}), nil
-	}
+	rc, err := o.logChunks(run, job, action).reader(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read the log of %s job %s action %s: %w", run.Name, job, action, err)
 	}
 	return rc, nil
 }
 
-func sendText(r io.Reader, job, action string, send func([]api.LogLine) error) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), maxLogBytes)
-	batch := make([]api.LogLine, 0, logBatch)
-	for sc.Scan() {
-		batch = append(batch, api.LogLine{Job: job, Action: action, Line: sc.Text()})
-		if len(batch) == logBatch {
-			if err := send(batch); err != nil {
-				return err
+// maxReadLine bounds one line read back from a log; longer lines (only in
+// logs stored before lines were split) are sent in pieces.
+const maxReadLine = maxLogLine + 4<<10
+
+// lineSender sends the lines read from r in batches. drain may be called
+// again after r has more to read.
+type lineSender struct {
+	br          *bufio.Reader
+	job, action string
+	send        func([]api.LogLine) error
+}
+
+func newLineSender(r io.Reader, job, action string, send func([]api.LogLine) error) *lineSender {
+	return &lineSender{br: bufio.NewReaderSize(r, maxReadLine), job: job, action: action, send: send}
+}
+
+// drain sends every line up to the end of what r holds now.
+func (s *lineSender) drain() error {
+	var batch []api.LogLine
+	for {
+		b, err := s.br.ReadSlice('\n')
+		if len(b) > 0 {
+			if batch == nil {
+				batch = make([]api.LogLine, 0, logBatch)
 			}
-			batch = make([]api.LogLine, 0, logBatch)
+			batch = append(batch, api.LogLine{Job: s.job, Action: s.action, Line: string(bytes.TrimSuffix(b, []byte{'\n'}))})
+			if len(batch) == logBatch {
+				if err := s.send(batch); err != nil {
+					return err
+				}
+				batch = nil
+			}
+		}
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			if !errors.Is(err, io.EOF) {
+				return fmt.Errorf("read the log of job %s action %s: %w", s.job, s.action, err)
+			}
+			break
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("read the log of job %s action %s: %w", job, action, err)
-	}
 	if len(batch) > 0 {
-		return send(batch)
+		return s.send(batch)
 	}
 	return nil
+}
+
+func sendText(r io.Reader, job, action string, send func([]api.LogLine) error) error {
+	return newLineSender(r, job, action, send).drain()
 }
 
 // Events subscribes to the event bus.
@@ -297,14 +313,17 @@ func (o *Orchestrator) DumpRun(ctx context.Context, ns, name string) (*api.RunDu
 	}
 	for _, j := range run.Jobs {
 		for _, a := range j.Actions {
-			var rc io.ReadCloser
-			if l := o.logs.get(logKey(ns, name, j.Name, a.Name)); l != nil {
-				rc = l.reader()
-			} else if rc, err = o.storedLog(ctx, run, j.Name, a.Name); err != nil {
+			rc, err := o.actionLogReader(ctx, run, j.Name, a.Name)
+			if err != nil {
 				return nil, err
 			}
 			var b bytes.Buffer
-			_, err := io.Copy(&b, io.LimitReader(rc, maxLogBytes))
+			// A stored log ends within the limit, but for its last lines.
+			lim := io.Reader(rc)
+			if max := o.maxLogBytes(); max >= 0 {
+				lim = io.LimitReader(rc, max+1<<20)
+			}
+			_, err = io.Copy(&b, lim)
 			rc.Close()
 			if err != nil {
 				return nil, fmt.Errorf("read the log of job %s action %s: %w", j.Name, a.Name, err)

@@ -52,6 +52,10 @@ type Options struct {
 	// approval events and measurements (see WatchEvents).
 	Events  *events.Bus
 	Metrics *metrics.Metrics
+	// MaxLogBytes bounds the stored log of one action (DefaultMaxLogBytes,
+	// 100 MiB, when zero; negative keeps everything). Past it the action
+	// goes on, and its log ends with a line saying how much was not stored.
+	MaxLogBytes int64
 }
 
 // Orchestrator implements the API's backend and runs the scheduler and the

@@ -2,7 +2,6 @@ package orchestrator
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -10,7 +9,6 @@ import (
 	"github.com/palvella/palvella/core/api"
 	"github.com/palvella/palvella/core/resource"
 	sdk "github.com/palvella/palvella/plugin-sdk"
-	"github.com/palvella/palvella/plugin-sdk/storage"
 )
 
 // StartRun starts a run of a pipeline's current version.
@@ -319,18 +317,7 @@ func (o *Orchestrator) ActionLog(ctx context.Context, ns, name, jobName, actionN
 	if js.Action(actionName) == nil {
 		return nil, sdk.Errorf(sdk.ErrNotFound, "action", "job %s of run %s has no action %q", jobName, name, actionName)
 	}
-	if l := o.logs.get(logKey(ns, name, jobName, actionName)); l != nil {
-		return l.reader(), nil
-	}
-	st, err := o.storage(ctx)
-	if err != nil {
-		return nil, err
-	}
-	rc, _, err := st.Get(ctx, storage.ObjectRef{Scope: storage.Scope{Kind: storage.ScopeRun, Namespace: ns, Pipeline: run.Pipeline, Run: name}, Key: storageLogKey(jobName, actionName)})
-	if errors.Is(err, sdk.ErrNotFound) {
-		return io.NopCloser(&emptyReader{}), nil
-	}
-	return rc, err
+	return o.actionLogReader(ctx, run, jobName, actionName)
 }
 
 type emptyReader struct{}

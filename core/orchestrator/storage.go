@@ -107,16 +107,3 @@ func (o *Orchestrator) storagePut(ctx context.Context, run *resource.Run, eng en
 	}
 	return nil
 }
-
-// saveLog keeps an action's log in run storage.
-func (o *Orchestrator) saveLog(ctx context.Context, run *resource.Run, job, action string, l *actionLog) {
-	st, err := o.storage(ctx)
-	if err == nil {
-		rc := l.reader()
-		defer rc.Close()
-		_, err = st.Put(ctx, storage.ObjectRef{Scope: storage.Scope{Kind: storage.ScopeRun, Namespace: run.Namespace, Pipeline: run.Pipeline, Run: run.Name}, Key: storageLogKey(job, action)}, rc)
-	}
-	if err != nil {
-		o.log.Error("save action log", "run", run.Name, "job", job, "action", action, "error", err)
-	}
-}

@@ -424,7 +424,7 @@ func (o *Orchestrator) runAction(ctx context.Context, run *resource.Run, p *plan
 	}
 	record(resource.StatusRunning, "", nil)
 	key := logKey(ns, run.Name, pj.Name, a.Name)
-	lg := o.logs.open(key, o.maskerFor(ref))
+	lg := o.openLog(run, pj.Name, a.Name, o.maskerFor(ref))
 	defer func() {
 		o.saveLog(context.WithoutCancel(ctx), run, pj.Name, a.Name, lg)
 		o.logs.close(key)
