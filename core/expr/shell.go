@@ -797,3 +797,29 @@ func (sc *shellScanner) stepHeredoc(f *frame) {
 		sc.i++
 	}
 }
+
+// posixShells are the programs whose scripts [InterpolateShell] reads.
+var posixShells = map[string]bool{"sh": true, "bash": true, "dash": true, "ash": true, "ksh": true, "mksh": true, "zsh": true, "posh": true, "yash": true}
+
+// POSIXShell reports whether a command line (a shell and its flags, such
+// as "bash -e -c") runs a POSIX shell, looking through "env [-i]
+// [NAME=value]..." and "busybox", and returns the program it runs. No
+// words means the default, a POSIX shell.
+func POSIXShell(words []string) (string, bool) {
+	for len(words) > 1 && baseName(words[0]) == "env" {
+		words = words[1:]
+		for len(words) > 1 && (strings.HasPrefix(words[0], "-") || strings.Contains(words[0], "=")) {
+			words = words[1:]
+		}
+	}
+	if len(words) == 0 {
+		return "", true
+	}
+	prog := baseName(words[0])
+	if prog == "busybox" && len(words) > 1 {
+		prog = baseName(words[1])
+	}
+	return words[0], posixShells[prog]
+}
+
+func baseName(p string) string { return p[strings.LastIndex(p, "/")+1:] }

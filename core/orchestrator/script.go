@@ -33,9 +33,6 @@ import (
 // are given in.
 const exprVarPrefix = "PALVELLA_EXPR_"
 
-// posixShells are the programs whose scripts the rewrite understands.
-var posixShells = map[string]bool{"sh": true, "bash": true, "dash": true, "ash": true, "ksh": true, "mksh": true, "zsh": true, "posh": true, "yash": true}
-
 // scriptParams is what an action type's schema says about its scripts.
 type scriptParams struct {
 	fields map[string]bool // params holding POSIX shell scripts
@@ -173,21 +170,5 @@ func posixShell(v any) (string, bool) {
 	default:
 		return fmt.Sprint(v), false
 	}
-	// "env [-i] [NAME=value]... PROGRAM" runs PROGRAM.
-	for len(words) > 1 && base(words[0]) == "env" {
-		words = words[1:]
-		for len(words) > 1 && (strings.HasPrefix(words[0], "-") || strings.Contains(words[0], "=")) {
-			words = words[1:]
-		}
-	}
-	if len(words) == 0 {
-		return "", true
-	}
-	prog := base(words[0])
-	if prog == "busybox" && len(words) > 1 {
-		prog = base(words[1])
-	}
-	return words[0], posixShells[prog]
+	return expr.POSIXShell(words)
 }
-
-func base(p string) string { return p[strings.LastIndex(p, "/")+1:] }

@@ -325,6 +325,7 @@ func (v *validator) action(path string, a *Action, scope *expr.Scope) {
 			if a.Run == "" {
 				v.add(path, "a run action needs run (a shell script)")
 			}
+			v.script(path, a) // script.go
 		case "match":
 			if a.Pattern == "" {
 				v.add(path, "a match action needs a pattern")
