@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
@@ -40,7 +41,7 @@ func run(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintf(app.Err, "Error: %v\n", err)
+		fmt.Fprintf(app.Err, "Error: %s\n", humanError(ctx, err))
 		var ec exitCoder
 		if errors.As(err, &ec) {
 			return ec.ExitCode()
@@ -83,7 +84,36 @@ Data lives under PALVELLA_HOME (default ~/.palvella).`,
 	root.SetErr(app.Err)
 	root.AddCommand(newVersionCmd(app), newPluginCmd(app), newServerCmd(app), newRegistryCmd(app), newPipelineCmd(app), newRunCmd(app), newTokenCmd(app), newCredentialCmd(app),
 		newEventsCmd(app))
+	strictGroups(root)
 	return root
+}
+
+// strictGroups makes every command that only groups subcommands (palvella
+// run, palvella pipeline, ...) refuse an unknown subcommand as the root
+// refuses an unknown command: an error with suggestions and exit 1, where
+// cobra would print the group's help and exit 0. Without arguments a group
+// still prints its help.
+func strictGroups(cmd *cobra.Command) {
+	for _, c := range cmd.Commands() {
+		strictGroups(c)
+	}
+	if !cmd.HasParent() || !cmd.HasSubCommands() || cmd.Run != nil || cmd.RunE != nil {
+		return
+	}
+	cmd.Args = cobra.ArbitraryArgs
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2
+	}
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+		}
+		return fmt.Errorf("%s\n\nRun '%s --help' for its commands", msg, cmd.CommandPath())
+	}
 }
 
 func (app *App) logger(name string) hclog.Logger {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 
 	"github.com/palvella/palvella/core/api"
 	"github.com/palvella/palvella/core/resource"
@@ -44,9 +45,11 @@ func newRunListCmd(app *App, r *remote) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// The API lists runs in its store's key order; newest first is
+			// by creation, so every page is read before the limit applies.
 			var runs []resource.Run
-			page := api.PageRequest{Size: min(limit, api.MaxPageSize)}
-			for len(runs) < limit {
+			page := api.PageRequest{Size: api.MaxPageSize}
+			for {
 				p, err := c.ListRuns(cmd.Context(), r.namespace, pipeline, page)
 				if err != nil {
 					return remoteError(err)
@@ -57,6 +60,7 @@ func newRunListCmd(app *App, r *remote) *cobra.Command {
 				}
 				page.Token = p.NextPageToken
 			}
+			sortNewestFirst(runs)
 			if len(runs) > limit {
 				runs = runs[:limit]
 			}
@@ -78,6 +82,21 @@ func newRunListCmd(app *App, r *remote) *cobra.Command {
 	cmd.Flags().IntVar(&limit, "limit", 50, "at most this many runs")
 	outputFlag(cmd, &output)
 	return cmd
+}
+
+// sortNewestFirst orders runs by creation, newest first; runs of one
+// pipeline created in the same instant by their number.
+func sortNewestFirst(runs []resource.Run) {
+	sort.SliceStable(runs, func(i, j int) bool {
+		a, b := runs[i], runs[j]
+		if !a.CreatedAt.Equal(b.CreatedAt) {
+			return a.CreatedAt.After(b.CreatedAt)
+		}
+		if a.Pipeline == b.Pipeline {
+			return a.Number > b.Number
+		}
+		return a.Name < b.Name
+	})
 }
 
 func newRunGetCmd(app *App, r *remote) *cobra.Command {
