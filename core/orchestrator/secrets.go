@@ -300,10 +300,14 @@ func (o *Orchestrator) maskerFor(ref sdk.ExecutionRef) func(string) string {
 }
 
 // MaskResult masks the secret values of an execution's job in what an
-// action returned: its message and its outputs, before they are recorded.
+// action returned, before it is recorded: its message, and its outputs'
+// values and keys, through nested maps and lists. A script can name an
+// output after a secret (`echo "$TOKEN=x" >> $PALVELLA_OUTPUT`) as easily
+// as it can give one a secret value.
 func (o *Orchestrator) MaskResult(ref sdk.ExecutionRef, message string, outputs map[string]any) (string, map[string]any) {
 	m := o.maskerFor(ref)
-	return m(message), maskAny(m, outputs).(map[string]any)
+	out, _ := maskAny(m, outputs).(map[string]any)
+	return m(message), out
 }
 
 func maskAny(m func(string) string, v any) any {
@@ -314,11 +318,7 @@ func maskAny(m func(string) string, v any) any {
 		if t == nil {
 			return t
 		}
-		out := make(map[string]any, len(t))
-		for k, e := range t {
-			out[k] = maskAny(m, e)
-		}
-		return out
+		return maskMap(m, t)
 	case []any:
 		out := make([]any, len(t))
 		for i, e := range t {
@@ -327,4 +327,32 @@ func maskAny(m func(string) string, v any) any {
 		return out
 	}
 	return v
+}
+
+// maskMap masks a map's keys and values. Keys that masking leaves alone
+// keep their names; a masked key that meets another takes a suffix
+// ("***", "***_2"...), so that no value is lost or overwritten.
+func maskMap(m func(string) string, t map[string]any) map[string]any {
+	out := make(map[string]any, len(t))
+	var masked []string
+	for k, e := range t {
+		if mk := m(k); mk != k {
+			masked = append(masked, k)
+			continue
+		}
+		out[k] = maskAny(m, e)
+	}
+	sort.Strings(masked) // the same outputs get the same names
+	for _, k := range masked {
+		mk := m(k)
+		name := mk
+		for n := 2; ; n++ {
+			if _, taken := out[name]; !taken {
+				break
+			}
+			name = mk + "_" + strconv.Itoa(n)
+		}
+		out[name] = maskAny(m, t[k])
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -40,6 +41,40 @@ func TestMaskResultMasksOutputsAndMessages(t *testing.T) {
 	other.Job = "other"
 	if got := o.maskerFor(other)("s3cr3t!"); got != "s3cr3t!" {
 		t.Fatalf("another job's log is masked with this job's values: %q", got)
+	}
+}
+
+func TestMaskResultMasksOutputKeys(t *testing.T) {
+	o := &Orchestrator{}
+	ref := sdk.ExecutionRef{Namespace: "default", Run: "deploy-1", Job: "keys"}
+	k := secretKey{o: o, job: jobKey(ref.Namespace, ref.Run, ref.Job)}
+	jobSecrets.Store(k, &secretSet{values: maskList([]string{"s3cr3t"})})
+	defer jobSecrets.Delete(k)
+	_, out := o.MaskResult(ref, "", map[string]any{
+		"s3cr3t":       "x",
+		"pre_s3cr3t":   "y",
+		"***":          "the author's",
+		"nested":       map[string]any{"s3cr3t": []any{map[string]any{"s3cr3t": "s3cr3t"}}},
+		"exit_code":    0,
+		"stdout":       "",
+		"pre_s3cr3t_2": "z",
+	})
+	want := map[string]any{
+		"***":       "the author's",
+		"***_2":     "x",
+		"pre_***":   "y",
+		"pre_***_2": "z",
+		"nested":    map[string]any{"***": []any{map[string]any{"***": "***"}}},
+		"exit_code": 0,
+		"stdout":    "",
+	}
+	if !reflect.DeepEqual(out, want) {
+		t.Fatalf("masked:\n got %v\nwant %v", out, want)
+	}
+	for key := range out {
+		if strings.Contains(key, "s3cr3t") {
+			t.Errorf("key %q holds the secret", key)
+		}
 	}
 }
 
