@@ -144,7 +144,9 @@ func (v *validator) duration(path string, d Duration) {
 }
 
 func (v *validator) params() []string {
-	var names []string
+	// Not nil: a pipeline without params has none to refer to, and
+	// expressions are checked against that.
+	names := []string{}
 	seen := map[string]int{}
 	for i, prm := range v.p.Spec.Params {
 		path := index("spec.params", i)
@@ -240,6 +242,7 @@ func (v *validator) job(path string, j *Job, params, jobs []string) {
 		v.add(path+".when", "unknown value %q (want success, failure or always)", j.When)
 	}
 	v.expression(path+".if", j.If, scope)
+	v.boolean(path+".if", j.If, scope)
 	v.engine(path+".engine", j.Engine, scope)
 	v.values(path+".params", j.Params, &expr.Scope{Params: params, Jobs: jobs, Actions: []string{}})
 	v.duration(path+".timeout", j.Timeout)
@@ -341,7 +344,11 @@ func (v *validator) action(path string, a *Action, scope *expr.Scope) {
 		}
 	}
 	v.expression(path+".if", a.If, scope)
+	v.boolean(path+".if", a.If, scope)
 	v.expression(path+".expr", a.Expr, scope)
+	if a.Type == "compare" {
+		v.boolean(path+".expr", a.Expr, scope)
+	}
 	for _, f := range []struct{ name, val string }{{"run", a.Run}, {"shell", a.Shell}, {"input", a.Input},
 		{"pattern", a.Pattern}, {"url", a.URL}, {"message", a.Message}} {
 		v.template(path+"."+f.name, f.val, scope)
@@ -363,6 +370,21 @@ func (v *validator) expression(path, src string, scope *expr.Scope) {
 	}
 	if err := expr.Compile(src, scope); err != nil {
 		v.add(path, "%v", err)
+	}
+}
+
+// boolean checks that an expression that must be true or false (an if, a
+// compare's expr) can be, as far as that shows before it runs.
+func (v *validator) boolean(path, src string, scope *expr.Scope) {
+	if src == "" || expr.Compile(src, scope) != nil {
+		return
+	}
+	types := map[string]string{}
+	for _, p := range v.p.Spec.Params {
+		types[p.Name] = p.Type
+	}
+	if msg := expr.NonBoolean(src, types); msg != "" {
+		v.add(path, "%s", msg)
 	}
 }
 
