@@ -12,6 +12,11 @@ const maxOutputsFile = 1 << 20
 
 var outputKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
 
+// badName says an output name is not valid without quoting it: a name or
+// a delimiter may hold a secret, and a quoted (escaped) or shortened
+// secret would escape masking, which replaces whole values only.
+const badName = "not a valid output name (want letters, digits, _ and -, starting with a letter or _)"
+
 // parseOutputs reads the file named by $PALVELLA_OUTPUT: one output per
 // line as key=value, or a multi-line value as
 //
@@ -36,7 +41,7 @@ func parseOutputs(data string) (map[string]any, error) {
 		if heredoc > 0 && (eq < 0 || heredoc < eq) {
 			key, delim := line[:heredoc], line[heredoc+2:]
 			if !outputKey.MatchString(key) {
-				return nil, fmt.Errorf("line %d: %q is not a valid output name", i+1, clip(key))
+				return nil, fmt.Errorf("line %d: %s", i+1, badName)
 			}
 			if delim == "" {
 				return nil, fmt.Errorf("line %d: output %q has an empty delimiter after <<", i+1, key)
@@ -50,7 +55,7 @@ func parseOutputs(data string) (map[string]any, error) {
 				}
 			}
 			if end < 0 {
-				return nil, fmt.Errorf("line %d: output %q: delimiter %q never comes", i+1, key, clip(delim))
+				return nil, fmt.Errorf("line %d: output %q: the delimiter after << never comes", i+1, key)
 			}
 			out[key] = strings.Join(lines[start:end], "\n")
 			i = end
@@ -61,7 +66,7 @@ func parseOutputs(data string) (map[string]any, error) {
 		}
 		key, value := line[:eq], line[eq+1:]
 		if !outputKey.MatchString(key) {
-			return nil, fmt.Errorf("line %d: %q is not a valid output name", i+1, clip(key))
+			return nil, fmt.Errorf("line %d: %s", i+1, badName)
 		}
 		out[key] = scalar(value)
 	}
