@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -264,6 +265,14 @@ func maskList(values []string) []string {
 	}
 	for _, v := range values {
 		add(v)
+		// A message that quotes a value (%q, JSON) escapes its quotes,
+		// backslashes and control characters: mask those forms too.
+		if q := strconv.Quote(v); q[1:len(q)-1] != v {
+			add(q[1 : len(q)-1])
+		}
+		if j, err := json.Marshal(v); err == nil && string(j[1:len(j)-1]) != v {
+			add(string(j[1 : len(j)-1]))
+		}
 		if strings.ContainsAny(v, "\r\n") {
 			for _, line := range strings.Split(strings.ReplaceAll(v, "\r\n", "\n"), "\n") {
 				add(strings.TrimSpace(line))

@@ -78,6 +78,15 @@ func TestMaskResultMasksOutputKeys(t *testing.T) {
 	}
 }
 
+func TestMaskerHidesQuotedForms(t *testing.T) {
+	m := masker(maskList([]string{`p"a\ss<w>`}))
+	for _, text := range []string{`p"a\ss<w>`, `"p\"a\\ss<w>"`, `{"k":"p\"a\\ss\u003cw\u003e"}`} {
+		if got := m(text); strings.Contains(got, "ss") {
+			t.Errorf("%s: %s", text, got)
+		}
+	}
+}
+
 func TestWantsToken(t *testing.T) {
 	for v, want := range map[any]bool{true: true, "true": true, false: false, "no": false, 1: false} {
 		if got := wantsToken(map[string]any{RunTokenParam: v}); got != want {
