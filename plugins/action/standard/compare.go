@@ -2,13 +2,16 @@ package standard
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/parser"
 	sdk "github.com/palvella/palvella/plugin-sdk"
 	"github.com/palvella/palvella/plugin-sdk/action"
@@ -37,18 +40,18 @@ func (p *Plugin) runCompare(_ context.Context, req *action.RunRequest, events ac
 	prog, err := expr.Compile(src, expr.Env(env), expr.AsBool())
 	if err != nil {
 		if missing := unknownNames(src, env); len(missing) > 0 {
-			return nil, sdk.Errorf(sdk.ErrInvalidArgument, "params.expr", "expression %q uses unknown name %s (known: %s): %v",
-				src, strings.Join(missing, ", "), strings.Join(sortedKeys(env), ", "), err)
+			return nil, sdk.Errorf(sdk.ErrInvalidArgument, "params.expr", "expression %q uses unknown name %s (known: %s): %s",
+				src, strings.Join(missing, ", "), strings.Join(sortedKeys(env), ", "), exprMessage(err))
 		}
-		return nil, sdk.Errorf(sdk.ErrInvalidArgument, "params.expr", "expression %q does not compile: %v", src, err)
+		return nil, sdk.Errorf(sdk.ErrInvalidArgument, "params.expr", "expression %q does not compile: %s", src, exprMessage(err))
 	}
 	out, err := expr.Run(prog, env)
 	if err != nil {
-		return &action.Result{Status: action.StatusFailure, Message: fmt.Sprintf("expression %q cannot be evaluated: %v", src, err)}, nil
+		return &action.Result{Status: action.StatusFailure, Message: fmt.Sprintf("expression %q cannot be evaluated: %s", src, exprMessage(err))}, nil
 	}
 	ok, isBool := out.(bool)
 	if !isBool {
-		return &action.Result{Status: action.StatusFailure, Message: fmt.Sprintf("expression %q is %v, not a boolean", src, out)}, nil
+		return &action.Result{Status: action.StatusFailure, Message: fmt.Sprintf("expression %q is %s (%v), not true or false", src, kindWord(fmt.Sprintf("%T", out)), out)}, nil
 	}
 	if err := events.Output("result", ok); err != nil {
 		return nil, fmt.Errorf("compare action %q: send output: %w", req.Name, err)
@@ -99,4 +102,49 @@ func isBuiltinName(name string) bool {
 
 func sortedKeys(m map[string]any) []string {
 	return slices.Sorted(maps.Keys(m))
+}
+
+// exprMessage is expr-lang's message without its source snippet (a caret
+// under the expression's first line), with its Go conversions said in words.
+func exprMessage(err error) string {
+	msg := err.Error()
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		msg = fe.Message
+	}
+	if m := expectedBoolRE.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("it is %s, not true or false", kindWord(m[1]))
+	}
+	if m := notBoolRE.FindStringSubmatch(msg); m != nil {
+		t := m[1]
+		if t == "" {
+			t = m[2]
+		}
+		return fmt.Sprintf("a part of it is %s where true or false is needed", kindWord(t))
+	}
+	return msg
+}
+
+// expectedBoolRE matches expr-lang's error about a result that is not a
+// boolean.
+var expectedBoolRE = regexp.MustCompile(`^expected bool, but got (\S+)`)
+
+// notBoolRE matches expr-lang's errors about a value used as a boolean.
+var notBoolRE = regexp.MustCompile(`bool\(([^)]*)\)|interface \{\} is ([^,]+), not bool`)
+
+// kindWord names a Go type as a pipeline author knows it.
+func kindWord(goType string) string {
+	switch {
+	case strings.HasPrefix(goType, "float") || strings.HasPrefix(goType, "int") || strings.HasPrefix(goType, "uint"):
+		return "a number"
+	case goType == "string":
+		return "a string"
+	case strings.HasPrefix(goType, "[]"):
+		return "a list"
+	case strings.HasPrefix(goType, "map["):
+		return "a map"
+	case goType == "<nil>" || goType == "nil":
+		return "nil"
+	}
+	return goType
 }
