@@ -11,6 +11,7 @@ import (
 	"github.com/palvella/palvella/core/api"
 	"github.com/palvella/palvella/core/client"
 	"github.com/palvella/palvella/core/resource"
+	"github.com/palvella/palvella/core/spec"
 	"github.com/spf13/cobra"
 )
 
@@ -127,11 +128,18 @@ printed as FILE:LINE: FIELD: MESSAGE and the command exits 1.`,
 
 func newPipelineValidateCmd(app *App, r *remote) *cobra.Command {
 	var file, output string
+	var offline bool
 	cmd := &cobra.Command{
 		Use:   "validate -f FILE",
 		Short: "Check a pipeline file without applying it",
-		Long: `Check a pipeline file on the server without applying it. Every problem is
-printed as FILE:LINE: FIELD: MESSAGE; the command exits 1 when there is any.`,
+		Long: `Check a pipeline file without applying it. Every problem is printed as
+FILE:LINE: FIELD: MESSAGE; the command exits 1 when there is any.
+
+The file is checked here first: its syntax, schema, names, requirements,
+expressions, parameters, storage paths and triggers need no server. When it
+passes, the server (if one answers) also checks what only it knows: that the
+job and action types of plugins exist, and its own limits. With no server, or
+with --offline, the command says what it could not check.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output); err != nil {
@@ -141,23 +149,54 @@ printed as FILE:LINE: FIELD: MESSAGE; the command exits 1 when there is any.`,
 			if err != nil {
 				return err
 			}
-			c, err := app.client(r)
-			if err != nil {
-				return err
+			if _, err := spec.Load(name, src, spec.Options{}); err != nil {
+				return app.problemsError(localProblems(err), output)
 			}
-			if err := c.ValidatePipeline(cmd.Context(), name, src); err != nil {
-				return app.problemsError(err, output)
+			checkedBy := "server"
+			if offline {
+				checkedBy = "local"
+			} else {
+				c, err := app.client(r)
+				if err != nil {
+					return err
+				}
+				err = c.ValidatePipeline(cmd.Context(), name, src)
+				switch {
+				case client.IsUnreachable(err):
+					checkedBy = "local"
+				case err != nil:
+					return app.problemsError(err, output)
+				}
 			}
 			if output == "json" {
-				return writeJSON(app.Out, map[string]any{"valid": true, "problems": []api.Problem{}})
+				return writeJSON(app.Out, map[string]any{"valid": true, "problems": []api.Problem{}, "checkedBy": checkedBy})
+			}
+			if checkedBy == "local" {
+				fmt.Fprintf(app.Out, "%s: valid (checked without a server: the job and action types of plugins, such as terraform/plan, were not checked)\n", name)
+				return nil
 			}
 			fmt.Fprintf(app.Out, "%s: valid\n", name)
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "the pipeline file (- for stdin)")
+	cmd.Flags().BoolVar(&offline, "offline", false, "check the file here only, without asking a server")
 	outputFlag(cmd, &output)
 	return cmd
+}
+
+// localProblems turns the problems spec found into the API's form, so they
+// print as the server's do.
+func localProblems(err error) error {
+	var list spec.Errors
+	if !errors.As(err, &list) {
+		return err
+	}
+	ve := &api.ValidationError{}
+	for _, e := range list {
+		ve.Problems = append(ve.Problems, api.Problem{File: e.File, Line: e.Line, Field: e.Path, Message: e.Message})
+	}
+	return ve
 }
 
 func newPipelineListCmd(app *App, r *remote) *cobra.Command {
