@@ -173,7 +173,7 @@ func TestBadPipelines(t *testing.T) {
     - name: build
       actions: [{name: a, run: make}]
 `, []string{
-			"pipeline.yaml:9: spec.triggers[0]: a webhook trigger needs a secret (a value or {from_credential: NAME})",
+			"pipeline.yaml:9: spec.triggers[0]: a webhook trigger needs a secret: {from_credential: NAME}",
 			`pipeline.yaml:9: spec.triggers[0].params.reff: unknown param "reff" (did you mean "ref"?)`,
 			"pipeline.yaml:10: spec.triggers[1].every: 10s is shorter than the minimum interval 1m0s",
 			"pipeline.yaml:11: spec.triggers[2]: an interval trigger needs every (such as 10m)",

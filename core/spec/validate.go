@@ -181,8 +181,11 @@ func (v *validator) triggers(params []string) {
 		}
 		switch t.Type {
 		case TriggerWebhook:
-			if t.Secret == nil || (t.Secret.Value == "" && t.Secret.FromCredential == "") {
-				v.add(path, "a webhook trigger needs a secret (a value or {from_credential: NAME})")
+			switch {
+			case t.Secret == nil || (t.Secret.Value == "" && t.Secret.FromCredential == ""):
+				v.add(path, "a webhook trigger needs a secret: {from_credential: NAME}")
+			case t.Secret.FromCredential == "":
+				v.add(path+".secret", "%s", literalSecret) // webhooksecret.go
 			}
 			forbid("every", t.Every != "")
 			forbid("expression", t.Expression != "")
