@@ -283,11 +283,11 @@ func (p *Plugin) runCommand(ctx context.Context, cfg config, ws *workspace, r *r
 		Path: path, Args: argv, Env: env, Dir: dir,
 		Stdout: stdoutW, Stderr: stderrW,
 	}
-	// A launcher (this binary, re-executed) switches user and sandboxes
-	// the command before it execs it; its specification goes through a
-	// pipe.
+	// With Landlock, a launcher (this binary, re-executed) switches user
+	// and sandboxes the command before it execs it; its specification goes
+	// through a pipe. Without, the fork switches user itself.
 	var specR, specW *os.File
-	if cfg.jobUID >= 0 || cfg.landlock {
+	if cfg.landlock {
 		if specR, specW, err = os.Pipe(); err != nil {
 			stdoutR.Close()
 			stdoutW.Close()
@@ -306,6 +306,11 @@ func (p *Plugin) runCommand(ctx context.Context, cfg config, ws *workspace, r *r
 			}
 		}
 		return nil, fmt.Errorf("contain the command: %w", err)
+	}
+	if specR == nil && cfg.jobUID >= 0 {
+		// The parent-death signal is set after the switch (which would
+		// clear it), as the launcher does.
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(cfg.jobUID), Gid: uint32(cfg.jobGID), Groups: []uint32{uint32(cfg.jobGID)}}
 	}
 	host.rmu.Lock()
 	startErr := cmd.Start()

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -177,9 +178,34 @@ func (h *engineHost) enableReaper() error {
 func (h *engineHost) orphans() []procInfo {
 	self, pgrp := os.Getpid(), syscall.Getpgrp()
 	var out []procInfo
-	for _, p := range allProcs() {
+	for _, p := range children(self) {
 		if p.ppid == self && !h.known[p.pid] && p.pgid != pgrp {
 			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// children lists the children of process pid, through the children files
+// of its threads when the kernel has them (a few reads), else by scanning
+// every process.
+func children(pid int) []procInfo {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	if err != nil || len(tasks) == 0 {
+		return allProcs()
+	}
+	var out []procInfo
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(f); err == nil {
+				if p, ok := readProc(c); ok {
+					out = append(out, p)
+				}
+			}
 		}
 	}
 	return out
