@@ -36,7 +36,7 @@ spec:
   triggers:
     - type: webhook
       name: push
-      secret: ` + hookSecret + `
+      secret: {from_credential: bench-hook}
       params:
         ref: ${{ trigger.payload.ref }}
   jobs:
@@ -96,6 +96,9 @@ func followServer(b *testing.B, pipelines ...string) (*client.Client, string) {
 		b.Fatal(err)
 	}
 	benchToken = cc.Token
+	if _, err := c.SetCredential(context.Background(), "bench-hook", api.CredentialRequest{Value: hookSecret}); err != nil {
+		b.Fatal(err)
+	}
 	for i, p := range append([]string{hookPipeline}, pipelines...) {
 		if _, err := c.ApplyPipeline(context.Background(), api.ApplyRequest{Filename: fmt.Sprintf("p%d.yaml", i), Source: []byte(p)}); err != nil {
 			b.Fatal(err)

@@ -227,11 +227,12 @@ func TestWatchOfAFailedRunExitsNonZero(t *testing.T) {
 
 func TestEventsAndDump(t *testing.T) {
 	s := startServer(t, "")
-	const secret = "literal-secret-in-the-file"
+	const secret = "a-webhook-secret-in-a-credential"
+	s.mustCLI("credential", "set", "par-hook", "--value", secret)
 	s.mustCLI("pipeline", "apply", "-f", writePipeline(t, "par", `  triggers:
     - type: webhook
       name: hook
-      secret: `+secret+`
+      secret: {from_credential: par-hook}
 `+parallelJobs))
 	cmd := exec.Command(palvellaBin, "events", "--follow", "--pipeline", "par", "-o", "json")
 	cmd.Env = append(os.Environ(), "PALVELLA_HOME="+s.home)
@@ -277,7 +278,7 @@ func TestEventsAndDump(t *testing.T) {
 	if err := json.Unmarshal([]byte(dump), &d); err != nil {
 		t.Fatal(err)
 	}
-	if d.Run.Name != name || d.Pipeline == nil || !strings.Contains(d.Pipeline.Source, "secret: ********") || len(d.Timeline.Jobs) != 3 ||
+	if d.Run.Name != name || d.Pipeline == nil || !strings.Contains(d.Pipeline.Source, "secret: {from_credential: par-hook}") || len(d.Timeline.Jobs) != 3 ||
 		!strings.Contains(d.Logs["left/work"], "left 4") || !strings.Contains(d.Logs["join/sum"], "joined") {
 		t.Errorf("dump: run %s pipeline %v timeline %d jobs logs %v", d.Run.Name, d.Pipeline != nil, len(d.Timeline.Jobs), d.Logs)
 	}

@@ -206,21 +206,21 @@ spec:
   triggers:
     - type: webhook
       name: push
-      secret: `+secret+`
+      secret: {from_credential: gh-secret}
       params:
         ref: ${{ trigger.payload.ref }}
         event: ${{ trigger.headers["x-github-event"] }}
         detail: ${{ trigger.payload.after }}
     - type: webhook
       name: pull-request
-      secret: `+secret+`
+      secret: {from_credential: gh-secret}
       params:
         ref: ${{ trigger.payload.pull_request.head.ref }}
         event: ${{ trigger.headers["x-github-event"] }}/${{ trigger.payload.action }}
         detail: "#${{ trigger.payload.pull_request.number }}"
     - type: webhook
       name: release
-      secret: `+secret+`
+      secret: {from_credential: gh-secret}
       params:
         ref: refs/tags/${{ trigger.payload.release.tag_name }}
         event: ${{ trigger.headers["x-github-event"] }}/${{ trigger.payload.action }}
@@ -233,6 +233,7 @@ spec:
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	s.mustCLI("credential", "set", "gh-secret", "--value", secret)
 	s.mustCLI("pipeline", "apply", "-f", file)
 	cases := []struct {
 		trigger, event, file    string
