@@ -34,6 +34,14 @@ type TriggerConfig struct {
 	// MaxJitter bounds the delay of due times missed while the server was
 	// down (default 30s, at most a tenth of an interval).
 	MaxJitter time.Duration
+	// RecordRetention is how long trigger records are kept (default 30
+	// days; negative keeps them for ever), and also how long a webhook
+	// delivery ID is refused as a replay.
+	RecordRetention time.Duration
+	// MaxRecordsPerPipeline bounds the trigger records of one pipeline
+	// (default 1000; negative for no bound). Records of accepted webhook
+	// deliveries go with the retention only.
+	MaxRecordsPerPipeline int
 }
 
 // newMetrics returns the server's metrics, reading plugin state from mgr.
@@ -68,6 +76,9 @@ func startTriggers(ctx context.Context, cfg Config, mgr *pluginhost.Manager, orc
 		MaxBody:     tc.MaxWebhookBody,
 		MinInterval: tc.MinInterval,
 		MaxJitter:   tc.MaxJitter,
+
+		RecordRetention: tc.RecordRetention,
+		MaxRecords:      tc.MaxRecordsPerPipeline,
 	})
 	if err != nil {
 		cancel()

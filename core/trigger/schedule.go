@@ -96,8 +96,10 @@ func (s *schedule) jitter(maxJitter time.Duration) time.Duration {
 }
 
 // Run checks the interval and cron triggers of every pipeline each tick
-// and fires those that are due, until ctx ends.
+// and fires those that are due, and prunes the trigger records past their
+// retention or cap, until ctx ends.
 func (s *Service) Run(ctx context.Context) {
+	go s.pruneLoop(ctx) // retention.go
 	t := time.NewTicker(s.opts.Tick)
 	defer t.Stop()
 	for {

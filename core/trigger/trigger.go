@@ -68,6 +68,14 @@ type Options struct {
 	Tick time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// RecordRetention is how long trigger records are kept (default 30
+	// days; negative keeps them for ever). MaxRecords bounds the records
+	// of one pipeline (default 1000; negative for no bound), delivery
+	// claims excepted. PruneEvery is how often every record is checked
+	// (default 10m). See retention.go.
+	RecordRetention time.Duration
+	MaxRecords      int
+	PruneEvery      time.Duration
 }
 
 // Service fires triggers.
@@ -78,6 +86,8 @@ type Service struct {
 	// fireAt holds, per schedule key, the jittered time at which a due
 	// time missed while down fires.
 	fireAt map[string]jittered
+	// prune counts records per pipeline between prunings.
+	prune pruneState
 }
 
 type jittered struct {
@@ -106,6 +116,15 @@ func New(opts Options) (*Service, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.RecordRetention == 0 {
+		opts.RecordRetention = DefaultRecordRetention
+	}
+	if opts.MaxRecords == 0 {
+		opts.MaxRecords = DefaultMaxRecords
+	}
+	if opts.PruneEvery <= 0 {
+		opts.PruneEvery = DefaultPruneEvery
 	}
 	return &Service{opts: opts, log: opts.Logger, start: opts.Now().UTC(), fireAt: map[string]jittered{}}, nil
 }
@@ -176,6 +195,7 @@ func (s *Service) createRecord(ctx context.Context, rec *resource.TriggerRecord)
 		return fmt.Errorf("record the firing of %s/%s: %w", rec.Namespace, rec.Pipeline, err)
 	}
 	s.recorded(rec)
+	s.noteRecord(rec.Namespace, rec.Pipeline)
 	return nil
 }
 

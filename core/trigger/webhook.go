@@ -40,6 +40,8 @@ const (
 	rejectNoDelivery        = "no-delivery-id"
 	rejectBadPayload        = "bad-payload"
 	rejectNoSecret          = "secret-unavailable"
+	rejectNotFound          = "not-found"
+	errNotFound             = "not found"
 	webhookResponseMaxBytes = 0
 )
 
@@ -89,8 +91,7 @@ func (s *Service) WebhookHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /hooks/{ns}/{pipeline}/{trigger}", s.serveWebhook)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeWebhook(w, http.StatusNotFound, WebhookResponse{Outcome: resource.TriggerDropped,
-			Error: "webhooks are POST /hooks/<namespace>/<pipeline>/<trigger>"})
+		writeWebhook(w, http.StatusNotFound, WebhookResponse{Outcome: resource.TriggerDropped, Error: errNotFound})
 	})
 	return mux
 }
@@ -134,8 +135,28 @@ func (s *Service) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		}
 		writeWebhook(w, status, resp)
 	}
+	// A call for no webhook trigger is answered before its body is read,
+	// leaves no record (anyone can send them, as many as they like), and
+	// its answer names nothing.
+	notFound := func() {
+		if s.opts.Metrics != nil {
+			s.opts.Metrics.TriggerRejections.WithLabelValues(rejectNotFound).Inc()
+		}
+		s.log.Debug("webhook call for no webhook trigger", "namespace", clipLog(ns), "pipeline", clipLog(pipeline), "trigger", clipLog(name))
+		writeWebhook(w, http.StatusNotFound, WebhookResponse{Outcome: resource.TriggerDropped, Error: errNotFound})
+	}
 	if !validNames(ns, pipeline, name) {
-		reject(http.StatusNotFound, resource.TriggerDropped, "bad-path", "the path does not name a namespace, pipeline and trigger")
+		notFound()
+		return
+	}
+	t, err := s.pipelineTrigger(ctx, ns, pipeline, name)
+	if errors.Is(err, sdk.ErrNotFound) || (err == nil && t.Type != spec.TriggerWebhook) {
+		notFound()
+		return
+	}
+	if err != nil {
+		s.log.Error("read the pipeline of a webhook call", "namespace", ns, "pipeline", pipeline, "error", err)
+		writeWebhook(w, http.StatusServiceUnavailable, WebhookResponse{Outcome: resource.TriggerFailed, Error: "the server could not read the pipeline; try again"})
 		return
 	}
 
@@ -150,18 +171,6 @@ func (s *Service) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	t, err := s.pipelineTrigger(ctx, ns, pipeline, name)
-	if errors.Is(err, sdk.ErrNotFound) || (err == nil && t.Type != spec.TriggerWebhook) {
-		reject(http.StatusNotFound, resource.TriggerDropped, "no-match",
-			fmt.Sprintf("no pipeline %s/%s with a webhook trigger %q", ns, pipeline, name))
-		return
-	}
-	if err != nil {
-		s.log.Error("read the pipeline of a webhook call", "namespace", ns, "pipeline", pipeline, "error", err)
-		writeWebhook(w, http.StatusServiceUnavailable, WebhookResponse{Outcome: resource.TriggerFailed, Error: "the server could not read the pipeline; try again"})
-		return
-	}
-
 	sig := r.Header.Get(HeaderSignature)
 	if sig == "" {
 		sig = r.Header.Get(HeaderGitHubSignature)
@@ -173,8 +182,20 @@ func (s *Service) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	secret, err := s.secret(ctx, t)
 	if err != nil {
+		// The record (read by operators) says why; the caller, who is
+		// not authenticated yet, learns nothing about the set-up.
 		s.log.Error("read a webhook secret", "namespace", ns, "pipeline", pipeline, "trigger", name, "error", err)
-		reject(http.StatusServiceUnavailable, resource.TriggerRejected, rejectNoSecret, "the trigger's secret could not be read: "+err.Error())
+		rec.Outcome, rec.Reason = resource.TriggerRejected, "the trigger's secret could not be read: "+err.Error()
+		if s.opts.Metrics != nil {
+			s.opts.Metrics.TriggerRejections.WithLabelValues(rejectNoSecret).Inc()
+		}
+		resp := WebhookResponse{Outcome: resource.TriggerRejected, Error: "the server could not check the signature; try again later"}
+		if err := s.createRecord(context.WithoutCancel(ctx), &rec); err != nil {
+			s.log.Error("record a refused webhook call", "error", err)
+		} else {
+			resp.Record = rec.Name
+		}
+		writeWebhook(w, http.StatusServiceUnavailable, resp)
 		return
 	}
 	if !Verify(secret, body, sig) {
@@ -302,4 +323,12 @@ func normalizeNumbers(v any) any {
 		return t.String()
 	}
 	return v
+}
+
+// clipLog shortens what a log line quotes from an unauthenticated path.
+func clipLog(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
 }
