@@ -136,6 +136,7 @@ func newCgroupHost(self procIdentity) (*cgroupHost, error) {
 			errs = append(errs, err)
 			continue
 		}
+		sweepCgroups(d, h.hasKill)
 		return h, nil
 	}
 	return nil, errors.Join(errs...)
@@ -289,4 +290,31 @@ func (c *cgroup) kill() {
 func (c *cgroup) remove(timeout time.Duration) error {
 	c.close()
 	return removeCgroup(c.dir, timeout)
+}
+
+// sweepCgroups kills and removes the cgroup directories that engines which
+// no longer run left in dir (their supervisor was killed too, or the
+// machine went down with them).
+func sweepCgroups(dir string, hasKill bool) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), "palvella-engine-")
+		if !ok || !e.IsDir() {
+			continue
+		}
+		pid, start, ok := strings.Cut(rest, "-")
+		var id procIdentity
+		var err1, err2 error
+		id.PID, err1 = strconv.Atoi(pid)
+		id.Start, err2 = strconv.ParseUint(start, 10, 64)
+		if !ok || err1 != nil || err2 != nil || id.running() {
+			continue
+		}
+		old := filepath.Join(dir, e.Name())
+		killCgroup(old, hasKill, time.Now().Add(5*time.Second))
+		_ = removeCgroup(old, 5*time.Second)
+	}
 }

@@ -378,3 +378,40 @@ func hasErrorOn(diags []sdk.Diagnostic, field string) bool {
 	}
 	return false
 }
+
+// TestCgroupsOfAGoneEngineAreKilled plays an engine that died with its
+// supervisor and left no record: its cgroup directory, with a process in
+// it, is killed and removed by the next engine's sweep.
+func TestCgroupsOfAGoneEngineAreKilled(t *testing.T) {
+	h, err := host.cgroups()
+	if err != nil {
+		t.Logf("no cgroups here (%v): nothing of this kind can be left", err)
+		return
+	}
+	parent := filepath.Dir(h.instance)
+	gone := filepath.Join(parent, fmt.Sprintf("palvella-engine-%d-%d", os.Getpid(), host.self.Start+1))
+	if err := os.MkdirAll(filepath.Join(gone, "exec-1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = removeCgroup(gone, time.Second) })
+	fd, err := os.Open(filepath.Join(gone, "exec-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fd.Close()
+	f := newMarker(t)
+	cmd := exec.Command("sh", "-c", `while :; do sleep 1; done`, f.mark)
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(fd.Fd()), Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = cmd.Wait() }()
+	sweepCgroups(parent, h.hasKill)
+	f.waitGone(t, 2*time.Second, "the sweep of a gone engine's cgroups")
+	if _, err := os.Stat(gone); !os.IsNotExist(err) {
+		t.Fatalf("the gone engine's cgroup is still there: %v", err)
+	}
+	if _, err := os.Stat(h.instance); err != nil {
+		t.Fatalf("the sweep removed this engine's own cgroup: %v", err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -178,6 +179,11 @@ func superviseMain(in io.Reader) int {
 	for _, root := range roots {
 		if err := sweepRoot(root, owner); err != nil {
 			fmt.Fprintf(os.Stderr, "%s supervisor: %v\n", Name, err)
+		}
+		// A root the engine chose in the temporary directory goes when
+		// empty (another engine may still use it: then it is not empty).
+		if strings.HasPrefix(filepath.Base(root), tmpRootPrefix) && filepath.Dir(root) == filepath.Clean(os.TempDir()) {
+			_ = os.Remove(root)
 		}
 	}
 	if cgDir != "" {

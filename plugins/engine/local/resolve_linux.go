@@ -19,6 +19,10 @@ import (
 // distributions, which owns no files.
 const defaultJobID = 65534
 
+// tmpRootPrefix names the workspace roots the engine makes in the temporary
+// directory when commands cannot reach the configured one.
+const tmpRootPrefix = "palvella-workspaces-"
+
 // resolve decides, from the configuration and what this host offers, which
 // user commands run as, whether they are sandboxed and how they are
 // contained.
@@ -48,7 +52,7 @@ func resolve(cfg config) (config, []sdk.Diagnostic) {
 
 	if cfg.jobUID >= 0 {
 		if blocker := unreachable(cfg.root, cfg.jobUID, cfg.jobGID); blocker != "" {
-			alt := filepath.Join(os.TempDir(), "palvella-workspaces-"+shortHash(cfg.root))
+			alt := filepath.Join(os.TempDir(), tmpRootPrefix+shortHash(cfg.root))
 			diags = append(diags, sdk.Diagnostic{Severity: sdk.SeverityWarning, Field: "config.root",
 				Summary: "workspaces moved where the commands' user can reach them",
 				Detail: fmt.Sprintf("uid %d cannot enter %s (on the way to %s), so workspaces go to %s",
