@@ -103,9 +103,20 @@ func LoadPublicKey(path string) (ed25519.PublicKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read public key: %w", err)
 	}
-	pub, err := ParsePublicKey(strings.TrimSpace(string(b)))
+	text := strings.TrimSpace(string(b))
+	pub, err := ParsePublicKey(text)
 	if err != nil {
 		return nil, fmt.Errorf("read public key %q: %w", path, err)
+	}
+	// A private key file has the same form (64 hex digits, the seed).
+	// Given one, its public key, written beside it by WriteKeyPair, tells.
+	if seed, err := hex.DecodeString(text); err == nil && len(seed) == ed25519.SeedSize {
+		derived := ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)
+		if sib, err := os.ReadFile(path + ".pub"); err == nil && strings.TrimSpace(string(sib)) == EncodePublicKey(derived) {
+			return nil, &registry.Error{Kind: registry.ErrInvalidArgument, Field: path,
+				Detail: "this is a private key, where a public key is expected",
+				Hint:   fmt.Sprintf("pass its public key, %s; the private key stays with its owner", path+".pub")}
+		}
 	}
 	return pub, nil
 }
