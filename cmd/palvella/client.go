@@ -1,9 +1,12 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,8 +24,12 @@ const DefaultServer = "http://127.0.0.1:7700"
 
 // remote holds the flags of commands that talk to a server.
 type remote struct {
-	server, token, namespace string
+	server, token, namespace, caCert string
 }
+
+// CACertEnv names a PEM file of certificate authorities the CLI trusts
+// for https:// servers, besides the system's, when --ca-cert does not.
+const CACertEnv = "PALVELLA_CA_CERT"
 
 // remoteFlags adds --server, --token and -n/--namespace to cmd and its
 // subcommands.
@@ -30,6 +37,29 @@ func remoteFlags(cmd *cobra.Command, r *remote) {
 	cmd.PersistentFlags().StringVar(&r.server, "server", "", "URL of the Palvella server (env PALVELLA_SERVER, else cli.json, else "+DefaultServer+")")
 	cmd.PersistentFlags().StringVar(&r.token, "token", "", "API token (env PALVELLA_TOKEN, else cli.json)")
 	cmd.PersistentFlags().StringVarP(&r.namespace, "namespace", "n", "default", "namespace")
+	cmd.PersistentFlags().StringVar(&r.caCert, "ca-cert", "", "PEM file of certificate authorities to trust for an https:// server, besides the system's (env "+CACertEnv+")")
+}
+
+// httpClient returns the HTTP client of the CLI: the default one, or one
+// that also trusts the certificate authorities of caFile.
+func httpClient(caFile string) (*http.Client, error) {
+	if caFile == "" {
+		return http.DefaultClient, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("--ca-cert: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--ca-cert: %s holds no PEM certificate", caFile)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return &http.Client{Transport: tr}, nil
 }
 
 // client finds the server and the token: flags over environment over
@@ -61,7 +91,11 @@ func (app *App) client(r *remote) (*client.Client, error) {
 	if token == "" && cfg.Token != "" && strings.TrimRight(url, "/") == strings.TrimRight(firstOf(cfg.Server, DefaultServer), "/") {
 		token = cfg.Token
 	}
-	return client.New(url, token)
+	hc, err := httpClient(firstOf(r.caCert, os.Getenv(CACertEnv)))
+	if err != nil {
+		return nil, err
+	}
+	return client.New(url, token, client.WithHTTPClient(hc))
 }
 
 func firstOf(vals ...string) string {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/palvella/palvella/core/api"
 	"github.com/palvella/palvella/core/server"
-	"github.com/palvella/palvella/plugin-sdk/credential"
 	"github.com/spf13/cobra"
 )
 
@@ -24,7 +23,14 @@ func newCredentialCmd(app *App) *cobra.Command {
 		Long: `Credentials are named secrets kept by the server's credential plugin, encrypted
 at rest. Pipelines refer to them by name, {from_credential: NAME} in env; the
 value reaches a job's commands when the job runs, and is masked in its logs.
-No command prints a value back.`,
+No command prints a value back.
+
+A credential belongs to a namespace (set --namespace) or is global (set by a
+token limited to no namespace, without --namespace), and may be limited to
+named pipelines (--pipelines). A pipeline may use the credentials of its own
+namespace and the global ones, and only those whose --pipelines name it;
+applying or starting it also needs the permission "use" on each credential.
+Credentials set before owners existed are global.`,
 	}
 	remoteFlags(cmd, r)
 	cmd.AddCommand(newCredentialSetCmd(app, r), newCredentialListCmd(app, r), newCredentialDeleteCmd(app, r), newCredentialKeygenCmd(app))
@@ -32,22 +38,37 @@ No command prints a value back.`,
 }
 
 func newCredentialSetCmd(app *App, r *remote) *cobra.Command {
-	var value, fromFile, typ string
+	var value, fromFile, typ, namespace string
+	var pipelines []string
+	var keepValue bool
 	cmd := &cobra.Command{
 		Use:   "set NAME",
 		Short: "Create or replace a credential from --value, --from-file or standard input",
 		Long: `Create or replace a credential. The value comes from --value (visible in your
 shell's history and the process list: prefer the others), --from-file, or
-standard input. One trailing newline of a file or standard input is dropped.`,
+standard input. One trailing newline of a file or standard input is dropped.
+
+--namespace gives the credential to a namespace: only its pipelines may use it.
+Without it the credential is global (any namespace's pipelines may use it),
+which only a token limited to no namespace may set; a token limited to one
+namespace sets credentials of that namespace. --pipelines limits it further to
+those pipelines (NAMESPACE/NAME for a global credential). Replacing a
+credential needs write on it as it is and as it will be. --keep-value changes
+the namespace, pipelines or type of an existing credential and keeps its value.`,
 		Example: `  palvella credential set registry-password < password.txt
-  palvella credential set deploy-key --from-file ~/.ssh/deploy_ed25519 --type ssh-key`,
+  palvella credential set deploy-key --from-file ~/.ssh/deploy_ed25519 --type ssh-key
+  palvella credential set prod-db --namespace team-a --pipelines deploy,ci < db.txt
+  palvella credential set old-global --namespace team-b --keep-value`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if value != "" && fromFile != "" {
 				return errors.New("give --value or --from-file, not both")
 			}
+			if keepValue && (value != "" || fromFile != "") {
+				return errors.New("--keep-value keeps the value: give no --value or --from-file with it")
+			}
 			v := value
-			if v == "" {
+			if v == "" && !keepValue {
 				var rd io.Reader = cmd.InOrStdin()
 				what := "standard input"
 				if fromFile != "" {
@@ -74,14 +95,22 @@ standard input. One trailing newline of a file or standard input is dropped.`,
 			if err != nil {
 				return err
 			}
-			m, err := c.SetCredential(cmd.Context(), args[0], api.CredentialRequest{Type: typ, Value: v})
+			req := api.CredentialRequest{Type: typ, Value: v, Pipelines: pipelines, KeepValue: keepValue}
+			if cmd.Flags().Changed("namespace") {
+				req.Namespace = namespace
+			}
+			m, err := c.SetCredential(cmd.Context(), args[0], req)
 			if err != nil {
 				return remoteError(err)
 			}
-			fmt.Fprintf(app.Out, "Credential %s set (%s)\n", m.Name, m.Type)
+			fmt.Fprintf(app.Out, "Credential %s set (%s, %s)\n", m.Name, m.Type, ownerText(*m))
 			return nil
 		},
 	}
+	// -n/--namespace is the remote flag; --namespace on set gives the credential to a namespace.
+	cmd.Flags().StringVar(&namespace, "namespace", "", "the namespace the credential belongs to (default: global, or your token's only namespace)")
+	cmd.Flags().StringSliceVar(&pipelines, "pipelines", nil, "only these pipelines may use it (comma-separated; NAMESPACE/NAME for a global credential)")
+	cmd.Flags().BoolVar(&keepValue, "keep-value", false, "keep the value of the existing credential (to change its namespace, pipelines or type)")
 	cmd.Flags().StringVar(&value, "value", "", "the value (prefer --from-file or standard input)")
 	cmd.Flags().StringVar(&fromFile, "from-file", "", "read the value from this file")
 	cmd.Flags().StringVar(&typ, "type", "secret", "what the credential is (secret, password, ssh-key, token...)")
@@ -105,13 +134,13 @@ func newCredentialListCmd(app *App, r *remote) *cobra.Command {
 			}
 			if output == "json" {
 				if items == nil {
-					items = []credential.Meta{}
+					items = []api.Credential{}
 				}
 				return writeJSON(app.Out, items)
 			}
-			t := newTable(app.Out, "NAME", "TYPE", "CREATED", "UPDATED")
+			t := newTable(app.Out, "NAME", "TYPE", "NAMESPACE", "PIPELINES", "CREATED", "UPDATED")
 			for _, m := range items {
-				t.row(m.Name, m.Type, when(&m.CreatedAt), when(&m.UpdatedAt))
+				t.row(m.Name, m.Type, firstOf(m.Namespace, "(global)"), dash(strings.Join(m.Pipelines, ",")), when(&m.CreatedAt), when(&m.UpdatedAt))
 			}
 			return t.flush()
 		},
@@ -155,4 +184,16 @@ file. Keep a copy somewhere safe: credentials cannot be read without it.`,
 			return nil
 		},
 	}
+}
+
+// ownerText says who may use a credential.
+func ownerText(m api.Credential) string {
+	s := "global"
+	if m.Namespace != "" {
+		s = "namespace " + m.Namespace
+	}
+	if len(m.Pipelines) > 0 {
+		s += ", pipelines " + strings.Join(m.Pipelines, ",")
+	}
+	return s
 }

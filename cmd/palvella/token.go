@@ -3,13 +3,16 @@ package main
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/palvella/palvella/core/api"
-	"github.com/palvella/palvella/plugin-sdk/authentication"
+	"github.com/palvella/palvella/core/server"
 	"github.com/spf13/cobra"
 )
 
@@ -24,12 +27,16 @@ when it is created; the server keeps only its hash. Each token carries roles
 may be limited to namespaces, and may expire.
 
 A server listening on loopback writes a management token for the CLI on the
-same machine. A server on any other address writes none: its first token comes
-from 'palvella token bootstrap', which works once.`,
+same machine into $PALVELLA_HOME/cli.json. A server on any other address
+writes none: its first token comes from 'palvella token bootstrap', which works
+once. The management token is listed (marked "management"), can be revoked
+like any other, and replaced with 'palvella token rotate-management'. A
+loopback server whose cli.json holds no valid management token (revoked,
+expired, missing) writes a new one when it starts next.`,
 	}
 	remoteFlags(cmd, r)
 	cmd.AddCommand(newTokenBootstrapCmd(app, r), newTokenCreateCmd(app, r), newTokenListCmd(app, r),
-		newTokenRevokeCmd(app, r), newTokenWhoamiCmd(app, r), newTokenGenerateCmd(app))
+		newTokenRevokeCmd(app, r), newTokenRotateManagementCmd(app, r), newTokenWhoamiCmd(app, r), newTokenGenerateCmd(app))
 	return cmd
 }
 
@@ -148,7 +155,7 @@ func newTokenListCmd(app *App, r *remote) *cobra.Command {
 			}
 			if output == "json" {
 				if items == nil {
-					items = []authentication.TokenMeta{}
+					items = []api.Token{}
 				}
 				return writeJSON(app.Out, items)
 			}
@@ -161,6 +168,9 @@ func newTokenListCmd(app *App, r *remote) *cobra.Command {
 					state = "revoked"
 				case !m.ExpiresAt.IsZero() && !now.Before(m.ExpiresAt):
 					state = "expired"
+				}
+				if m.Management {
+					state += " (management)"
 				}
 				t.row(m.ID, m.Owner, dash(strings.Join(m.Roles, ",")), dash(strings.Join(m.Namespaces, ",")),
 					when(&m.CreatedAt), whenZero(m.ExpiresAt), state)
@@ -190,7 +200,11 @@ func newTokenRevokeCmd(app *App, r *remote) *cobra.Command {
 	return &cobra.Command{
 		Use:   "revoke ID",
 		Short: "Revoke a token by id (see token list)",
-		Args:  cobra.ExactArgs(1),
+		Long: `Revoke a token by id (see token list). Revoking the management token works
+too: the CLI that used it (cli.json) is refused from then on, until the server
+writes a new one when it next starts (on loopback), or an admin runs
+'palvella token rotate-management'.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := app.client(r)
 			if err != nil {
@@ -247,4 +261,82 @@ func newTokenGenerateCmd(app *App) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+func newTokenRotateManagementCmd(app *App, r *remote) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "rotate-management",
+		Short: "Replace the management token (admin only) and rewrite cli.json",
+		Long: `Issue a new management token, revoke the old one (and any other management
+token), and write the new one into cli.json: the server rewrites its own
+$PALVELLA_HOME/cli.json when it listens on loopback, and this command rewrites
+the cli.json of --home when it names that server. Otherwise the new token is
+printed, once.
+
+It needs a token that may write token:management (the role admin) and is
+limited to no namespace: the management token itself, or another admin token.
+If the management token was revoked and no other admin token is at hand,
+restart the server on loopback: it writes a new one into cli.json when the one
+there is not valid.`,
+		Example: `  palvella token rotate-management
+  palvella token rotate-management --server https://ci.example.com:7700 --token "$ADMIN_TOKEN" -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := app.remoteClient(r, output)
+			if err != nil {
+				return err
+			}
+			t, err := c.RotateManagementToken(cmd.Context())
+			if err != nil {
+				return remoteError(err)
+			}
+			wrote, err := app.rewriteCLIConfig(c.Server(), t.Token)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return writeJSON(app.Out, t)
+			}
+			switch {
+			case wrote != "":
+				fmt.Fprintf(app.Out, "Rotated the management token: %s, written to %s\n", t.ID, wrote)
+			case t.WroteCLIConfig:
+				fmt.Fprintf(app.Out, "Rotated the management token: %s, written to the server's cli.json\n", t.ID)
+			default:
+				fmt.Fprintln(app.Out, t.Token)
+				fmt.Fprintf(app.Err, "Management token %s. It is shown this once: keep it now.\n", t.ID)
+			}
+			if len(t.Revoked) > 0 {
+				fmt.Fprintf(app.Err, "Revoked %s\n", strings.Join(t.Revoked, ", "))
+			}
+			return nil
+		},
+	}
+	outputFlag(cmd, &output)
+	return cmd
+}
+
+// rewriteCLIConfig puts token into the cli.json of the CLI's home when that
+// file names serverURL, and returns its path ("" when it did not).
+func (app *App) rewriteCLIConfig(serverURL, token string) (string, error) {
+	path := filepath.Join(app.Home, server.CLIConfigFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", nil
+	}
+	var cc server.CLIConfig
+	if json.Unmarshal(b, &cc) != nil || strings.TrimRight(cc.Server, "/") != strings.TrimRight(serverURL, "/") {
+		return "", nil
+	}
+	cc.Token = token
+	out, _ := json.MarshalIndent(cc, "", "  ") // two strings
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(out, '\n'), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	return path, nil
 }

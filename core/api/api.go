@@ -108,7 +108,10 @@ type call struct {
 	// file is "<namespace>/<name>" from the pipeline file, empty when it
 	// could not be read.
 	file, fileNamespace string
-	limit               int64
+	// credential is the credential in the path as its owner has it
+	// ("<namespace>/<name>" or "<name>"), for {credential}.
+	credential string
+	limit      int64
 }
 
 // pathNames are the path wildcards that end up in resource strings; they
@@ -156,8 +159,14 @@ func (s *server) serve(rt Route, c *call) error {
 		c.limit = s.opts.MaxJSONBytes
 	}
 	if !rt.Public {
+		if err := s.resolveCredential(c, rt.Resource); err != nil {
+			return err
+		}
 		res, ok := c.resource(rt.Resource)
 		if ok {
+			if err := s.keepInScope(c, rt, res); err != nil {
+				return err
+			}
 			if err := s.authorize(c, res, rt.Permission); err != nil {
 				return err
 			}
@@ -244,6 +253,7 @@ func (c *call) resource(tmpl string) (string, bool) {
 		"{run}", runResource(c.r.PathValue("run")),
 		"{pipeline}", pipeline,
 		"{file}", c.file,
+		"{credential}", c.credential,
 	).Replace(tmpl), true
 }
 

@@ -245,7 +245,7 @@ func (f *fixture) do(t *testing.T, method, path, token, body string) response {
 // body to send and the resource string the route must be authorized on.
 func concrete(rt Route) (path, body, res string) {
 	path = strings.NewReplacer("{ns}", "default", "{name}", "build", "{run}", "build-7", "{job}", "test", "{action}", "unit").Replace(rt.Pattern)
-	res = strings.NewReplacer("{ns}", "default", "{name}", "build", "{run}", "build/7", "{pipeline}", "*", "{file}", "default/build").Replace(rt.Resource)
+	res = strings.NewReplacer("{ns}", "default", "{name}", "build", "{run}", "build/7", "{pipeline}", "*", "{file}", "default/build", "{credential}", "build").Replace(rt.Resource)
 	switch rt.Body {
 	case BodyPipeline:
 		body = pipelineFile

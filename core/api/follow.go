@@ -270,9 +270,13 @@ func (s *server) getTriggerRecord(c *call) error {
 	if err != nil {
 		return err
 	}
-	rec, err := f.GetTriggerRecord(c.r.Context(), c.r.PathValue("ns"), c.r.PathValue("name"))
+	ns, name := c.r.PathValue("ns"), c.r.PathValue("name")
+	rec, err := f.GetTriggerRecord(c.r.Context(), ns, name)
 	if err != nil {
 		return err
+	}
+	if rec.Namespace != ns {
+		return sdk.Errorf(sdk.ErrNotFound, "name", "namespace %s has no trigger record %q", ns, name)
 	}
 	writeJSON(c.w, http.StatusOK, rec)
 	return nil
@@ -312,6 +316,26 @@ func (s *server) streamEvents(c *call, ns string) error {
 	if filter.Pipeline != "" && !validName(filter.Pipeline) {
 		return sdk.Errorf(sdk.ErrInvalidArgument, "pipeline", "%q is not a valid pipeline name", filter.Pipeline)
 	}
+	// An identity limited to namespaces follows its namespaces only: a
+	// namespace it names must be one of them (and it is authorized as
+	// that namespace's events), and with none it gets the events of its
+	// namespaces, no plugin events.
+	inScope := func(events.Event) bool { return true }
+	if c.r.PathValue("ns") == "" && ns != "" {
+		res := "event:" + ns + "/*"
+		if filter.Pipeline != "" {
+			res = "event:" + ns + "/" + filter.Pipeline + "/*"
+		}
+		if !InScope(c.id, ns) {
+			return OutOfScope(c.id, res)
+		}
+		if err := s.authorize(c, res, "read"); err != nil {
+			return err
+		}
+	} else if ns == "" && Limited(c.id) {
+		id := c.id
+		inScope = func(e events.Event) bool { return e.Namespace != "" && InScope(id, e.Namespace) }
+	}
 	if c.r.PathValue("ns") != "" {
 		// A namespace's stream has no plugin events: they belong to none.
 		filter.Types = []string{events.TypeRun, events.TypeJob, events.TypeAction, events.TypeApproval, events.TypeTrigger}
@@ -349,6 +373,9 @@ func (s *server) streamEvents(c *call, ns string) error {
 				if !ok {
 					return nil
 				}
+				if !inScope(e) {
+					continue
+				}
 				if _, err := fmt.Fprintf(c.w, "id: %d\n", e.Seq); err != nil {
 					return nil
 				}
@@ -377,6 +404,9 @@ func (s *server) streamEvents(c *call, ns string) error {
 		case e, ok := <-sub.C:
 			if !ok {
 				return nil
+			}
+			if !inScope(e) {
+				continue
 			}
 			if _, err := fmt.Fprintf(c.w, "id: %d\n", e.Seq); err != nil {
 				return nil

@@ -67,6 +67,9 @@ func (s *server) plugins(c *call) error {
 }
 
 func (s *server) applyPipeline(c *call) error {
+	if err := s.checkFileCredentials(c); err != nil {
+		return err
+	}
 	res, err := s.b.ApplyPipeline(c.r.Context(), ApplyRequest{Namespace: c.fileNamespace, Filename: c.filename(), Source: c.source})
 	if err != nil {
 		return fmt.Errorf("apply %s: %w", c.filename(), err)
@@ -82,6 +85,9 @@ func (s *server) applyPipeline(c *call) error {
 func (s *server) validatePipeline(c *call) error {
 	if err := s.b.ValidatePipeline(c.r.Context(), c.filename(), c.source); err != nil {
 		return fmt.Errorf("validate %s: %w", c.filename(), err)
+	}
+	if err := s.checkFileCredentials(c); err != nil {
+		return err
 	}
 	writeJSON(c.w, http.StatusOK, ValidateResult{Valid: true})
 	return nil
@@ -153,6 +159,9 @@ func (s *server) startRun(c *call) error {
 		params[k] = v
 	}
 	ns, name := c.r.PathValue("ns"), c.r.PathValue("name")
+	if err := s.checkRunCredentials(c, ns, name); err != nil {
+		return err
+	}
 	run, err := s.b.StartRun(c.r.Context(), ns, name, params, resource.TriggerInfo{Type: "manual", By: c.id.Name})
 	if err != nil {
 		return fmt.Errorf("start a run of %s/%s: %w", ns, name, err)

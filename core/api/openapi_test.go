@@ -33,6 +33,7 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 			Security    *[]map[string]any `yaml:"security"`
 			Resource    string            `yaml:"x-palvella-resource"`
 			Permission  string            `yaml:"x-palvella-permission"`
+			Scope       string            `yaml:"x-palvella-scope"`
 			Responses   map[string]any    `yaml:"responses"`
 		} `yaml:"paths"`
 	}
@@ -71,6 +72,9 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 		}
 		if op.Resource != rt.Resource || op.Permission != rt.Permission {
 			t.Errorf("%s: document says %s on %q, the API asks %s on %q", key, op.Permission, op.Resource, rt.Permission, rt.Resource)
+		}
+		if op.Scope != string(rt.Scope) {
+			t.Errorf("%s: document says x-palvella-scope %q, the route has %q", key, op.Scope, rt.Scope)
 		}
 		if _, ok := op.Responses["401"]; !ok {
 			t.Errorf("%s: no 401 response documented", key)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/palvella/palvella/core/spec"
 	sdk "github.com/palvella/palvella/plugin-sdk"
 	"github.com/palvella/palvella/plugin-sdk/authentication"
 	"github.com/palvella/palvella/plugin-sdk/credential"
@@ -30,21 +31,48 @@ func (b *fakeBackend) CreateToken(_ context.Context, caller *authentication.Iden
 	return &NewToken{Token: "pvt_new", TokenMeta: authentication.TokenMeta{ID: "tok_2", Owner: req.Name, Roles: req.Roles, CreatedAt: time.Now()}}, nil
 }
 
-func (b *fakeBackend) ListTokens(context.Context) ([]authentication.TokenMeta, error) {
+func (b *fakeBackend) ListTokens(context.Context, *authentication.Identity) ([]Token, error) {
 	return nil, nil
 }
 
-func (b *fakeBackend) RevokeToken(_ context.Context, id string) (*authentication.TokenMeta, error) {
-	return &authentication.TokenMeta{ID: id, RevokedAt: time.Now()}, nil
+func (b *fakeBackend) RevokeToken(_ context.Context, _ *authentication.Identity, id string) (*Token, error) {
+	return &Token{TokenMeta: authentication.TokenMeta{ID: id, RevokedAt: time.Now()}}, nil
 }
 
-func (b *fakeBackend) SetCredential(_ context.Context, name string, req CredentialRequest) (*credential.Meta, error) {
-	return &credential.Meta{Name: name, Type: "secret"}, nil
+func (b *fakeBackend) RotateManagementToken(context.Context, *authentication.Identity) (*RotatedToken, error) {
+	return &RotatedToken{NewToken: NewToken{Token: "pvt_rotated", TokenMeta: authentication.TokenMeta{ID: "tok_3", Owner: "palvella:management"}}, Management: true}, nil
 }
 
-func (b *fakeBackend) ListCredentials(context.Context) ([]credential.Meta, error) { return nil, nil }
+func (b *fakeBackend) SetCredential(_ context.Context, _ *authentication.Identity, name string, req CredentialRequest) (*Credential, error) {
+	return &Credential{Meta: credential.Meta{Name: name, Type: "secret"}, Namespace: req.Namespace}, nil
+}
 
-func (b *fakeBackend) DeleteCredential(context.Context, string) error { return nil }
+func (b *fakeBackend) ListCredentials(context.Context, *authentication.Identity) ([]Credential, error) {
+	return nil, nil
+}
+
+func (b *fakeBackend) DeleteCredential(context.Context, *authentication.Identity, string) error {
+	return nil
+}
+
+// The fake's credentials: "teamb-db" belongs to team-b, every other one
+// is global.
+func (b *fakeBackend) CredentialNamespace(_ context.Context, name string) (string, error) {
+	if name == "teamb-db" {
+		return "team-b", nil
+	}
+	return "", nil
+}
+
+func (b *fakeBackend) CheckCredentialUse(_ context.Context, _ *authentication.Identity, namespace, _ string, refs []spec.CredentialRef) ([]Problem, error) {
+	var out []Problem
+	for _, r := range refs {
+		if r.Name == "teamb-db" && namespace != "team-b" {
+			out = append(out, Problem{Line: r.Line, Field: r.Path, Message: `credential "teamb-db" belongs to namespace team-b`})
+		}
+	}
+	return out, nil
+}
 
 func TestCreateTokenAnswersTheTokenOnceWithNoStore(t *testing.T) {
 	f := newFixture(t, Options{})

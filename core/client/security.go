@@ -9,7 +9,6 @@ import (
 
 	"github.com/palvella/palvella/core/api"
 	"github.com/palvella/palvella/plugin-sdk/authentication"
-	"github.com/palvella/palvella/plugin-sdk/credential"
 )
 
 // Bootstrap asks a server that has never issued a token for its first
@@ -45,8 +44,8 @@ func (c *Client) CreateToken(ctx context.Context, req api.TokenRequest) (*api.Ne
 }
 
 // ListTokens lists the server's tokens (never their values).
-func (c *Client) ListTokens(ctx context.Context) ([]authentication.TokenMeta, error) {
-	var p api.Page[authentication.TokenMeta]
+func (c *Client) ListTokens(ctx context.Context) ([]api.Token, error) {
+	var p api.Page[api.Token]
 	if err := c.do(ctx, http.MethodGet, "/tokens", nil, "", nil, &p); err != nil {
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
@@ -54,8 +53,8 @@ func (c *Client) ListTokens(ctx context.Context) ([]authentication.TokenMeta, er
 }
 
 // RevokeToken revokes a token by id.
-func (c *Client) RevokeToken(ctx context.Context, id string) (*authentication.TokenMeta, error) {
-	var m authentication.TokenMeta
+func (c *Client) RevokeToken(ctx context.Context, id string) (*api.Token, error) {
+	var m api.Token
 	if err := c.do(ctx, http.MethodDelete, "/tokens/"+url.PathEscape(id), nil, "", nil, &m); err != nil {
 		return nil, fmt.Errorf("revoke token %q: %w", id, err)
 	}
@@ -63,12 +62,12 @@ func (c *Client) RevokeToken(ctx context.Context, id string) (*authentication.To
 }
 
 // SetCredential creates or replaces a credential.
-func (c *Client) SetCredential(ctx context.Context, name string, req api.CredentialRequest) (*credential.Meta, error) {
+func (c *Client) SetCredential(ctx context.Context, name string, req api.CredentialRequest) (*api.Credential, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, fmt.Errorf("set credential %q: %w", name, err)
 	}
-	var m credential.Meta
+	var m api.Credential
 	if err := c.do(ctx, http.MethodPut, "/credentials/"+url.PathEscape(name), nil, "application/json", body, &m); err != nil {
 		return nil, fmt.Errorf("set credential %q: %w", name, err)
 	}
@@ -76,8 +75,8 @@ func (c *Client) SetCredential(ctx context.Context, name string, req api.Credent
 }
 
 // ListCredentials lists credentials: names, types and times.
-func (c *Client) ListCredentials(ctx context.Context) ([]credential.Meta, error) {
-	var p api.Page[credential.Meta]
+func (c *Client) ListCredentials(ctx context.Context) ([]api.Credential, error) {
+	var p api.Page[api.Credential]
 	if err := c.do(ctx, http.MethodGet, "/credentials", nil, "", nil, &p); err != nil {
 		return nil, fmt.Errorf("list credentials: %w", err)
 	}
@@ -90,4 +89,15 @@ func (c *Client) DeleteCredential(ctx context.Context, name string) error {
 		return fmt.Errorf("delete credential %q: %w", name, err)
 	}
 	return nil
+}
+
+// RotateManagementToken replaces the server's management token: the new
+// one is in the answer only (and in the server's cli.json when it keeps
+// one).
+func (c *Client) RotateManagementToken(ctx context.Context) (*api.RotatedToken, error) {
+	var t api.RotatedToken
+	if err := c.do(ctx, http.MethodPost, "/tokens/management/rotate", nil, "application/json", []byte("{}"), &t); err != nil {
+		return nil, fmt.Errorf("rotate the management token: %w", err)
+	}
+	return &t, nil
 }

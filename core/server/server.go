@@ -5,10 +5,7 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -108,16 +105,6 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
-	// The management token: on loopback the server hands it to the local
-	// CLI in a file only the user can read.
-	token := ""
-	if loopback {
-		token, err = localToken(cfg.Home, url)
-		if err != nil {
-			return err
-		}
-	}
-
 	host := &lateHost{}
 	// Metrics exist before the plugin host, which reports each plugin call.
 	var mtrs atomic.Pointer[metrics.Metrics]
@@ -133,7 +120,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// others (the credential plugin among them) are there to read them.
 	var later []pluginhost.Spec
 	for _, spec := range cfg.Plugins {
-		spec.Config = pluginConfig(cfg.Home, spec.Name, spec.Config, token)
+		spec.Config = pluginConfig(cfg.Home, spec.Name, spec.Config, "")
 		if spec.Name == "credential-builtin" {
 			maps.Copy(spec.Config, keyConfig)
 		}
@@ -147,6 +134,14 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if err := addResolved(ctx, mgr, later); err != nil {
 		return err
+	}
+	// The management token: on loopback the server hands it to the local
+	// CLI in a file only the user can read (management.go).
+	tokenNote := ""
+	if loopback {
+		if tokenNote, err = ensureManagementToken(ctx, mgr, cfg.Home, url); err != nil {
+			return err
+		}
 	}
 	bus, mtr := &events.Bus{}, newMetrics(mgr)
 	mtrs.Store(mtr)
@@ -168,7 +163,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer stopTriggers()
 	authorizer := scoped{next: &authz{mgr: mgr, log: cfg.Logger.Named("authz")}}
-	sec := &security{mgr: mgr, authz: authorizer, managed: token != "", now: time.Now}
+	sec := &security{mgr: mgr, authz: authorizer, managed: loopback, home: cfg.Home, url: url, now: time.Now}
 	handler := withRemote(api.New(backend{orch, sec}, &authn{mgr: mgr, throttle: newThrottle()}, authorizer, api.Options{}))
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
@@ -184,6 +179,10 @@ func Run(ctx context.Context, cfg Config) error {
 	fmt.Fprintf(cfg.Out, "Data: %s\n", cfg.Home)
 	if keyNote != "" {
 		fmt.Fprintln(cfg.Out, keyNote)
+	}
+	if tokenNote != "" {
+		fmt.Fprintln(cfg.Out, tokenNote)
+		cfg.Logger.Info(tokenNote)
 	}
 	if loopback {
 		fmt.Fprintf(cfg.Out, "The CLI on this machine is set up: its token is in %s\n", filepath.Join(cfg.Home, CLIConfigFile))
@@ -216,31 +215,6 @@ func isLoopback(a net.Addr) bool {
 	return ok && ta.IP.IsLoopback()
 }
 
-// localToken returns the management token of a loopback server, creating it
-// (and the CLI's configuration file) on first start.
-func localToken(home, url string) (string, error) {
-	path := filepath.Join(home, CLIConfigFile)
-	var cc CLIConfig
-	if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &cc) == nil && cc.Token != "" {
-		cc.Server = url
-	} else {
-		buf := make([]byte, 32)
-		if _, err := rand.Read(buf); err != nil {
-			return "", err
-		}
-		cc = CLIConfig{Server: url, Token: "pvt_" + base64.RawURLEncoding.EncodeToString(buf)}
-	}
-	b, _ := json.MarshalIndent(cc, "", "  ") // two strings
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return "", fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return "", fmt.Errorf("write %s: %w", path, err)
-	}
-	return cc.Token, nil
-}
-
 // pluginConfig gives the builtin plugins their places under the home.
 func pluginConfig(home, name string, cfg map[string]any, token string) map[string]any {
 	out := map[string]any{}
@@ -259,7 +233,6 @@ func pluginConfig(home, name string, cfg map[string]any, token string) map[strin
 		def("root", filepath.Join(home, "storage"))
 	case "engine-local":
 		def("root", filepath.Join(home, "workspaces"))
-		def("home", home) // commands must not reach it (see docs/security.md)
 	case "credential-builtin":
 		def("path", filepath.Join(home, "credentials.db"))
 	case "authentication-token":
