@@ -11,11 +11,16 @@
 //			engine.Service, sdktest.EngineSuite)
 //	}
 //
-// and, against the built binary:
+// and, against the built binary (the factory returns a configured plugin,
+// so the test configures what it launched):
 //
 //	func TestBinary(t *testing.T) {
 //		sdktest.EngineSuite(t, func(t *testing.T) engine.Engine {
-//			return sdktest.Dispense[engine.Engine](t, sdktest.Launch(t, "./my-plugin"), sdk.CategoryEngine)
+//			e := sdktest.Dispense[engine.Engine](t, sdktest.Launch(t, exec.Command("./my-plugin")), sdk.CategoryEngine)
+//			if _, err := e.Configure(context.Background(), &sdk.ConfigureRequest{}); err != nil {
+//				t.Fatalf("Configure: %v", err)
+//			}
+//			return e
 //		})
 //	}
 package sdktest
