@@ -13,8 +13,10 @@ PROTO_GEN := $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/palvella ./cmd/palvella
 
+# The terraform job plugin's tests run the real OpenTofu: PALVELLA_TOFU, or
+# the one .ci/build-tofu builds once and caches outside the clone.
 test: build
-	PALVELLA_BIN=$(CURDIR)/$(BIN)/palvella $(GO) test -count=1 ./...
+	PALVELLA_TOFU=$${PALVELLA_TOFU:-$$(.ci/build-tofu)} PALVELLA_BIN=$(CURDIR)/$(BIN)/palvella $(GO) test -count=1 ./...
 
 test-race: build
 	PALVELLA_BIN=$(CURDIR)/$(BIN)/palvella $(GO) test -race -count=1 ./core/... ./plugin-sdk/...

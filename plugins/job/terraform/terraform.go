@@ -395,7 +395,7 @@ if [ "$has_config" = true ]; then
   echo "+ $tf init $*"
   "$tf" init "$@"
 else
-  echo "no configuration files (*.tf, *.tf.json, *.tofu) in $(pwd): init not run"
+  echo "no configuration files (*.tf, *.tf.json, *.tofu) in $(pwd): init not run" >&2
 fi
 if [ -n "${PALVELLA_TF_WORKSPACE:-}" ]; then
   echo "+ $tf workspace select -or-create $PALVELLA_TF_WORKSPACE"
