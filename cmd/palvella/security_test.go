@@ -56,6 +56,7 @@ var apiClient = &http.Client{Timeout: 30 * time.Second}
 type apiResponse struct {
 	status int
 	body   []byte
+	header http.Header
 }
 
 // call makes one API request with a bearer token ("" for none).
@@ -78,10 +79,10 @@ func (s *testServer) call(method, path, token, body string) apiResponse {
 	}
 	defer resp.Body.Close()
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		return apiResponse{status: resp.StatusCode} // a stream: its status is the answer
+		return apiResponse{status: resp.StatusCode, header: resp.Header} // a stream: its status is the answer
 	}
 	b, _ := io.ReadAll(resp.Body)
-	return apiResponse{status: resp.StatusCode, body: b}
+	return apiResponse{status: resp.StatusCode, body: b, header: resp.Header}
 }
 
 // state is what a refused request must not change: every list the API

@@ -52,6 +52,10 @@ address other than loopback never writes the CLI's token file.`,
 	cmd.Flags().IntVar(&cfg.Workers, "workers", 4, "jobs the embedded worker runs at once")
 	cmd.Flags().BoolVar(&cfg.NoWorker, "no-worker", false, "run no embedded worker")
 	cmd.Flags().DurationVar(&cfg.DefaultRunTimeout, "default-run-timeout", 24*time.Hour, "timeout of runs whose pipeline sets none")
+	cmd.Flags().DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 30*time.Second, "on SIGTERM or Ctrl-C, how long running jobs may go on before they are stopped and handed back to run again after the restart")
+	cmd.Flags().DurationVar(&cfg.PluginWait, "plugin-wait", 60*time.Second, "how long a job waits for a plugin it needs to start or restart before it fails naming the plugin")
+	cmd.Flags().DurationVar(&cfg.LeaseTTL, "lease-ttl", 10*time.Second, "how long a worker holds a job between renewals; a job whose lease cannot be renewed for half of it is stopped, and one whose worker died runs again after it")
+	cmd.Flags().IntVar(&cfg.MaxQueuedRuns, "max-queued-runs", 1000, "runs that may be unfinished at once; more are refused with 429 and Retry-After (negative: no limit)")
 	cmd.Flags().StringVar(&cfg.SecretKeyFile, "secret-key-file", "", "file holding the key credentials are encrypted under (env PALVELLA_SECRET_KEY_FILE; or PALVELLA_SECRET_KEY holds the key); required beyond loopback")
 	cmd.Flags().StringVar(&cfg.TLSCert, "tls-cert", "", "serve the API over HTTPS with this certificate (PEM)")
 	cmd.Flags().StringVar(&cfg.TLSKey, "tls-key", "", "the private key of --tls-cert (PEM)")
@@ -59,6 +63,8 @@ address other than loopback never writes the CLI's token file.`,
 	cmd.Flags().StringVar(&cfg.Triggers.WebhookListen, "webhook-listen", "", "address of the webhook listener (/hooks/...), separate from the API (default 127.0.0.1:7701, skipped with a warning when taken); \"off\" serves none")
 	cmd.Flags().Int64Var(&cfg.Triggers.MaxWebhookBody, "webhook-max-body", 1<<20, "largest webhook body accepted, in bytes")
 	cmd.Flags().DurationVar(&cfg.Triggers.MinInterval, "min-interval", time.Minute, "shortest interval trigger a pipeline may declare")
+	cmd.Flags().DurationVar(&cfg.Triggers.RecordRetention, "trigger-record-retention", 30*24*time.Hour, "how long trigger records are kept, and a webhook delivery ID is refused as a replay (negative: for ever)")
+	cmd.Flags().IntVar(&cfg.Triggers.MaxRecordsPerPipeline, "trigger-records-per-pipeline", 1000, "most trigger records kept per pipeline, besides accepted webhook deliveries (negative: no limit)")
 	return cmd
 }
 

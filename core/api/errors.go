@@ -101,8 +101,15 @@ func errorBody(err error) (int, ErrorBody) {
 
 func writeError(w http.ResponseWriter, err error) {
 	status, body := errorBody(err)
-	if status == http.StatusUnauthorized {
+	switch status {
+	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="palvella"`)
+	case http.StatusTooManyRequests:
+		// The server is over a limit (such as its queue of runs); a
+		// client that waits this long finds room more often than not.
+		if w.Header().Get("Retry-After") == "" {
+			w.Header().Set("Retry-After", "5")
+		}
 	}
 	writeJSON(w, status, ErrorResponse{Error: body})
 }

@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -15,13 +16,39 @@ import (
 // execution is a job being executed in this process: what the host
 // services need to serve an action plugin's calls for it.
 type execution struct {
-	ref       sdk.ExecutionRef
+	ref sdk.ExecutionRef
+	// id is the job's execution ID (JobStatus.Execution).
+	id        string
 	engine    engine.Engine
 	workspace *engine.Workspace
 	// env is the job's environment (pipeline env, job env, PALVELLA_*),
 	// under the action's own.
 	env   map[string]string
 	scope storage.Scope
+	// interrupted says why the job was stopped from the outside (its
+	// engine or a plugin crashed), once it was.
+	interrupted atomic.Pointer[string]
+}
+
+// interrupt records that the job was stopped from the outside.
+func (e *execution) interrupt(why string) { e.interrupted.CompareAndSwap(nil, &why) }
+
+// interruptedBy says why the job was stopped from the outside, or "".
+func (e *execution) interruptedBy() string {
+	if e == nil {
+		return ""
+	}
+	if w := e.interrupted.Load(); w != nil {
+		return *w
+	}
+	return ""
+}
+
+// executionOf returns the execution registered for ref, or nil.
+func (o *Orchestrator) executionOf(ref sdk.ExecutionRef) *execution {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.execs[execKey(ref)]
 }
 
 var execSeq atomic.Int64
@@ -137,6 +164,11 @@ func (h *hostServices) Exec(ctx context.Context, req *sdk.HostExecRequest, out f
 		return nil
 	})
 	if err != nil {
+		if errors.Is(err, sdk.ErrPluginStopped) && ctx.Err() == nil {
+			// The engine stopped under the command: the job is
+			// interrupted, not failed.
+			e.interrupt("the engine stopped while a command ran: " + err.Error())
+		}
 		return nil, err
 	}
 	result := &sdk.HostExecResult{ExitCode: res.ExitCode, TimedOut: res.TimedOut, Cancelled: res.Cancelled}

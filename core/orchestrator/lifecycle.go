@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -25,6 +26,14 @@ func (o *Orchestrator) Start(ctx context.Context) error {
 			o.workerLoop(ctx)
 		}()
 	}
+	// When ctx ends the workers stop leasing; the jobs they run go on for
+	// the shutdown grace, then are stopped and handed back.
+	o.wg.Add(1)
+	go func() {
+		defer o.wg.Done()
+		<-ctx.Done()
+		o.drain()
+	}()
 	o.wg.Add(1)
 	go func() {
 		defer o.wg.Done()
@@ -33,8 +42,44 @@ func (o *Orchestrator) Start(ctx context.Context) error {
 	return nil
 }
 
-// Wait waits until the loops started by Start have stopped.
+// Wait waits until the loops started by Start have stopped and every job
+// they ran has finished or been handed back.
 func (o *Orchestrator) Wait() { o.wg.Wait() }
+
+// errShutdown is the cause of jobs stopped because the server stops.
+var errShutdown = errors.New("the server stopped before the job ended")
+
+// drain lets running jobs finish for the shutdown grace, then stops the
+// rest; they are handed back to the queue as interrupted attempts.
+func (o *Orchestrator) drain() {
+	done := make(chan struct{})
+	go func() {
+		o.inflight.Wait()
+		close(done)
+	}()
+	if o.opts.ShutdownGrace > 0 {
+		if n := o.runningCount(); n > 0 {
+			o.log.Info("stopping: waiting for running jobs to finish", "jobs", n, "grace", o.opts.ShutdownGrace)
+		}
+		select {
+		case <-done:
+			o.stopJobs(errShutdown)
+			return
+		case <-time.After(o.opts.ShutdownGrace):
+		}
+	}
+	if n := o.runningCount(); n > 0 {
+		o.log.Warn("stopping: handing running jobs back to the queue; they run again after the restart", "jobs", n)
+	}
+	o.stopJobs(errShutdown)
+	<-done
+}
+
+func (o *Orchestrator) runningCount() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.running)
+}
 
 // eachActiveRun calls fn for every run that has not ended, in every
 // namespace.
@@ -62,6 +107,7 @@ func (o *Orchestrator) recover(ctx context.Context) error {
 	n := 0
 	err := o.eachActiveRun(ctx, func(r *resource.Run) {
 		n++
+		o.trackActive(r, !r.Status.Terminal())
 		var items []jobItem
 		for _, j := range r.Jobs {
 			if j.Status == resource.StatusQueued {

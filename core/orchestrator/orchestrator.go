@@ -43,6 +43,23 @@ type Options struct {
 	// DefaultRunTimeout applies to runs whose pipeline sets none (default
 	// 24h).
 	DefaultRunTimeout time.Duration
+	// ShutdownGrace is how long running jobs may go on once Start's
+	// context ends (default 30s). Jobs still running then are stopped and
+	// handed back to the queue as interrupted attempts, to run again after
+	// the restart; a negative value stops them at once.
+	ShutdownGrace time.Duration
+	// PluginWait bounds how long a job waits for a plugin it needs to start
+	// or restart (default 60s); after it the job fails with the plugin's
+	// name and why it could not start.
+	PluginWait time.Duration
+	// MaxInterruptions is how many times a job may be interrupted by a
+	// crash (of the server, an engine or a plugin) and run again before it
+	// fails (default 3). Stops of the server are not counted.
+	MaxInterruptions int
+	// MaxQueuedRuns, when positive, is how many runs may wait to start or
+	// run at once; StartRun refuses more with ErrResourceExhausted (the API
+	// answers 429 with Retry-After). Default 1000; negative for no limit.
+	MaxQueuedRuns int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// MinInterval is the shortest interval trigger a pipeline may declare
@@ -69,12 +86,18 @@ type Orchestrator struct {
 
 	mu      sync.Mutex
 	types   *typeIndex
-	running map[string]context.CancelFunc // in-flight jobs by run key
-	execs   map[string]*execution         // executions served to action plugins
-	plans   map[string]*plan              // by namespace/pipeline.vN
+	running map[string]context.CancelCauseFunc // in-flight jobs by run key
+	execs   map[string]*execution              // executions served to action plugins
+	plans   map[string]*plan                   // by namespace/pipeline.vN
+	active  map[string]struct{}                // runs that have not ended, by namespace/name
 
 	wake chan struct{}
 	wg   sync.WaitGroup
+	// jobs is the context jobs run in: it outlives Start's context by the
+	// shutdown grace, and its cause says why jobs were stopped.
+	jobs     context.Context
+	stopJobs context.CancelCauseFunc
+	inflight sync.WaitGroup
 }
 
 const jobQueue = "jobs"
@@ -105,17 +128,31 @@ func New(opts Options) (*Orchestrator, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.ShutdownGrace == 0 {
+		opts.ShutdownGrace = 30 * time.Second
+	}
+	if opts.PluginWait <= 0 {
+		opts.PluginWait = 60 * time.Second
+	}
+	if opts.MaxInterruptions == 0 {
+		opts.MaxInterruptions = 3
+	}
+	if opts.MaxQueuedRuns == 0 {
+		opts.MaxQueuedRuns = 1000
+	}
 	host, _ := os.Hostname()
 	o := &Orchestrator{
 		opts:    opts,
 		log:     opts.Logger,
 		holder:  fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano()),
-		running: map[string]context.CancelFunc{},
+		running: map[string]context.CancelCauseFunc{},
 		execs:   map[string]*execution{},
 		plans:   map[string]*plan{},
+		active:  map[string]struct{}{},
 		wake:    make(chan struct{}, 1),
 	}
 	o.store = &store{db: o.database}
+	o.jobs, o.stopJobs = context.WithCancelCause(context.Background())
 	return o, nil
 }
 
@@ -125,20 +162,40 @@ func (o *Orchestrator) plugin(name string) (*pluginhost.Plugin, error) {
 	return o.opts.Plugins.Plugin(name)
 }
 
-func (o *Orchestrator) database(ctx context.Context) (database.Database, error) {
-	p, err := o.plugin(o.opts.Database)
+// client returns a client of a plugin, waiting at most PluginWait for it
+// to start or restart, so that no job waits forever for a plugin that
+// cannot start.
+func client[T sdk.Plugin](ctx context.Context, o *Orchestrator, name string, c sdk.Category) (T, error) {
+	var zero T
+	p, err := o.plugin(name)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	return pluginhost.Client[database.Database](ctx, p, sdk.CategoryDatabase)
+	wctx, cancel := context.WithTimeout(ctx, o.opts.PluginWait)
+	defer cancel()
+	cl, err := pluginhost.Client[T](wctx, p, c)
+	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
+		// Say why it could not start, once, without the wait's own error.
+		why, _, _ := strings.Cut(err.Error(), "\n")
+		why = strings.TrimSuffix(why, ": "+sdk.ErrPluginStopped.Error())
+		return zero, &notStarted{msg: fmt.Sprintf("plugin %q did not start within %s: %s", name, o.opts.PluginWait, why)}
+	}
+	return cl, err
+}
+
+// notStarted is a plugin that did not start within PluginWait. It is
+// sdk.ErrPluginStopped to errors.Is, and says why in one line.
+type notStarted struct{ msg string }
+
+func (e *notStarted) Error() string        { return e.msg }
+func (e *notStarted) Is(target error) bool { return target == sdk.ErrPluginStopped }
+
+func (o *Orchestrator) database(ctx context.Context) (database.Database, error) {
+	return client[database.Database](ctx, o, o.opts.Database, sdk.CategoryDatabase)
 }
 
 func (o *Orchestrator) storage(ctx context.Context) (storage.Storage, error) {
-	p, err := o.plugin(o.opts.Storage)
-	if err != nil {
-		return nil, err
-	}
-	return pluginhost.Client[storage.Storage](ctx, p, sdk.CategoryStorage)
+	return client[storage.Storage](ctx, o, o.opts.Storage, sdk.CategoryStorage)
 }
 
 // typeIndex maps action, job and engine types to the plugins providing
@@ -220,19 +277,11 @@ func (o *Orchestrator) typeIdx(ctx context.Context) (*typeIndex, error) {
 }
 
 func (o *Orchestrator) actionClient(ctx context.Context, ref typeRef) (action.Action, error) {
-	p, err := o.plugin(ref.plugin)
-	if err != nil {
-		return nil, err
-	}
-	return pluginhost.Client[action.Action](ctx, p, sdk.CategoryAction)
+	return client[action.Action](ctx, o, ref.plugin, sdk.CategoryAction)
 }
 
 func (o *Orchestrator) jobClient(ctx context.Context, ref typeRef) (job.Job, error) {
-	p, err := o.plugin(ref.plugin)
-	if err != nil {
-		return nil, err
-	}
-	return pluginhost.Client[job.Job](ctx, p, sdk.CategoryJob)
+	return client[job.Job](ctx, o, ref.plugin, sdk.CategoryJob)
 }
 
 func (o *Orchestrator) engineClient(ctx context.Context, typ string) (engine.Engine, error) {
@@ -244,11 +293,7 @@ func (o *Orchestrator) engineClient(ctx context.Context, typ string) (engine.Eng
 	if !ok {
 		return nil, sdk.Errorf(sdk.ErrFailedPrecondition, "engine", "no engine plugin provides engine type %q (install one with `palvella plugin add engine-%s`)", typ, typ)
 	}
-	p, err := o.plugin(name)
-	if err != nil {
-		return nil, err
-	}
-	return pluginhost.Client[engine.Engine](ctx, p, sdk.CategoryEngine)
+	return client[engine.Engine](ctx, o, name, sdk.CategoryEngine)
 }
 
 // kick wakes the worker loops.

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/palvella/palvella/core/api"
 	"github.com/palvella/palvella/core/pluginhost"
 	"github.com/palvella/palvella/core/resource"
 	"github.com/palvella/palvella/core/spec"
 	sdk "github.com/palvella/palvella/plugin-sdk"
+	"github.com/palvella/palvella/plugin-sdk/storage"
 )
 
 // load parses and validates a pipeline file against the types this
@@ -82,7 +84,22 @@ func (o *Orchestrator) ApplyPipeline(ctx context.Context, req api.ApplyRequest) 
 		switch {
 		case errors.Is(err, sdk.ErrNotFound):
 			// The version first, so a pipeline never points at a missing one.
-			if err := o.store.create(ctx, version(1)); err != nil && !errors.Is(err, sdk.ErrAlreadyExists) {
+			err := o.store.create(ctx, version(1))
+			if errors.Is(err, sdk.ErrAlreadyExists) {
+				// Left by a pipeline of this name that was deleted, or by
+				// a concurrent apply: a leftover is purged so the new
+				// pipeline's runs execute its own content.
+				old := &resource.PipelineVersion{}
+				if gerr := o.store.get(ctx, resource.KindPipelineVersion, ns, versionName(name, 1), old); gerr == nil && old.Hash != hash {
+					if gerr := o.store.get(ctx, resource.KindPipeline, ns, name, &resource.Pipeline{}); gerr == nil {
+						continue // applied concurrently: read it again
+					}
+					if perr := o.purgePipeline(ctx, ns, name); perr != nil {
+						return nil, fmt.Errorf("remove what a deleted pipeline %s/%s left: %w", ns, name, perr)
+					}
+					continue
+				}
+			} else if err != nil {
 				return nil, err
 			}
 			pl := &resource.Pipeline{Meta: resource.Meta{Kind: resource.KindPipeline, Namespace: ns, Name: name, Labels: p.Metadata.Labels},
@@ -163,8 +180,10 @@ func sortVersions(vs []resource.PipelineVersion) {
 	}
 }
 
-// DeletePipeline deletes a pipeline. Its versions and runs are kept, so
-// past runs stay readable; a pipeline with unfinished runs is not deleted.
+// DeletePipeline deletes a pipeline with its versions, its finished runs
+// and what they stored (logs, artifacts, pipeline-scoped entries). A
+// pipeline with unfinished runs is not deleted. A pipeline applied later
+// under the same name starts afresh at version 1 and run 1.
 func (o *Orchestrator) DeletePipeline(ctx context.Context, ns, name string) error {
 	if _, err := o.GetPipeline(ctx, ns, name); err != nil {
 		return err
@@ -176,7 +195,91 @@ func (o *Orchestrator) DeletePipeline(ctx context.Context, ns, name string) erro
 	if len(active) > 0 {
 		return sdk.Errorf(sdk.ErrFailedPrecondition, "pipeline", "pipeline %s/%s has unfinished runs (such as %s); cancel them first", ns, name, active[0].Name)
 	}
-	return o.store.delete(ctx, resource.KindPipeline, ns, name)
+	// The pipeline first: once it is gone nothing starts a run of it, and
+	// what is left of it is purged now, or by the next apply of the name
+	// if this process stops half-way.
+	if err := o.store.delete(ctx, resource.KindPipeline, ns, name); err != nil {
+		return err
+	}
+	if err := o.purgePipeline(ctx, ns, name); err != nil {
+		return fmt.Errorf("pipeline %s/%s is deleted, but not all of its runs and versions: %w (applying the name again removes the rest)", ns, name, err)
+	}
+	o.log.Info("pipeline deleted", "namespace", ns, "pipeline", name)
+	return nil
+}
+
+// purgePipeline removes what a deleted pipeline left: its runs and what
+// they stored, its versions and its pipeline-scoped storage.
+func (o *Orchestrator) purgePipeline(ctx context.Context, ns, name string) error {
+	st, err := o.storage(ctx)
+	if err != nil {
+		return err
+	}
+	sel := map[string]string{"pipeline": name}
+	for {
+		runs, _, err := list[resource.Run](ctx, o.store, resource.KindRun, ns, sel, 100, "")
+		if err != nil {
+			return err
+		}
+		if len(runs) == 0 {
+			break
+		}
+		for _, r := range runs {
+			if r.Pipeline != name {
+				continue
+			}
+			if err := deleteScope(ctx, st, storage.Scope{Kind: storage.ScopeRun, Namespace: ns, Pipeline: name, Run: r.Name}); err != nil {
+				return fmt.Errorf("delete the stored objects of run %s: %w", r.Name, err)
+			}
+			if err := o.store.delete(ctx, resource.KindRun, ns, r.Name); err != nil && !errors.Is(err, sdk.ErrNotFound) {
+				return fmt.Errorf("delete run %s: %w", r.Name, err)
+			}
+			o.trackActive(&r, false)
+		}
+	}
+	for {
+		vs, _, err := list[resource.PipelineVersion](ctx, o.store, resource.KindPipelineVersion, ns, sel, 100, "")
+		if err != nil {
+			return err
+		}
+		if len(vs) == 0 {
+			break
+		}
+		for _, v := range vs {
+			if err := o.store.delete(ctx, resource.KindPipelineVersion, ns, v.Name); err != nil && !errors.Is(err, sdk.ErrNotFound) {
+				return fmt.Errorf("delete version %d: %w", v.Version, err)
+			}
+		}
+	}
+	if err := deleteScope(ctx, st, storage.Scope{Kind: storage.ScopePipeline, Namespace: ns, Pipeline: name}); err != nil {
+		return fmt.Errorf("delete the pipeline's stored objects: %w", err)
+	}
+	o.mu.Lock()
+	for k := range o.plans {
+		if strings.HasPrefix(k, ns+"/"+name+".v") {
+			delete(o.plans, k)
+		}
+	}
+	o.mu.Unlock()
+	return nil
+}
+
+// deleteScope deletes every object of a storage scope.
+func deleteScope(ctx context.Context, st storage.Storage, scope storage.Scope) error {
+	for {
+		page, err := st.List(ctx, &storage.ListRequest{Scope: scope, PageSize: 500})
+		if err != nil {
+			return err
+		}
+		if len(page.Items) == 0 {
+			return nil
+		}
+		for _, it := range page.Items {
+			if err := st.Delete(ctx, it.Ref); err != nil && !errors.Is(err, sdk.ErrNotFound) {
+				return err
+			}
+		}
+	}
 }
 
 // Plugins reports the state of every plugin.

@@ -20,6 +20,9 @@ func (o *Orchestrator) StartRun(ctx context.Context, ns, pipeline string, params
 		// A manual run is a firing too: it gets its record.
 		return o.startManual(ctx, ns, pipeline, params, trigger)
 	}
+	if err := o.admit(); err != nil {
+		return nil, err
+	}
 	var pl *resource.Pipeline
 	var p *plan
 	var values map[string]any
@@ -57,6 +60,7 @@ func (o *Orchestrator) StartRun(ctx context.Context, ns, pipeline string, params
 	if err := o.store.create(ctx, run); err != nil {
 		return nil, fmt.Errorf("create run: %w", err)
 	}
+	o.trackActive(run, true)
 	o.log.Info("run started", "run", run.Name, "namespace", ns, "trigger", trigger.Type)
 	return o.schedule(ctx, ns, run.Name)
 }
@@ -141,9 +145,36 @@ func (o *Orchestrator) activeRuns(ctx context.Context, ns, pipeline, skip string
 	}
 }
 
+// admit refuses a new run when MaxQueuedRuns runs have not ended yet.
+func (o *Orchestrator) admit() error {
+	if o.opts.MaxQueuedRuns <= 0 {
+		return nil
+	}
+	o.mu.Lock()
+	n := len(o.active)
+	o.mu.Unlock()
+	if n >= o.opts.MaxQueuedRuns {
+		return sdk.Errorf(sdk.ErrResourceExhausted, "", "the server has %d runs that have not ended, its limit (--max-queued-runs); try again once some have finished", n)
+	}
+	return nil
+}
+
+// trackActive counts a run as not ended, or no longer.
+func (o *Orchestrator) trackActive(run *resource.Run, active bool) {
+	k := run.Namespace + "/" + run.Name
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if active {
+		o.active[k] = struct{}{}
+	} else {
+		delete(o.active, k)
+	}
+}
+
 // runEnded gives a slot to the pipeline's pending runs when it limits how
 // many run at once. (The run's "active" label was removed when it ended.)
 func (o *Orchestrator) runEnded(ctx context.Context, run *resource.Run) {
+	o.trackActive(run, false)
 	o.log.Info("run ended", "run", run.Name, "status", run.Status, "reason", run.Reason)
 	if p, err := o.planFor(ctx, run); err != nil || p.Concurrency == 0 {
 		return
@@ -223,7 +254,7 @@ func (o *Orchestrator) endRun(ctx context.Context, ns, name string, status resou
 	o.mu.Lock()
 	for _, j := range run.Jobs {
 		if cancel := o.running[ns+"/"+name+"/"+j.Name]; cancel != nil {
-			cancel()
+			cancel(errRunCancelled)
 		}
 	}
 	o.mu.Unlock()

@@ -131,9 +131,13 @@ func finishIfDone(run *resource.Run, now time.Time) {
 		resource.SetStatus(&run.Status, &run.Transitions, resource.StatusFailure, "failed jobs: "+strings.Join(failed, ", "), now)
 		run.Reason = "failed jobs: " + strings.Join(failed, ", ")
 	case cancelled:
+		if run.Reason == "" {
+			run.Reason = "cancelled"
+		}
 		resource.SetStatus(&run.Status, &run.Transitions, resource.StatusCancelled, run.Reason, now)
 	default:
-		resource.SetStatus(&run.Status, &run.Transitions, resource.StatusSuccess, "", now)
+		run.Reason = "every job succeeded or was skipped by its own if"
+		resource.SetStatus(&run.Status, &run.Transitions, resource.StatusSuccess, run.Reason, now)
 	}
 	run.FinishedAt = &now
 	delete(run.Labels, "active")

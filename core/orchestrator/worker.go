@@ -2,6 +2,8 @@ package orchestrator
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -90,52 +92,111 @@ func (o *Orchestrator) lease(ctx context.Context) (*database.QueueItem, error) {
 	return db.Lease(ctx, &database.LeaseRequest{Queue: jobQueue, Holder: o.holder, TTL: o.opts.LeaseTTL})
 }
 
-// work runs one leased job, renewing its lease, and acks it.
+// Why a job's context was cancelled, besides the run being cancelled.
+var (
+	// errLeaseLost: the worker could not renew the job's lease in time, or
+	// another worker holds it now. The job is stopped before the lease can
+	// expire and nothing more is recorded for it here.
+	errLeaseLost = errors.New("the job's lease was lost")
+	// errFenced: another execution of the job has taken it over.
+	errFenced = errors.New("another execution took the job over")
+	// errRunCancelled: the run was cancelled or ended.
+	errRunCancelled = errors.New("cancelled")
+)
+
+// work runs one leased job, renewing its lease, then acks the item, or
+// hands it back to the queue when the job was interrupted.
 func (o *Orchestrator) work(ctx context.Context, item *database.QueueItem) {
+	o.inflight.Add(1)
+	defer o.inflight.Done()
+	bg := context.WithoutCancel(ctx)
 	var it jobItem
 	if err := json.Unmarshal(item.Payload, &it); err != nil {
 		o.log.Error("dropping a malformed queue item", "id", item.ID, "error", err)
-		o.ack(ctx, item)
+		o.ack(bg, item)
 		return
 	}
-	jobCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	runKey := it.Namespace + "/" + it.Run
+	// The job runs in the jobs context, which outlives ctx (the leasing
+	// loop's) by the shutdown grace.
+	jobCtx, cancel := context.WithCancelCause(o.jobs)
+	defer cancel(nil)
+	key := it.Namespace + "/" + it.Run + "/" + it.Job
 	o.mu.Lock()
-	o.running[runKey+"/"+it.Job] = cancel
+	o.running[key] = cancel
 	o.mu.Unlock()
 	defer func() {
 		o.mu.Lock()
-		delete(o.running, runKey+"/"+it.Job)
+		delete(o.running, key)
 		o.mu.Unlock()
 	}()
 
-	// Keep the lease while the job runs.
+	// Keep the lease while the job runs. A lease that cannot be renewed
+	// for half its TTL stops the job, so that it has ended before the
+	// lease expires and another worker may take it.
 	renewDone := make(chan struct{})
 	go func() {
 		defer close(renewDone)
-		t := time.NewTicker(o.opts.LeaseTTL / 3)
+		t := time.NewTicker(o.opts.LeaseTTL / 4)
 		defer t.Stop()
-		token := item.LeaseToken
+		lastOK := time.Now()
 		for {
 			select {
 			case <-jobCtx.Done():
 				return
 			case <-t.C:
-				db, err := o.database(ctx)
-				if err != nil {
-					continue
-				}
-				if _, err := db.Renew(ctx, &database.RenewRequest{ID: item.ID, LeaseToken: token, TTL: o.opts.LeaseTTL}); err != nil {
-					o.log.Warn("renew job lease", "job", it.id(), "error", err)
-				}
+			}
+			rctx, rcancel := context.WithTimeout(bg, o.opts.LeaseTTL/4)
+			db, err := o.database(rctx)
+			if err == nil {
+				_, err = db.Renew(rctx, &database.RenewRequest{ID: item.ID, LeaseToken: item.LeaseToken, TTL: o.opts.LeaseTTL})
+			}
+			rcancel()
+			switch {
+			case err == nil:
+				lastOK = time.Now()
+			case errors.Is(err, sdk.ErrConflict) || errors.Is(err, sdk.ErrNotFound):
+				o.log.Error("job lease taken over; stopping the job", "job", it.id(), "error", err)
+				cancel(errLeaseLost)
+				return
+			case time.Since(lastOK) >= o.opts.LeaseTTL/2:
+				o.log.Error("job lease could not be renewed; stopping the job before it expires", "job", it.id(), "error", err)
+				cancel(errLeaseLost)
+				return
+			default:
+				o.log.Warn("renew job lease", "job", it.id(), "error", err)
 			}
 		}
 	}()
-	o.runJob(jobCtx, it, item.Attempts)
-	cancel()
+	d := o.runJob(jobCtx, it, item.Attempts)
+	cancel(nil)
 	<-renewDone
-	o.ack(ctx, item)
+	switch {
+	case errors.Is(context.Cause(jobCtx), errLeaseLost), d == lost:
+		// Nothing more is ours to write: the lease decides who runs it next.
+	case d == handBack:
+		o.nack(bg, item, o.handBackDelay(jobCtx))
+	default:
+		o.ack(bg, item)
+	}
+}
+
+// disposition is what the worker does with a job's queue item.
+type disposition int
+
+const (
+	done     disposition = iota // ack it
+	handBack                    // release it to run again
+	lost                        // leave it: another execution holds the job
+)
+
+// handBackDelay is how long an interrupted job waits before it may be
+// leased again: at once after a stop of the server, a moment after a
+// crash so that the plugin can restart.
+func (o *Orchestrator) handBackDelay(jobCtx context.Context) time.Duration {
+	if errors.Is(context.Cause(jobCtx), errShutdown) {
+		return 0
+	}
+	return time.Second
 }
 
 func (o *Orchestrator) ack(ctx context.Context, item *database.QueueItem) {
@@ -148,47 +209,83 @@ func (o *Orchestrator) ack(ctx context.Context, item *database.QueueItem) {
 	}
 }
 
+func (o *Orchestrator) nack(ctx context.Context, item *database.QueueItem, after time.Duration) {
+	db, err := o.database(ctx)
+	if err == nil {
+		err = db.Nack(ctx, &database.NackRequest{ID: item.ID, LeaseToken: item.LeaseToken, RetryAfter: after})
+	}
+	if err != nil && ctx.Err() == nil {
+		o.log.Warn("hand a job back to the queue", "id", item.ID, "error", err)
+	}
+}
+
+// newExecutionID returns a random identifier of one execution of a job.
+func newExecutionID() string {
+	var b [9]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
 // jobOutcome is how a job's actions ended.
 type jobOutcome struct {
 	status  resource.Status
 	reason  string
 	resume  int // for waiting
 	outputs map[string]any
+	// interrupted, when set, says what stopped the job from the outside
+	// (a plugin or engine crash): it is handed back to run again.
+	interrupted string
 }
 
-// runJob executes one job of a run and records the outcome.
-func (o *Orchestrator) runJob(ctx context.Context, it jobItem, leaseAttempts int) {
+// runJob executes one job of a run and records the outcome. Every write it
+// makes for the job carries a new execution ID; a write finding another
+// execution's ID means the job was taken over, and this one stops.
+func (o *Orchestrator) runJob(ctx context.Context, it jobItem, leaseAttempts int) disposition {
+	bg := context.WithoutCancel(ctx)
 	run := &resource.Run{}
 	if err := o.store.get(ctx, resource.KindRun, it.Namespace, it.Run, run); err != nil {
-		o.log.Error("job of a missing run", "run", it.Run, "job", it.Job, "error", err)
-		return
+		if errors.Is(err, sdk.ErrNotFound) {
+			return done // the run was deleted
+		}
+		o.log.Error("read the run of a job", "run", it.Run, "job", it.Job, "error", err)
+		return handBack
 	}
 	js := run.Job(it.Job)
 	if run.Status.Terminal() || js == nil || (js.Status != resource.StatusQueued && js.Status != resource.StatusRunning) {
-		return // cancelled or already done
+		return done // cancelled or already done
 	}
+	exec := newExecutionID()
 	p, err := o.planFor(ctx, run)
 	if err != nil {
-		o.finishJob(ctx, it, jobOutcome{status: resource.StatusFailure, reason: err.Error()})
-		return
+		return o.finishJob(bg, it, exec, jobOutcome{status: resource.StatusFailure, reason: err.Error()}, true)
 	}
 	pj := p.job(it.Job)
 	if pj == nil {
-		o.finishJob(ctx, it, jobOutcome{status: resource.StatusFailure, reason: "the job is not in the pipeline version"})
-		return
+		return o.finishJob(bg, it, exec, jobOutcome{status: resource.StatusFailure, reason: "the job is not in the pipeline version"}, true)
 	}
 	resume := js.Resume
-	recovered := js.Status == resource.StatusRunning && leaseAttempts > 1
-	// Mark the job running.
+	// A job found running was interrupted: its worker stopped without
+	// handing it back (killed, or cut off from the database).
+	recovered := js.Status == resource.StatusRunning
+	// Mark the job running, as this execution.
 	now := o.now()
+	tooMany := false
 	run, err = mutate(ctx, o.store, resource.KindRun, it.Namespace, it.Run, func(r *resource.Run) error {
+		tooMany = false
 		j := r.Job(it.Job)
 		if j == nil || (j.Status != resource.StatusQueued && j.Status != resource.StatusRunning) {
 			return errStale
 		}
 		if recovered {
-			j.Transitions = append(j.Transitions, resource.Transition{Status: resource.StatusRunning, At: now, Reason: "picked up again after its worker stopped"})
+			j.Interruptions++
+			if j.Interruptions > o.opts.MaxInterruptions {
+				tooMany = true
+				return nil
+			}
+			j.Transitions = append(j.Transitions, resource.Transition{Status: resource.StatusRunning, At: now,
+				Reason: fmt.Sprintf("picked up again after its worker stopped (interruption %d of at most %d)", j.Interruptions, o.opts.MaxInterruptions)})
 		}
+		j.Execution = exec
 		setJob(j, resource.StatusRunning, "", now)
 		if j.Attempt == 0 {
 			j.Attempt = 1
@@ -199,12 +296,17 @@ func (o *Orchestrator) runJob(ctx context.Context, it jobItem, leaseAttempts int
 		return nil
 	})
 	if errors.Is(err, errStale) {
-		return
+		return done
 	}
 	if err != nil {
 		o.log.Error("mark job running", "run", it.Run, "job", it.Job, "error", err)
-		return
+		return handBack
 	}
+	if tooMany {
+		return o.finishJob(bg, it, "", jobOutcome{status: resource.StatusFailure,
+			reason: fmt.Sprintf("interrupted %d times: its worker stopped while it ran each time", o.opts.MaxInterruptions+1)}, true)
+	}
+	_ = leaseAttempts
 	js = run.Job(it.Job)
 
 	timeout := pj.Timeout
@@ -222,20 +324,71 @@ func (o *Orchestrator) runJob(ctx context.Context, it jobItem, leaseAttempts int
 	}
 	jctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	out := o.execute(jctx, run, p, pj, js, resume)
+	out := o.execute(jctx, run, p, pj, js, resume, exec)
 	if out.status == resource.StatusFailure && errors.Is(jctx.Err(), context.DeadlineExceeded) {
 		out.reason = fmt.Sprintf("timed out after %s", timeout.Round(time.Millisecond))
 	}
-	if errors.Is(ctx.Err(), context.Canceled) && out.status != resource.StatusWaiting {
+	switch cause := context.Cause(ctx); {
+	case errors.Is(cause, errLeaseLost), errors.Is(cause, errFenced):
+		o.log.Warn("job stopped; another execution may run it", "run", it.Run, "job", it.Job, "why", cause)
+		return lost
+	case errors.Is(cause, errShutdown) && out.status != resource.StatusWaiting:
+		return o.interruptJob(bg, it, exec, cause.Error(), false)
+	case errors.Is(cause, errRunCancelled) && out.status != resource.StatusWaiting:
 		out.status, out.reason = resource.StatusCancelled, "cancelled"
+	case out.interrupted != "":
+		return o.interruptJob(bg, it, exec, out.interrupted, true)
 	}
-	o.finishJob(ctx, it, out)
+	return o.finishJob(bg, it, exec, out, false)
+}
+
+// interruptJob hands a job stopped from the outside back to the queue: it
+// runs again, from where an approval left it, without using up a retry.
+// Crashes are counted (see MaxInterruptions); stops of the server are not.
+func (o *Orchestrator) interruptJob(ctx context.Context, it jobItem, exec, why string, counted bool) disposition {
+	failed := false
+	_, err := mutate(ctx, o.store, resource.KindRun, it.Namespace, it.Run, func(r *resource.Run) error {
+		failed = false
+		j := r.Job(it.Job)
+		if j == nil || j.Status.Terminal() || j.Execution != exec {
+			return errStale
+		}
+		if counted {
+			j.Interruptions++
+			if j.Interruptions > o.opts.MaxInterruptions {
+				failed = true
+				return nil
+			}
+		}
+		now := o.now()
+		for k := range j.Actions {
+			if as := &j.Actions[k]; as.Status == resource.StatusRunning {
+				setAction(as, resource.StatusPending, "interrupted: "+why, now)
+				as.StartedAt = nil
+			}
+		}
+		j.Execution = ""
+		setJob(j, resource.StatusQueued, "interrupted ("+why+"); it runs again", now)
+		return nil
+	})
+	switch {
+	case errors.Is(err, errStale):
+		return done
+	case err != nil:
+		o.log.Error("hand an interrupted job back", "run", it.Run, "job", it.Job, "error", err)
+		return lost // its lease expires and it is picked up again
+	case failed:
+		return o.finishJob(ctx, it, exec, jobOutcome{status: resource.StatusFailure,
+			reason: fmt.Sprintf("interrupted %d times, the last: %s", o.opts.MaxInterruptions+1, why)}, false)
+	}
+	o.log.Warn("job interrupted; it runs again", "run", it.Run, "job", it.Job, "why", why)
+	return handBack
 }
 
 var errStale = errors.New("stale job")
 
 // execute runs a job's actions on its engine.
-func (o *Orchestrator) execute(ctx context.Context, run *resource.Run, p *plan, pj *planJob, js *resource.JobStatus, resume int) jobOutcome {
+func (o *Orchestrator) execute(ctx context.Context, run *resource.Run, p *plan, pj *planJob, js *resource.JobStatus, resume int, exec string) jobOutcome {
 	ns := run.Namespace
 	exprCtx := func() map[string]any {
 		fresh := &resource.Run{}
@@ -256,9 +409,16 @@ func (o *Orchestrator) execute(ctx context.Context, run *resource.Run, p *plan, 
 	if pj.Uses != "" {
 		// The job type's actions are known now: record them before running.
 		if _, err := mutate(ctx, o.store, resource.KindRun, ns, run.Name, func(r *resource.Run) error {
-			resetActions(r.Job(pj.Name), actions, resume)
+			j := r.Job(pj.Name)
+			if j == nil || j.Execution != exec {
+				return errFenced
+			}
+			resetActions(j, actions, resume)
 			return nil
 		}); err != nil {
+			if errors.Is(err, errFenced) {
+				o.fenced(run, pj.Name)
+			}
 			return jobOutcome{status: resource.StatusFailure, reason: "record actions: " + err.Error()}
 		}
 	}
@@ -276,6 +436,9 @@ func (o *Orchestrator) execute(ctx context.Context, run *resource.Run, p *plan, 
 	}
 	ws, err := eng.Setup(ctx, &engine.SetupRequest{Options: engOpts, Namespace: ns, Pipeline: run.Pipeline, Run: run.Name, Job: pj.Name})
 	if err != nil {
+		if errors.Is(err, sdk.ErrPluginStopped) {
+			return jobOutcome{status: resource.StatusFailure, interrupted: "the engine stopped during its setup: " + err.Error()}
+		}
 		return jobOutcome{status: resource.StatusFailure, reason: "engine setup: " + err.Error()}
 	}
 	defer func() {
@@ -291,7 +454,7 @@ func (o *Orchestrator) execute(ctx context.Context, run *resource.Run, p *plan, 
 		return jobOutcome{status: resource.StatusFailure, reason: err.Error()}
 	}
 	ref := sdk.ExecutionRef{Namespace: ns, Pipeline: run.Pipeline, Run: run.Name, Job: pj.Name, Attempt: js.Attempt}
-	e := &execution{ref: ref, engine: eng, workspace: ws, env: env,
+	e := &execution{ref: ref, id: exec, engine: eng, workspace: ws, env: env,
 		scope: storage.Scope{Kind: storage.ScopeRun, Namespace: ns, Pipeline: run.Pipeline, Run: run.Name}}
 	defer o.register(e)()
 
@@ -313,6 +476,9 @@ actions:
 			break
 		}
 		st, msg, outputs := o.runAction(ctx, run, p, pj, a, ref, exprCtx)
+		if why := e.interruptedBy(); why != "" {
+			return jobOutcome{status: resource.StatusFailure, interrupted: why, outputs: outcome.outputs}
+		}
 		maps.Copy(outcome.outputs, outputs)
 		switch st {
 		case resource.StatusWaiting:
@@ -398,15 +564,24 @@ func (o *Orchestrator) expand(ctx context.Context, run *resource.Run, p *plan, p
 // runAction runs one action and records its status, outputs and log.
 func (o *Orchestrator) runAction(ctx context.Context, run *resource.Run, p *plan, pj *planJob, a planAction, ref sdk.ExecutionRef, exprCtx func() map[string]any) (resource.Status, string, map[string]any) {
 	ns := run.Namespace
+	e := o.executionOf(ref)
 	record := func(st resource.Status, msg string, outputs map[string]any) {
 		now := o.now()
 		if _, err := mutate(context.WithoutCancel(ctx), o.store, resource.KindRun, ns, run.Name, func(r *resource.Run) error {
-			if as := r.Job(pj.Name).Action(a.Name); as != nil {
+			j := r.Job(pj.Name)
+			if j == nil || (e != nil && j.Execution != e.id) {
+				return errFenced
+			}
+			if as := j.Action(a.Name); as != nil {
 				setAction(as, st, msg, now)
 				as.Outputs = outputs
 			}
 			return nil
 		}); err != nil {
+			if errors.Is(err, errFenced) {
+				o.fenced(run, pj.Name)
+				return
+			}
 			o.log.Error("record action status", "run", run.Name, "job", pj.Name, "action", a.Name, "error", err)
 		}
 	}
@@ -462,6 +637,15 @@ func (o *Orchestrator) runAction(ctx context.Context, run *resource.Run, p *plan
 	aref := ref
 	aref.Action = a.Name
 	res, err := ac.Run(sdk.WithExecution(actx, aref), &action.RunRequest{Type: tref.name, Name: a.Name, Params: params, Context: ectx, Ref: aref}, logEvents{lg})
+	if err != nil && errors.Is(err, sdk.ErrPluginStopped) && ctx.Err() == nil && e != nil {
+		// The action's plugin stopped under it: the job is interrupted,
+		// not failed, and runs again once the plugin is back.
+		e.interrupt(fmt.Sprintf("plugin %s stopped while action %s ran: %v", tref.plugin, a.Name, err))
+	}
+	if why := e.interruptedBy(); why != "" {
+		lg.line("system", "interrupted: "+why+"; the job runs again")
+		return resource.StatusFailure, why, nil
+	}
 	if err != nil {
 		if actionTimedOut(ctx, actx, a.Timeout, err) {
 			return fail(fmt.Sprintf("timed out after %s", a.Timeout))
@@ -507,9 +691,13 @@ func (e logEvents) Output(string, any) error { return nil }
 // actionParams interpolates `${{ }}` in an action's string parameters.
 // `expr` (compare) and `if` are expressions themselves and stay as written.
 func (o *Orchestrator) actionParams(a planAction, ectx map[string]any) (map[string]any, error) {
+	scripts, err := o.scriptsOf(a.Type) // scripts get their values through env (script.go)
+	if err != nil {
+		return nil, err
+	}
 	out := map[string]any{}
 	for k, v := range a.Params {
-		if k == "expr" {
+		if k == "expr" || scripts.has(k) {
 			out[k] = v
 			continue
 		}
@@ -519,7 +707,7 @@ func (o *Orchestrator) actionParams(a planAction, ectx map[string]any) (map[stri
 		}
 		out[k] = iv
 	}
-	return out, nil
+	return scripts.rewrite(a.Name, out, ectx)
 }
 
 func (o *Orchestrator) interpolateAll(m map[string]any, ectx map[string]any) (map[string]any, error) {
@@ -556,7 +744,9 @@ func (o *Orchestrator) interpolateValue(v any, ectx map[string]any) (any, error)
 
 // finishJob records a job's outcome, retries it or releases what it holds,
 // and advances the run.
-func (o *Orchestrator) finishJob(ctx context.Context, it jobItem, out jobOutcome) {
+// Unless unfenced (for a job this execution never marked running), it
+// records nothing when another execution has taken the job over.
+func (o *Orchestrator) finishJob(ctx context.Context, it jobItem, exec string, out jobOutcome, unfenced bool) disposition {
 	ctx = context.WithoutCancel(ctx)
 	var queued []jobItem
 	run, err := mutate(ctx, o.store, resource.KindRun, it.Namespace, it.Run, func(r *resource.Run) error {
@@ -565,7 +755,11 @@ func (o *Orchestrator) finishJob(ctx context.Context, it jobItem, out jobOutcome
 		if j == nil || j.Status.Terminal() {
 			return errStale
 		}
+		if !unfenced && j.Execution != exec {
+			return errFenced
+		}
 		now := o.now()
+		j.Execution = ""
 		j.Outputs = out.outputs
 		if out.status != resource.StatusWaiting {
 			// Actions the job did not reach.
@@ -600,18 +794,35 @@ func (o *Orchestrator) finishJob(ctx context.Context, it jobItem, out jobOutcome
 		}
 		return nil
 	})
-	if errors.Is(err, errStale) {
-		return
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, errStale):
+		return done
+	case errors.Is(err, errFenced):
+		o.log.Warn("job taken over by another execution; its outcome here is not recorded", "run", it.Run, "job", it.Job)
+		return lost
+	case err != nil:
+		// Not recorded: leave the item to be leased again once its lease
+		// expires, rather than lose the job.
 		o.log.Error("record job outcome", "run", it.Run, "job", it.Job, "error", err)
-		return
+		return lost
 	}
 	if err := o.enqueue(ctx, queued...); err != nil {
 		o.log.Error("enqueue jobs", "run", it.Run, "error", err)
 	}
 	if run.Status.Terminal() {
 		o.runEnded(ctx, run)
+	}
+	return done
+}
+
+// fenced stops this process's execution of a job another execution has
+// taken over.
+func (o *Orchestrator) fenced(run *resource.Run, job string) {
+	o.mu.Lock()
+	cancel := o.running[run.Namespace+"/"+run.Name+"/"+job]
+	o.mu.Unlock()
+	if cancel != nil {
+		cancel(errFenced)
 	}
 }
 

@@ -132,17 +132,25 @@ func (r *Run) Job(name string) *JobStatus {
 
 // JobStatus is the state of one job of a run.
 type JobStatus struct {
-	Name    string         `json:"name"`
-	Status  Status         `json:"status"`
-	Reason  string         `json:"reason,omitempty"`
+	Name   string `json:"name"`
+	Status Status `json:"status"`
+	Reason string `json:"reason,omitempty"`
 	// Skip says why a skipped job did not run: SkipByIf (its own `if` was
 	// false; counts as satisfied for the jobs below it) or
 	// SkipByRequirements (its `when` was not met; counts as a failure for
 	// the jobs below it).
-	Skip    SkipCause      `json:"skip,omitempty"`
-	Attempt int            `json:"attempt"`
-	Outputs map[string]any `json:"outputs,omitempty"`
-	Actions []ActionStatus `json:"actions"`
+	Skip    SkipCause `json:"skip,omitempty"`
+	Attempt int       `json:"attempt"`
+	// Execution identifies the live execution of the job (one lease of
+	// it by a worker). Every write of a job's progress carries it, so a
+	// worker that lost the job cannot record anything for it any more.
+	Execution string `json:"execution,omitempty"`
+	// Interruptions counts the times the job was stopped by a crash or a
+	// stop of the server, an engine or a plugin, and run again. They do
+	// not use up its retries.
+	Interruptions int            `json:"interruptions,omitempty"`
+	Outputs       map[string]any `json:"outputs,omitempty"`
+	Actions       []ActionStatus `json:"actions"`
 	// Resume is the index of the action to run next when a job waiting for
 	// approval is released.
 	Resume      int          `json:"resume,omitempty"`

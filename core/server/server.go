@@ -43,7 +43,16 @@ type Config struct {
 	// DefaultRunTimeout ends runs whose pipeline sets no timeout (default
 	// 24h), so that no run is left running forever.
 	DefaultRunTimeout time.Duration
-	Logger            hclog.Logger
+	// ShutdownGrace is how long running jobs may go on once the server is
+	// asked to stop (default 30s); then they are handed back to the queue.
+	ShutdownGrace time.Duration
+	// PluginWait bounds how long a job waits for a plugin to start.
+	PluginWait time.Duration
+	// MaxQueuedRuns bounds the runs unfinished at once (default 1000).
+	MaxQueuedRuns int
+	// LeaseTTL is how long a worker holds a job between renewals.
+	LeaseTTL time.Duration
+	Logger   hclog.Logger
 	// Out receives the lines that tell a person where the server listens.
 	Out io.Writer
 	// Ready, if set, is called with the API's URL once the server serves.
@@ -55,6 +64,9 @@ type Config struct {
 	SecretKeyFile string
 	// TLSCert and TLSKey, both or neither, serve the API over HTTPS.
 	TLSCert, TLSKey string
+	// HTTP bounds the connections of the API and the webhook listener
+	// (hygiene.go).
+	HTTP HTTPTimeouts
 	// Triggers configure webhooks and schedules (see webhook.go).
 	Triggers TriggerConfig
 }
@@ -82,6 +94,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if err := os.MkdirAll(cfg.Home, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", cfg.Home, err)
+	}
+	for _, n := range tightenHome(cfg.Home, cfg.Logger) {
+		fmt.Fprintln(cfg.Out, n)
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -146,7 +161,8 @@ func Run(ctx context.Context, cfg Config) error {
 	bus, mtr := &events.Bus{}, newMetrics(mgr)
 	mtrs.Store(mtr)
 	orch, err := orchestrator.New(orchestrator.Options{Plugins: mgr, Logger: cfg.Logger.Named("orchestrator"), Workers: cfg.Workers, NoWorker: cfg.NoWorker,
-		Events: bus, Metrics: mtr, MinInterval: cfg.Triggers.MinInterval, DefaultRunTimeout: cfg.DefaultRunTimeout})
+		Events: bus, Metrics: mtr, MinInterval: cfg.Triggers.MinInterval, DefaultRunTimeout: cfg.DefaultRunTimeout,
+		ShutdownGrace: cfg.ShutdownGrace, PluginWait: cfg.PluginWait, MaxQueuedRuns: cfg.MaxQueuedRuns, LeaseTTL: cfg.LeaseTTL})
 	if err != nil {
 		return err
 	}
@@ -165,7 +181,7 @@ func Run(ctx context.Context, cfg Config) error {
 	authorizer := scoped{next: &authz{mgr: mgr, log: cfg.Logger.Named("authz")}}
 	sec := &security{mgr: mgr, authz: authorizer, managed: loopback, home: cfg.Home, url: url, now: time.Now}
 	handler := withRemote(api.New(backend{orch, sec}, &authn{mgr: mgr, throttle: newThrottle()}, authorizer, api.Options{}))
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := cfg.HTTP.apply(&http.Server{Handler: handler})
 	errc := make(chan error, 1)
 	go func() {
 		if cfg.TLSCert != "" {
@@ -201,10 +217,12 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("serve: %w", err)
 		}
 	}
+	// Stop leasing and firing triggers first: running jobs go on for the
+	// shutdown grace (then are handed back), while the API closes.
+	stop()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdownCtx) // closes listeners; in-flight requests get 10s
-	stop()
 	orch.Wait()
 	cfg.Logger.Info("server stopped")
 	return nil
