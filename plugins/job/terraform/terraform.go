@@ -380,6 +380,8 @@ fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 export TF_INPUT=0 TF_IN_AUTOMATION=1
+# Logs are read as text: no colour codes from the commands that take -no-color.
+export TF_CLI_ARGS_init=-no-color TF_CLI_ARGS_plan=-no-color TF_CLI_ARGS_apply=-no-color
 has_config=false
 for f in *.tf *.tf.json *.tofu *.tofu.json; do
   if [ -e "$f" ]; then has_config=true; break; fi
