@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/palvella/palvella/core/events"
@@ -143,13 +145,63 @@ func (s *server) following() (Following, error) {
 
 // sse writes a text/event-stream, sending its headers with the first
 // event so that an error found before can still be a JSON error.
+//
+// A stream outlives the server's read timeout (which bounds reading a
+// request): once it starts, the connection's read deadline is cleared, and
+// each write has its own deadline instead, so that a follower that stops
+// reading is dropped rather than held. mu serializes writes with the
+// keep-alive.
 type sse struct {
 	w       http.ResponseWriter
+	mu      sync.Mutex
 	started bool
 }
 
+// streamWriteTimeout bounds each write of a stream.
+const streamWriteTimeout = 30 * time.Second
+
+// write writes raw text to the stream with its own deadline.
+func (e *sse) write(s string) error {
+	_ = http.NewResponseController(e.w).SetWriteDeadline(time.Now().Add(streamWriteTimeout)) // unsupported by test recorders
+	_, err := io.WriteString(e.w, s)
+	return err
+}
+
+// keepAlive writes a comment line every interval until the returned
+// function is called, once the stream has started, so that proxies and
+// followers see an idle stream is alive.
+func (e *sse) keepAlive(interval time.Duration) func() {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				e.mu.Lock()
+				if e.started {
+					if e.write(": keep-alive\n\n") == nil {
+						_ = http.NewResponseController(e.w).Flush()
+					}
+				}
+				e.mu.Unlock()
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
 func (e *sse) send(event string, data any) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	if !e.started {
+		// The request is read: from now on only writes are bounded.
+		_ = http.NewResponseController(e.w).SetReadDeadline(time.Time{})
 		h := e.w.Header()
 		h.Set("Content-Type", "text/event-stream")
 		h.Set("Cache-Control", "no-cache")
@@ -161,11 +213,19 @@ func (e *sse) send(event string, data any) error {
 	if err != nil {
 		return fmt.Errorf("encode a %s event: %w", event, err)
 	}
-	_, err = fmt.Fprintf(e.w, "event: %s\ndata: %s\n\n", event, b)
-	return err
+	return e.write(fmt.Sprintf("event: %s\ndata: %s\n\n", event, b))
+}
+
+// id writes the id line of the next event.
+func (e *sse) id(seq uint64) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.write(fmt.Sprintf("id: %d\n", seq))
 }
 
 func (e *sse) flush() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	return http.NewResponseController(e.w).Flush()
 }
 
@@ -194,6 +254,8 @@ func (s *server) streamLogs(c *call, job, action string) error {
 		return sdk.Errorf(sdk.ErrInvalidArgument, "job", "%q is not a valid job name", job)
 	}
 	out := &sse{w: c.w}
+	stopKeepAlive := out.keepAlive(eventKeepAlive)
+	defer stopKeepAlive()
 	end, err := f.FollowLogs(c.r.Context(), ns, run, job, action, func(lines []LogLine) error {
 		for _, l := range lines {
 			if err := out.send("line", l); err != nil {
@@ -376,7 +438,7 @@ func (s *server) streamEvents(c *call, ns string) error {
 				if !inScope(e) {
 					continue
 				}
-				if _, err := fmt.Fprintf(c.w, "id: %d\n", e.Seq); err != nil {
+				if err := out.id(e.Seq); err != nil {
 					return nil
 				}
 				if err := out.send(e.Type, e); err != nil {
@@ -397,7 +459,10 @@ func (s *server) streamEvents(c *call, ns string) error {
 		case <-c.r.Context().Done():
 			return nil
 		case <-tick.C:
-			if _, err := fmt.Fprint(c.w, ": keep-alive\n\n"); err != nil {
+			out.mu.Lock()
+			err := out.write(": keep-alive\n\n")
+			out.mu.Unlock()
+			if err != nil {
 				return nil
 			}
 			_ = out.flush()
@@ -408,7 +473,7 @@ func (s *server) streamEvents(c *call, ns string) error {
 			if !inScope(e) {
 				continue
 			}
-			if _, err := fmt.Fprintf(c.w, "id: %d\n", e.Seq); err != nil {
+			if err := out.id(e.Seq); err != nil {
 				return nil
 			}
 			if err := out.send(e.Type, e); err != nil {

@@ -8,8 +8,8 @@ import (
 	"net/http"
 	"strings"
 
-	sdk "github.com/palvella/palvella/plugin-sdk"
 	"github.com/palvella/palvella/core/spec"
+	sdk "github.com/palvella/palvella/plugin-sdk"
 	"github.com/palvella/palvella/plugin-sdk/authentication"
 	"github.com/palvella/palvella/plugin-sdk/credential"
 )

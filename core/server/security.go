@@ -19,8 +19,8 @@ import (
 
 	"github.com/palvella/palvella/core/api"
 	"github.com/palvella/palvella/core/orchestrator"
-	"github.com/palvella/palvella/core/spec"
 	"github.com/palvella/palvella/core/pluginhost"
+	"github.com/palvella/palvella/core/spec"
 	sdk "github.com/palvella/palvella/plugin-sdk"
 	"github.com/palvella/palvella/plugin-sdk/authentication"
 	"github.com/palvella/palvella/plugin-sdk/authorization"
@@ -63,6 +63,8 @@ func credentialKey(cfg Config, loopback bool, listen string) (map[string]any, st
 		}
 	}
 	if v := os.Getenv(SecretKeyEnv); v != "" {
+		// Read once: no process the server starts inherits it.
+		_ = os.Unsetenv(SecretKeyEnv)
 		return map[string]any{"key": v}, "", nil
 	}
 	if cfg.SecretKeyFile == "" {

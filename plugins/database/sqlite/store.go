@@ -70,6 +70,13 @@ func openStoreSync(ctx context.Context, path, sync string) (*store, error) {
 	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
 		return nil, fmt.Errorf("create the database's directory: %w", err)
 	}
+	// Readable by its owner only; sqlite gives its WAL and shared-memory
+	// files the database's mode.
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", abs, err)
+	}
+	_ = f.Close() // only created here; sqlite opens it again
 	// WAL lets readers (List, Watch) run beside the writer; synchronous
 	// is NORMAL or FULL (see SyncNormal); _txlock=immediate takes the
 	// write lock at BEGIN, so two writers queue on the busy timeout instead
