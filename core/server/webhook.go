@@ -108,8 +108,9 @@ func startTriggers(ctx context.Context, cfg Config, mgr *pluginhost.Manager, orc
 		wg.Wait()
 		return nil, fmt.Errorf("listen for webhooks on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: svc.WebhookHandler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
-		BaseContext: func(net.Listener) context.Context { return ctx }}
+	// Read-header, read and idle timeouts as the API's (hygiene.go).
+	srv := cfg.HTTP.apply(&http.Server{Handler: svc.WebhookHandler(),
+		BaseContext: func(net.Listener) context.Context { return ctx }})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
