@@ -92,6 +92,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Out == nil {
 		cfg.Out = io.Discard
 	}
+	if err := hardenProcess(); err != nil {
+		cfg.Logger.Warn("could not make the server's process non-dumpable; jobs running as its user may read its memory", "error", err)
+	}
 	if err := os.MkdirAll(cfg.Home, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", cfg.Home, err)
 	}
