@@ -59,6 +59,11 @@ func (s *testServer) start(args ...string) {
 		// Tests run many servers; none of them takes the default port.
 		args = append(args, "--webhook-listen", "off")
 	}
+	if !slices.Contains(args, "--shutdown-grace") {
+		// A test's server stops at its end with jobs still running: they
+		// are handed back at once rather than after the default grace.
+		args = append(args, "--shutdown-grace", "1s")
+	}
 	s.cmd = exec.Command(palvellaBin, append([]string{"server", "--listen", s.addr, "--log-level", "debug"}, args...)...)
 	s.cmd.Env = append(os.Environ(), "PALVELLA_HOME="+s.home)
 	s.cmd.Stdout, s.cmd.Stderr = logs, logs
