@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -115,5 +116,62 @@ func TestErrorsAndRunList(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(table), "\n")
 	if len(lines) != 12 || !strings.HasPrefix(lines[1], "quick-11 ") || !strings.HasPrefix(lines[11], "quick-1 ") {
 		t.Errorf("run list:\n%s\nwant quick-11 first and quick-1 last", table)
+	}
+}
+
+// run get and run logs read well: durations to the millisecond under a
+// second, outputs, fixed-width times (or none), and a run waiting
+// for approval says so and how to approve it.
+func TestRunsReadWell(t *testing.T) {
+	s := startServer(t, "")
+	file := writePipeline(t, "gated", `  jobs:
+    - name: build
+      actions:
+        - name: compile
+          run: |
+            echo first
+            echo "version=1.2.3" >> "$PALVELLA_OUTPUT"
+    - name: gate
+      requires: [build]
+      actions:
+        - {name: ok, type: approval, message: "Ship it?"}
+`)
+	s.mustCLI("pipeline", "apply", "-f", file)
+	s.mustCLI("pipeline", "run", "gated")
+	s.waitRun("gated-1", "waiting", func(r *resource.Run) bool { return r.Status == resource.StatusWaiting || r.Status.Terminal() })
+	get := s.mustCLI("run", "get", "gated-1")
+	for _, want := range []string{
+		"Waiting:   job gate waits for approval (Ship it?): palvella run approve gated-1 --job gate -n default",
+		"Outputs:\n", "  build.version = 1.2.3\n",
+	} {
+		if !strings.Contains(get, want) {
+			t.Errorf("run get has no %q:\n%s", want, get)
+		}
+	}
+	if !regexp.MustCompile(`compile\s+run\s+success\s+\d+ms`).MatchString(get) {
+		t.Errorf("run get: the action's duration is not in milliseconds:\n%s", get)
+	}
+	logs := s.mustCLI("run", "logs", "gated-1")
+	stamped := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (stdout|stderr|system) `)
+	n := 0
+	for _, l := range strings.Split(logs, "\n") {
+		if l == "" || strings.HasPrefix(l, "==> ") {
+			continue
+		}
+		n++
+		if !stamped.MatchString(l) {
+			t.Errorf("run logs: line %q has no fixed-width RFC 3339 time", l)
+		}
+	}
+	if n == 0 || !strings.Contains(logs, "==> job gate waits for approval (Ship it?): palvella run approve gated-1 --job gate") {
+		t.Errorf("run logs:\n%s", logs)
+	}
+	plain := s.mustCLI("run", "logs", "gated-1", "--job", "build", "--no-timestamps")
+	if !strings.Contains(plain, "\nstdout first\n") {
+		t.Errorf("run logs --no-timestamps:\n%s", plain)
+	}
+	s.mustCLI("run", "approve", "gated-1")
+	if r := s.waitRun("gated-1", "finished", func(r *resource.Run) bool { return r.Status.Terminal() }); r.Status != resource.StatusSuccess {
+		t.Errorf("gated-1 = %s after approval", r.Status)
 	}
 }

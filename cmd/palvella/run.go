@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"sort"
+	"strings"
+	"time"
 
 	"github.com/palvella/palvella/core/api"
 	"github.com/palvella/palvella/core/resource"
@@ -73,7 +77,7 @@ func newRunListCmd(app *App, r *remote) *cobra.Command {
 			t := newTable(app.Out, "NAME", "PIPELINE", "VERSION", "STATUS", "TRIGGER", "STARTED", "DURATION")
 			for _, run := range runs {
 				t.row(run.Name, run.Pipeline, fmt.Sprintf("v%d", run.PipelineVersion), statusOf(run.Status), run.Trigger.Type,
-					when(run.StartedAt), duration(run.StartedAt, run.FinishedAt))
+					when(run.StartedAt), took(run.StartedAt, run.FinishedAt))
 			}
 			return t.flush()
 		},
@@ -124,7 +128,8 @@ func newRunGetCmd(app *App, r *remote) *cobra.Command {
 	return cmd
 }
 
-// printRun prints a run's summary and a table of its jobs and actions.
+// printRun prints a run's summary and a table of its jobs and actions,
+// the outputs of its jobs, and how to approve what waits.
 func printRun(w io.Writer, run *resource.Run) error {
 	fmt.Fprintf(w, "Run:       %s/%s\nPipeline:  %s (v%d)\nStatus:    %s\n", run.Namespace, run.Name, run.Pipeline, run.PipelineVersion, statusOf(run.Status))
 	if run.Reason != "" {
@@ -134,24 +139,116 @@ func printRun(w io.Writer, run *resource.Run) error {
 	if run.Trigger.By != "" {
 		trigger += " by " + run.Trigger.By
 	}
-	fmt.Fprintf(w, "Trigger:   %s\nStarted:   %s\nDuration:  %s\n\n", trigger, when(run.StartedAt), duration(run.StartedAt, run.FinishedAt))
+	fmt.Fprintf(w, "Trigger:   %s\nStarted:   %s\nDuration:  %s\n", trigger, when(run.StartedAt), took(run.StartedAt, run.FinishedAt))
+	for _, hint := range approvalHints(run) {
+		fmt.Fprintf(w, "Waiting:   %s\n", hint)
+	}
+	fmt.Fprintln(w)
 	t := newTable(w, "JOB", "ACTION", "TYPE", "STATUS", "DURATION", "MESSAGE")
 	for _, j := range run.Jobs {
 		st := statusOf(j.Status)
 		if j.Skip != "" {
 			st += " (by " + string(j.Skip) + ")"
 		}
-		t.row(j.Name, "", "", st, duration(j.StartedAt, j.FinishedAt), j.Reason)
+		if j.Attempt > 1 {
+			st += fmt.Sprintf(" (attempt %d)", j.Attempt)
+		}
+		t.row(j.Name, "", "", st, took(j.StartedAt, j.FinishedAt), j.Reason)
 		for _, a := range j.Actions {
-			t.row("", a.Name, a.Type, statusOf(a.Status), duration(a.StartedAt, a.FinishedAt), a.Message)
+			t.row("", a.Name, a.Type, statusOf(a.Status), took(a.StartedAt, a.FinishedAt), a.Message)
 		}
 	}
-	return t.flush()
+	if err := t.flush(); err != nil {
+		return err
+	}
+	var outs []string
+	for _, j := range run.Jobs {
+		keys := make([]string, 0, len(j.Outputs))
+		for k := range j.Outputs {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			v, ok := j.Outputs[k].(string)
+			if !ok {
+				b, _ := json.Marshal(j.Outputs[k])
+				v = string(b)
+			}
+			if len(v) > 120 {
+				v = v[:117] + "..."
+			}
+			outs = append(outs, fmt.Sprintf("  %s.%s = %s", j.Name, k, strings.ReplaceAll(v, "\n", "\\n")))
+		}
+	}
+	if len(outs) > 0 {
+		fmt.Fprintf(w, "\nOutputs:\n%s\n", strings.Join(outs, "\n"))
+	}
+	return nil
+}
+
+// approvalHints says, for each job of run waiting for approval, how to
+// approve it.
+func approvalHints(run *resource.Run) []string {
+	var out []string
+	for _, j := range run.Jobs {
+		if j.Status != resource.StatusWaiting {
+			continue
+		}
+		msg := ""
+		for _, a := range j.Actions {
+			if a.Status == resource.StatusWaiting && a.Message != "" {
+				msg = " (" + a.Message + ")"
+			}
+		}
+		out = append(out, fmt.Sprintf("job %s waits for approval%s: palvella run approve %s --job %s -n %s (or run reject)", j.Name, msg, run.Name, j.Name, run.Namespace))
+	}
+	return out
+}
+
+// took formats how long something ran: milliseconds under a second, then
+// tenths of a second under a minute, then seconds; "-" when it has not
+// started, up to now while it runs.
+func took(start, end *time.Time) string {
+	if start == nil {
+		return "-"
+	}
+	to := time.Now()
+	if end != nil {
+		to = *end
+	}
+	d := to.Sub(*start)
+	switch {
+	case d < 0:
+		return "0ms"
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(10 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
+
+// logTimestamp rewrites the time that starts a stored log line
+// (RFC 3339 with up to nine fractional digits) to one fixed width, RFC 3339
+// with milliseconds in UTC, or drops it.
+func logTimestamp(line string, keep bool) string {
+	i := strings.IndexByte(line, ' ')
+	if i < 0 {
+		return line
+	}
+	ts, err := time.Parse(time.RFC3339Nano, line[:i])
+	if err != nil {
+		return line
+	}
+	if !keep {
+		return line[i+1:]
+	}
+	return ts.UTC().Format("2006-01-02T15:04:05.000Z07:00") + line[i:]
 }
 
 func newRunLogsCmd(app *App, r *remote) *cobra.Command {
 	var job, action string
-	var follow bool
+	var follow, noTimestamps bool
 	cmd := &cobra.Command{
 		Use:   "logs RUN",
 		Short: "Print the logs of a run's actions, in order, each under a header",
@@ -194,7 +291,12 @@ func newRunLogsCmd(app *App, r *remote) *cobra.Command {
 					if err != nil {
 						return remoteError(err)
 					}
-					_, err = io.Copy(app.Out, rc)
+					sc := bufio.NewScanner(rc)
+					sc.Buffer(make([]byte, 64<<10), 4<<20)
+					for sc.Scan() {
+						fmt.Fprintln(app.Out, logTimestamp(sc.Text(), !noTimestamps))
+					}
+					err = sc.Err()
 					rc.Close()
 					if err != nil {
 						return fmt.Errorf("read the log of %s/%s: %w", j.Name, a.Name, err)
@@ -204,12 +306,18 @@ func newRunLogsCmd(app *App, r *remote) *cobra.Command {
 			if action != "" && !found {
 				return fmt.Errorf("run %s has no action %q", run.Name, action)
 			}
+			for _, hint := range approvalHints(run) {
+				if job == "" || strings.HasPrefix(hint, "job "+job+" ") {
+					fmt.Fprintf(app.Out, "==> %s\n", hint)
+				}
+			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&job, "job", "", "only this job")
 	cmd.Flags().StringVar(&action, "action", "", "only this action")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "print lines as they are written, until the run ends; exit 1 unless it succeeded")
+	cmd.Flags().BoolVar(&noTimestamps, "no-timestamps", false, "print the lines without their times (RFC 3339, milliseconds, UTC)")
 	return cmd
 }
 
