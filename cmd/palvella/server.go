@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/palvella/palvella/core/orchestrator"
 	"github.com/palvella/palvella/core/server"
 	"github.com/spf13/cobra"
 )
@@ -56,6 +57,7 @@ address other than loopback never writes the CLI's token file.`,
 	cmd.Flags().DurationVar(&cfg.PluginWait, "plugin-wait", 60*time.Second, "how long a job waits for a plugin it needs to start or restart before it fails naming the plugin")
 	cmd.Flags().DurationVar(&cfg.LeaseTTL, "lease-ttl", 10*time.Second, "how long a worker holds a job between renewals; a job whose lease cannot be renewed for half of it is stopped, and one whose worker died runs again after it")
 	cmd.Flags().IntVar(&cfg.MaxQueuedRuns, "max-queued-runs", 1000, "runs that may be unfinished at once; more are refused with 429 and Retry-After (negative: no limit)")
+	cmd.Flags().Int64Var(&cfg.MaxLogBytes, "max-log-bytes", orchestrator.DefaultMaxLogBytes, "bytes of one action's log kept in storage; past them the action goes on and its log ends with a line saying how much was not stored (negative: no limit)")
 	cmd.Flags().StringVar(&cfg.SecretKeyFile, "secret-key-file", "", "file holding the key credentials are encrypted under (env PALVELLA_SECRET_KEY_FILE; or PALVELLA_SECRET_KEY holds the key); required beyond loopback")
 	cmd.Flags().StringVar(&cfg.TLSCert, "tls-cert", "", "serve the API over HTTPS with this certificate (PEM)")
 	cmd.Flags().StringVar(&cfg.TLSKey, "tls-key", "", "the private key of --tls-cert (PEM)")

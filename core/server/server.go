@@ -69,6 +69,9 @@ type Config struct {
 	HTTP HTTPTimeouts
 	// Triggers configure webhooks and schedules (see webhook.go).
 	Triggers TriggerConfig
+	// MaxLogBytes bounds the stored log of one action (default 100 MiB;
+	// negative keeps everything).
+	MaxLogBytes int64
 }
 
 // CLIConfig is the file a local server writes for the CLI on the same
@@ -165,7 +168,8 @@ func Run(ctx context.Context, cfg Config) error {
 	mtrs.Store(mtr)
 	orch, err := orchestrator.New(orchestrator.Options{Plugins: mgr, Logger: cfg.Logger.Named("orchestrator"), Workers: cfg.Workers, NoWorker: cfg.NoWorker,
 		Events: bus, Metrics: mtr, MinInterval: cfg.Triggers.MinInterval, DefaultRunTimeout: cfg.DefaultRunTimeout,
-		ShutdownGrace: cfg.ShutdownGrace, PluginWait: cfg.PluginWait, MaxQueuedRuns: cfg.MaxQueuedRuns, LeaseTTL: cfg.LeaseTTL})
+		ShutdownGrace: cfg.ShutdownGrace, PluginWait: cfg.PluginWait, MaxQueuedRuns: cfg.MaxQueuedRuns, LeaseTTL: cfg.LeaseTTL,
+		MaxLogBytes: cfg.MaxLogBytes})
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	sdk "github.com/palvella/palvella/plugin-sdk"
 	"github.com/palvella/palvella/plugin-sdk/action"
@@ -16,8 +17,12 @@ import (
 // as its stdout output: the last 64 KiB.
 const MaxStdout = 64 << 10
 
-// maxLogLine splits lines longer than this into several log lines.
+// maxLogLine splits lines longer than this into several log lines; the
+// stream of each piece after the first ends with continued ("stdout+"),
+// as the core marks the lines it splits.
 const maxLogLine = 64 << 10
+
+const continued = "+"
 
 // wrapper prepares $PALVELLA_OUTPUT in the working directory and runs the
 // user's shell with the script, so it works with any shell (bash, python
@@ -162,12 +167,14 @@ type logSink struct {
 
 	mu      sync.Mutex
 	partial map[string][]byte
-	tail    []byte
-	err     error
+	// cont marks the streams whose next line continues a split one.
+	cont map[string]bool
+	tail []byte
+	err  error
 }
 
 func newLogSink(events action.Events) *logSink {
-	return &logSink{events: events, partial: map[string][]byte{}}
+	return &logSink{events: events, partial: map[string][]byte{}, cont: map[string]bool{}}
 }
 
 func (s *logSink) write(stream string, data []byte) {
@@ -186,12 +193,20 @@ func (s *logSink) write(stream string, data []byte) {
 			if len(buf) < maxLogLine {
 				break
 			}
+			// Split at a character's start, so that no piece breaks one.
 			i = maxLogLine
+			for i < len(buf) && i > maxLogLine-utf8.UTFMax && !utf8.RuneStart(buf[i]) {
+				i--
+			}
 			s.emit(stream, buf[:i])
+			s.cont[stream] = true
 			buf = buf[i:]
 			continue
 		}
-		s.emit(stream, buf[:i])
+		if i > 0 || !s.cont[stream] { // a split line may end where it was split
+			s.emit(stream, buf[:i])
+		}
+		s.cont[stream] = false
 		buf = buf[i+1:]
 	}
 	s.partial[stream] = append([]byte(nil), buf...)
@@ -202,6 +217,9 @@ func (s *logSink) emit(stream string, line []byte) {
 		return
 	}
 	text := strings.ToValidUTF8(strings.TrimSuffix(string(line), "\r"), "\uFFFD")
+	if s.cont[stream] {
+		stream += continued
+	}
 	s.err = s.events.Log(stream, text)
 }
 
@@ -213,6 +231,7 @@ func (s *logSink) flush() {
 			s.emit(stream, rest)
 		}
 		delete(s.partial, stream)
+		delete(s.cont, stream)
 	}
 }
 
