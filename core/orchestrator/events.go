@@ -16,16 +16,28 @@ import (
 // WatchEvents publishes run, job, action, approval and plugin events on
 // Options.Events and keeps Options.Metrics up to date, until ctx ends.
 //
-// It derives them from the database's watch of runs rather than from the
-// code that changes them: every status change is a write of the run
-// resource, so watching the writes sees each change exactly once, in
-// order, including changes made by another server on the same database.
+// It derives them from the database's watch of runs and jobs rather than
+// from the code that changes them: every status change is a write of a
+// run's or a job's document, so watching the writes sees each change
+// exactly once, in order, including changes made by another server on
+// the same database. The two kinds are watched apart and merged: a run's
+// change waits until the jobs' watch has passed its revision or has
+// nothing more to say, so that a run is seen to end after its jobs.
 func (o *Orchestrator) WatchEvents(ctx context.Context) {
 	w := &watcher{o: o, bus: o.opts.Events, m: o.opts.Metrics, runs: map[string]*watched{}}
-	o.wg.Add(2)
+	in := make(chan watchItem, 1024)
+	o.wg.Add(4)
 	go func() {
 		defer o.wg.Done()
-		w.runLoop(ctx)
+		w.watchLoop(ctx, resource.KindRun, in)
+	}()
+	go func() {
+		defer o.wg.Done()
+		w.watchLoop(ctx, resource.KindJob, in)
+	}()
+	go func() {
+		defer o.wg.Done()
+		w.merge(ctx, in)
 	}()
 	go func() {
 		defer o.wg.Done()
@@ -34,15 +46,30 @@ func (o *Orchestrator) WatchEvents(ctx context.Context) {
 }
 
 type watcher struct {
-	o    *Orchestrator
-	bus  *events.Bus
-	m    *metrics.Metrics
-	runs map[string]*watched // by namespace/name; runs not ended
+	o      *Orchestrator
+	bus    *events.Bus
+	m      *metrics.Metrics
+	runs   map[string]*watched // by namespace/name; runs not ended
+	queued int                 // jobs queued in the runs watched
 }
 
 type watched struct {
 	revision int64
 	run      *resource.Run
+	jobs     map[string]*watchedJob
+}
+
+type watchedJob struct {
+	revision int64
+	job      resource.JobStatus
+}
+
+// watchItem is a change, or the runs read when a watch (re)starts.
+type watchItem struct {
+	kind   string
+	ev     database.Event
+	isSeed bool
+	seed   []*watched
 }
 
 func (w *watcher) publish(e events.Event) {
@@ -51,32 +78,50 @@ func (w *watcher) publish(e events.Event) {
 	}
 }
 
-func (w *watcher) runLoop(ctx context.Context) {
+// watchLoop watches one kind, from a list of what exists (runs) or the
+// current revision (jobs), again after any failure.
+func (w *watcher) watchLoop(ctx context.Context, kind string, in chan<- watchItem) {
 	for ctx.Err() == nil {
-		rev, err := w.seed(ctx)
+		rev, err := w.seed(ctx, kind, in)
 		if err == nil {
 			var db database.Database
 			if db, err = w.o.database(ctx); err == nil {
-				err = db.Watch(ctx, &database.WatchRequest{Kind: resource.KindRun, AfterRevision: rev}, w.change)
+				err = db.Watch(ctx, &database.WatchRequest{Kind: kind, AfterRevision: rev}, func(ev database.Event) error {
+					select {
+					case in <- watchItem{kind: kind, ev: ev}:
+						return nil
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+				})
 			}
 		}
 		if ctx.Err() != nil {
 			return
 		}
 		if !errors.Is(err, sdk.ErrFailedPrecondition) {
-			w.o.log.Warn("watch runs for events", "error", err)
+			w.o.log.Warn("watch for events", "kind", kind, "error", err)
 			sleep(ctx, time.Second)
 		}
 	}
 }
 
-// seed reads the runs not ended, and returns the revision to watch after.
-func (w *watcher) seed(ctx context.Context) (int64, error) {
+// seed returns the revision to watch after; for runs it sends the runs
+// not ended, with their jobs.
+func (w *watcher) seed(ctx context.Context, kind string, in chan<- watchItem) (int64, error) {
 	db, err := w.o.database(ctx)
 	if err != nil {
 		return 0, err
 	}
+	if kind == resource.KindJob {
+		resp, err := db.List(ctx, &database.ListRequest{Kind: kind, PageSize: 1})
+		if err != nil {
+			return 0, err
+		}
+		return resp.Revision, nil
+	}
 	var rev int64
+	var seed []*watched
 	token := ""
 	for {
 		resp, err := db.List(ctx, &database.ListRequest{Kind: resource.KindRun, LabelSelector: map[string]string{"active": "true"}, PageSize: 500, PageToken: token})
@@ -88,116 +133,136 @@ func (w *watcher) seed(ctx context.Context) (int64, error) {
 		}
 		for i := range resp.Items {
 			r := &resource.Run{}
-			if decode(&resp.Items[i], r) == nil {
-				w.runs[r.Namespace+"/"+r.Name] = &watched{revision: resp.Items[i].Revision, run: r}
+			if decode(&resp.Items[i], r) != nil {
+				continue
 			}
+			wr := &watched{revision: resp.Items[i].Revision, run: r, jobs: map[string]*watchedJob{}}
+			if docs, err := w.o.jobDocs(ctx, r.Namespace, r.Name); err == nil {
+				for name, d := range docs {
+					wr.jobs[name] = &watchedJob{revision: d.Revision, job: d.JobStatus}
+				}
+			}
+			seed = append(seed, wr)
 		}
 		if resp.NextPageToken == "" {
 			break
 		}
 		token = resp.NextPageToken
 	}
-	w.gauges()
+	select {
+	case in <- watchItem{kind: resource.KindRun, isSeed: true, seed: seed}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
 	return rev, nil
 }
 
-func (w *watcher) change(ev database.Event) error {
+// mergeWait is how long a run's change waits for the jobs' watch to be
+// quiet before it is published.
+const mergeWait = 30 * time.Millisecond
+
+// merge handles the changes of both watches in one goroutine, holding a
+// run's change until the jobs' watch has passed its revision or been
+// quiet for mergeWait.
+func (w *watcher) merge(ctx context.Context, in <-chan watchItem) {
+	var held []watchItem
+	var heldSince, lastJob time.Time
+	t := time.NewTicker(mergeWait / 2)
+	defer t.Stop()
+	flush := func(before int64) {
+		k := 0
+		for _, it := range held {
+			if before == 0 || it.ev.Resource.Revision < before {
+				w.runChange(it.ev)
+			} else {
+				held[k] = it
+				k++
+			}
+		}
+		held = held[:k]
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case it := <-in:
+			switch {
+			case it.isSeed:
+				flush(0)
+				w.runs = map[string]*watched{}
+				w.queued = 0
+				for _, wr := range it.seed {
+					w.runs[wr.run.Namespace+"/"+wr.run.Name] = wr
+					for _, j := range wr.jobs {
+						if j.job.Status == resource.StatusQueued {
+							w.queued++
+						}
+					}
+				}
+				w.gauges()
+			case it.kind == resource.KindJob:
+				flush(it.ev.Resource.Revision)
+				w.jobChange(it.ev)
+				lastJob = time.Now()
+			default:
+				if len(held) == 0 {
+					heldSince = time.Now()
+				}
+				held = append(held, it)
+			}
+		case <-t.C:
+			if len(held) > 0 && time.Since(heldSince) >= mergeWait && time.Since(lastJob) >= mergeWait {
+				flush(0)
+			}
+		}
+	}
+}
+
+func (w *watcher) runChange(ev database.Event) {
 	key := ev.Resource.Key.Namespace + "/" + ev.Resource.Key.Name
 	prev := w.runs[key]
 	if prev != nil && ev.Resource.Revision <= prev.revision {
-		return nil // seen already
+		return // seen already
 	}
 	if ev.Type == database.EventDeleted {
-		delete(w.runs, key)
-		w.gauges()
-		return nil
+		w.forget(key)
+		return
 	}
 	cur := &resource.Run{}
 	if err := decode(&ev.Resource, cur); err != nil {
 		w.o.log.Warn("decode a run for events", "run", key, "error", err)
-		return nil
+		return
 	}
-	var old *resource.Run
-	if prev != nil {
-		old = prev.run
-	} else if ev.Type != database.EventCreated {
-		// A run we did not see start (ended before the seed, or older
-		// than the watch): only its changes from now on are news.
-		if cur.Status.Terminal() {
-			return nil
-		}
-	}
-	w.diff(old, cur)
-	if cur.Status.Terminal() {
-		delete(w.runs, key)
-	} else {
-		w.runs[key] = &watched{revision: ev.Resource.Revision, run: cur}
-	}
-	w.gauges()
-	return nil
-}
-
-// diff publishes what changed between two states of a run (old is nil for
-// a new run).
-func (w *watcher) diff(old, cur *resource.Run) {
 	base := events.Event{Namespace: cur.Namespace, Pipeline: cur.Pipeline, Run: cur.Name}
-	if old == nil {
-		e := base
-		e.Type, e.Status, e.Trigger, e.Reason = events.TypeRun, string(cur.Status), cur.Trigger.Name, "started by "+cur.Trigger.Type+" trigger"
-		w.publish(e)
-		if w.m != nil {
-			w.m.RunsStarted.WithLabelValues(cur.Trigger.Type).Inc()
+	if prev == nil {
+		if ev.Type != database.EventCreated && cur.Status.Terminal() {
+			// A run we did not see start (ended before the seed, or
+			// older than the watch): only its changes from now on are news.
+			return
 		}
-		old = &resource.Run{}
-	}
-	for i := range cur.Jobs {
-		j := &cur.Jobs[i]
-		var oj *resource.JobStatus
-		if oj = old.Job(j.Name); oj == nil {
-			oj = &resource.JobStatus{}
-		}
-		for k := range j.Actions {
-			a := &j.Actions[k]
-			oa := oj.Action(a.Name)
-			if oa != nil && oa.Status == a.Status {
-				continue
+		prev = &watched{run: &resource.Run{}, jobs: map[string]*watchedJob{}}
+		if ev.Type == database.EventCreated {
+			e := base
+			e.Type, e.Status, e.Trigger, e.Reason = events.TypeRun, string(cur.Status), cur.Trigger.Name, "started by "+cur.Trigger.Type+" trigger"
+			w.publish(e)
+			if w.m != nil {
+				w.m.RunsStarted.WithLabelValues(cur.Trigger.Type).Inc()
 			}
-			if oa == nil && a.Status == resource.StatusPending {
+			prev.run.Status = cur.Status
+		}
+		w.runs[key] = prev
+	}
+	old := prev.run
+	prev.revision, prev.run = ev.Resource.Revision, cur
+	if cur.Status.Terminal() {
+		// The jobs not ended are cancelled by the run's end.
+		for name, j := range prev.jobs {
+			if j.job.Status.Terminal() {
 				continue
 			}
 			e := base
-			e.Type, e.Job, e.Action, e.Status, e.Reason = events.TypeAction, j.Name, a.Name, string(a.Status), a.Message
+			e.Type, e.Job, e.Status, e.Reason = events.TypeJob, name, string(resource.StatusCancelled), cur.Reason
 			w.publish(e)
-			if w.m != nil && a.Status.Terminal() && a.StartedAt != nil && a.FinishedAt != nil {
-				w.m.ActionDuration.WithLabelValues(a.Type, string(a.Status)).Observe(a.FinishedAt.Sub(*a.StartedAt).Seconds())
-			}
-		}
-		if oj.Status == j.Status || (oj.Status == "" && j.Status == resource.StatusPending) {
-			continue
-		}
-		e := base
-		e.Type, e.Job, e.Status, e.Reason = events.TypeJob, j.Name, string(j.Status), j.Reason
-		w.publish(e)
-		switch {
-		case j.Status == resource.StatusWaiting:
-			a := e
-			a.Type = events.TypeApproval
-			w.publish(a)
-		case oj.Status == resource.StatusWaiting:
-			a := e
-			a.Type, a.Status = events.TypeApproval, "approved"
-			if j.Status == resource.StatusFailure || strings.HasPrefix(j.Reason, "rejected") {
-				a.Status = "rejected"
-			}
-			w.publish(a)
-		}
-		if w.m != nil {
-			if j.Status == resource.StatusRunning && j.QueuedAt != nil && j.StartedAt != nil {
-				w.m.JobQueueWait.Observe(j.StartedAt.Sub(*j.QueuedAt).Seconds())
-			}
-			if j.Status.Terminal() && j.StartedAt != nil && j.FinishedAt != nil {
-				w.m.JobDuration.WithLabelValues(string(j.Status)).Observe(j.FinishedAt.Sub(*j.StartedAt).Seconds())
-			}
 		}
 	}
 	if old.Status != cur.Status && old.Status != "" {
@@ -208,6 +273,106 @@ func (w *watcher) diff(old, cur *resource.Run) {
 			w.m.RunsFinished.WithLabelValues(string(cur.Status)).Inc()
 		}
 	}
+	if cur.Status.Terminal() {
+		w.forget(key)
+	}
+	w.gauges()
+}
+
+// forget stops following a run.
+func (w *watcher) forget(key string) {
+	if wr := w.runs[key]; wr != nil {
+		for _, j := range wr.jobs {
+			if j.job.Status == resource.StatusQueued {
+				w.queued--
+			}
+		}
+		delete(w.runs, key)
+	}
+	w.gauges()
+}
+
+func (w *watcher) jobChange(ev database.Event) {
+	if ev.Type == database.EventDeleted {
+		return
+	}
+	doc := &resource.Job{}
+	if err := decode(&ev.Resource, doc); err != nil {
+		w.o.log.Warn("decode a job for events", "job", ev.Resource.Key.Name, "error", err)
+		return
+	}
+	wr := w.runs[ev.Resource.Key.Namespace+"/"+doc.Run]
+	if wr == nil {
+		return // a run not followed: ended, or not seen start
+	}
+	prev := wr.jobs[doc.JobStatus.Name]
+	if prev != nil && ev.Resource.Revision <= prev.revision {
+		return
+	}
+	old := &resource.JobStatus{}
+	if prev != nil {
+		old = &prev.job
+	}
+	base := events.Event{Namespace: wr.run.Namespace, Pipeline: wr.run.Pipeline, Run: wr.run.Name}
+	w.diffJob(base, old, &doc.JobStatus)
+	if old.Status == resource.StatusQueued {
+		w.queued--
+	}
+	if doc.JobStatus.Status == resource.StatusQueued {
+		w.queued++
+	}
+	wr.jobs[doc.JobStatus.Name] = &watchedJob{revision: ev.Resource.Revision, job: doc.JobStatus}
+	if w.m != nil {
+		w.m.JobsQueued.Set(float64(w.queued))
+	}
+}
+
+// diffJob publishes what changed between two states of a job (old is the
+// zero status for a job not seen before).
+func (w *watcher) diffJob(base events.Event, oj, j *resource.JobStatus) {
+	for k := range j.Actions {
+		a := &j.Actions[k]
+		oa := oj.Action(a.Name)
+		if oa != nil && oa.Status == a.Status {
+			continue
+		}
+		if oa == nil && a.Status == resource.StatusPending {
+			continue
+		}
+		e := base
+		e.Type, e.Job, e.Action, e.Status, e.Reason = events.TypeAction, j.Name, a.Name, string(a.Status), a.Message
+		w.publish(e)
+		if w.m != nil && a.Status.Terminal() && a.StartedAt != nil && a.FinishedAt != nil {
+			w.m.ActionDuration.WithLabelValues(a.Type, string(a.Status)).Observe(a.FinishedAt.Sub(*a.StartedAt).Seconds())
+		}
+	}
+	if oj.Status == j.Status || (oj.Status == "" && j.Status == resource.StatusPending) {
+		return
+	}
+	e := base
+	e.Type, e.Job, e.Status, e.Reason = events.TypeJob, j.Name, string(j.Status), j.Reason
+	w.publish(e)
+	switch {
+	case j.Status == resource.StatusWaiting:
+		a := e
+		a.Type = events.TypeApproval
+		w.publish(a)
+	case oj.Status == resource.StatusWaiting:
+		a := e
+		a.Type, a.Status = events.TypeApproval, "approved"
+		if j.Status == resource.StatusFailure || strings.HasPrefix(j.Reason, "rejected") {
+			a.Status = "rejected"
+		}
+		w.publish(a)
+	}
+	if w.m != nil {
+		if j.Status == resource.StatusRunning && j.QueuedAt != nil && j.StartedAt != nil {
+			w.m.JobQueueWait.Observe(j.StartedAt.Sub(*j.QueuedAt).Seconds())
+		}
+		if j.Status.Terminal() && j.StartedAt != nil && j.FinishedAt != nil {
+			w.m.JobDuration.WithLabelValues(string(j.Status)).Observe(j.FinishedAt.Sub(*j.StartedAt).Seconds())
+		}
+	}
 }
 
 // gauges sets the gauges from the runs not ended.
@@ -216,19 +381,13 @@ func (w *watcher) gauges() {
 		return
 	}
 	counts := map[resource.Status]int{}
-	queued := 0
 	for _, r := range w.runs {
 		counts[r.run.Status]++
-		for _, j := range r.run.Jobs {
-			if j.Status == resource.StatusQueued {
-				queued++
-			}
-		}
 	}
 	for _, st := range []resource.Status{resource.StatusPending, resource.StatusQueued, resource.StatusRunning, resource.StatusWaiting} {
 		w.m.RunsActive.WithLabelValues(string(st)).Set(float64(counts[st]))
 	}
-	w.m.JobsQueued.Set(float64(queued))
+	w.m.JobsQueued.Set(float64(w.queued))
 }
 
 // pluginLoop publishes a plugin event when a plugin's state or restart

@@ -108,14 +108,34 @@ func (o *Orchestrator) recover(ctx context.Context) error {
 	err := o.eachActiveRun(ctx, func(r *resource.Run) {
 		n++
 		o.trackActive(r, !r.Status.Terminal())
-		var items []jobItem
-		for _, j := range r.Jobs {
-			if j.Status == resource.StatusQueued {
-				items = append(items, jobItem{Namespace: r.Namespace, Run: r.Name, Job: j.Name, Attempt: max(j.Attempt, 1)})
+		if !r.Status.Terminal() {
+			// The jobs recorded as queued are queued again; the rest of
+			// the run is picked up by scheduling it below.
+			var items []jobItem
+			if err := o.withRun(ctx, r.Namespace, r.Name, func(st *runState) error {
+				waiting := false
+				for _, j := range st.run.Jobs {
+					switch j.Status {
+					case resource.StatusQueued:
+						items = append(items, jobItem{Namespace: r.Namespace, Run: r.Name, Job: j.Name, Attempt: max(j.Attempt, 1)})
+					case resource.StatusWaiting:
+						waiting = true
+					}
+				}
+				if waiting && st.run.Status == resource.StatusRunning {
+					// The job's wait was written, the run's not.
+					return st.updateRun(ctx, func(x *resource.Run) error {
+						resource.SetStatus(&x.Status, &x.Transitions, resource.StatusWaiting, "a job is waiting for approval", o.now())
+						return nil
+					})
+				}
+				return nil
+			}); err != nil {
+				o.log.Error("read the jobs of an unfinished run", "run", r.Name, "error", err)
 			}
-		}
-		if err := o.enqueue(ctx, items...); err != nil {
-			o.log.Error("requeue jobs", "run", r.Name, "error", err)
+			if err := o.enqueue(ctx, items...); err != nil {
+				o.log.Error("requeue jobs", "run", r.Name, "error", err)
+			}
 		}
 		if r.Status.Terminal() {
 			// Ended, but its label was not cleared: clear it now.

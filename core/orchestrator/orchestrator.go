@@ -90,6 +90,7 @@ type Orchestrator struct {
 	execs   map[string]*execution              // executions served to action plugins
 	plans   map[string]*plan                   // by namespace/pipeline.vN
 	active  map[string]struct{}                // runs that have not ended, by namespace/name
+	runs    map[string]*runState               // state of the runs not ended, by namespace/name (runstate.go)
 
 	wake chan struct{}
 	wg   sync.WaitGroup
@@ -149,6 +150,7 @@ func New(opts Options) (*Orchestrator, error) {
 		execs:   map[string]*execution{},
 		plans:   map[string]*plan{},
 		active:  map[string]struct{}{},
+		runs:    map[string]*runState{},
 		wake:    make(chan struct{}, 1),
 	}
 	o.store = &store{db: o.database}

@@ -30,7 +30,30 @@ func (o *Orchestrator) load(ctx context.Context, filename string, source []byte)
 	if err != nil {
 		return nil, validationError(err)
 	}
+	if err := checkSpecSize(filename, p); err != nil {
+		return nil, err
+	}
 	return p, nil
+}
+
+// checkSpecSize refuses a pipeline with more jobs, or a job with more
+// actions, than a run may have (see limits.go).
+func checkSpecSize(filename string, p *spec.Pipeline) error {
+	ve := &api.ValidationError{}
+	if n := len(p.Spec.Jobs); n > MaxJobsPerPipeline {
+		ve.Problems = append(ve.Problems, api.Problem{File: filename, Field: "spec.jobs",
+			Message: fmt.Sprintf("the pipeline has %d jobs, more than the %d a pipeline may have", n, MaxJobsPerPipeline)})
+	}
+	for i, j := range p.Spec.Jobs {
+		if n := len(j.Actions); n > MaxActionsPerJob {
+			ve.Problems = append(ve.Problems, api.Problem{File: filename, Field: fmt.Sprintf("spec.jobs[%d].actions", i),
+				Message: fmt.Sprintf("job %s has %d actions, more than the %d a job may have", j.Name, n, MaxActionsPerJob)})
+		}
+	}
+	if len(ve.Problems) > 0 {
+		return ve
+	}
+	return nil
 }
 
 // validationError turns the spec's errors into the API's.
@@ -231,8 +254,8 @@ func (o *Orchestrator) purgePipeline(ctx context.Context, ns, name string) error
 			if err := deleteScope(ctx, st, storage.Scope{Kind: storage.ScopeRun, Namespace: ns, Pipeline: name, Run: r.Name}); err != nil {
 				return fmt.Errorf("delete the stored objects of run %s: %w", r.Name, err)
 			}
-			if err := o.store.delete(ctx, resource.KindRun, ns, r.Name); err != nil && !errors.Is(err, sdk.ErrNotFound) {
-				return fmt.Errorf("delete run %s: %w", r.Name, err)
+			if err := o.deleteRun(ctx, ns, r.Name); err != nil {
+				return err
 			}
 			o.trackActive(&r, false)
 		}
@@ -261,6 +284,29 @@ func (o *Orchestrator) purgePipeline(ctx context.Context, ns, name string) error
 		}
 	}
 	o.mu.Unlock()
+	return nil
+}
+
+// deleteRun deletes a run's job documents, then its own.
+func (o *Orchestrator) deleteRun(ctx context.Context, ns, name string) error {
+	o.forgetRun(ns, name)
+	for {
+		jobs, _, err := list[resource.Job](ctx, o.store, resource.KindJob, ns, map[string]string{"run": name}, 1000, "")
+		if err != nil {
+			return fmt.Errorf("list the jobs of run %s: %w", name, err)
+		}
+		if len(jobs) == 0 {
+			break
+		}
+		for _, j := range jobs {
+			if err := o.store.delete(ctx, resource.KindJob, ns, j.Meta.Name); err != nil && !errors.Is(err, sdk.ErrNotFound) {
+				return fmt.Errorf("delete job %s of run %s: %w", j.JobStatus.Name, name, err)
+			}
+		}
+	}
+	if err := o.store.delete(ctx, resource.KindRun, ns, name); err != nil && !errors.Is(err, sdk.ErrNotFound) {
+		return fmt.Errorf("delete run %s: %w", name, err)
+	}
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/palvella/palvella/core/api"
 	"github.com/palvella/palvella/core/resource"
@@ -50,18 +51,20 @@ func (o *Orchestrator) StartRun(ctx context.Context, ns, pipeline string, params
 		Status: resource.StatusPending, QueuedAt: &now,
 	}
 	run.Transitions = []resource.Transition{{Status: resource.StatusPending, At: now}}
-	for _, j := range p.Jobs {
-		js := resource.JobStatus{Name: j.Name, Status: resource.StatusPending, Transitions: []resource.Transition{{Status: resource.StatusPending, At: now}}}
-		for _, a := range j.Actions {
-			js.Actions = append(js.Actions, resource.ActionStatus{Name: a.Name, Type: a.Type, Status: resource.StatusPending, LogKey: storageLogKey(j.Name, a.Name)})
-		}
-		run.Jobs = append(run.Jobs, js)
-	}
-	if err := o.store.create(ctx, run); err != nil {
+	// The run's document is a summary; its jobs get documents of their
+	// own as they leave pending.
+	st := newRunState(o, run, p, nil)
+	doc := st.summary(run)
+	if err := o.store.create(ctx, doc); err != nil {
 		return nil, fmt.Errorf("create run: %w", err)
 	}
+	run.Meta, run.Counts = doc.Meta, doc.Counts
+	st.runRev = doc.Revision
+	o.mu.Lock()
+	o.runs[ns+"/"+run.Name] = st
+	o.mu.Unlock()
 	o.trackActive(run, true)
-	o.log.Info("run started", "run", run.Name, "namespace", ns, "trigger", trigger.Type)
+	o.log.Info("run started", "run", run.Name, "namespace", ns, "trigger", trigger.Type, "jobs", len(run.Jobs))
 	return o.schedule(ctx, ns, run.Name)
 }
 
@@ -91,38 +94,79 @@ func (o *Orchestrator) startManual(ctx context.Context, ns, pipeline string, par
 // and queues the jobs that became ready.
 func (o *Orchestrator) schedule(ctx context.Context, ns, name string) (*resource.Run, error) {
 	var queued []jobItem
-	run, err := mutate(ctx, o.store, resource.KindRun, ns, name, func(r *resource.Run) error {
-		queued = nil
-		p, err := o.planFor(ctx, r)
-		if err != nil {
-			return err
+	var run *resource.Run
+	err := o.withRun(ctx, ns, name, func(st *runState) error {
+		if st.run.Status.Terminal() {
+			run = st.run
+			return nil
 		}
-		if r.Status == resource.StatusPending && p.Concurrency > 0 {
-			busy, err := o.activeRuns(ctx, ns, r.Pipeline, r.Name)
+		if st.run.Status == resource.StatusPending && st.p.Concurrency > 0 {
+			busy, err := o.activeRuns(ctx, ns, st.run.Pipeline, st.run.Name)
 			if err != nil {
 				return err
 			}
-			if busy >= p.Concurrency {
-				r.Reason = fmt.Sprintf("waiting for one of the %d runs the pipeline allows at once to end", p.Concurrency)
+			if busy >= st.p.Concurrency {
+				why := fmt.Sprintf("waiting for one of the %d runs the pipeline allows at once to end", st.p.Concurrency)
+				if st.run.Reason != why {
+					if err := st.updateRun(ctx, func(r *resource.Run) error { r.Reason = why; return nil }); err != nil {
+						return err
+					}
+				}
+				run = st.snapshot()
 				return nil
 			}
-			r.Reason = ""
 		}
-		for _, q := range advance(r, p, o.eval(), o.now()) {
-			queued = append(queued, jobItem{Namespace: ns, Run: r.Name, Job: q, Attempt: max(r.Job(q).Attempt, 1)})
-		}
-		return nil
+		var err error
+		queued, err = o.advanceRun(ctx, st)
+		run = st.snapshot()
+		return err
 	})
-	if err != nil {
-		return nil, err
+	// Jobs recorded as queued are queued even when a later write failed.
+	if qerr := o.enqueue(ctx, queued...); qerr != nil && err == nil {
+		err = qerr
 	}
-	if err := o.enqueue(ctx, queued...); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	if run.Status.Terminal() {
 		o.runEnded(ctx, run)
 	}
 	return run, nil
+}
+
+// advanceRun starts the run if it is pending, decides the jobs that became
+// ready, writing each, and ends the run when every job has ended. It
+// returns the queue items of the jobs it queued.
+func (o *Orchestrator) advanceRun(ctx context.Context, st *runState) ([]jobItem, error) {
+	now := o.now()
+	if st.run.Status == resource.StatusPending || st.run.Status == resource.StatusQueued {
+		if err := st.updateRun(ctx, func(r *resource.Run) error {
+			if st.p.Concurrency > 0 {
+				r.Reason = ""
+			}
+			startRun(r, now)
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+	}
+	idx, err := st.advance(o.eval(), now, func(i int, fn func(*resource.JobStatus) error) error {
+		return st.updateJob(ctx, i, fn)
+	})
+	items := make([]jobItem, 0, len(idx))
+	for _, i := range idx {
+		items = append(items, jobItem{Namespace: st.run.Namespace, Run: st.run.Name, Job: st.run.Jobs[i].Name, Attempt: max(st.run.Jobs[i].Attempt, 1)})
+	}
+	if err != nil {
+		return items, err
+	}
+	if st.ended == len(st.run.Jobs) && !st.run.Status.Terminal() {
+		err = st.updateRun(ctx, func(r *resource.Run) error {
+			finishIfDone(r, now)
+			return nil
+		})
+	}
+	return items, err
 }
 
 // activeRuns counts a pipeline's started, unfinished runs other than skip.
@@ -193,16 +237,29 @@ func (o *Orchestrator) runEnded(ctx context.Context, run *resource.Run) {
 	}
 }
 
-// GetRun returns a run.
+// GetRun returns a run with its jobs.
 func (o *Orchestrator) GetRun(ctx context.Context, ns, name string) (*resource.Run, error) {
+	o.mu.Lock()
+	st := o.runs[ns+"/"+name]
+	o.mu.Unlock()
+	if st != nil {
+		st.mu.Lock()
+		if !st.gone && st.run != nil {
+			run := st.snapshot()
+			st.mu.Unlock()
+			return run, nil
+		}
+		st.mu.Unlock()
+	}
 	run := &resource.Run{}
 	if err := o.store.get(ctx, resource.KindRun, ns, name, run); err != nil {
 		return nil, fmt.Errorf("run %s/%s: %w", ns, name, err)
 	}
-	return run, nil
+	return o.assemble(ctx, run)
 }
 
-// ListRuns lists runs, of one pipeline when pipeline is not empty.
+// ListRuns lists runs, of one pipeline when pipeline is not empty. The
+// runs are their summaries: status and counts, without their jobs.
 func (o *Orchestrator) ListRuns(ctx context.Context, ns, pipeline string, page api.PageRequest) (*api.Page[resource.Run], error) {
 	var sel map[string]string
 	if pipeline != "" {
@@ -211,6 +268,11 @@ func (o *Orchestrator) ListRuns(ctx context.Context, ns, pipeline string, page a
 	items, next, err := list[resource.Run](ctx, o.store, resource.KindRun, ns, sel, page.Size, page.Token)
 	if err != nil {
 		return nil, err
+	}
+	for i := range items {
+		if items[i].Jobs == nil {
+			items[i].Jobs = []resource.JobStatus{}
+		}
 	}
 	return &api.Page[resource.Run]{Items: items, NextPageToken: next}, nil
 }
@@ -225,35 +287,37 @@ func (o *Orchestrator) CancelRun(ctx context.Context, ns, name, reason string) (
 }
 
 // endRun ends a run with a status (cancelled, or failure when it timed
-// out): its unfinished jobs are cancelled and their commands killed.
+// out): its unfinished jobs are cancelled and their commands killed. It
+// writes the run's document only: a job not ended when its run ended is
+// cancelled by that (see endedJobs), whatever its own document says, so
+// ending a run of any size is one write.
 func (o *Orchestrator) endRun(ctx context.Context, ns, name string, status resource.Status, reason string) (*resource.Run, error) {
-	run, err := mutate(ctx, o.store, resource.KindRun, ns, name, func(r *resource.Run) error {
-		if r.Status.Terminal() {
-			return sdk.Errorf(sdk.ErrFailedPrecondition, "run", "run %s already ended (%s)", r.Name, r.Status)
+	var run *resource.Run
+	err := o.withRun(ctx, ns, name, func(st *runState) error {
+		if st.run.Status.Terminal() {
+			return sdk.Errorf(sdk.ErrFailedPrecondition, "run", "run %s already ended (%s)", st.run.Name, st.run.Status)
 		}
 		now := o.now()
-		for i := range r.Jobs {
-			if !r.Jobs[i].Status.Terminal() {
-				setJob(&r.Jobs[i], resource.StatusCancelled, reason, now)
-				for k := range r.Jobs[i].Actions {
-					if as := &r.Jobs[i].Actions[k]; !as.Status.Terminal() {
-						setAction(as, resource.StatusCancelled, reason, now)
-					}
-				}
-			}
+		if err := st.updateRun(ctx, func(r *resource.Run) error {
+			r.Reason = reason
+			resource.SetStatus(&r.Status, &r.Transitions, status, reason, now)
+			r.FinishedAt = &now
+			delete(r.Labels, "active")
+			return nil
+		}); err != nil {
+			return err
 		}
-		r.Reason = reason
-		resource.SetStatus(&r.Status, &r.Transitions, status, reason, now)
-		r.FinishedAt = &now
-		delete(r.Labels, "active")
+		run = st.snapshot()
+		endedJobs(run)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	prefix := ns + "/" + name + "/"
 	o.mu.Lock()
-	for _, j := range run.Jobs {
-		if cancel := o.running[ns+"/"+name+"/"+j.Name]; cancel != nil {
+	for k, cancel := range o.running {
+		if strings.HasPrefix(k, prefix) {
 			cancel(errRunCancelled)
 		}
 	}
@@ -265,23 +329,26 @@ func (o *Orchestrator) endRun(ctx context.Context, ns, name string, status resou
 // Decide approves or rejects a job waiting for approval.
 func (o *Orchestrator) Decide(ctx context.Context, ns, name, jobName string, approve bool, by, comment string) (*resource.Run, error) {
 	var queued []jobItem
-	run, err := mutate(ctx, o.store, resource.KindRun, ns, name, func(r *resource.Run) error {
-		queued = nil
-		var waiting []*resource.JobStatus
-		for i := range r.Jobs {
-			if r.Jobs[i].Status == resource.StatusWaiting && (jobName == "" || r.Jobs[i].Name == jobName) {
-				waiting = append(waiting, &r.Jobs[i])
+	var run *resource.Run
+	err := o.withRun(ctx, ns, name, func(st *runState) error {
+		if st.run.Status.Terminal() {
+			return sdk.Errorf(sdk.ErrFailedPrecondition, "run", "run %s has no job waiting for approval: it ended (%s)", name, st.run.Status)
+		}
+		var waiting []int
+		for i := range st.run.Jobs {
+			if st.run.Jobs[i].Status == resource.StatusWaiting && (jobName == "" || st.run.Jobs[i].Name == jobName) {
+				waiting = append(waiting, i)
 			}
 		}
 		switch {
 		case len(waiting) == 0 && jobName != "":
-			return sdk.Errorf(sdk.ErrFailedPrecondition, "job", "job %q of run %s is not waiting for approval", jobName, r.Name)
+			return sdk.Errorf(sdk.ErrFailedPrecondition, "job", "job %q of run %s is not waiting for approval", jobName, name)
 		case len(waiting) == 0:
-			return sdk.Errorf(sdk.ErrFailedPrecondition, "run", "run %s has no job waiting for approval", r.Name)
+			return sdk.Errorf(sdk.ErrFailedPrecondition, "run", "run %s has no job waiting for approval", name)
 		case len(waiting) > 1:
-			return sdk.Errorf(sdk.ErrInvalidArgument, "job", "run %s has %d jobs waiting for approval; name one with --job", r.Name, len(waiting))
+			return sdk.Errorf(sdk.ErrInvalidArgument, "job", "run %s has %d jobs waiting for approval; name one with --job", name, len(waiting))
 		}
-		j := waiting[0]
+		i := waiting[0]
 		now := o.now()
 		verb := "approved"
 		if !approve {
@@ -291,41 +358,52 @@ func (o *Orchestrator) Decide(ctx context.Context, ns, name, jobName string, app
 		if comment != "" {
 			msg += ": " + comment
 		}
-		if j.Resume > 0 && j.Resume <= len(j.Actions) {
-			st := resource.StatusSuccess
-			if !approve {
-				st = resource.StatusFailure
+		if err := st.updateJob(ctx, i, func(j *resource.JobStatus) error {
+			if j.Status != resource.StatusWaiting {
+				return sdk.Errorf(sdk.ErrFailedPrecondition, "job", "job %q of run %s is not waiting for approval", j.Name, name)
 			}
-			setAction(&j.Actions[j.Resume-1], st, msg, now)
-		}
-		p, err := o.planFor(ctx, r)
-		if err != nil {
+			if j.Resume > 0 && j.Resume <= len(j.Actions) {
+				st := resource.StatusSuccess
+				if !approve {
+					st = resource.StatusFailure
+				}
+				setAction(&j.Actions[j.Resume-1], st, msg, now)
+			}
+			if approve {
+				setJob(j, resource.StatusQueued, msg, now)
+			} else {
+				setJob(j, resource.StatusFailure, msg, now)
+			}
+			return nil
+		}); err != nil {
 			return err
 		}
 		if approve {
-			setJob(j, resource.StatusQueued, msg, now)
-			queued = append(queued, jobItem{Namespace: ns, Run: r.Name, Job: j.Name, Attempt: j.Attempt})
-		} else {
-			setJob(j, resource.StatusFailure, msg, now)
+			queued = append(queued, jobItem{Namespace: ns, Run: name, Job: st.run.Jobs[i].Name, Attempt: st.run.Jobs[i].Attempt})
 		}
 		stillWaiting := false
-		for _, other := range r.Jobs {
+		for _, other := range st.run.Jobs {
 			if other.Status == resource.StatusWaiting {
 				stillWaiting = true
 			}
 		}
-		if !stillWaiting && r.Status == resource.StatusWaiting {
-			resource.SetStatus(&r.Status, &r.Transitions, resource.StatusRunning, msg, now)
+		if !stillWaiting && st.run.Status == resource.StatusWaiting {
+			if err := st.updateRun(ctx, func(r *resource.Run) error {
+				resource.SetStatus(&r.Status, &r.Transitions, resource.StatusRunning, msg, now)
+				return nil
+			}); err != nil {
+				return err
+			}
 		}
-		for _, q := range advance(r, p, o.eval(), now) {
-			queued = append(queued, jobItem{Namespace: ns, Run: r.Name, Job: q, Attempt: max(r.Job(q).Attempt, 1)})
-		}
-		return nil
+		more, err := o.advanceRun(ctx, st)
+		queued = append(queued, more...)
+		run = st.snapshot()
+		return err
 	})
-	if err != nil {
-		return nil, err
+	if qerr := o.enqueue(ctx, queued...); qerr != nil && err == nil {
+		err = qerr
 	}
-	if err := o.enqueue(ctx, queued...); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	if run.Status.Terminal() {

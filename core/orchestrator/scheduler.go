@@ -1,11 +1,12 @@
 package orchestrator
 
 import (
+	"errors"
 	"fmt"
-	"github.com/palvella/palvella/core/expr"
 	"strings"
 	"time"
 
+	"github.com/palvella/palvella/core/expr"
 	"github.com/palvella/palvella/core/resource"
 )
 
@@ -19,91 +20,130 @@ type evaluator interface {
 // anything: it starts a pending run, decides each pending job whose
 // required jobs have all ended (queue it, or skip it by `when` or `if`),
 // and ends the run when every job has ended. It returns the jobs it queued.
-// It is a pure function of the run, so it is safe to call again on a fresh
-// copy when an update conflicts.
+// It is a pure function of the run (the scheduler's own path is
+// runState.advance, which keeps its counters between changes; this one
+// builds them from the run).
 func advance(run *resource.Run, p *plan, ev evaluator, now time.Time) []string {
 	if run.Status.Terminal() {
 		return nil
 	}
+	startRun(run, now)
+	docs := map[string]*resource.Job{}
+	for i := range run.Jobs {
+		docs[run.Jobs[i].Name] = &resource.Job{JobStatus: run.Jobs[i]}
+	}
+	jobs := run.Jobs
+	st := newRunState(nil, run, p, docs)
+	queued, _ := st.advance(ev, now, func(i int, fn func(*resource.JobStatus) error) error {
+		js := copyJob(st.run.Jobs[i])
+		if err := fn(&js); err != nil {
+			return err
+		}
+		st.set(i, js, st.rev[i])
+		return nil
+	})
+	// Jobs the plan does not have fail; they never run.
+	for _, j := range jobs {
+		if _, ok := st.d.idx[j.Name]; !ok {
+			if j.Status == resource.StatusPending {
+				setJob(&j, resource.StatusFailure, "the job is not in the pipeline version this run started with", now)
+			}
+			run.Jobs = append(run.Jobs, j)
+		}
+	}
+	if st.ended == len(p.Jobs) {
+		finishIfDone(run, now)
+	}
+	names := make([]string, len(queued))
+	for k, i := range queued {
+		names[k] = run.Jobs[i].Name
+	}
+	return names
+}
+
+// startRun marks a pending or queued run running.
+func startRun(run *resource.Run, now time.Time) {
 	if run.Status == resource.StatusPending || run.Status == resource.StatusQueued {
 		resource.SetStatus(&run.Status, &run.Transitions, resource.StatusRunning, "", now)
 		run.StartedAt = &now
 	}
-	var queued []string
-	for changed := true; changed; {
-		changed = false
-		for i := range run.Jobs {
-			js := &run.Jobs[i]
-			if js.Status != resource.StatusPending {
-				continue
-			}
-			pj := p.job(js.Name)
-			if pj == nil {
-				setJob(js, resource.StatusFailure, "the job is not in the pipeline version this run started with", now)
-				changed = true
-				continue
-			}
-			ready, anyFailed, allOK := true, false, true
-			for _, req := range pj.Requires {
-				rj := run.Job(req)
-				if rj == nil || !rj.Status.Terminal() {
-					ready = false
-					break
-				}
-				switch {
-				case rj.FailedForDependents():
-					anyFailed, allOK = true, false
-				case rj.Satisfied():
-				default:
-					allOK = false
-				}
-			}
-			if !ready {
-				continue
-			}
-			changed = true
-			switch when := pj.When; {
-			case when == "always":
-			case when == "failure" && !anyFailed:
-				setJob(js, resource.StatusSkipped, "when: failure, and no required job failed", now)
-				js.Skip = resource.SkipByRequirements
-				continue
-			case when != "failure" && !allOK:
-				setJob(js, resource.StatusSkipped, "a required job did not succeed ("+failedRequires(run, pj)+")", now)
-				js.Skip = resource.SkipByRequirements
-				continue
-			}
-			if pj.If != "" {
-				ok, err := ev.EvalBool(pj.If, exprContext(run, p, pj.Name))
-				if err != nil {
-					setJob(js, resource.StatusFailure, fmt.Sprintf("if: %v", err), now)
-					continue
-				}
-				if !ok {
-					setJob(js, resource.StatusSkipped, "if: "+pj.If+" is false", now)
-					js.Skip = resource.SkipByIf
-					continue
-				}
-			}
-			setJob(js, resource.StatusQueued, "", now)
-			js.QueuedAt = &now
-			queued = append(queued, js.Name)
-		}
-	}
-	finishIfDone(run, now)
-	return queued
 }
 
-func failedRequires(run *resource.Run, pj *planJob) string {
-	var s []string
-	for _, req := range pj.Requires {
-		rj := run.Job(req)
+// advance decides the jobs that became ready, writing each decision with
+// write, and returns the jobs it queued. Deciding a job costs its
+// requires, and a job that ends makes ready only its own dependents, so a
+// run of N jobs is scheduled in O(N + edges), whatever its shape.
+func (st *runState) advance(ev evaluator, now time.Time, write func(i int, fn func(*resource.JobStatus) error) error) ([]int, error) {
+	var queued []int
+	for len(st.ready) > 0 {
+		i := st.ready[0]
+		st.ready = st.ready[1:]
+		if st.run.Jobs[i].Status != resource.StatusPending {
+			continue
+		}
+		pj := &st.p.Jobs[i]
+		anyFailed, allOK := false, true
+		for _, k := range st.d.requires[i] {
+			rj := &st.run.Jobs[k]
+			switch {
+			case rj.FailedForDependents():
+				anyFailed, allOK = true, false
+			case rj.Satisfied():
+			default:
+				allOK = false
+			}
+		}
+		to, reason, skip := resource.StatusQueued, "", resource.SkipCause("")
+		switch when := pj.When; {
+		case when == "always":
+		case when == "failure" && !anyFailed:
+			to, reason, skip = resource.StatusSkipped, "when: failure, and no required job failed", resource.SkipByRequirements
+		case when != "failure" && !allOK:
+			to, reason, skip = resource.StatusSkipped, "a required job did not succeed ("+failedRequires(st, i)+")", resource.SkipByRequirements
+		}
+		if to == resource.StatusQueued && pj.If != "" {
+			ok, err := ev.EvalBool(pj.If, exprContext(st.run, st.p, pj.Name))
+			switch {
+			case err != nil:
+				to, reason = resource.StatusFailure, fmt.Sprintf("if: %v", err)
+			case !ok:
+				to, reason, skip = resource.StatusSkipped, "if: "+pj.If+" is false", resource.SkipByIf
+			}
+		}
+		err := write(i, func(js *resource.JobStatus) error {
+			if js.Status != resource.StatusPending {
+				return errStale
+			}
+			setJob(js, to, reason, now)
+			js.Skip = skip
+			if to == resource.StatusQueued {
+				js.QueuedAt = &now
+			}
+			return nil
+		})
 		switch {
-		case rj == nil || rj.Satisfied():
+		case errors.Is(err, errStale):
+			continue
+		case err != nil:
+			return queued, err
+		}
+		if to == resource.StatusQueued {
+			queued = append(queued, i)
+		}
+	}
+	return queued, nil
+}
+
+func failedRequires(st *runState, i int) string {
+	var s []string
+	for _, k := range st.d.requires[i] {
+		rj := &st.run.Jobs[k]
+		switch {
+		case rj.Satisfied():
 		case rj.Status == resource.StatusSkipped:
-			s = append(s, req+" skipped because of its requirements")
+			s = append(s, rj.Name+" skipped because of its requirements")
 		default:
-			s = append(s, req+" "+string(rj.Status))
+			s = append(s, rj.Name+" "+string(rj.Status))
 		}
 	}
 	return strings.Join(s, ", ")
@@ -146,6 +186,14 @@ func finishIfDone(run *resource.Run, now time.Time) {
 func setJob(js *resource.JobStatus, to resource.Status, reason string, now time.Time) {
 	resource.SetStatus(&js.Status, &js.Transitions, to, reason, now)
 	js.Reason = reason
+	if to == resource.StatusSkipped {
+		// Actions of a job that never ran are skipped with it.
+		for k := range js.Actions {
+			if as := &js.Actions[k]; as.Status == resource.StatusPending {
+				setAction(as, resource.StatusSkipped, "the job was skipped", now)
+			}
+		}
+	}
 	switch {
 	case to == resource.StatusRunning && js.StartedAt == nil:
 		js.StartedAt = &now

@@ -35,6 +35,9 @@ func (s *store) create(ctx context.Context, obj resource.Object) error {
 	if err != nil {
 		return fmt.Errorf("encode %s %s/%s: %w", m.Kind, m.Namespace, m.Name, err)
 	}
+	if err := checkDocument(m, data); err != nil {
+		return err
+	}
 	r, err := db.Create(ctx, &database.Resource{Key: keyOf(m), Labels: m.Labels, Data: data})
 	if err != nil {
 		return err
@@ -76,6 +79,9 @@ func (s *store) update(ctx context.Context, obj resource.Object) error {
 	data, err := json.Marshal(obj)
 	if err != nil {
 		return fmt.Errorf("encode %s %s/%s: %w", m.Kind, m.Namespace, m.Name, err)
+	}
+	if err := checkDocument(m, data); err != nil {
+		return err
 	}
 	r, err := db.Update(ctx, &database.Resource{Key: keyOf(m), Revision: m.Revision, Labels: m.Labels, Data: data})
 	if err != nil {

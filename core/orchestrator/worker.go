@@ -10,6 +10,8 @@ import (
 	"maps"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/palvella/palvella/core/resource"
@@ -33,7 +35,8 @@ func (it jobItem) id() string {
 	return it.Namespace + "/" + it.Run + "/" + it.Job + "/" + strconv.Itoa(it.Attempt)
 }
 
-// enqueue puts jobs on the work queue. Item IDs make it idempotent.
+// enqueue puts jobs on the work queue. Item IDs make it idempotent. Many
+// items (a wide fan-out) are sent by a few callers at once.
 func (o *Orchestrator) enqueue(ctx context.Context, items ...jobItem) error {
 	if len(items) == 0 {
 		return nil
@@ -42,13 +45,48 @@ func (o *Orchestrator) enqueue(ctx context.Context, items ...jobItem) error {
 	if err != nil {
 		return err
 	}
-	for _, it := range items {
+	put := func(it jobItem) error {
 		payload, _ := json.Marshal(it) // plain strings and ints
 		if _, err := db.Enqueue(ctx, &database.EnqueueRequest{Queue: jobQueue, Payload: payload, ID: it.id()}); err != nil {
 			return fmt.Errorf("enqueue job %s: %w", it.id(), err)
 		}
+		return nil
 	}
-	o.kick()
+	if len(items) < 8 {
+		for _, it := range items {
+			if err := put(it); err != nil {
+				return err
+			}
+			o.kick()
+		}
+		return nil
+	}
+	var (
+		wg    sync.WaitGroup
+		next  atomic.Int64
+		first atomic.Value
+	)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				k := int(next.Add(1)) - 1
+				if k >= len(items) || first.Load() != nil {
+					return
+				}
+				if err := put(items[k]); err != nil {
+					first.CompareAndSwap(nil, err)
+					return
+				}
+				o.kick()
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := first.Load().(error); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -242,72 +280,79 @@ type jobOutcome struct {
 // execution's ID means the job was taken over, and this one stops.
 func (o *Orchestrator) runJob(ctx context.Context, it jobItem, leaseAttempts int) disposition {
 	bg := context.WithoutCancel(ctx)
-	run := &resource.Run{}
-	if err := o.store.get(ctx, resource.KindRun, it.Namespace, it.Run, run); err != nil {
-		if errors.Is(err, sdk.ErrNotFound) {
-			return done // the run was deleted
-		}
-		o.log.Error("read the run of a job", "run", it.Run, "job", it.Job, "error", err)
-		return handBack
-	}
-	js := run.Job(it.Job)
-	if run.Status.Terminal() || js == nil || (js.Status != resource.StatusQueued && js.Status != resource.StatusRunning) {
-		return done // cancelled or already done
-	}
 	exec := newExecutionID()
-	p, err := o.planFor(ctx, run)
-	if err != nil {
-		return o.finishJob(bg, it, exec, jobOutcome{status: resource.StatusFailure, reason: err.Error()}, true)
-	}
-	pj := p.job(it.Job)
-	if pj == nil {
-		return o.finishJob(bg, it, exec, jobOutcome{status: resource.StatusFailure, reason: "the job is not in the pipeline version"}, true)
-	}
-	resume := js.Resume
-	// A job found running was interrupted: its worker stopped without
-	// handing it back (killed, or cut off from the database).
-	recovered := js.Status == resource.StatusRunning
-	// Mark the job running, as this execution.
+	var (
+		run                *resource.Run
+		js                 resource.JobStatus
+		p                  *plan
+		pj                 *planJob
+		resume             int
+		recovered, tooMany bool
+	)
 	now := o.now()
-	tooMany := false
-	run, err = mutate(ctx, o.store, resource.KindRun, it.Namespace, it.Run, func(r *resource.Run) error {
-		tooMany = false
-		j := r.Job(it.Job)
-		if j == nil || (j.Status != resource.StatusQueued && j.Status != resource.StatusRunning) {
+	err := o.withRun(ctx, it.Namespace, it.Run, func(st *runState) error {
+		if st.run.Status.Terminal() {
+			return errStale // cancelled or ended
+		}
+		i, ok := st.index(it.Job)
+		if !ok {
 			return errStale
 		}
-		if recovered {
-			j.Interruptions++
-			if j.Interruptions > o.opts.MaxInterruptions {
-				tooMany = true
-				return nil
+		cur := st.run.Jobs[i]
+		if cur.Status != resource.StatusQueued && cur.Status != resource.StatusRunning {
+			return errStale // already done
+		}
+		p, pj = st.p, &st.p.Jobs[i]
+		resume = cur.Resume
+		// A job found running was interrupted: its worker stopped without
+		// handing it back (killed, or cut off from the database).
+		recovered = cur.Status == resource.StatusRunning
+		// Mark the job running, as this execution.
+		err := st.updateJob(ctx, i, func(j *resource.JobStatus) error {
+			tooMany = false
+			if j.Status != resource.StatusQueued && j.Status != resource.StatusRunning {
+				return errStale
 			}
-			j.Transitions = append(j.Transitions, resource.Transition{Status: resource.StatusRunning, At: now,
-				Reason: fmt.Sprintf("picked up again after its worker stopped (interruption %d of at most %d)", j.Interruptions, o.opts.MaxInterruptions)})
+			if recovered {
+				j.Interruptions++
+				if j.Interruptions > o.opts.MaxInterruptions {
+					tooMany = true
+					return errStale
+				}
+				j.Transitions = append(j.Transitions, resource.Transition{Status: resource.StatusRunning, At: now,
+					Reason: fmt.Sprintf("picked up again after its worker stopped (interruption %d of at most %d)", j.Interruptions, o.opts.MaxInterruptions)})
+			}
+			j.Execution = exec
+			setJob(j, resource.StatusRunning, "", now)
+			if j.Attempt == 0 {
+				j.Attempt = 1
+			}
+			if pj.Uses == "" {
+				resetActions(j, pj.Actions, resume)
+			}
+			return nil
+		})
+		if tooMany {
+			return nil
 		}
-		j.Execution = exec
-		setJob(j, resource.StatusRunning, "", now)
-		if j.Attempt == 0 {
-			j.Attempt = 1
-		}
-		if pj.Uses == "" {
-			resetActions(j, pj.Actions, resume)
-		}
-		return nil
+		run, js = st.summaryCopy(), st.run.Jobs[i]
+		return err
 	})
+	if tooMany {
+		return o.finishJob(bg, it, "", jobOutcome{status: resource.StatusFailure,
+			reason: fmt.Sprintf("interrupted %d times: its worker stopped while it ran each time", o.opts.MaxInterruptions+1)}, true)
+	}
 	if errors.Is(err, errStale) {
 		return done
+	}
+	if errors.Is(err, sdk.ErrNotFound) {
+		return done // the run was deleted
 	}
 	if err != nil {
 		o.log.Error("mark job running", "run", it.Run, "job", it.Job, "error", err)
 		return handBack
 	}
-	if tooMany {
-		return o.finishJob(bg, it, "", jobOutcome{status: resource.StatusFailure,
-			reason: fmt.Sprintf("interrupted %d times: its worker stopped while it ran each time", o.opts.MaxInterruptions+1)}, true)
-	}
 	_ = leaseAttempts
-	js = run.Job(it.Job)
 
 	timeout := pj.Timeout
 	if timeout == 0 {
@@ -324,7 +369,7 @@ func (o *Orchestrator) runJob(ctx context.Context, it jobItem, leaseAttempts int
 	}
 	jctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	out := o.execute(jctx, run, p, pj, js, resume, exec)
+	out := o.execute(jctx, run, p, pj, &js, resume, exec)
 	if out.status == resource.StatusFailure && errors.Is(jctx.Err(), context.DeadlineExceeded) {
 		out.reason = fmt.Sprintf("timed out after %s", timeout.Round(time.Millisecond))
 	}
@@ -347,30 +392,38 @@ func (o *Orchestrator) runJob(ctx context.Context, it jobItem, leaseAttempts int
 // Crashes are counted (see MaxInterruptions); stops of the server are not.
 func (o *Orchestrator) interruptJob(ctx context.Context, it jobItem, exec, why string, counted bool) disposition {
 	failed := false
-	_, err := mutate(ctx, o.store, resource.KindRun, it.Namespace, it.Run, func(r *resource.Run) error {
-		failed = false
-		j := r.Job(it.Job)
-		if j == nil || j.Status.Terminal() || j.Execution != exec {
+	err := o.withRun(ctx, it.Namespace, it.Run, func(st *runState) error {
+		i, ok := st.index(it.Job)
+		if st.run.Status.Terminal() || !ok {
 			return errStale
 		}
-		if counted {
-			j.Interruptions++
-			if j.Interruptions > o.opts.MaxInterruptions {
-				failed = true
-				return nil
+		return st.updateJob(ctx, i, func(j *resource.JobStatus) error {
+			failed = false
+			if j.Status.Terminal() || j.Execution != exec {
+				return errStale
 			}
-		}
-		now := o.now()
-		for k := range j.Actions {
-			if as := &j.Actions[k]; as.Status == resource.StatusRunning {
-				setAction(as, resource.StatusPending, "interrupted: "+why, now)
-				as.StartedAt = nil
+			if counted {
+				j.Interruptions++
+				if j.Interruptions > o.opts.MaxInterruptions {
+					failed = true
+					return errStale
+				}
 			}
-		}
-		j.Execution = ""
-		setJob(j, resource.StatusQueued, "interrupted ("+why+"); it runs again", now)
-		return nil
+			now := o.now()
+			for k := range j.Actions {
+				if as := &j.Actions[k]; as.Status == resource.StatusRunning {
+					setAction(as, resource.StatusPending, "interrupted: "+why, now)
+					as.StartedAt = nil
+				}
+			}
+			j.Execution = ""
+			setJob(j, resource.StatusQueued, "interrupted ("+why+"); it runs again", now)
+			return nil
+		})
 	})
+	if failed {
+		err = nil
+	}
 	switch {
 	case errors.Is(err, errStale):
 		return done
@@ -390,13 +443,7 @@ var errStale = errors.New("stale job")
 // execute runs a job's actions on its engine.
 func (o *Orchestrator) execute(ctx context.Context, run *resource.Run, p *plan, pj *planJob, js *resource.JobStatus, resume int, exec string) jobOutcome {
 	ns := run.Namespace
-	exprCtx := func() map[string]any {
-		fresh := &resource.Run{}
-		if err := o.store.get(context.WithoutCancel(ctx), resource.KindRun, ns, run.Name, fresh); err == nil {
-			run = fresh
-		}
-		return exprContext(run, p, pj.Name)
-	}
+	exprCtx := func() map[string]any { return o.exprContextOf(context.WithoutCancel(ctx), run, p, pj.Name) }
 	actions := pj.Actions
 	get, put := pj.Get, pj.Put
 	if pj.Uses != "" {
@@ -408,10 +455,12 @@ func (o *Orchestrator) execute(ctx context.Context, run *resource.Run, p *plan, 
 	}
 	if pj.Uses != "" {
 		// The job type's actions are known now: record them before running.
-		if _, err := mutate(ctx, o.store, resource.KindRun, ns, run.Name, func(r *resource.Run) error {
-			j := r.Job(pj.Name)
-			if j == nil || j.Execution != exec {
+		if err := o.updateJob(ctx, ns, run.Name, pj.Name, func(j *resource.JobStatus) error {
+			if j.Execution != exec {
 				return errFenced
+			}
+			if len(actions) > MaxActionsPerJob {
+				return fmt.Errorf("%w: job type %s gave job %s %d actions, more than the %d a job may have", errTooLarge, pj.Uses, pj.Name, len(actions), MaxActionsPerJob)
 			}
 			resetActions(j, actions, resume)
 			return nil
@@ -567,10 +616,13 @@ func (o *Orchestrator) runAction(ctx context.Context, run *resource.Run, p *plan
 	e := o.executionOf(ref)
 	record := func(st resource.Status, msg string, outputs map[string]any) {
 		now := o.now()
-		if _, err := mutate(context.WithoutCancel(ctx), o.store, resource.KindRun, ns, run.Name, func(r *resource.Run) error {
-			j := r.Job(pj.Name)
-			if j == nil || (e != nil && j.Execution != e.id) {
+		msg = clipMessage(msg)
+		if err := o.updateJob(context.WithoutCancel(ctx), ns, run.Name, pj.Name, func(j *resource.JobStatus) error {
+			if e != nil && j.Execution != e.id {
 				return errFenced
+			}
+			if j.Status.Terminal() {
+				return errStale // the run ended (cancelled): its record stands
 			}
 			if as := j.Action(a.Name); as != nil {
 				setAction(as, st, msg, now)
@@ -582,10 +634,17 @@ func (o *Orchestrator) runAction(ctx context.Context, run *resource.Run, p *plan
 				o.fenced(run, pj.Name)
 				return
 			}
+			if errors.Is(err, errStale) {
+				return
+			}
 			o.log.Error("record action status", "run", run.Name, "job", pj.Name, "action", a.Name, "error", err)
 		}
 	}
 	ectx := exprCtx()
+	if err := checkContextSize(ectx, a.Name); err != nil {
+		record(resource.StatusFailure, err.Error(), nil)
+		return resource.StatusFailure, err.Error(), nil
+	}
 	if a.If != "" {
 		ok, err := o.eval().EvalBool(a.If, ectx)
 		if err != nil {
@@ -657,6 +716,9 @@ func (o *Orchestrator) runAction(ctx context.Context, run *resource.Run, p *plan
 	st := statusOf(res.Status)
 	if res.Message != "" {
 		lg.line("system", res.Message)
+	}
+	if err := o.checkOutputs(ctx, ns, run.Name, pj.Name, a.Name, res.Outputs); err != nil {
+		return fail(err.Error())
 	}
 	record(st, res.Message, res.Outputs)
 	return st, res.Message, res.Outputs
@@ -749,51 +811,76 @@ func (o *Orchestrator) interpolateValue(v any, ectx map[string]any) (any, error)
 func (o *Orchestrator) finishJob(ctx context.Context, it jobItem, exec string, out jobOutcome, unfenced bool) disposition {
 	ctx = context.WithoutCancel(ctx)
 	var queued []jobItem
-	run, err := mutate(ctx, o.store, resource.KindRun, it.Namespace, it.Run, func(r *resource.Run) error {
-		queued = nil
-		j := r.Job(it.Job)
-		if j == nil || j.Status.Terminal() {
+	var run *resource.Run
+	err := o.withRun(ctx, it.Namespace, it.Run, func(st *runState) error {
+		i, ok := st.index(it.Job)
+		if st.run.Status.Terminal() || !ok {
+			// A job not ended when its run ended is cancelled by that.
 			return errStale
 		}
-		if !unfenced && j.Execution != exec {
-			return errFenced
-		}
+		pj := &st.p.Jobs[i]
 		now := o.now()
-		j.Execution = ""
-		j.Outputs = out.outputs
-		if out.status != resource.StatusWaiting {
-			// Actions the job did not reach.
-			for k := range j.Actions {
-				if as := &j.Actions[k]; as.Status == resource.StatusPending {
-					setAction(as, resource.StatusSkipped, "not reached", now)
+		retry := false
+		if err := st.updateJob(ctx, i, func(j *resource.JobStatus) error {
+			retry = false
+			if j.Status.Terminal() {
+				return errStale
+			}
+			if !unfenced && j.Execution != exec {
+				return errFenced
+			}
+			j.Execution = ""
+			j.Outputs = out.outputs
+			if out.status != resource.StatusWaiting {
+				// Actions the job did not reach.
+				for k := range j.Actions {
+					if as := &j.Actions[k]; as.Status == resource.StatusPending {
+						setAction(as, resource.StatusSkipped, "not reached", now)
+					}
 				}
 			}
-		}
-		p, err := o.planFor(ctx, r)
-		if err != nil {
+			switch {
+			case out.status == resource.StatusWaiting:
+				setJob(j, resource.StatusWaiting, out.reason, now)
+				j.Resume = out.resume
+			case out.status == resource.StatusFailure && j.Attempt <= pj.Retries:
+				j.Attempt++
+				setJob(j, resource.StatusQueued, fmt.Sprintf("attempt %d failed (%s); retrying", j.Attempt-1, out.reason), now)
+				j.Resume = 0
+				retry = true
+			default:
+				setJob(j, out.status, clipMessage(out.reason), now)
+			}
+			return nil
+		}); err != nil {
 			return err
 		}
-		pj := p.job(it.Job)
+		j := &st.run.Jobs[i]
 		switch {
-		case r.Status.Terminal():
-			setJob(j, resource.StatusCancelled, "the run ended", now)
-		case out.status == resource.StatusWaiting:
-			setJob(j, resource.StatusWaiting, out.reason, now)
-			j.Resume = out.resume
-			resource.SetStatus(&r.Status, &r.Transitions, resource.StatusWaiting, "job "+j.Name+" is waiting for approval", now)
-		case out.status == resource.StatusFailure && pj != nil && j.Attempt <= pj.Retries:
-			j.Attempt++
-			setJob(j, resource.StatusQueued, fmt.Sprintf("attempt %d failed (%s); retrying", j.Attempt-1, out.reason), now)
-			j.Resume = 0
+		case j.Status == resource.StatusWaiting:
+			if err := st.updateRun(ctx, func(r *resource.Run) error {
+				resource.SetStatus(&r.Status, &r.Transitions, resource.StatusWaiting, "job "+j.Name+" is waiting for approval", now)
+				return nil
+			}); err != nil {
+				return err
+			}
+		case retry:
 			queued = append(queued, jobItem{Namespace: it.Namespace, Run: it.Run, Job: it.Job, Attempt: j.Attempt})
 		default:
-			setJob(j, out.status, out.reason, now)
-			for _, q := range advance(r, p, o.eval(), now) {
-				queued = append(queued, jobItem{Namespace: it.Namespace, Run: it.Run, Job: q, Attempt: max(r.Job(q).Attempt, 1)})
+			more, err := o.advanceRun(ctx, st)
+			queued = append(queued, more...)
+			if err != nil {
+				return err
 			}
 		}
+		run = st.summaryCopy()
 		return nil
 	})
+	if len(queued) > 0 {
+		if err := o.enqueue(ctx, queued...); err != nil {
+			o.log.Error("enqueue jobs", "run", it.Run, "error", err)
+		}
+	}
 	switch {
 	case errors.Is(err, errStale):
 		return done
@@ -805,9 +892,6 @@ func (o *Orchestrator) finishJob(ctx context.Context, it jobItem, exec string, o
 		// expires, rather than lose the job.
 		o.log.Error("record job outcome", "run", it.Run, "job", it.Job, "error", err)
 		return lost
-	}
-	if err := o.enqueue(ctx, queued...); err != nil {
-		o.log.Error("enqueue jobs", "run", it.Run, "error", err)
 	}
 	if run.Status.Terminal() {
 		o.runEnded(ctx, run)

@@ -16,7 +16,9 @@ const (
 	KindPipeline        = "Pipeline"
 	KindPipelineVersion = "PipelineVersion"
 	KindRun             = "Run"
-	KindTriggerRecord   = "TriggerRecord"
+	// KindJob is the stored state of one job of a run (see Job).
+	KindJob           = "Job"
+	KindTriggerRecord = "TriggerRecord"
 )
 
 // Meta is the metadata every resource has.
@@ -113,11 +115,17 @@ type Run struct {
 	Trigger         TriggerInfo    `json:"trigger"`
 	Status          Status         `json:"status"`
 	Reason          string         `json:"reason,omitempty"`
-	Jobs            []JobStatus    `json:"jobs"`
-	Transitions     []Transition   `json:"transitions"`
-	QueuedAt        *time.Time     `json:"queuedAt,omitempty"`
-	StartedAt       *time.Time     `json:"startedAt,omitempty"`
-	FinishedAt      *time.Time     `json:"finishedAt,omitempty"`
+	// Jobs are the run's jobs in the pipeline's order. They are stored as
+	// Job resources of their own, not in the run's document; the API
+	// serves the run with its jobs assembled.
+	Jobs []JobStatus `json:"jobs"`
+	// Counts are how many of the run's jobs are in each status, as of the
+	// last write of the run's document (exact once the run has ended).
+	Counts      map[Status]int `json:"counts,omitempty"`
+	Transitions []Transition   `json:"transitions"`
+	QueuedAt    *time.Time     `json:"queuedAt,omitempty"`
+	StartedAt   *time.Time     `json:"startedAt,omitempty"`
+	FinishedAt  *time.Time     `json:"finishedAt,omitempty"`
 }
 
 // Job returns the status of the named job, or nil.
@@ -159,6 +167,21 @@ type JobStatus struct {
 	StartedAt   *time.Time   `json:"startedAt,omitempty"`
 	FinishedAt  *time.Time   `json:"finishedAt,omitempty"`
 }
+
+// Job is the stored state of one job of a run: a resource of its own
+// (kind Job, named "<run>.<job>", labelled run=<run>), so that a change of
+// one job writes one small document, not the whole run. A job that has no
+// record yet is pending; a job not ended when its run ended counts as
+// cancelled. Its metadata is the database's and is not part of its data.
+type Job struct {
+	Meta     `json:"-"`
+	Run      string `json:"run"`
+	Pipeline string `json:"pipeline,omitempty"`
+	JobStatus
+}
+
+// JobResourceName is the name of the Job resource of a run's job.
+func JobResourceName(run, job string) string { return run + "." + job }
 
 // SkipCause is why a job was skipped.
 type SkipCause string
