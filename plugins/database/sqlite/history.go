@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -13,8 +14,19 @@ import (
 // configuration does not say.
 const DefaultHistory = 7 * 24 * time.Hour
 
-// compactEvery is how often the history is compacted.
+// DefaultHistoryChanges is how many changes the history keeps at most
+// when the configuration does not say. A change holds the document as it
+// was written, so the history's size is bounded by this times the size of
+// a document (a job's is about a kilobyte), whatever the age limit.
+const DefaultHistoryChanges = 10000
+
+// compactEvery is how often the history is compacted by age.
 const compactEvery = 10 * time.Minute
+
+// compactAfter is how many commits may pass before the history is
+// compacted by count; between two compactions it holds at most this many
+// more changes than its limit.
+const compactAfter = 500
 
 // compact removes the changes committed before before, and records the
 // last revision removed. It returns how many changes it removed.
@@ -27,6 +39,37 @@ func (s *store) compact(ctx context.Context, before time.Time) (int64, error) {
 		}
 		if !upTo.Valid {
 			return nil
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM changes WHERE revision <= ?`, upTo.Int64)
+		if err != nil {
+			return fmt.Errorf("remove old changes: %w", err)
+		}
+		if removed, err = res.RowsAffected(); err != nil {
+			return fmt.Errorf("remove old changes: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE compaction SET revision = MAX(revision, ?) WHERE id = 1`, upTo.Int64); err != nil {
+			return fmt.Errorf("record compaction: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("compact the change history: %w", err)
+	}
+	return removed, nil
+}
+
+// compactCount removes the oldest changes past the newest keep, and
+// records the last revision removed. It returns how many it removed.
+func (s *store) compactCount(ctx context.Context, keep int) (int64, error) {
+	var removed int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var upTo sql.NullInt64
+		err := tx.QueryRowContext(ctx, `SELECT revision FROM changes ORDER BY revision DESC LIMIT 1 OFFSET ?`, keep).Scan(&upTo)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && !upTo.Valid) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("find old changes: %w", err)
 		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM changes WHERE revision <= ?`, upTo.Int64)
 		if err != nil {
@@ -69,21 +112,30 @@ func (s *store) checkNotCompacted(ctx context.Context, rev int64) error {
 }
 
 // keepHistory compacts the history older than keep every compactEvery,
-// until the store is closed.
-func (s *store) keepHistory(keep time.Duration) {
+// and past its newest max changes every compactAfter commits, until the
+// store is closed.
+func (s *store) keepHistory(keep time.Duration, max int) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		ticker := time.NewTicker(compactEvery)
 		defer ticker.Stop()
+		commits := 0
+		// A failure is retried later; the history only grows meanwhile.
+		_, _ = s.compact(context.Background(), s.now().Add(-keep))
+		_, _ = s.compactCount(context.Background(), max)
 		for {
-			// A failure is retried at the next tick; the history only grows
-			// meanwhile.
-			_, _ = s.compact(context.Background(), s.now().Add(-keep))
+			changed := s.changes()
 			select {
 			case <-s.done:
 				return
 			case <-ticker.C:
+				_, _ = s.compact(context.Background(), s.now().Add(-keep))
+			case <-changed:
+				if commits++; commits >= compactAfter {
+					commits = 0
+					_, _ = s.compactCount(context.Background(), max)
+				}
 			}
 		}
 	}()

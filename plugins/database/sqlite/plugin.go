@@ -72,6 +72,11 @@ func (p *Plugin) Describe(context.Context) (*sdk.Manifest, error) {
 					"type":        "string",
 					"description": "How long the change history is kept for watchers to resume from, as a Go duration such as 72h. Default: 168h.",
 				},
+				"history_changes": map[string]any{
+					"type":        "integer",
+					"minimum":     1,
+					"description": "How many changes the history keeps at most, whatever their age (the oldest go first). Default: 10000.",
+				},
 			},
 		},
 	}, nil
@@ -98,6 +103,17 @@ func (p *Plugin) Configure(ctx context.Context, req *sdk.ConfigureRequest) (*sdk
 		}
 		history = d
 	}
+	maxChanges := DefaultHistoryChanges
+	if raw, ok := req.Config["history_changes"]; ok {
+		n, isNumber := raw.(float64)
+		if i, isInt := raw.(int); isInt {
+			n, isNumber = float64(i), true
+		}
+		if !isNumber || n < 1 || n != float64(int(n)) {
+			return diagnostic("config.history_changes", "history_changes must be a positive whole number such as 10000", fmt.Sprintf("got %v", raw)), nil
+		}
+		maxChanges = int(n)
+	}
 	sync := SyncNormal
 	if raw, ok := req.Config["synchronous"]; ok {
 		if s, _ := raw.(string); s == SyncNormal || s == SyncFull {
@@ -107,15 +123,15 @@ func (p *Plugin) Configure(ctx context.Context, req *sdk.ConfigureRequest) (*sdk
 		}
 	}
 	for k := range req.Config {
-		if k != "path" && k != "history" && k != "synchronous" {
-			return diagnostic("config."+k, "unknown setting "+k, "database-sqlite accepts path, synchronous and history"), nil
+		if k != "path" && k != "history" && k != "history_changes" && k != "synchronous" {
+			return diagnostic("config."+k, "unknown setting "+k, "database-sqlite accepts path, synchronous, history and history_changes"), nil
 		}
 	}
 	st, err := openStoreSync(ctx, path, sync)
 	if err != nil {
 		return diagnostic("config.path", "cannot open the database", err.Error()), nil
 	}
-	st.keepHistory(history)
+	st.keepHistory(history, maxChanges)
 	p.mu.Lock()
 	old := p.st
 	p.st = st

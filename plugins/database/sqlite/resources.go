@@ -22,6 +22,11 @@ const watchPoll = 500 * time.Millisecond
 // watchBatch is how many changes Watch reads at a time.
 const watchBatch = 256
 
+// listBytes bounds the data of one List page: a page ends early (with a
+// page token) once its documents reach it, so that a page of large
+// documents still fits in one gRPC message (4 MiB by default).
+const listBytes = 2 << 20
+
 func encodeLabels(labels map[string]string) (string, error) {
 	if len(labels) == 0 {
 		return "{}", nil
@@ -301,6 +306,7 @@ func (s *store) list(ctx context.Context, req *database.ListRequest) (*database.
 	q := `SELECT r.namespace, r.name, r.revision, r.labels, r.data, r.created_at, r.updated_at FROM resources r WHERE ` +
 		strings.Join(where, " AND ") + ` ORDER BY r.namespace, r.name LIMIT ?`
 	out := &database.ListResponse{Items: []database.Resource{}}
+	full := false // ended early by listBytes
 	// One read transaction, so the page and the revision are one snapshot.
 	err = s.read(ctx, func(conn *sql.Conn) error {
 		if err := conn.QueryRowContext(ctx, currentRevision).Scan(&out.Revision); err != nil {
@@ -311,6 +317,7 @@ func (s *store) list(ctx context.Context, req *database.ListRequest) (*database.
 			return err
 		}
 		defer rows.Close()
+		size := 0
 		for rows.Next() {
 			r := database.Resource{Key: database.Key{Kind: req.Kind}}
 			var labels string
@@ -323,15 +330,22 @@ func (s *store) list(ctx context.Context, req *database.ListRequest) (*database.
 			}
 			r.CreatedAt, r.UpdatedAt = fromNanos(created), fromNanos(updated)
 			out.Items = append(out.Items, r)
+			if size += len(r.Data) + len(labels); size >= listBytes && len(out.Items) <= pageSize {
+				full = true
+				break
+			}
 		}
 		return rows.Err()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list %q: %w", req.Kind, err)
 	}
-	if len(out.Items) > pageSize {
+	switch {
+	case len(out.Items) > pageSize:
 		out.Items = out.Items[:pageSize]
 		out.NextPageToken = encodePageToken(out.Items[pageSize-1])
+	case full:
+		out.NextPageToken = encodePageToken(out.Items[len(out.Items)-1])
 	}
 	return out, nil
 }
