@@ -25,21 +25,6 @@ type execLog struct {
 	pids         map[string][]int // every pid that started the job
 }
 
-// jobDir makes a directory the jobs can write to whatever user they run
-// as (the local engine runs jobs as an unprivileged user under root).
-func jobDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "palvella-executions-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 func readExecLog(t *testing.T, dir string) execLog {
 	t.Helper()
 	l := execLog{starts: map[string]int{}, ends: map[string]int{}, pids: map[string][]int{}}

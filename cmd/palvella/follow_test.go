@@ -43,7 +43,7 @@ func (s *testServer) startedRun(pipeline string) string {
 // line exactly once, in order, up to the end.
 func TestFollowerAttachedMidRunGetsEveryLineOnce(t *testing.T) {
 	s := startServer(t, "")
-	gate := filepath.Join(t.TempDir(), "go-on")
+	gate := filepath.Join(jobDir(t), "go-on")
 	s.mustCLI("pipeline", "apply", "-f", writePipeline(t, "lines", `  jobs:
     - name: print
       actions:

@@ -37,7 +37,7 @@ func readPID(t *testing.T, path string) int {
 func TestCancelRunKillsItsCommands(t *testing.T) {
 	s := startServer(t, "")
 	s.mustCLI("pipeline", "apply", "-f", pipelineFile("sleepy.yaml"))
-	pidfile := filepath.Join(t.TempDir(), "pid")
+	pidfile := filepath.Join(jobDir(t), "pid")
 	s.mustCLI("pipeline", "run", "sleepy", "-p", "pidfile="+pidfile)
 	pid := readPID(t, pidfile)
 	if !alive(pid) {
@@ -47,6 +47,13 @@ func TestCancelRunKillsItsCommands(t *testing.T) {
 	r := s.waitRun("sleepy-1", "cancelled", func(r *resource.Run) bool { return r.Status.Terminal() })
 	if r.Status != resource.StatusCancelled || r.Job("nap").Status != resource.StatusCancelled {
 		t.Fatalf("run %s, job %s; want both cancelled", r.Status, r.Job("nap").Status)
+	}
+	time.Sleep(500 * time.Millisecond) // the worker's own record of the action comes after
+	if a := s.run("sleepy-1").Job("nap").Action("sleep"); a.Status != resource.StatusCancelled {
+		t.Errorf("the running action of a cancelled run is %s (%q), want cancelled", a.Status, a.Message)
+	}
+	if r.Reason == "" {
+		t.Errorf("the cancelled run has no reason")
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for alive(pid) {
@@ -86,7 +93,7 @@ func TestTimeouts(t *testing.T) {
 func TestRetries(t *testing.T) {
 	s := startServer(t, "")
 	s.mustCLI("pipeline", "apply", "-f", pipelineFile("flaky.yaml"))
-	counter := filepath.Join(t.TempDir(), "counter")
+	counter := filepath.Join(jobDir(t), "counter")
 	s.cli("pipeline", "run", "flaky", "-p", "counter="+counter, "--wait")
 	r := s.run("flaky-1")
 	lucky := r.Job("third-time-lucky")
@@ -135,7 +142,7 @@ func TestServerKilledMidRunPicksItUp(t *testing.T) {
 	home := t.TempDir()
 	s := startServer(t, home)
 	s.mustCLI("pipeline", "apply", "-f", pipelineFile("sleepy.yaml"))
-	pidfile := filepath.Join(t.TempDir(), "pid")
+	pidfile := filepath.Join(jobDir(t), "pid")
 	s.mustCLI("pipeline", "run", "sleepy", "-p", "seconds=2", "-p", "pidfile="+pidfile)
 	readPID(t, pidfile)
 	s.stop(syscall.SIGKILL)

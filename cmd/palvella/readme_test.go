@@ -53,8 +53,12 @@ func TestReadmeWalkthrough(t *testing.T) {
 	if err := os.Symlink(palvellaBin, filepath.Join(dir, "bin", "palvella")); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Symlink(filepath.Join(repoRoot, "examples"), filepath.Join(dir, "examples")); err != nil {
-		t.Fatal(err)
+	// A copy, not a link: the clone may be in a folder only root enters.
+	if out, err := exec.Command("cp", "-r", filepath.Join(repoRoot, "examples"), filepath.Join(dir, "examples")).CombinedOutput(); err != nil {
+		t.Fatalf("copy the examples: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("chmod", "-R", "a+rX", filepath.Join(dir, "examples")).CombinedOutput(); err != nil {
+		t.Fatalf("chmod the examples: %v\n%s", err, out)
 	}
 	cmd := exec.Command("bash", "-e", "-x", "-o", "pipefail", "-c", script)
 	cmd.Dir = dir

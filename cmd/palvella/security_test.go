@@ -360,7 +360,7 @@ func TestCredentialNeverInClear(t *testing.T) {
 // that is refused once the run has ended.
 func TestPerRunToken(t *testing.T) {
 	s := startServer(t, "")
-	dir := t.TempDir()
+	dir := jobDir(t)
 	s.mustCLI("pipeline", "apply", "-f", securityFile("token.yaml"))
 	s.mustCLI("pipeline", "run", "tok", "-p", "dir="+dir)
 	tokenFile := filepath.Join(dir, "token")

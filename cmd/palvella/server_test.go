@@ -139,3 +139,41 @@ func (s *testServer) mustCLI(args ...string) string {
 	}
 	return out
 }
+
+// jobDir makes a directory the jobs can write to whatever user they run
+// as (the local engine runs jobs as an unprivileged user under root).
+func jobDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "palvella-executions-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// readableCopy copies a file of the repository where a job can read it
+// whatever user it runs as (the clone may be in a folder only root enters).
+func readableCopy(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "palvella-fixture-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, filepath.Base(path))
+	if err := os.WriteFile(out, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

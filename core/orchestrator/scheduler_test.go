@@ -180,3 +180,14 @@ func TestAdvanceSkipByIfIsSatisfied(t *testing.T) {
 		t.Fatalf("run = %s (%s), want success", r.Status, r.Reason)
 	}
 }
+
+// The actions of a skipped job are skipped too, not left pending.
+func TestSkippedJobSkipsItsActions(t *testing.T) {
+	p := &plan{Jobs: []planJob{{Name: "a", If: "false"}}}
+	r := newRun(p)
+	r.Job("a").Actions = []resource.ActionStatus{{Name: "x", Status: resource.StatusPending}}
+	advance(r, p, exprEval{}, time.Now())
+	if a := r.Job("a").Actions[0]; a.Status != resource.StatusSkipped {
+		t.Fatalf("action of a skipped job = %s, want skipped", a.Status)
+	}
+}

@@ -68,8 +68,10 @@ func startTriggers(ctx context.Context, cfg Config, mgr *pluginhost.Manager, orc
 			}
 			return pluginhost.Client[database.Database](ctx, p, sdk.CategoryDatabase)
 		},
-		Runner:      orch,
-		Secret:      func(ctx context.Context, name string) ([]byte, error) { return readCredential(ctx, mgr, name) },
+		Runner: orch,
+		Secret: func(ctx context.Context, ns, pipeline, name string) ([]byte, error) {
+			return readCredential(ctx, mgr, ns, pipeline, name)
+		},
 		Logger:      cfg.Logger.Named("trigger"),
 		Events:      bus,
 		Metrics:     m,
@@ -142,7 +144,9 @@ func startTriggers(ctx context.Context, cfg Config, mgr *pluginhost.Manager, orc
 
 // readCredential reads a credential's value ("value", or its only key)
 // from the credential plugin, for webhook secrets.
-func readCredential(ctx context.Context, mgr *pluginhost.Manager, name string) ([]byte, error) {
+// readCredential reads a webhook secret for a pipeline, refusing a
+// credential its namespace and pipeline may not use.
+func readCredential(ctx context.Context, mgr *pluginhost.Manager, ns, pipeline, name string) ([]byte, error) {
 	p, err := mgr.Plugin("credential-builtin")
 	if err != nil {
 		return nil, err
@@ -153,6 +157,9 @@ func readCredential(ctx context.Context, mgr *pluginhost.Manager, name string) (
 	}
 	sec, err := c.Get(ctx, name)
 	if err != nil {
+		return nil, err
+	}
+	if err := orchestrator.CheckCredentialAccess(name, orchestrator.CredentialOwnerOf(sec.Meta), ns, pipeline); err != nil {
 		return nil, err
 	}
 	if v, ok := sec.Data["value"]; ok {

@@ -167,7 +167,7 @@ func post(t *testing.T, h http.Handler, path, body string, headers ...string) (i
 func TestUnknownWebhooksLeaveNoRecordAndNameNothing(t *testing.T) {
 	db := newMemDB()
 	putPipeline(t, db, "default", "ci", "no-such-credential")
-	s := newTestService(t, db, Options{Secret: func(_ context.Context, name string) ([]byte, error) {
+	s := newTestService(t, db, Options{Secret: func(_ context.Context, _, _, name string) ([]byte, error) {
 		return nil, sdk.Errorf(sdk.ErrNotFound, "", "credential %q not found", name)
 	}})
 	h := s.WebhookHandler()
@@ -248,7 +248,7 @@ func TestRecordsArePrunedByAgeAndCap(t *testing.T) {
 func TestAFloodOfRefusedCallsStaysNearTheCap(t *testing.T) {
 	db := newMemDB()
 	putPipeline(t, db, "default", "ci", "hook-secret")
-	s := newTestService(t, db, Options{MaxRecords: 50, Secret: func(context.Context, string) ([]byte, error) { return []byte("k"), nil }})
+	s := newTestService(t, db, Options{MaxRecords: 50, Secret: func(context.Context, string, string, string) ([]byte, error) { return []byte("k"), nil }})
 	h := s.WebhookHandler()
 	for range 1000 {
 		if code, _ := post(t, h, "/hooks/default/ci/hook", `{}`); code != http.StatusUnauthorized {

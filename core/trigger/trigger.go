@@ -50,8 +50,9 @@ type Options struct {
 	Database func(ctx context.Context) (database.Database, error)
 	Runner   Runner
 	// Secret reads a credential's value for a webhook secret written
-	// {from_credential: NAME}.
-	Secret func(ctx context.Context, name string) ([]byte, error)
+	// {from_credential: NAME} in a pipeline of a namespace; it refuses a
+	// credential that namespace and pipeline may not use.
+	Secret func(ctx context.Context, namespace, pipeline, name string) ([]byte, error)
 	Logger hclog.Logger
 	// Events and Metrics, when set, are told about each firing.
 	Events  *events.Bus

@@ -180,7 +180,7 @@ func (s *Service) serveWebhook(w http.ResponseWriter, r *http.Request) {
 			"unsigned: the call has no "+HeaderGitHubSignature+" or "+HeaderSignature+" header")
 		return
 	}
-	secret, err := s.secret(ctx, t)
+	secret, err := s.secret(ctx, ns, pipeline, t)
 	if err != nil {
 		// The record (read by operators) says why; the caller, who is
 		// not authenticated yet, learns nothing about the set-up.
@@ -266,7 +266,7 @@ func deliveryRecordName(pipeline, trigger, delivery string) string {
 }
 
 // secret returns a webhook trigger's HMAC key.
-func (s *Service) secret(ctx context.Context, t *spec.Trigger) ([]byte, error) {
+func (s *Service) secret(ctx context.Context, ns, pipeline string, t *spec.Trigger) ([]byte, error) {
 	if t.Secret == nil {
 		return nil, errors.New("the trigger has no secret")
 	}
@@ -279,7 +279,7 @@ func (s *Service) secret(ctx context.Context, t *spec.Trigger) ([]byte, error) {
 	if s.opts.Secret == nil {
 		return nil, fmt.Errorf("no credential store to read credential %q from", t.Secret.FromCredential)
 	}
-	v, err := s.opts.Secret(ctx, t.Secret.FromCredential)
+	v, err := s.opts.Secret(ctx, ns, pipeline, t.Secret.FromCredential)
 	if err != nil {
 		return nil, fmt.Errorf("read credential %q: %w", t.Secret.FromCredential, err)
 	}
