@@ -140,12 +140,13 @@ func TestPipelineValidatePrintsEveryProblem(t *testing.T) {
 	dir := t.TempDir()
 	bad := writeFile(t, dir, "bad.yaml", "apiVersion: palvella.dev/v1\nmetadata:\n  name: x\nspec:\n  jobs:\n    - actions: []\n    - actions: []\n")
 	out, errOut, code := e.cli(t, "pipeline", "validate", "-f", bad)
-	want := bad + ":6: spec.jobs[0].name: required\n" + bad + ":7: spec.jobs[1].name: required\n"
-	if code != 1 || out != want || !strings.Contains(errOut, "2 problems") {
+	// Checked on this side first: the shape's problems, each with its line.
+	want := bad + ":1: missing field \"kind\"\n" + bad + ":6: spec.jobs[0]: missing field \"name\"\n" + bad + ":7: spec.jobs[1]: missing field \"name\"\n"
+	if code != 1 || out != want || !strings.Contains(errOut, "3 problems") {
 		t.Fatalf("exit %d\nout %q\nwant %q\nerr %q", code, out, want, errOut)
 	}
 	// apply refuses the same file the same way, and applies nothing.
-	if out, _, code := e.cli(t, "pipeline", "apply", "-f", bad); code != 1 || out != want {
+	if out, _, code := e.cli(t, "pipeline", "apply", "-f", bad); code != 1 || !strings.Contains(out, bad+":6: spec.jobs[0]") || !strings.Contains(out, bad+":7: spec.jobs[1]") {
 		t.Fatalf("apply: exit %d, out %q", code, out)
 	}
 	if out, _, _ := e.cli(t, "pipeline", "list", "-o", "json"); strings.TrimSpace(out) != "[]" {
@@ -240,11 +241,12 @@ func TestRunCommands(t *testing.T) {
 		t.Fatalf("run get: %d\n%s", code, out)
 	}
 	out, _, code = e.cli(t, "run", "logs", "build-1")
-	want := "==> test / unit (success) <==\nok  palvella/core\n==> test / lint (running) <==\nvet: clean\n"
+	want := "==> test / unit (success) <==\nok  palvella/core\n==> test / lint (running) <==\nvet: clean\n" +
+		"==> job test waits for approval: palvella run approve build-1 --job test -n default (or run reject)\n"
 	if code != 0 || out != want {
 		t.Fatalf("run logs: %d\n%q\nwant %q", code, out, want)
 	}
-	if out, _, _ := e.cli(t, "run", "logs", "build-1", "--action", "lint"); out != "==> test / lint (running) <==\nvet: clean\n" {
+	if out, _, _ := e.cli(t, "run", "logs", "build-1", "--action", "lint"); !strings.HasPrefix(out, "==> test / lint (running) <==\nvet: clean\n") || strings.Contains(out, "unit") {
 		t.Fatalf("run logs --action: %q", out)
 	}
 	if _, errOut, code := e.cli(t, "run", "logs", "build-1", "--job", "nope"); code != 1 || !strings.Contains(errOut, `no job "nope"`) {

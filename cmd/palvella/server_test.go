@@ -171,8 +171,12 @@ func readableCopy(t *testing.T, path string) string {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
 	out := filepath.Join(dir, filepath.Base(path))
-	if err := os.WriteFile(out, data, 0o644); err != nil {
+	if err := os.WriteFile(out, data, fi.Mode().Perm()|0o444); err != nil {
 		t.Fatal(err)
 	}
 	return out
