@@ -22,11 +22,12 @@ const (
 	// MaxActionsPerJob is the most actions a job may have, written in the
 	// pipeline or given by its job type.
 	MaxActionsPerJob = 200
-	// MaxActionOutputBytes bounds the outputs of one action, as JSON.
-	MaxActionOutputBytes = 64 << 10
+	// MaxActionOutputBytes bounds the outputs of one action, as JSON: four
+	// times a run action's stdout output (its last 64 KiB).
+	MaxActionOutputBytes = 256 << 10
 	// MaxJobOutputBytes bounds the outputs of the actions of one job
 	// together, as JSON.
-	MaxJobOutputBytes = 256 << 10
+	MaxJobOutputBytes = 1 << 20
 	// MaxMessageBytes bounds an action's message and a job's reason;
 	// longer ones are cut, saying how much was cut (the log keeps all).
 	MaxMessageBytes = 4 << 10
