@@ -95,6 +95,7 @@ func newRunState(o *Orchestrator, run *resource.Run, p *plan, docs map[string]*r
 		} else {
 			run.Jobs[i] = implicitJob(&p.Jobs[i], at)
 		}
+		run.Jobs[i].MaxAttempts = p.Jobs[i].Retries + 1 // runs stored before MaxAttempts get it too
 		if run.Jobs[i].Status.Terminal() {
 			st.ended++
 		}

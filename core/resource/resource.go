@@ -149,6 +149,9 @@ type JobStatus struct {
 	// the jobs below it).
 	Skip    SkipCause `json:"skip,omitempty"`
 	Attempt int       `json:"attempt"`
+	// MaxAttempts is how many attempts the job is allowed: its retries
+	// plus one.
+	MaxAttempts int `json:"maxAttempts,omitempty"`
 	// Execution identifies the live execution of the job (one lease of
 	// it by a worker). Every write of a job's progress carries it, so a
 	// worker that lost the job cannot record anything for it any more.
