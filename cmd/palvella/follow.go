@@ -44,15 +44,51 @@ func endError(what string, end *api.StreamEnd) error {
 
 // followRunLogs prints a run's log lines as they are written, each
 // prefixed with its job and action, until the run (or the job, or the
-// action) ends.
-func followRunLogs(ctx context.Context, w io.Writer, c *client.Client, ns, run, job, action string) error {
+// action) ends. Meanwhile it asks for the run every poll and, when a
+// followed job waits for approval, prints once how to approve it; the
+// follow goes on.
+func followRunLogs(ctx context.Context, w io.Writer, c *client.Client, ns, run, job, action string, poll time.Duration) error {
 	if action != "" && job == "" {
 		return fmt.Errorf("--follow --action needs --job")
 	}
+	var mu sync.Mutex // one writer at a time: the lines and the hints
+	pollCtx, stopPolling := context.WithCancel(ctx)
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		told := map[approvalWait]bool{}
+		ticker := time.NewTicker(poll)
+		defer ticker.Stop()
+		for {
+			// Without the run the follow goes on: the hints are a help.
+			if r, err := c.GetRun(pollCtx, ns, run); err == nil {
+				for _, wt := range approvalWaits(r) {
+					if (job == "" || wt.Job == job) && !told[wt] {
+						told[wt] = true
+						mu.Lock()
+						fmt.Fprintf(w, "==> %s\n", wt.Hint)
+						mu.Unlock()
+					}
+				}
+				if r.Status.Terminal() {
+					return
+				}
+			}
+			select {
+			case <-pollCtx.Done():
+				return
+			case <-ticker.C:
+			}
+		}
+	}()
 	end, err := c.FollowLogs(ctx, ns, run, job, action, func(l api.LogLine) error {
+		mu.Lock()
+		defer mu.Unlock()
 		_, err := fmt.Fprintf(w, "%s/%s | %s\n", l.Job, l.Action, logText(l.Line))
 		return err
 	})
+	stopPolling()
+	<-polled
 	if err != nil {
 		return remoteError(err)
 	}
@@ -70,9 +106,11 @@ func newRunWatchCmd(app *App, r *remote) *cobra.Command {
 		Use:   "watch RUN",
 		Short: "Watch a whole run in one view: each job's status, duration and last lines, until it ends",
 		Long: `Watch a run: each job with its status, duration and last log lines, updated
-until the run ends, then a summary. On a terminal the view is redrawn in place;
-otherwise each change is printed as a line and the final view at the end.
-The exit code is 0 when the run succeeded, 1 otherwise.`,
+until the run ends, then a summary. On a terminal the view is redrawn in place,
+its last frame keeping the last lines of each job; otherwise each change is
+printed as a line and the final view at the end. A job waiting for approval
+is shown with the command that approves it. The exit code is 0 when the run
+succeeded, 1 otherwise.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := app.client(r)
@@ -150,10 +188,14 @@ func watchRun(ctx context.Context, w io.Writer, tty bool, c *client.Client, ns, 
 	case <-logsDone:
 	case <-time.After(2 * time.Second):
 	}
-	if !tty {
+	if tty {
+		// The frame drawn when the run ended may have come before its
+		// last lines: the final frame has them.
+		fmt.Fprint(w, "\x1b[H\x1b[2J")
+	} else {
 		fmt.Fprintln(w)
-		printWatchView(w, run, tl)
 	}
+	printWatchView(w, run, tl)
 	fmt.Fprintf(w, "\nRun %s/%s %s in %s", run.Namespace, run.Name, run.Status, duration(run.QueuedAt, run.FinishedAt))
 	counts := map[resource.Status]int{}
 	for _, j := range run.Jobs {
@@ -177,10 +219,17 @@ func printChanges(w io.Writer, run *resource.Run, seen map[string]resource.Statu
 		seen["\x00run"] = run.Status
 		fmt.Fprintf(w, "%s run %s %s\n", stamp, run.Name, run.Status)
 	}
+	waits := map[string]string{}
+	for _, wt := range approvalWaits(run) {
+		waits[wt.Job] = wt.Hint
+	}
 	for _, j := range run.Jobs {
 		if seen[j.Name] != j.Status {
 			seen[j.Name] = j.Status
-			fmt.Fprintf(w, "%s job %s %s\n", stamp, j.Name, j.Status)
+			fmt.Fprintf(w, "%s job %s %s%s\n", stamp, j.Name, j.Status, attemptOf(&j))
+			if hint, ok := waits[j.Name]; ok {
+				fmt.Fprintf(w, "%s %s\n", stamp, hint)
+			}
 		}
 	}
 }
@@ -195,9 +244,15 @@ func printWatchView(w io.Writer, run *resource.Run, tl *tails) {
 	}
 	fmt.Fprintf(w, "%-*s  %-9s  %s\n", width, "JOB", "STATUS", "DURATION")
 	for _, j := range run.Jobs {
-		fmt.Fprintf(w, "%-*s  %-9s  %s\n", width, j.Name, j.Status, duration(j.StartedAt, j.FinishedAt))
+		fmt.Fprintf(w, "%-*s  %-9s  %s%s\n", width, j.Name, j.Status, duration(j.StartedAt, j.FinishedAt), attemptOf(&j))
 		for _, l := range tl.of(j.Name) {
 			fmt.Fprintf(w, "%*s  | %s\n", width, "", l)
+		}
+	}
+	if hints := approvalHints(run); len(hints) > 0 {
+		fmt.Fprintln(w)
+		for _, h := range hints {
+			fmt.Fprintf(w, "==> %s\n", h)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -244,8 +245,15 @@ func newPipelineGetCmd(app *App, r *remote) *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
 		Use:   "get NAME",
-		Short: "Show a pipeline and its versions",
-		Args:  cobra.ExactArgs(1),
+		Short: "Show a pipeline: its jobs, triggers and versions",
+		Long: `Show a pipeline: its current version; its jobs (what each requires, its when
+and if, its engine, the job type it uses or how many actions it has, its
+retries and timeout); its triggers (type, name, and the schedule, or the
+webhook's path on the webhook listener and the credential that signs it,
+never a secret's value); and its versions (number, hash, when applied).
+With -o json: {"pipeline": ..., "versions": [...]}, the pipeline with its
+whole normalized spec.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := app.remoteClient(r, output)
 			if err != nil {
@@ -270,7 +278,10 @@ func newPipelineGetCmd(app *App, r *remote) *cobra.Command {
 			if p.Description != "" {
 				fmt.Fprintf(app.Out, "Description: %s\n", p.Description)
 			}
-			fmt.Fprintln(app.Out, "Versions:")
+			if err := printPipelineSpec(app.Out, p); err != nil {
+				return err
+			}
+			fmt.Fprintln(app.Out, "\nVersions:")
 			t := newTable(app.Out, "  VERSION", "APPLIED", "HASH")
 			for _, v := range vs {
 				t.row(fmt.Sprintf("  v%d", v.Version), when(&v.CreatedAt), shortHash(v.Hash))
@@ -282,7 +293,104 @@ func newPipelineGetCmd(app *App, r *remote) *cobra.Command {
 	return cmd
 }
 
+// printPipelineSpec prints the jobs and triggers of a pipeline's current
+// version. Secrets are never printed: a webhook's secret is a credential,
+// shown by name.
+func printPipelineSpec(w io.Writer, p *resource.Pipeline) error {
+	if len(p.Spec) == 0 {
+		return nil
+	}
+	var doc spec.Pipeline
+	if err := json.Unmarshal(p.Spec, &doc); err != nil {
+		fmt.Fprintf(w, "Spec:        (not readable by this CLI: %v)\n", err)
+		return nil
+	}
+	sp := doc.Spec
+	if sp.Timeout != "" || sp.Concurrency > 0 {
+		var parts []string
+		if sp.Timeout != "" {
+			parts = append(parts, "timeout "+string(sp.Timeout))
+		}
+		if sp.Concurrency > 0 {
+			parts = append(parts, fmt.Sprintf("at most %d runs at once", sp.Concurrency))
+		}
+		fmt.Fprintf(w, "Limits:      %s\n", strings.Join(parts, ", "))
+	}
+	if len(sp.Params) > 0 {
+		var names []string
+		for _, pa := range sp.Params {
+			names = append(names, pa.Name+" ("+firstOf(pa.Type, spec.TypeString)+")")
+		}
+		fmt.Fprintf(w, "Params:      %s\n", strings.Join(names, ", "))
+	}
+	fmt.Fprintln(w, "\nJobs:")
+	t := newTable(w, "  NAME", "REQUIRES", "WHEN", "IF", "ENGINE", "DOES", "RETRIES", "TIMEOUT")
+	for _, j := range sp.Jobs {
+		does := fmt.Sprintf("%d actions", len(j.Actions))
+		if len(j.Actions) == 1 {
+			does = "1 action"
+		}
+		if j.Uses != "" {
+			does = "uses " + j.Uses
+		}
+		t.row("  "+j.Name, orDash(strings.Join(j.Requires, ",")), firstOf(j.When, spec.WhenSuccess), orDash(clip(j.If, 40)),
+			engineOf(j.Engine, sp.Engine), does, fmt.Sprint(j.Retries), orDash(string(j.Timeout)))
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "\nTriggers:")
+	if len(sp.Triggers) == 0 {
+		fmt.Fprintln(w, "  none (runs start from the CLI or the API)")
+		return nil
+	}
+	t = newTable(w, "  NAME", "TYPE", "SCHEDULE OR PATH")
+	for _, tr := range sp.Triggers {
+		var what string
+		switch tr.Type {
+		case spec.TriggerWebhook:
+			what = fmt.Sprintf("POST /hooks/%s/%s/%s on the webhook listener", p.Namespace, p.Name, tr.Name)
+			if tr.Secret != nil && tr.Secret.FromCredential != "" {
+				what += ", signed with credential " + tr.Secret.FromCredential
+			}
+		case spec.TriggerInterval:
+			what = "every " + string(tr.Every)
+		case spec.TriggerCron:
+			what = tr.Expression + " (" + firstOf(tr.Timezone, "UTC") + ")"
+		}
+		t.row("  "+tr.Name, tr.Type, what)
+	}
+	return t.flush()
+}
+
+// engineOf names the engine of a job: its own, else the pipeline's, else
+// the server's default.
+func engineOf(job, pipeline *spec.Engine) string {
+	e := job
+	if e == nil {
+		e = pipeline
+	}
+	if e == nil || e.Type == "" {
+		return "default"
+	}
+	if e.Image != "" {
+		return e.Type + " (" + e.Image + ")"
+	}
+	return e.Type
+}
+
+// clip shortens s to at most n characters, on one line.
+func clip(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-3]) + "..."
+	}
+	return s
+}
+
+// shortHash is the first 12 hex digits of a hash ("sha256:<hex>").
 func shortHash(h string) string {
+	h = strings.TrimPrefix(h, "sha256:")
 	if len(h) > 12 {
 		return h[:12]
 	}

@@ -150,9 +150,7 @@ func printRun(w io.Writer, run *resource.Run) error {
 		if j.Skip != "" {
 			st += " (by " + string(j.Skip) + ")"
 		}
-		if j.Attempt > 1 {
-			st += fmt.Sprintf(" (attempt %d)", j.Attempt)
-		}
+		st += attemptOf(&j)
 		t.row(j.Name, "", "", st, took(j.StartedAt, j.FinishedAt), j.Reason)
 		for _, a := range j.Actions {
 			t.row("", a.Name, a.Type, statusOf(a.Status), took(a.StartedAt, a.FinishedAt), a.Message)
@@ -186,21 +184,57 @@ func printRun(w io.Writer, run *resource.Run) error {
 	return nil
 }
 
-// approvalHints says, for each job of run waiting for approval, how to
-// approve it.
-func approvalHints(run *resource.Run) []string {
-	var out []string
+// attemptOf says which attempt of a job this is: " (attempt n of m)" for
+// a job allowed retries once it has started, " (attempt n)" for a job
+// retried with no known limit, "" otherwise.
+func attemptOf(j *resource.JobStatus) string {
+	switch {
+	case j.MaxAttempts > 1 && j.Attempt >= 1:
+		return fmt.Sprintf(" (attempt %d of %d)", j.Attempt, j.MaxAttempts)
+	case j.Attempt > 1:
+		return fmt.Sprintf(" (attempt %d)", j.Attempt)
+	}
+	return ""
+}
+
+// approvalWait is a job of a run waiting for approval, and how to approve
+// it.
+type approvalWait struct {
+	// Job is the waiting job, Action its waiting action (when known).
+	Job, Action string
+	// Hint is "job J waits for approval (MESSAGE): palvella run approve ...".
+	Hint string
+}
+
+// approvalWaits lists the jobs of run waiting for approval, in the run's
+// order.
+func approvalWaits(run *resource.Run) []approvalWait {
+	var out []approvalWait
 	for _, j := range run.Jobs {
 		if j.Status != resource.StatusWaiting {
 			continue
 		}
-		msg := ""
+		msg, action := "", ""
 		for _, a := range j.Actions {
-			if a.Status == resource.StatusWaiting && a.Message != "" {
-				msg = " (" + a.Message + ")"
+			if a.Status == resource.StatusWaiting {
+				action = a.Name
+				if a.Message != "" {
+					msg = " (" + a.Message + ")"
+				}
 			}
 		}
-		out = append(out, fmt.Sprintf("job %s waits for approval%s: palvella run approve %s --job %s -n %s (or run reject)", j.Name, msg, run.Name, j.Name, run.Namespace))
+		out = append(out, approvalWait{Job: j.Name, Action: action,
+			Hint: fmt.Sprintf("job %s waits for approval%s: palvella run approve %s --job %s -n %s (or run reject)", j.Name, msg, run.Name, j.Name, run.Namespace)})
+	}
+	return out
+}
+
+// approvalHints says, for each job of run waiting for approval, how to
+// approve it.
+func approvalHints(run *resource.Run) []string {
+	var out []string
+	for _, w := range approvalWaits(run) {
+		out = append(out, w.Hint)
 	}
 	return out
 }
@@ -252,14 +286,25 @@ func newRunLogsCmd(app *App, r *remote) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "logs RUN",
 		Short: "Print the logs of a run's actions, in order, each under a header",
-		Args:  cobra.ExactArgs(1),
+		Long: `Print the logs of a run's actions, in order, each under a header, and for
+each job waiting for approval how to approve it.
+
+With --follow, print each line as it is written, as JOB/ACTION | TEXT, until
+the run (or the job, or the action) ends; the exit code is 0 when it
+succeeded and 1 otherwise. When a followed job waits for approval, a line
+says so and how to approve it, once, and the follow goes on until the run
+ends (interrupt it to stop following: the run goes on).`,
+		Example: `  palvella run logs ci-7
+  palvella run logs ci-7 --follow --job build
+  palvella run logs deploy-3 --follow   # ==> job apply waits for approval: palvella run approve deploy-3 --job apply -n default (or run reject)`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := app.client(r)
 			if err != nil {
 				return err
 			}
 			if follow {
-				return followRunLogs(cmd.Context(), app.Out, c, r.namespace, args[0], job, action)
+				return followRunLogs(cmd.Context(), app.Out, c, r.namespace, args[0], job, action, time.Second)
 			}
 			run, err := c.GetRun(cmd.Context(), r.namespace, args[0])
 			if err != nil {
@@ -306,9 +351,9 @@ func newRunLogsCmd(app *App, r *remote) *cobra.Command {
 			if action != "" && !found {
 				return fmt.Errorf("run %s has no action %q", run.Name, action)
 			}
-			for _, hint := range approvalHints(run) {
-				if job == "" || strings.HasPrefix(hint, "job "+job+" ") {
-					fmt.Fprintf(app.Out, "==> %s\n", hint)
+			for _, w := range approvalWaits(run) {
+				if job == "" || w.Job == job {
+					fmt.Fprintf(app.Out, "==> %s\n", w.Hint)
 				}
 			}
 			return nil
