@@ -108,7 +108,11 @@ func newRunGetCmd(app *App, r *remote) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "get RUN",
 		Short: "Show a run: each job and action with its status and duration",
-		Args:  cobra.ExactArgs(1),
+		Long: `Show a run: its status, reason, trigger, start and duration; for each job
+waiting for approval, a Waiting: line with the command that approves it; each
+job and action with its status, duration and message (a job allowed retries
+shows "attempt n of m", m being its retries plus one); and the jobs' outputs.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := app.remoteClient(r, output)
 			if err != nil {
