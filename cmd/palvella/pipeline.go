@@ -477,14 +477,14 @@ print a summary, and exit 1 unless it succeeded.`,
 // waitRun polls a run until it ends, then prints a summary. The run not
 // succeeding is an exit code of 1.
 func (app *App) waitRun(cmd *cobra.Command, c *client.Client, run *resource.Run, poll time.Duration, output string) error {
-	told := map[string]bool{}
+	told := map[approvalWait]bool{}
 	ticker := time.NewTicker(poll)
 	defer ticker.Stop()
 	for !run.Status.Terminal() {
-		for _, j := range run.Jobs {
-			if j.Status == resource.StatusWaiting && !told[j.Name] && output != "json" {
-				told[j.Name] = true
-				fmt.Fprintf(app.Err, "job %s is waiting for approval: palvella run approve %s --job %s -n %s\n", j.Name, run.Name, j.Name, run.Namespace)
+		for _, w := range approvalWaits(run) {
+			if !told[w] && output != "json" {
+				told[w] = true
+				fmt.Fprintln(app.Err, w.Hint)
 			}
 		}
 		select {
