@@ -104,7 +104,7 @@ func (s *testServer) onTerminal(args ...string) func() (string, int) {
 	s.t.Helper()
 	script, err := exec.LookPath("script")
 	if err != nil {
-		s.t.Skip("script(1) is needed to run the CLI on a terminal")
+		s.t.Fatal("script(1) runs the CLI on a terminal for this test: install it (Debian: bsdutils)")
 	}
 	quoted := []string{palvellaBin}
 	for _, a := range args {
