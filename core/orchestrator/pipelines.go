@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/palvella/palvella/core/api"
 	"github.com/palvella/palvella/core/pluginhost"
@@ -298,10 +299,29 @@ func (o *Orchestrator) deleteRun(ctx context.Context, ns, name string) error {
 		if len(jobs) == 0 {
 			break
 		}
+		// A few deletes at once: the database's round trips overlap.
+		errs := make(chan error, len(jobs))
+		next := make(chan resource.Job)
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := range next {
+					if err := o.store.delete(ctx, resource.KindJob, ns, j.Meta.Name); err != nil && !errors.Is(err, sdk.ErrNotFound) {
+						errs <- fmt.Errorf("delete job %s of run %s: %w", j.JobStatus.Name, name, err)
+					}
+				}
+			}()
+		}
 		for _, j := range jobs {
-			if err := o.store.delete(ctx, resource.KindJob, ns, j.Meta.Name); err != nil && !errors.Is(err, sdk.ErrNotFound) {
-				return fmt.Errorf("delete job %s of run %s: %w", j.JobStatus.Name, name, err)
-			}
+			next <- j
+		}
+		close(next)
+		wg.Wait()
+		close(errs)
+		if err := <-errs; err != nil {
+			return err
 		}
 	}
 	if err := o.store.delete(ctx, resource.KindRun, ns, name); err != nil && !errors.Is(err, sdk.ErrNotFound) {
@@ -336,9 +356,16 @@ func (o *Orchestrator) Plugins(ctx context.Context) []pluginhost.Status {
 // coerceParams turns `-p k=v` strings into the declared types, with the
 // defaults of the params not given.
 func coerceParams(raw json.RawMessage, given map[string]string) (map[string]any, error) {
-	var pl spec.Pipeline
+	// Only the params are read: a spec of thousands of jobs is not decoded
+	// for each run.
+	var pl struct {
+		Spec struct {
+			Params []spec.Param `json:"params"`
+		} `json:"spec"`
+	}
 	if err := json.Unmarshal(raw, &pl); err != nil {
 		return nil, fmt.Errorf("read stored pipeline spec: %w", err)
 	}
-	return pl.Spec.ResolveParams(given)
+	s := spec.Spec{Params: pl.Spec.Params}
+	return s.ResolveParams(given)
 }

@@ -29,7 +29,7 @@ func (o *Orchestrator) StartRun(ctx context.Context, ns, pipeline string, params
 	var values map[string]any
 	pl, err := mutate(ctx, o.store, resource.KindPipeline, ns, pipeline, func(pp *resource.Pipeline) error {
 		var err error
-		if p, err = planFromSpec(pp.Spec); err != nil {
+		if p, err = o.planOf(pp); err != nil {
 			return err
 		}
 		if values, err = coerceParams(pp.Spec, params); err != nil {
@@ -66,6 +66,26 @@ func (o *Orchestrator) StartRun(ctx context.Context, ns, pipeline string, params
 	o.trackActive(run, true)
 	o.log.Info("run started", "run", run.Name, "namespace", ns, "trigger", trigger.Type, "jobs", len(run.Jobs))
 	return o.schedule(ctx, ns, run.Name)
+}
+
+// planOf is the plan of a pipeline's current version, from the cache of
+// plans when it is there (runs of that version have read it).
+func (o *Orchestrator) planOf(pp *resource.Pipeline) (*plan, error) {
+	key := pp.Namespace + "/" + versionName(pp.Name, pp.Version)
+	o.mu.Lock()
+	p := o.plans[key]
+	o.mu.Unlock()
+	if p != nil {
+		return p, nil
+	}
+	p, err := planFromSpec(pp.Spec)
+	if err != nil {
+		return nil, err
+	}
+	o.mu.Lock()
+	o.plans[key] = p
+	o.mu.Unlock()
+	return p, nil
 }
 
 // startManual records a manual firing and starts its run; the record says

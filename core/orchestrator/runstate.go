@@ -37,6 +37,7 @@ type runState struct {
 	rev    []int64 // each job's document revision; 0 when it has none
 
 	ended int   // jobs in a terminal status
+	waits []int // by job, how many of its requires have not ended
 	ready []int // pending jobs whose requires have all ended, to decide
 }
 
@@ -100,8 +101,10 @@ func newRunState(o *Orchestrator, run *resource.Run, p *plan, docs map[string]*r
 			st.ended++
 		}
 	}
+	st.waits = make([]int, len(p.Jobs))
 	for i := range run.Jobs {
-		if run.Jobs[i].Status == resource.StatusPending && st.unmet(i) == 0 {
+		st.waits[i] = st.unmet(i)
+		if run.Jobs[i].Status == resource.StatusPending && st.waits[i] == 0 {
 			st.ready = append(st.ready, i)
 		}
 	}
@@ -124,7 +127,8 @@ func (st *runState) unmet(i int) int {
 func (st *runState) jobEnded(i int) {
 	st.ended++
 	for _, k := range st.d.dependents[i] {
-		if st.run.Jobs[k].Status == resource.StatusPending && st.unmet(k) == 0 {
+		st.waits[k]--
+		if st.run.Jobs[k].Status == resource.StatusPending && st.waits[k] == 0 {
 			st.ready = append(st.ready, k)
 		}
 	}
@@ -282,7 +286,7 @@ func (o *Orchestrator) withRun(ctx context.Context, ns, name string, fn func(*ru
 				}
 				return fn(loaded)
 			}
-			st.run, st.runRev, st.p, st.d, st.rev, st.ended, st.ready = loaded.run, loaded.runRev, loaded.p, loaded.d, loaded.rev, loaded.ended, loaded.ready
+			st.run, st.runRev, st.p, st.d, st.rev, st.ended, st.waits, st.ready = loaded.run, loaded.runRev, loaded.p, loaded.d, loaded.rev, loaded.ended, loaded.waits, loaded.ready
 		}
 		err := fn(st)
 		if st.run.Status.Terminal() || (err != nil && !isDecision(err)) {
@@ -443,16 +447,16 @@ func (o *Orchestrator) updateJob(ctx context.Context, ns, run, job string, fn fu
 
 // exprContextOf is what expressions of a job see now: the run's jobs from
 // its state, without reading the run again.
-func (o *Orchestrator) exprContextOf(ctx context.Context, run *resource.Run, p *plan, job string) map[string]any {
+func (o *Orchestrator) exprContextOf(ctx context.Context, run *resource.Run, p *plan, job string, refs *jobRefs) map[string]any {
 	var out map[string]any
 	_ = o.withRun(ctx, run.Namespace, run.Name, func(st *runState) error {
 		if st.run.Jobs != nil {
-			out = exprContext(st.run, st.p, job)
+			out = exprContext(st.run, st.p, job, refs)
 		}
 		return nil
 	})
 	if out == nil {
-		out = exprContext(run, p, job)
+		out = exprContext(run, p, job, refs)
 	}
 	return out
 }

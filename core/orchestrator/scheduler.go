@@ -102,7 +102,7 @@ func (st *runState) advance(ev evaluator, now time.Time, write func(i int, fn fu
 			to, reason, skip = resource.StatusSkipped, "a required job did not succeed ("+failedRequires(st, i)+")", resource.SkipByRequirements
 		}
 		if to == resource.StatusQueued && pj.If != "" {
-			ok, err := ev.EvalBool(pj.If, exprContext(st.run, st.p, pj.Name))
+			ok, err := ev.EvalBool(pj.If, exprContext(st.run, st.p, pj.Name, refsOf(pj.If)))
 			switch {
 			case err != nil:
 				to, reason = resource.StatusFailure, fmt.Sprintf("if: %v", err)
@@ -215,7 +215,10 @@ func setAction(as *resource.ActionStatus, to resource.Status, msg string, now ti
 // exprContext is what expressions see (core/expr's Context): params, every
 // job of the run, trigger and run, and for a job's own expressions job and
 // its actions.
-func exprContext(run *resource.Run, p *plan, jobName string) map[string]any {
+//
+// With refs, jobs holds only the jobs refs names (see jobRefs); nil holds
+// every job.
+func exprContext(run *resource.Run, p *plan, jobName string, refs *jobRefs) map[string]any {
 	c := expr.Context{
 		Params:  run.Params,
 		Jobs:    map[string]expr.Result{},
@@ -226,8 +229,16 @@ func exprContext(run *resource.Run, p *plan, jobName string) map[string]any {
 	if payload, ok := run.Trigger.Payload.(map[string]any); ok {
 		c.Trigger.Payload = payload
 	}
-	for _, j := range run.Jobs {
-		c.Jobs[j.Name] = expr.Result{Status: string(j.Status), Outputs: j.Outputs}
+	if refs != nil && !refs.all {
+		for name := range refs.names {
+			if j := run.Job(name); j != nil {
+				c.Jobs[j.Name] = expr.Result{Status: string(j.Status), Outputs: j.Outputs}
+			}
+		}
+	} else {
+		for _, j := range run.Jobs {
+			c.Jobs[j.Name] = expr.Result{Status: string(j.Status), Outputs: j.Outputs}
+		}
 	}
 	if pj := p.job(jobName); pj != nil {
 		c.Job.Params = pj.Params

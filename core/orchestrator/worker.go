@@ -443,11 +443,13 @@ var errStale = errors.New("stale job")
 // execute runs a job's actions on its engine.
 func (o *Orchestrator) execute(ctx context.Context, run *resource.Run, p *plan, pj *planJob, js *resource.JobStatus, resume int, exec string) jobOutcome {
 	ns := run.Namespace
-	exprCtx := func() map[string]any { return o.exprContextOf(context.WithoutCancel(ctx), run, p, pj.Name) }
+	exprCtx := func(refs *jobRefs) map[string]any {
+		return o.exprContextOf(context.WithoutCancel(ctx), run, p, pj.Name, refs)
+	}
 	actions := pj.Actions
 	get, put := pj.Get, pj.Put
 	if pj.Uses != "" {
-		exp, err := o.expand(ctx, run, p, pj, exprCtx())
+		exp, err := o.expand(ctx, run, p, pj, exprCtx(refsOf(pj.With, pj.Params)))
 		if err != nil {
 			return jobOutcome{status: resource.StatusFailure, reason: err.Error()}
 		}
@@ -611,7 +613,7 @@ func (o *Orchestrator) expand(ctx context.Context, run *resource.Run, p *plan, p
 }
 
 // runAction runs one action and records its status, outputs and log.
-func (o *Orchestrator) runAction(ctx context.Context, run *resource.Run, p *plan, pj *planJob, a planAction, ref sdk.ExecutionRef, exprCtx func() map[string]any) (resource.Status, string, map[string]any) {
+func (o *Orchestrator) runAction(ctx context.Context, run *resource.Run, p *plan, pj *planJob, a planAction, ref sdk.ExecutionRef, exprCtx func(*jobRefs) map[string]any) (resource.Status, string, map[string]any) {
 	ns := run.Namespace
 	e := o.executionOf(ref)
 	record := func(st resource.Status, msg string, outputs map[string]any) {
@@ -640,7 +642,7 @@ func (o *Orchestrator) runAction(ctx context.Context, run *resource.Run, p *plan
 			o.log.Error("record action status", "run", run.Name, "job", pj.Name, "action", a.Name, "error", err)
 		}
 	}
-	ectx := exprCtx()
+	ectx := exprCtx(refsOf(a.If, a.Params))
 	if err := checkContextSize(ectx, a.Name); err != nil {
 		record(resource.StatusFailure, err.Error(), nil)
 		return resource.StatusFailure, err.Error(), nil

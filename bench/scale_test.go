@@ -1,0 +1,264 @@
+package bench
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3"
+	"github.com/palvella/palvella/core/api"
+	"github.com/palvella/palvella/core/client"
+	"github.com/palvella/palvella/core/resource"
+	"github.com/palvella/palvella/core/server"
+)
+
+// fanPipeline is a fan-out/fan-in of n `true` jobs between a first and a
+// last job: n+2 jobs in all.
+func fanPipeline(name string, n int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "apiVersion: palvella.dev/v1\nkind: Pipeline\nmetadata:\n  name: %s\nspec:\n  jobs:\n", name)
+	b.WriteString("    - name: first\n      actions:\n        - name: noop\n          run: \"true\"\n")
+	for i := range n {
+		fmt.Fprintf(&b, "    - name: j%d\n      requires: [first]\n      actions:\n        - name: noop\n          run: \"true\"\n", i)
+	}
+	b.WriteString("    - name: last\n      requires: [")
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "j%d", i)
+	}
+	b.WriteString("]\n      actions:\n        - name: noop\n          run: \"true\"\n")
+	return b.String()
+}
+
+// compactFan is fanPipeline written in YAML's flow style, so that 10,000
+// jobs fit in the API's 1 MiB.
+func compactFan(name string, n int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "apiVersion: palvella.dev/v1\nkind: Pipeline\nmetadata:\n  name: %s\nspec:\n  jobs:\n", name)
+	b.WriteString("    - {name: a, actions: [{name: n, run: \"true\"}]}\n")
+	for i := range n {
+		fmt.Fprintf(&b, "    - {name: j%d, requires: [a], actions: [{name: n, run: \"true\"}]}\n", i)
+	}
+	b.WriteString("    - name: z\n      requires: [")
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "j%d", i)
+	}
+	b.WriteString("]\n      actions: [{name: n, run: \"true\"}]\n")
+	return b.String()
+}
+
+// scaleServer runs bin/palvella server on a fresh home and returns a
+// client and the home.
+func scaleServer(b *testing.B, args ...string) (*client.Client, string) {
+	bin := os.Getenv("PALVELLA_BIN")
+	if bin == "" {
+		b.Fatal("PALVELLA_BIN is not set: run through `make bench`, which builds bin/palvella first")
+	}
+	home, err := os.MkdirTemp("", "palvella-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr, hooks := loopbackAddr(b), loopbackAddr(b)
+	cmd := exec.Command(bin, append([]string{"server", "--listen", addr, "--webhook-listen", hooks, "--log-level", "warn"}, args...)...)
+	cmd.Env = append(os.Environ(), "PALVELLA_HOME="+home)
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		_ = os.RemoveAll(home)
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/api/v1/health")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("server did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	raw, err := os.ReadFile(filepath.Join(home, server.CLIConfigFile))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var cc server.CLIConfig
+	if err := json.Unmarshal(raw, &cc); err != nil {
+		b.Fatal(err)
+	}
+	c, err := client.New("http://"+addr, cc.Token)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c, home
+}
+
+func apply(b *testing.B, c *client.Client, src string) {
+	b.Helper()
+	if _, err := c.ApplyPipeline(context.Background(), api.ApplyRequest{Filename: "p.yaml", Source: []byte(src)}); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// runPipeline starts a run and polls its summary every poll until it
+// ends successfully; it returns the time from the call to the end.
+func runPipeline(b *testing.B, c *client.Client, pipeline string, poll time.Duration) time.Duration {
+	b.Helper()
+	ctx := context.Background()
+	start := time.Now()
+	r, err := c.StartRun(ctx, "default", pipeline, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for {
+		page, err := c.ListRuns(ctx, "default", pipeline, api.PageRequest{Size: 200})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, x := range page.Items {
+			if x.Name == r.Name && x.Status.Terminal() {
+				if x.Status != resource.StatusSuccess {
+					b.Fatalf("run %s ended %s: %s", x.Name, x.Status, x.Reason)
+				}
+				return time.Since(start)
+			}
+		}
+		time.Sleep(poll)
+	}
+}
+
+// dbBytes is the size of the server's database (its pages, including the
+// ones still in the write-ahead log).
+func dbBytes(b *testing.B, home string) int64 {
+	b.Helper()
+	db, err := sql.Open("sqlite3", "file:"+filepath.Join(home, "palvella.db")+"?mode=ro")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	var pages, size int64
+	if err := db.QueryRow(`PRAGMA page_count`).Scan(&pages); err != nil {
+		b.Fatal(err)
+	}
+	if err := db.QueryRow(`PRAGMA page_size`).Scan(&size); err != nil {
+		b.Fatal(err)
+	}
+	return pages * size
+}
+
+// BenchmarkFanOutFanIn runs fan-out/fan-in pipelines of `true` jobs end to
+// end (API call to success, 8 workers), next to a one-job run in the same
+// server as the baseline, and reports the time per job and how the
+// database grew. The op is one run of the largest pipeline.
+func BenchmarkFanOutFanIn(b *testing.B) {
+	c, home := scaleServer(b, "--workers", "8")
+	apply(b, c, trivialPipeline)
+	for _, n := range []int{100, 1000} {
+		apply(b, c, fanPipeline(fmt.Sprintf("fan%d", n), n-2))
+	}
+	runPipeline(b, c, "trivial", time.Millisecond) // plugins launched, caches warm
+	var one time.Duration
+	for range 20 {
+		one += runPipeline(b, c, "trivial", time.Millisecond)
+	}
+	one /= 20
+	small := runPipeline(b, c, "fan100", 10*time.Millisecond)
+	sh := time.Now()
+	for range 100 {
+		if err := exec.Command("sh", "-c", "true").Run(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	shTrue := time.Since(sh) / 100
+	before := dbBytes(b, home)
+	var total time.Duration
+	runs := 0
+	for b.Loop() {
+		total += runPipeline(b, c, "fan1000", 10*time.Millisecond)
+		runs++
+	}
+	grown := dbBytes(b, home) - before
+	perJob := float64(total.Microseconds()) / 1000 / float64(runs) / 1000
+	// Reported after the loop: b.Loop resets what is reported before it.
+	b.ReportMetric(float64(one.Microseconds())/1000, "ms/1-job-run")
+	b.ReportMetric(float64(shTrue.Microseconds())/1000, "ms/sh-true")
+	b.ReportMetric(float64(small.Microseconds())/1000/100, "ms/job@100")
+	b.ReportMetric(perJob, "ms/job@1000")
+	b.ReportMetric(perJob/(float64(one.Microseconds())/1000), "job@1000/1-job-run")
+	b.ReportMetric(float64(grown)/float64(runs)/(1<<20), "db-MiB/1000-job-run")
+}
+
+// BenchmarkDBGrowthPerTrivialRun runs trivial runs and reports how much
+// the database grew per run, with the change history at its default
+// limit (the first runs fill it) and once it is full.
+func BenchmarkDBGrowthPerTrivialRun(b *testing.B) {
+	c, home := scaleServer(b, "--workers", "4")
+	apply(b, c, trivialPipeline)
+	runPipeline(b, c, "trivial", time.Millisecond)
+	before := dbBytes(b, home)
+	runs := 0
+	for b.Loop() {
+		runPipeline(b, c, "trivial", time.Millisecond)
+		runs++
+	}
+	b.ReportMetric(float64(dbBytes(b, home)-before)/float64(runs), "db-B/run")
+}
+
+// BenchmarkStartCancelDelete10000 starts a run of a 10,000-job pipeline
+// (fan-out/fan-in), cancels it, and deletes the pipeline with its run.
+func BenchmarkStartCancelDelete10000(b *testing.B) {
+	c, _ := scaleServer(b, "--workers", "4")
+	ctx := context.Background()
+	src := compactFan("huge", 9998)
+	var start, cancel, del time.Duration
+	for b.Loop() {
+		apply(b, c, src)
+		t0 := time.Now()
+		r, err := c.StartRun(ctx, "default", "huge", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		start += time.Since(t0)
+		// Let the fan-out happen: the first job ends, 9,998 are queued.
+		for {
+			got, err := c.GetRun(ctx, "default", r.Name)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if got.Job("a").Status.Terminal() {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t1 := time.Now()
+		if _, err := c.CancelRun(ctx, "default", r.Name, "bench"); err != nil {
+			b.Fatal(err)
+		}
+		cancel += time.Since(t1)
+		t2 := time.Now()
+		if err := c.DeletePipeline(ctx, "default", "huge"); err != nil {
+			b.Fatal(err)
+		}
+		del += time.Since(t2)
+	}
+	n := float64(b.N)
+	b.ReportMetric(start.Seconds()/n, "s/start")
+	b.ReportMetric(cancel.Seconds()/n, "s/cancel")
+	b.ReportMetric(del.Seconds()/n, "s/delete")
+}
