@@ -2,7 +2,6 @@ package local
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -283,37 +282,35 @@ func (p *Plugin) runCommand(ctx context.Context, cfg config, ws *workspace, r *r
 		Path: path, Args: argv, Env: env, Dir: dir,
 		Stdout: stdoutW, Stderr: stderrW,
 	}
-	// With Landlock, a launcher (this binary, re-executed) switches user
-	// and sandboxes the command before it execs it; its specification goes
-	// through a pipe. Without, the fork switches user itself.
-	var specR, specW *os.File
-	if cfg.landlock {
-		if specR, specW, err = os.Pipe(); err != nil {
-			stdoutR.Close()
-			stdoutW.Close()
-			stderrR.Close()
-			stderrW.Close()
-			return nil, fmt.Errorf("create launch pipe: %w", err)
-		}
-		cmd.Path, cmd.Args, cmd.Env = "/proc/self/exe", []string{"palvella-launch", helperLaunch}, []string{}
-		cmd.ExtraFiles = []*os.File{specR}
-	}
 	c, err := newContainer(cmd, cfg.cgroup)
 	if err != nil {
-		for _, f := range []*os.File{stdoutR, stdoutW, stderrR, stderrW, specR, specW} {
-			if f != nil {
-				f.Close()
-			}
+		for _, f := range []*os.File{stdoutR, stdoutW, stderrR, stderrW} {
+			f.Close()
 		}
 		return nil, fmt.Errorf("contain the command: %w", err)
 	}
-	if specR == nil && cfg.jobUID >= 0 {
-		// The parent-death signal is set after the switch (which would
-		// clear it), as the launcher does.
+	if cfg.jobUID >= 0 {
+		// The fork switches user; Go sets the parent-death signal after
+		// the switch (which would clear it).
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(cfg.jobUID), Gid: uint32(cfg.jobGID), Groups: []uint32{uint32(cfg.jobGID)}}
 	}
+	// With Landlock, the command is forked from a thread of the engine
+	// that entered the sandbox first, and inherits it (startSandboxed).
+	var sandbox *sandboxSpec
+	if cfg.landlock {
+		sandbox = &sandboxSpec{Deny: append(append([]string(nil), cfg.deny...), cfg.root), Allow: []string{ws.dir}}
+	}
 	host.rmu.Lock()
-	startErr := cmd.Start()
+	var startErr error
+	if sandbox != nil {
+		var release func()
+		if release, startErr = startSandboxed(cmd, sandbox); startErr == nil {
+			// Exec returns once the command has exited (or been killed).
+			defer release()
+		}
+	} else {
+		startErr = cmd.Start()
+	}
 	if startErr == nil {
 		c.started(cmd.Process.Pid)
 	}
@@ -321,15 +318,9 @@ func (p *Plugin) runCommand(ctx context.Context, cfg config, ws *workspace, r *r
 	// The children hold the write ends now; ours must go for EOF to come.
 	stdoutW.Close()
 	stderrW.Close()
-	if specR != nil {
-		specR.Close()
-	}
 	if startErr != nil {
 		stdoutR.Close()
 		stderrR.Close()
-		if specW != nil {
-			specW.Close()
-		}
 		_ = c.release()
 		code := 126
 		if errors.Is(startErr, fs.ErrNotExist) {
@@ -337,17 +328,6 @@ func (p *Plugin) runCommand(ctx context.Context, cfg config, ws *workspace, r *r
 		}
 		emit(engine.Stderr, fmt.Appendf(nil, "%s: %s: %v\n", Name, argv[0], startErr))
 		return &engine.ExecResult{ExitCode: code}, outErrOrNil(&outMu, &outErr)
-	}
-	if specW != nil {
-		spec := launchSpec{Path: path, Args: argv, Env: env, UID: cfg.jobUID, GID: cfg.jobGID, Parent: os.Getpid()}
-		if cfg.landlock {
-			spec.Sandbox = &sandboxSpec{Deny: append(cfg.deny, cfg.root), Allow: []string{ws.dir}}
-		}
-		b, _ := json.Marshal(&spec) // strings and numbers
-		go func() {
-			_, _ = specW.Write(b) // the launcher reports a short specification
-			specW.Close()
-		}()
 	}
 	p.mu.Lock()
 	ws.execs[r] = c.record()

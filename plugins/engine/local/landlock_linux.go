@@ -3,8 +3,11 @@ package local
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -16,7 +19,7 @@ import (
 // palvella, wraps pthread_create and installs a signal handler for the
 // whole server. The engine only needs the single-thread case that library
 // documents for sandboxing another program: build the ruleset, restrict
-// the calling thread, exec (see docs/design/job-containment.md).
+// one thread, fork from it (see docs/design/job-containment.md).
 
 // sandboxSpec says what a command may reach on the filesystem: everything
 // but Deny (and what lies below), plus Allow even when it lies below a
@@ -196,4 +199,44 @@ func allowedOutside(deny []string) ([]string, error) {
 	}
 	walk("/")
 	return out, nil
+}
+
+// startSandboxed starts cmd inside a Landlock domain without a launcher:
+// a new goroutine locks itself to its OS thread, sets no_new_privs and
+// enters the domain on that thread only (both are per-thread), and starts
+// the command from it, so the fork inherits them. The thread must outlive
+// the command, whose parent-death signal fires when the thread that forked
+// it ends: the goroutine waits, locked, until release is called (once the
+// command has exited), then ends still locked, which ends its thread. The
+// engine's other threads never enter the domain (the Go runtime does not
+// create threads from a locked thread; it asks its template thread).
+func startSandboxed(cmd *exec.Cmd, s *sandboxSpec) (release func(), err error) {
+	rs, err := buildRuleset(s)
+	if err != nil {
+		return nil, fmt.Errorf("build the filesystem sandbox: %w", err)
+	}
+	defer syscall.Close(rs)
+	errc := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			errc <- fmt.Errorf("set no_new_privs: %w", err)
+			return
+		}
+		if _, _, e := syscall.RawSyscall(unix.SYS_LANDLOCK_RESTRICT_SELF, uintptr(rs), 0, 0); e != 0 {
+			errc <- fmt.Errorf("enforce the filesystem sandbox: %w", e)
+			return
+		}
+		err := cmd.Start()
+		errc <- err
+		if err == nil {
+			<-done
+		}
+	}()
+	if err := <-errc; err != nil {
+		return nil, err
+	}
+	var once sync.Once
+	return func() { once.Do(func() { close(done) }) }, nil
 }

@@ -109,3 +109,7 @@ func resolve(cfg config) (config, []sdk.Diagnostic) {
 }
 
 func prepareRoot(cfg config) error { return os.MkdirAll(cfg.root, 0o700) }
+
+func startSandboxed(cmd *exec.Cmd, s *sandboxSpec) (func(), error) {
+	return nil, fmt.Errorf("the filesystem sandbox needs Linux's Landlock")
+}
