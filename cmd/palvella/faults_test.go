@@ -306,6 +306,12 @@ func TestLeaseLostStopsTheJobBeforeAnotherTakesIt(t *testing.T) {
 }
 
 func TestPluginThatCannotStartFailsTheJobNamingIt(t *testing.T) {
+	for _, plugin := range []string{"action-standard", "engine-local"} {
+		t.Run(plugin, func(t *testing.T) { pluginCannotStart(t, plugin) })
+	}
+}
+
+func pluginCannotStart(t *testing.T, plugin string) {
 	// The server runs from a copy of the binary; builtin plugins are that
 	// binary, checked against its sha256 at every launch.
 	bin := filepath.Join(t.TempDir(), "palvella")
@@ -334,21 +340,25 @@ func TestPluginThatCannotStartFailsTheJobNamingIt(t *testing.T) {
 	if err := os.Rename(modified, bin); err != nil {
 		t.Fatal(err)
 	}
-	engine := pluginPID(t, s.cmd.Process.Pid, "engine-local")
-	if err := syscall.Kill(engine, syscall.SIGKILL); err != nil {
+	// The plugin stops, and cannot start again.
+	if err := syscall.Kill(pluginPID(t, s.cmd.Process.Pid, plugin), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
 	r := s.waitRun("once-1", "ended", func(r *resource.Run) bool { return r.Status.Terminal() })
-	if took := time.Since(start); took > 45*time.Second {
+	if took := time.Since(start); took > 30*time.Second {
 		t.Errorf("the run took %s to fail; --plugin-wait is 3s", took)
+	}
+	// A retry cannot help a plugin that does not start: none is used.
+	if d := r.Job("d"); d.Attempt != 1 {
+		t.Errorf("job d (retries: 1) is on attempt %d; a plugin that cannot start uses no retry (%s)", d.Attempt, d.Reason)
 	}
 	if r.Status != resource.StatusFailure {
 		t.Fatalf("run = %s (%s), want failure", r.Status, r.Reason)
 	}
 	a := r.Job("a")
 	t.Logf("job a: %s", a.Reason)
-	if a.Status != resource.StatusFailure || !strings.Contains(a.Reason, `"engine-local"`) || !strings.Contains(a.Reason, "sha256") {
+	if a.Status != resource.StatusFailure || !strings.Contains(a.Reason, `"`+plugin+`" did not start within 3s`) || !strings.Contains(a.Reason, "sha256") || strings.Contains(a.Reason, "\n") {
 		t.Fatalf("job a = %s (%q); want a failure naming the engine plugin", a.Status, a.Reason)
 	}
 }

@@ -28,6 +28,9 @@ type execution struct {
 	// interrupted says why the job was stopped from the outside (its
 	// engine or a plugin crashed), once it was.
 	interrupted atomic.Pointer[string]
+	// pluginDown is set when a plugin the job needs did not start: the
+	// job fails without using a retry, which could not help.
+	pluginDown atomic.Bool
 }
 
 // interrupt records that the job was stopped from the outside.

@@ -7,6 +7,7 @@ package orchestrator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -177,12 +178,23 @@ func client[T sdk.Plugin](ctx context.Context, o *Orchestrator, name string, c s
 	defer cancel()
 	cl, err := pluginhost.Client[T](wctx, p, c)
 	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
-		// Say why it could not start, once, without the wait's own error.
-		why, _, _ := strings.Cut(err.Error(), "\n")
-		why = strings.TrimSuffix(why, ": "+sdk.ErrPluginStopped.Error())
-		return zero, &notStarted{msg: fmt.Sprintf("plugin %q did not start within %s: %s", name, o.opts.PluginWait, why)}
+		return zero, o.notStarted(name, err)
 	}
 	return cl, err
+}
+
+// notStarted is the error of a plugin that did not start within
+// PluginWait, saying why in one line, without the wait's own error.
+func (o *Orchestrator) notStarted(name string, err error) error {
+	why, _, _ := strings.Cut(err.Error(), "\n")
+	why = strings.TrimSuffix(why, ": "+sdk.ErrPluginStopped.Error())
+	return &notStarted{msg: fmt.Sprintf("plugin %q did not start within %s: %s", name, o.opts.PluginWait, why)}
+}
+
+// isNotStarted reports whether err is a plugin that did not start.
+func isNotStarted(err error) bool {
+	var ns *notStarted
+	return errors.As(err, &ns)
 }
 
 // notStarted is a plugin that did not start within PluginWait. It is

@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/palvella/palvella/core/expr"
 	sdk "github.com/palvella/palvella/plugin-sdk"
@@ -48,7 +47,7 @@ func (s *scriptParams) has(k string) bool { return s != nil && s.fields[k] }
 // anyway); a manifest that cannot be read is an error, so that a script is
 // never interpolated as plain text by mistake.
 func (o *Orchestrator) scriptsOf(typ string) (*scriptParams, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), o.opts.PluginWait)
 	defer cancel()
 	idx, err := o.typeIdx(ctx)
 	if err != nil {
@@ -64,6 +63,9 @@ func (o *Orchestrator) scriptsOf(typ string) (*scriptParams, error) {
 	}
 	m, err := p.Manifest(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, o.notStarted(ref.plugin, err)
+		}
 		return nil, fmt.Errorf("action type %q: read its plugin's description: %w", typ, err)
 	}
 	for _, t := range m.Types {

@@ -273,6 +273,8 @@ type jobOutcome struct {
 	// interrupted, when set, says what stopped the job from the outside
 	// (a plugin or engine crash): it is handed back to run again.
 	interrupted string
+	// noRetry: a plugin the job needs did not start; a retry cannot help.
+	noRetry bool
 }
 
 // runJob executes one job of a run and records the outcome. Every write it
@@ -483,7 +485,7 @@ func (o *Orchestrator) execute(ctx context.Context, run *resource.Run, p *plan, 
 	}
 	eng, err := o.engineClient(ctx, engType)
 	if err != nil {
-		return jobOutcome{status: resource.StatusFailure, reason: err.Error()}
+		return jobOutcome{status: resource.StatusFailure, reason: err.Error(), noRetry: isNotStarted(err)}
 	}
 	ws, err := eng.Setup(ctx, &engine.SetupRequest{Options: engOpts, Namespace: ns, Pipeline: run.Pipeline, Run: run.Name, Job: pj.Name})
 	if err != nil {
@@ -529,6 +531,9 @@ actions:
 		st, msg, outputs := o.runAction(ctx, run, p, pj, a, ref, exprCtx)
 		if why := e.interruptedBy(); why != "" {
 			return jobOutcome{status: resource.StatusFailure, interrupted: why, outputs: outcome.outputs}
+		}
+		if e.pluginDown.Load() {
+			outcome.noRetry = true
 		}
 		maps.Copy(outcome.outputs, outputs)
 		switch st {
@@ -667,6 +672,15 @@ func (o *Orchestrator) runAction(ctx context.Context, run *resource.Run, p *plan
 	}()
 
 	mask := o.maskerFor(ref)
+	failErr := func(err error) (resource.Status, string, map[string]any) {
+		if isNotStarted(err) && e != nil {
+			e.pluginDown.Store(true)
+		}
+		msg := mask(err.Error())
+		lg.line("system", msg)
+		record(resource.StatusFailure, msg, nil)
+		return resource.StatusFailure, msg, nil
+	}
 	fail := func(msg string) (resource.Status, string, map[string]any) {
 		msg = mask(msg)
 		lg.line("system", msg)
@@ -675,7 +689,7 @@ func (o *Orchestrator) runAction(ctx context.Context, run *resource.Run, p *plan
 	}
 	params, err := o.actionParams(a, ectx)
 	if err != nil {
-		return fail(err.Error())
+		return failErr(err)
 	}
 	idx, err := o.typeIdx(ctx)
 	if err != nil {
@@ -687,7 +701,7 @@ func (o *Orchestrator) runAction(ctx context.Context, run *resource.Run, p *plan
 	}
 	ac, err := o.actionClient(ctx, tref)
 	if err != nil {
-		return fail(err.Error())
+		return failErr(err)
 	}
 	actx := ctx
 	if a.Timeout > 0 {
@@ -845,7 +859,7 @@ func (o *Orchestrator) finishJob(ctx context.Context, it jobItem, exec string, o
 			case out.status == resource.StatusWaiting:
 				setJob(j, resource.StatusWaiting, out.reason, now)
 				j.Resume = out.resume
-			case out.status == resource.StatusFailure && j.Attempt <= pj.Retries:
+			case out.status == resource.StatusFailure && j.Attempt <= pj.Retries && !out.noRetry:
 				j.Attempt++
 				setJob(j, resource.StatusQueued, fmt.Sprintf("attempt %d failed (%s); retrying", j.Attempt-1, out.reason), now)
 				j.Resume = 0
