@@ -7,6 +7,7 @@ package main
 
 import (
 	"bufio"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -415,4 +416,38 @@ func TestQueueLimitPushesBack(t *testing.T) {
 	}
 	s.mustCLI("run", "cancel", "sleepy-1")
 	s.mustCLI("pipeline", "run", "sleepy")
+}
+
+// Runs started at the same moment cannot pass the limit together.
+func TestQueueLimitHoldsUnderConcurrentStarts(t *testing.T) {
+	s := startServer(t, "", "--max-queued-runs", "3")
+	s.mustCLI("pipeline", "apply", "-f", pipelineFile("sleepy.yaml"))
+	token := s.adminToken()
+	codes := make(chan int, 20)
+	for range 20 {
+		go func() {
+			req, _ := http.NewRequest("POST", "http://"+s.addr+"/api/v1/namespaces/default/pipelines/sleepy/runs", strings.NewReader(`{}`))
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := apiClient.Do(req)
+			if err != nil {
+				codes <- 0
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	accepted := 0
+	for range 20 {
+		switch c := <-codes; c {
+		case http.StatusCreated, http.StatusOK, http.StatusAccepted:
+			accepted++
+		case http.StatusTooManyRequests:
+		default:
+			t.Errorf("a start answered %d", c)
+		}
+	}
+	if accepted != 3 {
+		t.Fatalf("%d runs accepted at once; the limit is 3", accepted)
+	}
 }

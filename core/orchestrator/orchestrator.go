@@ -90,8 +90,10 @@ type Orchestrator struct {
 	running map[string]context.CancelCauseFunc // in-flight jobs by run key
 	execs   map[string]*execution              // executions served to action plugins
 	plans   map[string]*plan                   // by namespace/pipeline.vN
-	active  map[string]struct{}                // runs that have not ended, by namespace/name
-	runs    map[string]*runState               // state of the runs not ended, by namespace/name (runstate.go)
+	// admitting counts runs admitted but not yet counted as active.
+	admitting int
+	active    map[string]struct{}  // runs that have not ended, by namespace/name
+	runs      map[string]*runState // state of the runs not ended, by namespace/name (runstate.go)
 
 	wake chan struct{}
 	wg   sync.WaitGroup

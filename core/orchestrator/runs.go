@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
 	"strings"
 
 	"github.com/palvella/palvella/core/api"
@@ -21,13 +22,15 @@ func (o *Orchestrator) StartRun(ctx context.Context, ns, pipeline string, params
 		// A manual run is a firing too: it gets its record.
 		return o.startManual(ctx, ns, pipeline, params, trigger)
 	}
-	if err := o.admit(); err != nil {
+	release, err := o.admit()
+	if err != nil {
 		return nil, err
 	}
+	defer release() // the run counts as active by then, or was not created
 	var pl *resource.Pipeline
 	var p *plan
 	var values map[string]any
-	pl, err := mutate(ctx, o.store, resource.KindPipeline, ns, pipeline, func(pp *resource.Pipeline) error {
+	pl, err = mutate(ctx, o.store, resource.KindPipeline, ns, pipeline, func(pp *resource.Pipeline) error {
 		var err error
 		if p, err = o.planOf(pp); err != nil {
 			return err
@@ -209,18 +212,27 @@ func (o *Orchestrator) activeRuns(ctx context.Context, ns, pipeline, skip string
 	}
 }
 
-// admit refuses a new run when MaxQueuedRuns runs have not ended yet.
-func (o *Orchestrator) admit() error {
+// admit refuses a new run when MaxQueuedRuns runs have not ended yet. A
+// run admitted holds a place until release, so that runs started at the
+// same moment cannot pass the limit together.
+func (o *Orchestrator) admit() (release func(), err error) {
 	if o.opts.MaxQueuedRuns <= 0 {
-		return nil
+		return func() {}, nil
 	}
 	o.mu.Lock()
-	n := len(o.active)
-	o.mu.Unlock()
-	if n >= o.opts.MaxQueuedRuns {
-		return sdk.Errorf(sdk.ErrResourceExhausted, "", "the server has %d runs that have not ended, its limit (--max-queued-runs); try again once some have finished", n)
+	defer o.mu.Unlock()
+	if n := len(o.active) + o.admitting; n >= o.opts.MaxQueuedRuns {
+		return nil, sdk.Errorf(sdk.ErrResourceExhausted, "", "the server has %d runs that have not ended, its limit (--max-queued-runs); try again once some have finished", n)
 	}
-	return nil
+	o.admitting++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			o.mu.Lock()
+			o.admitting--
+			o.mu.Unlock()
+		})
+	}, nil
 }
 
 // trackActive counts a run as not ended, or no longer.
