@@ -97,7 +97,7 @@ func (st *runState) advance(ev evaluator, now time.Time, write func(i int, fn fu
 		switch when := pj.When; {
 		case when == "always":
 		case when == "failure" && !anyFailed:
-			to, reason, skip = resource.StatusSkipped, "when: failure, and no required job failed", resource.SkipByRequirements
+			to, reason, skip = resource.StatusSkipped, "when: failure, and no required job failed", resource.SkipByWhen
 		case when != "failure" && !allOK:
 			to, reason, skip = resource.StatusSkipped, "a required job did not succeed ("+failedRequires(st, i)+")", resource.SkipByRequirements
 		}
@@ -176,7 +176,7 @@ func finishIfDone(run *resource.Run, now time.Time) {
 		}
 		resource.SetStatus(&run.Status, &run.Transitions, resource.StatusCancelled, run.Reason, now)
 	default:
-		run.Reason = "every job succeeded or was skipped by its own if"
+		run.Reason = "no job failed"
 		resource.SetStatus(&run.Status, &run.Transitions, resource.StatusSuccess, run.Reason, now)
 	}
 	run.FinishedAt = &now

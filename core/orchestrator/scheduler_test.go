@@ -191,3 +191,31 @@ func TestSkippedJobSkipsItsActions(t *testing.T) {
 		t.Fatalf("action of a skipped job = %s, want skipped", a.Status)
 	}
 }
+
+// A `when: failure` job skipped because nothing failed is no failure for
+// the jobs below it: a success path under it runs, a failure path does not.
+func TestAdvanceWhenFailureWithNothingFailedIsNoFailure(t *testing.T) {
+	p := &plan{Jobs: []planJob{
+		{Name: "build"},
+		{Name: "notify", Requires: []string{"build"}, When: "failure"},
+		{Name: "final-failure", Requires: []string{"notify"}, When: "failure"},
+		{Name: "final-success", Requires: []string{"notify"}},
+	}}
+	r := newRun(p)
+	now := time.Now()
+	advance(r, p, exprEval{}, now)
+	finish(t, r, "build", resource.StatusSuccess)
+	advance(r, p, exprEval{}, now)
+	if j := r.Job("notify"); j.Status != resource.StatusSkipped || j.Skip != resource.SkipByWhen {
+		t.Fatalf("notify = %s/%q, want skipped by when", j.Status, j.Skip)
+	}
+	got := statuses(r)
+	if got["final-failure"] != resource.StatusSkipped || got["final-success"] != resource.StatusQueued {
+		t.Fatalf("%v: want final-failure skipped and final-success queued", got)
+	}
+	finish(t, r, "final-success", resource.StatusSuccess)
+	advance(r, p, exprEval{}, now)
+	if r.Status != resource.StatusSuccess || r.Reason != "no job failed" {
+		t.Fatalf("run = %s (%s), want success", r.Status, r.Reason)
+	}
+}

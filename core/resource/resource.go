@@ -144,9 +144,10 @@ type JobStatus struct {
 	Status Status `json:"status"`
 	Reason string `json:"reason,omitempty"`
 	// Skip says why a skipped job did not run: SkipByIf (its own `if` was
-	// false; counts as satisfied for the jobs below it) or
-	// SkipByRequirements (its `when` was not met; counts as a failure for
-	// the jobs below it).
+	// false; counts as satisfied for the jobs below it),
+	// SkipByRequirements (a failure above it; counts as a failure for the
+	// jobs below it) or SkipByWhen (`when: failure` and nothing failed;
+	// counts as satisfied).
 	Skip    SkipCause `json:"skip,omitempty"`
 	Attempt int       `json:"attempt"`
 	// MaxAttempts is how many attempts the job is allowed: its retries
@@ -193,6 +194,9 @@ type SkipCause string
 const (
 	SkipByIf           SkipCause = "if"
 	SkipByRequirements SkipCause = "requirements"
+	// SkipByWhen: a `when: failure` job found that no required job failed.
+	// Nothing failed above it, so it counts as satisfied, like SkipByIf.
+	SkipByWhen SkipCause = "when"
 )
 
 // Satisfied reports whether the job counts as satisfied for a job that
