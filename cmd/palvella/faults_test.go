@@ -451,3 +451,38 @@ func TestQueueLimitHoldsUnderConcurrentStarts(t *testing.T) {
 		t.Fatalf("%d runs accepted at once; the limit is 3", accepted)
 	}
 }
+
+// A run whose timeout passes while the server is down ends as timed out
+// when the server is back; the jobs it had left never start.
+func TestRunTimeoutPassedWhileTheServerWasDown(t *testing.T) {
+	home := t.TempDir()
+	s := startServer(t, home, "--shutdown-grace", "20s")
+	dir := jobDir(t)
+	s.mustCLI("pipeline", "apply", "-f", writePipeline(t, "short", `  timeout: 4s
+  jobs:
+    - name: first
+      actions:
+        - {name: a, env: {DIR: "`+dir+`"}, run: 'echo "START first" >> "$DIR/log"; sleep 2; echo "END first" >> "$DIR/log"'}
+    - name: second
+      requires: [first]
+      actions:
+        - {name: b, env: {DIR: "`+dir+`"}, run: 'echo "START second" >> "$DIR/log"'}
+`))
+	s.mustCLI("pipeline", "run", "short")
+	waitStarted(t, dir, 1, "first")
+	s.stop(syscall.SIGTERM) // first finishes within the grace
+	time.Sleep(4 * time.Second)
+	s.start()
+	r := s.waitRun("short-1", "ended", func(r *resource.Run) bool { return r.Status.Terminal() })
+	if r.Status != resource.StatusFailure || !strings.Contains(r.Reason, "timed out after 4s") {
+		t.Fatalf("run = %s (%q), want failure: timed out after 4s", r.Status, r.Reason)
+	}
+	if l := readExecLog(t, dir); l.starts["second"] != 0 || l.ends["first"] != 1 {
+		t.Errorf("after the run's time ran out: %+v; want first ended once and second never started", l)
+	}
+	for _, j := range r.Jobs {
+		if strings.Contains(j.Reason, "after -") {
+			t.Errorf("job %s: %q", j.Name, j.Reason)
+		}
+	}
+}

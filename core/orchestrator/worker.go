@@ -360,20 +360,33 @@ func (o *Orchestrator) runJob(ctx context.Context, it jobItem, leaseAttempts int
 	if timeout == 0 {
 		timeout = o.opts.DefaultRunTimeout
 	}
+	runBound := false // the run's timeout ends the job before its own
+	var runTimeout time.Duration
 	if run.StartedAt != nil {
-		runTimeout := p.Timeout
+		runTimeout = p.Timeout
 		if runTimeout == 0 {
 			runTimeout = o.opts.DefaultRunTimeout
 		}
 		if left := time.Until(run.StartedAt.Add(runTimeout)); left < timeout {
-			timeout = left
+			timeout, runBound = left, true
 		}
+	}
+	if runBound && timeout <= 0 {
+		// The run's time ran out before the job could start (the server
+		// was down, say): the run ends now, and the job never starts.
+		if _, err := o.endRun(bg, it.Namespace, it.Run, resource.StatusFailure, fmt.Sprintf("run timed out after %s", runTimeout)); err != nil && !errors.Is(err, sdk.ErrFailedPrecondition) {
+			o.log.Warn("time out run", "run", it.Run, "error", err)
+		}
+		return done
 	}
 	jctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	out := o.execute(jctx, run, p, pj, &js, resume, exec)
 	if out.status == resource.StatusFailure && errors.Is(jctx.Err(), context.DeadlineExceeded) {
 		out.reason = fmt.Sprintf("timed out after %s", timeout.Round(time.Millisecond))
+		if runBound {
+			out.reason = fmt.Sprintf("the run timed out after %s", runTimeout)
+		}
 	}
 	switch cause := context.Cause(ctx); {
 	case errors.Is(cause, errLeaseLost), errors.Is(cause, errFenced):
