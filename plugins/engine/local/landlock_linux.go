@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -91,20 +92,7 @@ func buildRuleset(s *sandboxSpec) (int, error) {
 		return -1, fmt.Errorf("create a Landlock ruleset: %w", e)
 	}
 	rs := int(fd)
-	add := func(path string) error {
-		pfd, err := syscall.Open(path, unix.O_PATH|syscall.O_CLOEXEC, 0)
-		if err != nil {
-			return nil // gone meanwhile, or unreachable: nothing to grant
-		}
-		defer syscall.Close(pfd)
-		var st syscall.Stat_t
-		if err := syscall.Fstat(pfd, &st); err != nil {
-			return nil
-		}
-		access := handled
-		if st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
-			access &= fileAccess
-		}
+	addFD := func(pfd int, access uint64, path string) error {
 		rule := unix.LandlockPathBeneathAttr{Allowed_access: access, Parent_fd: int32(pfd)}
 		if _, _, e := syscall.Syscall6(unix.SYS_LANDLOCK_ADD_RULE, uintptr(rs), unix.LANDLOCK_RULE_PATH_BENEATH,
 			uintptr(unsafe.Pointer(&rule)), 0, 0, 0); e != 0 {
@@ -112,18 +100,139 @@ func buildRuleset(s *sandboxSpec) (int, error) {
 		}
 		return nil
 	}
-	allowed, err := allowedOutside(s.Deny)
+	// What lies outside the denied paths is the same for every command of
+	// an engine: it is opened once and kept while the directories listed
+	// to find it do not change (grantsOutside).
+	err := grants.with(s.Deny, handled, func(gs []grant) error {
+		for _, g := range gs {
+			if err := addFD(g.fd, g.access, g.path); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		for _, p := range s.Allow {
+			g, ok := openGrant(p, handled)
+			if !ok {
+				continue // gone meanwhile, or unreachable: nothing to grant
+			}
+			err = addFD(g.fd, g.access, p)
+			syscall.Close(g.fd)
+			if err != nil {
+				break
+			}
+		}
+	}
 	if err != nil {
 		syscall.Close(rs)
 		return -1, err
 	}
-	for _, p := range append(allowed, s.Allow...) {
-		if err := add(p); err != nil {
-			syscall.Close(rs)
-			return -1, err
+	return rs, nil
+}
+
+// grant is a path granted by a ruleset: an O_PATH descriptor and the
+// rights it is granted.
+type grant struct {
+	path   string
+	fd     int
+	access uint64
+}
+
+// openGrant opens path for a rule granting it handled rights (those that
+// apply to a file, for a file).
+func openGrant(path string, handled uint64) (grant, bool) {
+	pfd, err := syscall.Open(path, unix.O_PATH|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return grant{}, false
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(pfd, &st); err != nil {
+		syscall.Close(pfd)
+		return grant{}, false
+	}
+	access := handled
+	if st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
+		access &= fileAccess
+	}
+	return grant{path: path, fd: pfd, access: access}, true
+}
+
+// grantCache keeps the grants outside the denied paths between commands.
+// Finding them lists every directory on the way from / to each denied path
+// and opens each entry: with a busy /tmp, hundreds of system calls a
+// command. They are kept with the inode and modification time of each
+// directory listed, and found again when one changed. A directory changed
+// less than a second before it was listed is not trusted to show a later
+// change in its time (file systems with coarse timestamps), so it is
+// listed again next time.
+type grantCache struct {
+	mu      sync.Mutex
+	key     string
+	handled uint64
+	stamps  map[string]dirStamp
+	grants  []grant
+}
+
+type dirStamp struct {
+	ino   uint64
+	mtime int64
+	racy  bool
+}
+
+var grants = &grantCache{}
+
+func stampOf(dir string, at time.Time) (dirStamp, bool) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		return dirStamp{}, false
+	}
+	mtime := st.Mtim.Nano()
+	return dirStamp{ino: st.Ino, mtime: mtime, racy: at.UnixNano()-mtime < int64(time.Second)}, true
+}
+
+func (c *grantCache) fresh(key string, handled uint64) bool {
+	if c.stamps == nil || c.key != key || c.handled != handled {
+		return false
+	}
+	for dir, was := range c.stamps {
+		now, ok := stampOf(dir, time.Now())
+		if !ok || was.racy || now.ino != was.ino || now.mtime != was.mtime {
+			return false
 		}
 	}
-	return rs, nil
+	return true
+}
+
+// with calls fn with the grants outside deny, found again if needed. The
+// descriptors are valid during fn only.
+func (c *grantCache) with(deny []string, handled uint64, fn func([]grant) error) error {
+	key := strings.Join(deny, "\x00")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.fresh(key, handled) {
+		for _, g := range c.grants {
+			syscall.Close(g.fd)
+		}
+		c.grants, c.stamps = nil, nil
+		at := time.Now()
+		stamps := map[string]dirStamp{}
+		paths, err := allowedOutside(deny, func(dir string) {
+			if st, ok := stampOf(dir, at); ok {
+				stamps[dir] = st
+			}
+		})
+		if err != nil {
+			return err
+		}
+		for _, p := range paths {
+			if g, ok := openGrant(p, handled); ok {
+				c.grants = append(c.grants, g)
+			}
+		}
+		c.key, c.handled, c.stamps = key, handled, stamps
+	}
+	return fn(c.grants)
 }
 
 // allowedOutside lists the paths whose hierarchies together cover the whole
@@ -131,7 +240,7 @@ func buildRuleset(s *sandboxSpec) (int, error) {
 // way from / to a denied path, except the entries that are (or lead to) a
 // denied path. Symbolic links are granted by their target, and a link
 // whose target is, holds or lies in a denied path is left out.
-func allowedOutside(deny []string) ([]string, error) {
+func allowedOutside(deny []string, listed func(dir string)) ([]string, error) {
 	var clean []string
 	for _, d := range deny {
 		if !filepath.IsAbs(d) {
@@ -168,6 +277,7 @@ func allowedOutside(deny []string) ([]string, error) {
 	var out []string
 	var walk func(dir string)
 	walk = func(dir string) {
+		listed(dir)
 		f, err := os.Open(dir)
 		if err != nil {
 			return
