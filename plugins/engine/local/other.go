@@ -12,21 +12,9 @@ import (
 	sdk "github.com/palvella/palvella/plugin-sdk"
 )
 
-// Outside Linux the engine has no cgroups, no Landlock, no launcher and no
+// Outside Linux the engine has no cgroups, no Landlock and no
 // supervisor: each command runs in its own process group as the engine's
 // user, as docs/security.md says.
-
-const helperLaunch = "__palvella_engine_local_launch"
-
-type launchSpec struct {
-	Path    string       `json:"path"`
-	Args    []string     `json:"args"`
-	Env     []string     `json:"env"`
-	UID     int          `json:"uid"`
-	GID     int          `json:"gid"`
-	Parent  int          `json:"parent"`
-	Sandbox *sandboxSpec `json:"sandbox,omitempty"`
-}
 
 type sandboxSpec struct {
 	Deny  []string `json:"deny"`
