@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"sync"
 	"strings"
+	"sync"
 
 	"github.com/palvella/palvella/core/api"
 	"github.com/palvella/palvella/core/resource"
