@@ -21,9 +21,11 @@ func (o *Orchestrator) Start(ctx context.Context) error {
 	}
 	for i := 0; i < o.opts.Workers; i++ {
 		o.wg.Add(1)
+		o.inflight.Add(1)
 		go func() {
 			defer o.wg.Done()
-			o.workerLoop(ctx)
+			defer o.inflight.Done()
+			o.workerLoop(ctx) // returns once ctx ended and its job is done
 		}()
 	}
 	// When ctx ends the workers stop leasing; the jobs they run go on for
@@ -54,7 +56,7 @@ var errShutdown = errors.New("the server stopped before the job ended")
 func (o *Orchestrator) drain() {
 	done := make(chan struct{})
 	go func() {
-		o.inflight.Wait()
+		o.inflight.Wait() // every worker loop has returned
 		close(done)
 	}()
 	if o.opts.ShutdownGrace > 0 {

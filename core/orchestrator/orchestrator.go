@@ -101,7 +101,7 @@ type Orchestrator struct {
 	// shutdown grace, and its cause says why jobs were stopped.
 	jobs     context.Context
 	stopJobs context.CancelCauseFunc
-	inflight sync.WaitGroup
+	inflight sync.WaitGroup // the worker loops: drain waits for them
 }
 
 const jobQueue = "jobs"

@@ -145,8 +145,6 @@ var (
 // work runs one leased job, renewing its lease, then acks the item, or
 // hands it back to the queue when the job was interrupted.
 func (o *Orchestrator) work(ctx context.Context, item *database.QueueItem) {
-	o.inflight.Add(1)
-	defer o.inflight.Done()
 	bg := context.WithoutCancel(ctx)
 	var it jobItem
 	if err := json.Unmarshal(item.Payload, &it); err != nil {
