@@ -116,8 +116,9 @@ func remoteError(err error) error {
 	return err
 }
 
-// duration formats how long something ran: "-" when it has not started,
-// up to now while it runs.
+// duration formats how long something ran: milliseconds under a second,
+// hundredths of a second under a minute, then seconds; "-" when it has not
+// started, up to now while it runs.
 func duration(start, end *time.Time) string {
 	if start == nil {
 		return "-"
@@ -129,9 +130,11 @@ func duration(start, end *time.Time) string {
 	d := to.Sub(*start)
 	switch {
 	case d < 0:
-		return "0s"
+		return "0ms"
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
 	case d < time.Minute:
-		return d.Round(100 * time.Millisecond).String()
+		return d.Round(10 * time.Millisecond).String()
 	}
 	return d.Round(time.Second).String()
 }

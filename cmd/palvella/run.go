@@ -77,7 +77,7 @@ func newRunListCmd(app *App, r *remote) *cobra.Command {
 			t := newTable(app.Out, "NAME", "PIPELINE", "VERSION", "STATUS", "TRIGGER", "STARTED", "DURATION")
 			for _, run := range runs {
 				t.row(run.Name, run.Pipeline, fmt.Sprintf("v%d", run.PipelineVersion), statusOf(run.Status), run.Trigger.Type,
-					when(run.StartedAt), took(run.StartedAt, run.FinishedAt))
+					when(run.StartedAt), duration(run.StartedAt, run.FinishedAt))
 			}
 			return t.flush()
 		},
@@ -143,7 +143,7 @@ func printRun(w io.Writer, run *resource.Run) error {
 	if run.Trigger.By != "" {
 		trigger += " by " + run.Trigger.By
 	}
-	fmt.Fprintf(w, "Trigger:   %s\nStarted:   %s\nDuration:  %s\n", trigger, when(run.StartedAt), took(run.StartedAt, run.FinishedAt))
+	fmt.Fprintf(w, "Trigger:   %s\nStarted:   %s\nDuration:  %s\n", trigger, when(run.StartedAt), duration(run.StartedAt, run.FinishedAt))
 	for _, hint := range approvalHints(run) {
 		fmt.Fprintf(w, "Waiting:   %s\n", hint)
 	}
@@ -155,9 +155,9 @@ func printRun(w io.Writer, run *resource.Run) error {
 			st += " (by " + string(j.Skip) + ")"
 		}
 		st += attemptOf(&j)
-		t.row(j.Name, "", "", st, took(j.StartedAt, j.FinishedAt), j.Reason)
+		t.row(j.Name, "", "", st, duration(j.StartedAt, j.FinishedAt), j.Reason)
 		for _, a := range j.Actions {
-			t.row("", a.Name, a.Type, statusOf(a.Status), took(a.StartedAt, a.FinishedAt), a.Message)
+			t.row("", a.Name, a.Type, statusOf(a.Status), duration(a.StartedAt, a.FinishedAt), a.Message)
 		}
 	}
 	if err := t.flush(); err != nil {
@@ -241,29 +241,6 @@ func approvalHints(run *resource.Run) []string {
 		out = append(out, w.Hint)
 	}
 	return out
-}
-
-// took formats how long something ran: milliseconds under a second, then
-// tenths of a second under a minute, then seconds; "-" when it has not
-// started, up to now while it runs.
-func took(start, end *time.Time) string {
-	if start == nil {
-		return "-"
-	}
-	to := time.Now()
-	if end != nil {
-		to = *end
-	}
-	d := to.Sub(*start)
-	switch {
-	case d < 0:
-		return "0ms"
-	case d < time.Second:
-		return d.Round(time.Millisecond).String()
-	case d < time.Minute:
-		return d.Round(10 * time.Millisecond).String()
-	}
-	return d.Round(time.Second).String()
 }
 
 // logTimestamp rewrites the time that starts a stored log line

@@ -31,45 +31,36 @@ const compactAfter = 500
 // compact removes the changes committed before before, and records the
 // last revision removed. It returns how many changes it removed.
 func (s *store) compact(ctx context.Context, before time.Time) (int64, error) {
-	var removed int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		var upTo sql.NullInt64
-		if err := tx.QueryRowContext(ctx, `SELECT MAX(revision) FROM changes WHERE updated_at < ?`, toNanos(before)).Scan(&upTo); err != nil {
-			return fmt.Errorf("find old changes: %w", err)
-		}
-		if !upTo.Valid {
-			return nil
-		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM changes WHERE revision <= ?`, upTo.Int64)
-		if err != nil {
-			return fmt.Errorf("remove old changes: %w", err)
-		}
-		if removed, err = res.RowsAffected(); err != nil {
-			return fmt.Errorf("remove old changes: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE compaction SET revision = MAX(revision, ?) WHERE id = 1`, upTo.Int64); err != nil {
-			return fmt.Errorf("record compaction: %w", err)
-		}
-		return nil
+	return s.compactUpTo(ctx, func(tx *sql.Tx) (upTo sql.NullInt64, err error) {
+		err = tx.QueryRowContext(ctx, `SELECT MAX(revision) FROM changes WHERE updated_at < ?`, toNanos(before)).Scan(&upTo)
+		return upTo, err
 	})
-	if err != nil {
-		return 0, fmt.Errorf("compact the change history: %w", err)
-	}
-	return removed, nil
 }
 
 // compactCount removes the oldest changes past the newest keep, and
 // records the last revision removed. It returns how many it removed.
 func (s *store) compactCount(ctx context.Context, keep int) (int64, error) {
+	return s.compactUpTo(ctx, func(tx *sql.Tx) (upTo sql.NullInt64, err error) {
+		err = tx.QueryRowContext(ctx, `SELECT revision FROM changes ORDER BY revision DESC LIMIT 1 OFFSET ?`, keep).Scan(&upTo)
+		if errors.Is(err, sql.ErrNoRows) {
+			return upTo, nil // fewer changes than keep
+		}
+		return upTo, err
+	})
+}
+
+// compactUpTo removes the changes up to the revision find returns (none
+// when it returns no revision) and records it as compacted, in one
+// transaction. It returns how many changes it removed.
+func (s *store) compactUpTo(ctx context.Context, find func(*sql.Tx) (sql.NullInt64, error)) (int64, error) {
 	var removed int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		var upTo sql.NullInt64
-		err := tx.QueryRowContext(ctx, `SELECT revision FROM changes ORDER BY revision DESC LIMIT 1 OFFSET ?`, keep).Scan(&upTo)
-		if errors.Is(err, sql.ErrNoRows) || (err == nil && !upTo.Valid) {
-			return nil
-		}
+		upTo, err := find(tx)
 		if err != nil {
 			return fmt.Errorf("find old changes: %w", err)
+		}
+		if !upTo.Valid {
+			return nil
 		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM changes WHERE revision <= ?`, upTo.Int64)
 		if err != nil {
