@@ -82,19 +82,29 @@ func engineOf(e *spec.Engine) engineRef {
 // planFor returns the plan of the pipeline version a run started with.
 // Versions never change, so plans are kept once read.
 func (o *Orchestrator) planFor(ctx context.Context, run *resource.Run) (*plan, error) {
-	key := run.Namespace + "/" + versionName(run.Pipeline, run.PipelineVersion)
+	return o.cachedPlan(run.Namespace+"/"+versionName(run.Pipeline, run.PipelineVersion), func() (json.RawMessage, error) {
+		v := &resource.PipelineVersion{}
+		if err := o.store.get(ctx, resource.KindPipelineVersion, run.Namespace, versionName(run.Pipeline, run.PipelineVersion), v); err != nil {
+			return nil, fmt.Errorf("pipeline %s version %d of run %s: %w", run.Pipeline, run.PipelineVersion, run.Name, err)
+		}
+		return v.Spec, nil
+	})
+}
+
+// cachedPlan returns the plan kept under key (namespace/pipeline.vN), or
+// makes it from the spec load returns and keeps it.
+func (o *Orchestrator) cachedPlan(key string, load func() (json.RawMessage, error)) (*plan, error) {
 	o.mu.Lock()
 	p := o.plans[key]
 	o.mu.Unlock()
 	if p != nil {
 		return p, nil
 	}
-	v := &resource.PipelineVersion{}
-	if err := o.store.get(ctx, resource.KindPipelineVersion, run.Namespace, versionName(run.Pipeline, run.PipelineVersion), v); err != nil {
-		return nil, fmt.Errorf("pipeline %s version %d of run %s: %w", run.Pipeline, run.PipelineVersion, run.Name, err)
-	}
-	p, err := planFromSpec(v.Spec)
+	spec, err := load()
 	if err != nil {
+		return nil, err
+	}
+	if p, err = planFromSpec(spec); err != nil {
 		return nil, err
 	}
 	o.mu.Lock()

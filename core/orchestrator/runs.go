@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -74,21 +75,7 @@ func (o *Orchestrator) StartRun(ctx context.Context, ns, pipeline string, params
 // planOf is the plan of a pipeline's current version, from the cache of
 // plans when it is there (runs of that version have read it).
 func (o *Orchestrator) planOf(pp *resource.Pipeline) (*plan, error) {
-	key := pp.Namespace + "/" + versionName(pp.Name, pp.Version)
-	o.mu.Lock()
-	p := o.plans[key]
-	o.mu.Unlock()
-	if p != nil {
-		return p, nil
-	}
-	p, err := planFromSpec(pp.Spec)
-	if err != nil {
-		return nil, err
-	}
-	o.mu.Lock()
-	o.plans[key] = p
-	o.mu.Unlock()
-	return p, nil
+	return o.cachedPlan(pp.Namespace+"/"+versionName(pp.Name, pp.Version), func() (json.RawMessage, error) { return pp.Spec, nil })
 }
 
 // startManual records a manual firing and starts its run; the record says
