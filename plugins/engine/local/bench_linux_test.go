@@ -4,14 +4,17 @@ package local
 
 import (
 	"context"
+	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
 
 	sdk "github.com/palvella/palvella/plugin-sdk"
 	"github.com/palvella/palvella/plugin-sdk/engine"
 )
 
-// BenchmarkExecSetups measures one `true` in each setup: what the launcher
-// (user switch, Landlock) and the cgroup cost per command.
+// BenchmarkExecSetups measures one `true` in each setup: what the user
+// switch, the Landlock sandbox and the cgroup cost per command.
 func BenchmarkExecSetups(b *testing.B) {
 	for _, s := range []struct {
 		name  string
@@ -19,8 +22,8 @@ func BenchmarkExecSetups(b *testing.B) {
 	}{
 		{"plain", map[string]any{"user": "root", "sandbox": "none", "containment": "process_group"}},
 		{"cgroup", map[string]any{"user": "root", "sandbox": "none", "containment": "cgroup"}},
-		{"launcher-user", map[string]any{"sandbox": "none", "containment": "process_group"}},
-		{"launcher-landlock", map[string]any{"sandbox": "landlock", "containment": "process_group"}},
+		{"user", map[string]any{"sandbox": "none", "containment": "process_group"}},
+		{"landlock", map[string]any{"sandbox": "landlock", "containment": "process_group"}},
 		{"default", map[string]any{}},
 	} {
 		b.Run(s.name, func(b *testing.B) {
@@ -39,6 +42,44 @@ func BenchmarkExecSetups(b *testing.B) {
 				if err != nil || res.ExitCode != 0 {
 					b.Fatalf("Exec: %v %+v", err, res)
 				}
+			}
+		})
+	}
+}
+
+// BenchmarkSandboxRuleset measures building a command's Landlock ruleset,
+// with what it grants outside the denied paths found afresh (cold) and kept
+// from the command before (warm). Its cost grows with the entries of the
+// directories on the way to the denied paths (/tmp, with the workspace
+// root under it).
+func BenchmarkSandboxRuleset(b *testing.B) {
+	if landlockABI() < 1 {
+		b.Fatal("this kernel has no Landlock")
+	}
+	root := reachableDir(b)
+	spec := &sandboxSpec{Deny: []string{filepath.Join(root, "home"), filepath.Join(root, "workspaces")}, Allow: []string{root}}
+	for _, warm := range []bool{false, true} {
+		name := "cold"
+		if warm {
+			name = "warm"
+		}
+		if warm {
+			// A directory changed within the last second is listed
+			// again each time (grantCache): let the new root settle.
+			time.Sleep(1100 * time.Millisecond)
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if !warm {
+					grants.mu.Lock()
+					grants.stamps = nil
+					grants.mu.Unlock()
+				}
+				fd, err := buildRuleset(spec)
+				if err != nil {
+					b.Fatal(err)
+				}
+				syscall.Close(fd)
 			}
 		})
 	}

@@ -467,6 +467,9 @@ func pump(f *os.File, stream string, emit func(string, []byte)) {
 // exitCode is the command's exit status, or 128 plus the signal that ended
 // it.
 func exitCode(ps *os.ProcessState) int {
+	if ps == nil {
+		return -1 // its status was lost: Wait failed
+	}
 	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		return 128 + int(ws.Signal())
 	}

@@ -304,7 +304,14 @@ type cgContainer struct {
 	pid int
 }
 
-func (c *cgContainer) started(pid int) { c.pid = pid; c.cg.close() }
+// started is called with host.rmu held, as for pgContainer: the command is
+// known, so the reaper (when another command enabled it) never takes it
+// for an orphan and reaps its exit status from under Wait.
+func (c *cgContainer) started(pid int) {
+	c.pid = pid
+	c.cg.close()
+	host.known[pid] = true
+}
 func (c *cgContainer) record() execRecord {
 	return execRecord{Cgroup: c.cg.dir}
 }
@@ -312,6 +319,9 @@ func (c *cgContainer) signal(sig syscall.Signal) { c.cg.signal(sig) }
 func (c *cgContainer) alive() bool               { return c.cg.populated() }
 func (c *cgContainer) kill()                     { c.cg.kill() }
 func (c *cgContainer) release() error {
+	host.rmu.Lock()
+	delete(host.known, c.pid)
+	host.rmu.Unlock()
 	if c.cg.populated() {
 		c.cg.kill()
 	}
