@@ -486,3 +486,34 @@ func TestRunTimeoutPassedWhileTheServerWasDown(t *testing.T) {
 		}
 	}
 }
+
+// A job whose engine dies under it every time fails after its fourth
+// interruption (at most 3 are run again), saying so, rather than run in a
+// loop.
+func TestInterruptionsAreBounded(t *testing.T) {
+	s := startServer(t, "")
+	s.mustCLI("pipeline", "apply", "-f", pipelineFile("once.yaml"))
+	dir := jobDir(t)
+	s.mustCLI("pipeline", "run", "once", "-p", "dir="+dir, "-p", "seconds=60")
+	for n := 1; n <= 4; n++ {
+		waitStarted(t, dir, n, "a")
+		if err := syscall.Kill(pluginPID(t, s.cmd.Process.Pid, "engine-local"), syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := s.waitRun("once-1", "ended", func(r *resource.Run) bool { return r.Status.Terminal() })
+	a := r.Job("a")
+	if r.Status != resource.StatusFailure || a.Status != resource.StatusFailure || !strings.Contains(a.Reason, "interrupted 4 times") {
+		t.Fatalf("run %s, job a %s (%q); want both failed after 4 interruptions", r.Status, a.Status, a.Reason)
+	}
+	if l := readExecLog(t, dir); l.starts["a"] != 4 || l.ends["a"] != 0 {
+		t.Errorf("job a started %d times and ended %d; want 4 starts, none run to its end", l.starts["a"], l.ends["a"])
+	}
+	if act := a.Action("work"); act.Status != resource.StatusFailure {
+		t.Errorf("the action of the failed job is %s, want failure", act.Status)
+	}
+	// Interruptions are not the job's own failures: no retry follows them.
+	if d := r.Job("d"); d.Attempt != 1 || d.Status != resource.StatusFailure {
+		t.Errorf("job d (retries: 1): %s on attempt %d; want failure on attempt 1", d.Status, d.Attempt)
+	}
+}

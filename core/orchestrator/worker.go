@@ -340,7 +340,7 @@ func (o *Orchestrator) runJob(ctx context.Context, it jobItem, leaseAttempts int
 	})
 	if tooMany {
 		return o.finishJob(bg, it, "", jobOutcome{status: resource.StatusFailure,
-			reason: fmt.Sprintf("interrupted %d times: its worker stopped while it ran each time", o.opts.MaxInterruptions+1)}, true)
+			reason: fmt.Sprintf("interrupted %d times: its worker stopped while it ran each time", o.opts.MaxInterruptions+1), noRetry: true}, true)
 	}
 	if errors.Is(err, errStale) {
 		return done
@@ -445,7 +445,7 @@ func (o *Orchestrator) interruptJob(ctx context.Context, it jobItem, exec, why s
 		return lost // its lease expires and it is picked up again
 	case failed:
 		return o.finishJob(ctx, it, exec, jobOutcome{status: resource.StatusFailure,
-			reason: fmt.Sprintf("interrupted %d times, the last: %s", o.opts.MaxInterruptions+1, why)}, false)
+			reason: fmt.Sprintf("interrupted %d times, the last: %s", o.opts.MaxInterruptions+1, why), noRetry: true}, false)
 	}
 	o.log.Warn("job interrupted; it runs again", "run", it.Run, "job", it.Job, "why", why)
 	return handBack
@@ -861,8 +861,13 @@ func (o *Orchestrator) finishJob(ctx context.Context, it jobItem, exec string, o
 			if out.status != resource.StatusWaiting {
 				// Actions the job did not reach.
 				for k := range j.Actions {
-					if as := &j.Actions[k]; as.Status == resource.StatusPending {
+					switch as := &j.Actions[k]; as.Status {
+					case resource.StatusPending:
 						setAction(as, resource.StatusSkipped, "not reached", now)
+					case resource.StatusRunning, resource.StatusQueued:
+						// Its execution stopped from outside: it ends
+						// with its job.
+						setAction(as, out.status, out.reason, now)
 					}
 				}
 			}
