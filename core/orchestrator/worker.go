@@ -203,7 +203,7 @@ func (o *Orchestrator) work(ctx context.Context, item *database.QueueItem) {
 			}
 		}
 	}()
-	d := o.runJob(jobCtx, it, item.Attempts)
+	d := o.runJob(jobCtx, it)
 	cancel(nil)
 	<-renewDone
 	switch {
@@ -278,7 +278,7 @@ type jobOutcome struct {
 // runJob executes one job of a run and records the outcome. Every write it
 // makes for the job carries a new execution ID; a write finding another
 // execution's ID means the job was taken over, and this one stops.
-func (o *Orchestrator) runJob(ctx context.Context, it jobItem, leaseAttempts int) disposition {
+func (o *Orchestrator) runJob(ctx context.Context, it jobItem) disposition {
 	bg := context.WithoutCancel(ctx)
 	exec := newExecutionID()
 	var (
@@ -352,7 +352,6 @@ func (o *Orchestrator) runJob(ctx context.Context, it jobItem, leaseAttempts int
 		o.log.Error("mark job running", "run", it.Run, "job", it.Job, "error", err)
 		return handBack
 	}
-	_ = leaseAttempts
 
 	timeout := pj.Timeout
 	if timeout == 0 {
