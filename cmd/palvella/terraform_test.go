@@ -2,31 +2,14 @@ package main
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/palvella/palvella/plugins/job/terraform/tofutest"
+
 	"github.com/palvella/palvella/core/resource"
 )
-
-// tofuBinary is the real OpenTofu the terraform tests run: PALVELLA_TOFU,
-// which .ci/run and `make test` set to the binary .ci/build-tofu builds
-// once and caches outside the clone.
-func tofuBinary(t *testing.T) string {
-	t.Helper()
-	bin := os.Getenv("PALVELLA_TOFU")
-	if bin == "" {
-		t.Fatal("PALVELLA_TOFU is not set. This test runs the real OpenTofu: build it once " +
-			"(about 5 minutes, cached under ~/.cache/palvella) and point to it:\n" +
-			"  export PALVELLA_TOFU=$(.ci/build-tofu)\n" +
-			"`make test` and .ci/run do this themselves.")
-	}
-	if out, err := exec.Command(bin, "version").CombinedOutput(); err != nil {
-		t.Fatalf("PALVELLA_TOFU=%s does not run: %v\n%s\nRebuild it with .ci/build-tofu.", bin, err, out)
-	}
-	return bin
-}
 
 // reachableCopy puts bin into dir (a hard link, or a copy across
 // filesystems), since where it is cached (under root's home) a job running
@@ -61,7 +44,7 @@ func TestTerraformWithRealOpenTofu(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	tofu := reachableCopy(t, tofuBinary(t), dir)
+	tofu := reachableCopy(t, tofutest.Binary(t), dir)
 	config := filepath.Join(dir, "main.tf")
 	if err := os.WriteFile(config, []byte(`terraform {
   backend "local" {}

@@ -2,29 +2,12 @@ package terraform
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// tofuBinary is the real OpenTofu these tests run: PALVELLA_TOFU, which
-// .ci/run and `make test` set to the binary .ci/build-tofu builds once and
-// caches outside the clone.
-func tofuBinary(t *testing.T) string {
-	t.Helper()
-	bin := os.Getenv("PALVELLA_TOFU")
-	if bin == "" {
-		t.Fatal("PALVELLA_TOFU is not set. This test runs the real OpenTofu: build it once " +
-			"(about 5 minutes, cached under ~/.cache/palvella) and point to it:\n" +
-			"  export PALVELLA_TOFU=$(.ci/build-tofu)\n" +
-			"`make test` and .ci/run do this themselves.")
-	}
-	if out, err := exec.Command(bin, "version").CombinedOutput(); err != nil {
-		t.Fatalf("PALVELLA_TOFU=%s does not run: %v\n%s\nRebuild it with .ci/build-tofu.", bin, err, out)
-	}
-	return bin
-}
+	"github.com/palvella/palvella/plugins/job/terraform/tofutest"
+)
 
 const mainTF = `terraform {
   backend "local" {}
@@ -65,7 +48,7 @@ func workspaceWithConfig(t *testing.T) string {
 // again (no changes); init with a backend configuration, a workspace, and
 // typed variables from the generated var-file.
 func TestScriptsWithRealOpenTofu(t *testing.T) {
-	tofu := tofuBinary(t)
+	tofu := tofutest.Binary(t)
 	state := t.TempDir()
 	with := map[string]any{
 		"dir":            "infra",
