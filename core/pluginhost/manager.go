@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -51,6 +50,11 @@ type Options struct {
 	// sets the same variable (default GOMAXPROCS=1: see
 	// docs/design/plugin-launch.md).
 	DefaultPluginEnv map[string]string
+	// OnDrained, if set, is told (in a goroutine of its own) each time a
+	// version of a plugin that was replaced or removed has stopped for
+	// good: its binary is no longer used by this manager unless another
+	// spec names it (see Paths).
+	OnDrained func(Spec)
 }
 
 func (o *Options) setDefaults() {
@@ -98,7 +102,12 @@ type Manager struct {
 
 	mu      sync.Mutex
 	plugins map[string]*Plugin
-	closed  bool
+	// retired are versions replaced or removed (live.go) that still have
+	// users; each stops when its last user is done.
+	retired map[*Plugin]struct{}
+	// gen counts the changes to the set of plugins (Generation).
+	gen    uint64
+	closed bool
 }
 
 // New returns a Manager with no plugins.
@@ -108,7 +117,7 @@ func New(opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Manager{opts: opts, id: id, plugins: map[string]*Plugin{}}, nil
+	return &Manager{opts: opts, id: id, plugins: map[string]*Plugin{}, retired: map[*Plugin]struct{}{}}, nil
 }
 
 // Add registers a plugin. It is launched on first use.
@@ -124,21 +133,32 @@ func (m *Manager) Add(spec Spec) (*Plugin, error) {
 	if _, ok := m.plugins[spec.Name]; ok {
 		return nil, fmt.Errorf("plugin %q is registered twice", spec.Name)
 	}
-	p := &Plugin{m: m, spec: spec, logger: m.opts.Logger.Named(spec.Name), state: StateStopped, stop: make(chan struct{})}
+	p := m.newPlugin(spec)
 	m.plugins[spec.Name] = p
+	m.gen++
 	return p, nil
 }
 
-// Remove stops a plugin and forgets it.
+func (m *Manager) newPlugin(spec Spec) *Plugin {
+	return &Plugin{m: m, spec: spec, logger: m.opts.Logger.Named(spec.Name), state: StateStopped, stop: make(chan struct{})}
+}
+
+// Remove forgets a plugin: it is no longer found by name, and its process
+// stops once the last lease and call on it are done (at once if there is
+// none), so that jobs in flight finish on it.
 func (m *Manager) Remove(name string) error {
 	m.mu.Lock()
 	p, ok := m.plugins[name]
-	delete(m.plugins, name)
+	if ok {
+		delete(m.plugins, name)
+		m.retired[p] = struct{}{}
+		m.gen++
+	}
 	m.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrPluginNotFound, name)
 	}
-	p.shutdown()
+	p.retire()
 	return nil
 }
 
@@ -153,20 +173,12 @@ func (m *Manager) Plugin(name string) (*Plugin, error) {
 	return p, nil
 }
 
-// List returns the status of every plugin, sorted by name.
+// List returns the status of every plugin found by name, sorted by name.
+// Each lists its running instances: its own process, and the processes of
+// versions it replaced that still serve their users (see Report for the
+// removed plugins that do).
 func (m *Manager) List() []Status {
-	m.mu.Lock()
-	ps := make([]*Plugin, 0, len(m.plugins))
-	for _, p := range m.plugins {
-		ps = append(ps, p)
-	}
-	m.mu.Unlock()
-	out := make([]Status, 0, len(ps))
-	for _, p := range ps {
-		out = append(out, p.Status())
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
+	return m.statuses(false)
 }
 
 // Shutdown stops every plugin: each gets a graceful shutdown request and is
@@ -178,8 +190,11 @@ func (m *Manager) Shutdown() {
 		return
 	}
 	m.closed = true
-	ps := make([]*Plugin, 0, len(m.plugins))
+	ps := make([]*Plugin, 0, len(m.plugins)+len(m.retired))
 	for _, p := range m.plugins {
+		ps = append(ps, p)
+	}
+	for p := range m.retired {
 		ps = append(ps, p)
 	}
 	m.mu.Unlock()
@@ -204,6 +219,9 @@ const (
 	StateRunning    State = "running"
 	StateRestarting State = "restarting"
 	StateFailed     State = "failed"
+	// StateDraining is a plugin removed while jobs used it (Report): its
+	// process serves them and stops when the last is done.
+	StateDraining State = "draining"
 )
 
 // Status is what the API and CLI show of a plugin.
@@ -218,6 +236,10 @@ type Status struct {
 	Protocol   int            `json:"protocol,omitempty"`
 	Restarts   int            `json:"restarts"`
 	LastError  string         `json:"lastError,omitempty"`
+	// Instances are the plugin's running processes: the one serving new
+	// work, and the ones of replaced versions draining the work they
+	// already had. Empty when no process runs.
+	Instances []Instance `json:"instances"`
 }
 
 // Plugin is one supervised plugin.
@@ -239,6 +261,12 @@ type Plugin struct {
 	// healthySince is when the current process became ready.
 	healthySince time.Time
 	backoff      time.Duration
+	// retired is set once the plugin was replaced or removed; users counts
+	// its leases and calls in flight; finished is set once it was stopped
+	// after its last user (live.go).
+	retired  bool
+	users    int
+	finished bool
 }
 
 // Name of the plugin.
@@ -265,6 +293,10 @@ func (p *Plugin) Status() Status {
 			st.PID = rc.Pid
 		}
 	}
+	st.Instances = []Instance{}
+	if in, ok := p.instanceLocked(); ok {
+		st.Instances = append(st.Instances, in)
+	}
 	return st
 }
 
@@ -282,13 +314,33 @@ func (p *Plugin) Manifest(ctx context.Context) (*sdk.Manifest, error) {
 // Client returns a client of one category of the plugin, launching it if
 // needed and waiting (within ctx) while it restarts. Calls on a client whose
 // process has since stopped fail with sdk.ErrPluginStopped; ask for a new
-// client after that.
+// client after that. If p was replaced, the client is of the version that
+// replaced it. The client does not hold the version: a call in flight
+// does, but a replacement between two calls stops it once its other users
+// are done. Work that must stay on one version holds a Lease.
 func Client[T sdk.Plugin](ctx context.Context, p *Plugin, c sdk.Category) (T, error) {
 	var zero T
-	rpc, err := p.ensure(ctx)
-	if err != nil {
-		return zero, err
+	var rpc goplugin.ClientProtocol
+	for {
+		cur, err := p.current()
+		if err != nil {
+			return zero, err
+		}
+		p = cur
+		rpc, err = p.ensure(ctx)
+		if err != nil && p.isRetired() {
+			continue // replaced meanwhile: ask its successor
+		}
+		if err != nil {
+			return zero, err
+		}
+		break
 	}
+	return dispense[T](p, rpc, c)
+}
+
+func dispense[T sdk.Plugin](p *Plugin, rpc goplugin.ClientProtocol, c sdk.Category) (T, error) {
+	var zero T
 	raw, err := rpc.Dispense(c.String())
 	if err != nil {
 		return zero, fmt.Errorf("plugin %q: dispense %s: %w", p.spec.Name, c, err)
@@ -314,7 +366,11 @@ func (p *Plugin) ensure(ctx context.Context) (goplugin.ClientProtocol, error) {
 		p.mu.Lock()
 		select {
 		case <-p.stop:
+			retired := p.retired
 			p.mu.Unlock()
+			if retired {
+				return nil, fmt.Errorf("plugin %q %s: %w", p.spec.Name, p.spec.Version, ErrRetired)
+			}
 			return nil, fmt.Errorf("plugin %q: %w", p.spec.Name, ErrShutdown)
 		default:
 		}
@@ -607,6 +663,12 @@ func (p *Plugin) crashed(client *goplugin.Client, cause error) {
 // shutdown stops the plugin for good.
 func (p *Plugin) shutdown() {
 	p.mu.Lock()
+	select {
+	case <-p.stop:
+		p.mu.Unlock()
+		return
+	default:
+	}
 	close(p.stop)
 	client := p.client
 	p.client, p.rpc = nil, nil
@@ -631,26 +693,44 @@ func SHA256File(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// callObserver returns the dial options that report each call to
+// callObserver returns the dial options that count each call as a user of
+// the plugin while it is in flight (a stream until it ends), so that a
+// replaced version is not stopped under it, and report it to
 // Options.OnCall.
 func (p *Plugin) callObserver() []grpc.DialOption {
 	on := p.m.opts.OnCall
-	if on == nil {
-		return nil
-	}
 	name := p.spec.Name
 	return []grpc.DialOption{
 		grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			if servesWork(method) {
+				p.use()
+				defer p.unuse()
+			}
 			start := time.Now()
 			err := invoker(ctx, method, req, reply, cc, opts...)
-			on(name, method, time.Since(start), err)
+			if on != nil {
+				on(name, method, time.Since(start), err)
+			}
 			return err
 		}),
 		grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+			counted := servesWork(method)
+			if counted {
+				p.use()
+			}
 			start := time.Now()
 			cs, err := streamer(ctx, desc, cc, method, opts...)
-			on(name, method, time.Since(start), err)
-			return cs, err
+			if on != nil {
+				on(name, method, time.Since(start), err)
+			}
+			if !counted {
+				return cs, err
+			}
+			if err != nil {
+				p.unuse()
+				return nil, err
+			}
+			return newCountedStream(ctx, desc, cs, p.unuse), nil
 		}),
 	}
 }

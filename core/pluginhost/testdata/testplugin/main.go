@@ -7,8 +7,10 @@
 //	protocol-2       speaks only plugin protocol 2
 //	exit             exits with status 3 before the handshake
 //
-// In serve mode, Get("block") blocks until the call is cancelled, and
-// Get("env") returns the plugin's environment.
+// In serve mode, Get("block") blocks until the call is cancelled,
+// Get("slow") answers with the plugin's pid after 500ms, and Get("env")
+// returns the plugin's environment. PLUGIN_VERSION, if set, is the version
+// it describes itself with.
 package main
 
 import (
@@ -17,6 +19,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	goplugin "github.com/hashicorp/go-plugin"
 	sdk "github.com/palvella/palvella/plugin-sdk"
@@ -30,7 +33,11 @@ type plugin struct {
 }
 
 func (p *plugin) Describe(context.Context) (*sdk.Manifest, error) {
-	return &sdk.Manifest{Name: "testplugin", Version: "1.2.3", Description: "test plugin"}, nil
+	version := "1.2.3"
+	if v := os.Getenv("PLUGIN_VERSION"); v != "" {
+		version = v
+	}
+	return &sdk.Manifest{Name: "testplugin", Version: version, Description: "test plugin"}, nil
 }
 
 func (p *plugin) Configure(_ context.Context, req *sdk.ConfigureRequest) (*sdk.ConfigureResponse, error) {
@@ -64,6 +71,13 @@ func (p *plugin) Get(ctx context.Context, name string) (*credential.Secret, erro
 		return nil, ctx.Err()
 	case "env":
 		return &credential.Secret{Meta: credential.Meta{Name: "env"}, Data: map[string][]byte{"value": []byte(strings.Join(os.Environ(), "\n"))}}, nil
+	case "slow":
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+		return &credential.Secret{Meta: credential.Meta{Name: "slow"}, Data: map[string][]byte{"value": []byte(fmt.Sprint(os.Getpid()))}}, nil
 	case "pid":
 		return &credential.Secret{Meta: credential.Meta{Name: "pid"}, Data: map[string][]byte{"value": []byte(fmt.Sprint(os.Getpid()))}}, nil
 	case "config":
