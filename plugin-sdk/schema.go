@@ -15,8 +15,22 @@ package sdk
 // something other than a POSIX shell (sh, bash, dash, ash, ksh, zsh,
 // mksh, busybox), a `${{ ... }}` in a script is refused, since the core
 // cannot know how that language refers to a variable.
+//
+// A property marked "x-palvella-expression": "boolean" holds an
+// expression the plugin evaluates to true or false (as the standard
+// compare action's expr): the core checks at `pipeline apply` that it
+// names only what exists and can be true or false.
+//
+// The core checks every action's params and every job's with against the
+// type's ParamsSchema, at `pipeline apply` and again when the action or
+// job runs, after interpolation; see the package documentation.
 const (
-	SchemaScript = "x-palvella-script"
-	SchemaEnv    = "x-palvella-env"
-	SchemaShell  = "x-palvella-shell"
+	SchemaScript     = "x-palvella-script"
+	SchemaEnv        = "x-palvella-env"
+	SchemaShell      = "x-palvella-shell"
+	SchemaExpression = "x-palvella-expression"
 )
+
+// ExpressionBoolean is the value of SchemaExpression for an expression
+// that must be true or false.
+const ExpressionBoolean = "boolean"

@@ -220,6 +220,9 @@ type typeIndex struct {
 	actions map[string]typeRef // "run", "match", "slack/post"
 	jobs    map[string]typeRef // "terraform/plan"
 	engines map[string]string  // "local" -> "engine-local"
+	// down are the plugins whose types are not known because they did not
+	// start, with why (types.go).
+	down map[string]error
 }
 
 type typeRef struct {
@@ -236,7 +239,7 @@ func shortName(plugin string, c sdk.Category) string {
 // indexTypes launches every plugin that provides actions, jobs or engines
 // and records their types.
 func (o *Orchestrator) indexTypes(ctx context.Context) (*typeIndex, error) {
-	idx := &typeIndex{actions: map[string]typeRef{}, jobs: map[string]typeRef{}, engines: map[string]string{}}
+	idx := &typeIndex{actions: map[string]typeRef{}, jobs: map[string]typeRef{}, engines: map[string]string{}, down: map[string]error{}}
 	for _, st := range o.opts.Plugins.List() {
 		interesting := false
 		for _, c := range st.Categories {
@@ -251,21 +254,26 @@ func (o *Orchestrator) indexTypes(ctx context.Context) (*typeIndex, error) {
 		if err != nil {
 			return nil, err
 		}
-		m, err := p.Manifest(ctx)
+		m, err := o.manifestWithin(ctx, p)
 		if err != nil {
 			o.log.Error("plugin unavailable; its types are not offered", "plugin", st.Name, "error", err)
+			idx.down[st.Name] = err
 			continue
 		}
 		for _, t := range m.Types {
 			switch t.Category {
 			case sdk.CategoryAction:
 				ref := typeRef{plugin: st.Name, name: t.Name}
+				// A type is written plugin/type, the plugin by its short
+				// name or its full one (standard/run, action-standard/run).
 				idx.actions[shortName(st.Name, sdk.CategoryAction)+"/"+t.Name] = ref
+				idx.actions[st.Name+"/"+t.Name] = ref
 				if _, taken := idx.actions[t.Name]; !taken && !strings.Contains(t.Name, "/") {
 					idx.actions[t.Name] = ref
 				}
 			case sdk.CategoryJob:
 				idx.jobs[shortName(st.Name, sdk.CategoryJob)+"/"+t.Name] = typeRef{plugin: st.Name, name: t.Name}
+				idx.jobs[st.Name+"/"+t.Name] = typeRef{plugin: st.Name, name: t.Name}
 			case sdk.CategoryEngine:
 				idx.engines[t.Name] = st.Name
 			}

@@ -19,13 +19,14 @@ import (
 // load parses and validates a pipeline file against the types this
 // server's plugins provide.
 func (o *Orchestrator) load(ctx context.Context, filename string, source []byte) (*spec.Pipeline, error) {
-	idx, err := o.typeIdx(ctx)
-	if err != nil {
+	if _, err := o.typeIdx(ctx); err != nil {
 		return nil, err
 	}
+	// Each action's params and each job's with are checked against the
+	// schema of its type, which its plugin describes (types.go).
 	p, err := spec.Load(filename, source, spec.Options{
-		ActionType:  func(name string) bool { _, ok := idx.actions[name]; return ok },
-		JobType:     func(name string) bool { _, ok := idx.jobs[name]; return ok },
+		ActionType:  o.specTypes(ctx, sdk.CategoryAction),
+		JobType:     o.specTypes(ctx, sdk.CategoryJob),
 		MinInterval: o.opts.MinInterval,
 	})
 	if err != nil {

@@ -49,13 +49,9 @@ func (s *scriptParams) has(k string) bool { return s != nil && s.fields[k] }
 func (o *Orchestrator) scriptsOf(typ string) (*scriptParams, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), o.opts.PluginWait)
 	defer cancel()
-	idx, err := o.typeIdx(ctx)
+	ref, err := o.lookupType(ctx, sdk.CategoryAction, typ)
 	if err != nil {
-		return nil, err
-	}
-	ref, ok := idx.actions[typ]
-	if !ok {
-		return nil, nil
+		return nil, nil // running it fails with why
 	}
 	p, err := o.plugin(ref.plugin)
 	if err != nil {

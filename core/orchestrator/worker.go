@@ -587,17 +587,19 @@ type expanded struct {
 }
 
 func (o *Orchestrator) expand(ctx context.Context, run *resource.Run, p *plan, pj *planJob, ectx map[string]any) (*expanded, error) {
-	idx, err := o.typeIdx(ctx)
+	ref, err := o.lookupType(ctx, sdk.CategoryJob, pj.Uses)
 	if err != nil {
 		return nil, err
-	}
-	ref, ok := idx.jobs[pj.Uses]
-	if !ok {
-		return nil, sdk.Errorf(sdk.ErrFailedPrecondition, "uses", "no job plugin provides job type %q", pj.Uses)
 	}
 	with, err := o.interpolateAll(pj.With, ectx)
 	if err != nil {
 		return nil, fmt.Errorf("with: %w", err)
+	}
+	if with == nil {
+		with = map[string]any{}
+	}
+	if err := o.checkParams(ctx, sdk.CategoryJob, ref, pj.Uses, "with", with); err != nil {
+		return nil, err
 	}
 	jc, err := o.jobClient(ctx, ref)
 	if err != nil {
@@ -701,13 +703,12 @@ func (o *Orchestrator) runAction(ctx context.Context, run *resource.Run, p *plan
 	if err != nil {
 		return failErr(err)
 	}
-	idx, err := o.typeIdx(ctx)
+	tref, err := o.lookupType(ctx, sdk.CategoryAction, a.Type)
 	if err != nil {
-		return fail(err.Error())
+		return failErr(err)
 	}
-	tref, ok := idx.actions[a.Type]
-	if !ok {
-		return fail(fmt.Sprintf("no action plugin provides action type %q", a.Type))
+	if err := o.checkParams(ctx, sdk.CategoryAction, tref, a.Type, "params", params); err != nil {
+		return failErr(err)
 	}
 	ac, err := o.actionClient(ctx, tref)
 	if err != nil {

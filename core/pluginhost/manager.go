@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -267,6 +268,8 @@ type Plugin struct {
 	retired  bool
 	users    int
 	finished bool
+	// schemas are the compiled schemas of the latest launch (schema.go).
+	schemas atomic.Pointer[Schemas]
 }
 
 // Name of the plugin.
@@ -519,6 +522,12 @@ func (p *Plugin) start(ctx context.Context) (*goplugin.Client, goplugin.ClientPr
 	if err != nil {
 		client.Kill()
 		return nil, nil, nil, &LaunchError{Plugin: p.spec.Name, Path: p.spec.Path, Problem: ProblemConfigure, Err: fmt.Errorf("describe: %w", err), Output: stderr.String()}
+	}
+	// The configuration is checked against the plugin's schema before the
+	// plugin sees it (schema.go).
+	if err := p.checkConfig(manifest); err != nil {
+		client.Kill()
+		return nil, nil, nil, err
 	}
 	resp, err := bc.Configure(cctx, &sdk.ConfigureRequest{Config: p.spec.Config, Host: p.m.opts.Host})
 	if err == nil && sdk.HasErrors(resp.Diagnostics) {

@@ -122,7 +122,7 @@ func TestBadPipelines(t *testing.T) {
 			`pipeline.yaml:9: spec.jobs[0].actions[0].type: unknown action type "mtach" (did you mean "match"?)`,
 			`pipeline.yaml:10: spec.jobs[0].actions[1].type: unknown action type "slack/post"`,
 			"pipeline.yaml:11: spec.jobs[0].actions[2]: an action needs a type, or run for a run action",
-			`pipeline.yaml:13: spec.jobs[1].uses: unknown job type "terraform/plna"`,
+			`pipeline.yaml:13: spec.jobs[1].uses: unknown job type "terraform/plna" (did you mean "terraform/plan"?)`,
 			"pipeline.yaml:15: spec.jobs[2].uses: a job has either uses or actions, not both",
 			"pipeline.yaml:17: spec.jobs[3]: a job needs actions or uses",
 		}},
@@ -136,10 +136,34 @@ func TestBadPipelines(t *testing.T) {
         - {name: d, type: compare}
 `, []string{
 			"pipeline.yaml:9: spec.jobs[0].actions[0].pattern: does not apply to a run action",
+			"pipeline.yaml:10: spec.jobs[0].actions[1]: a match action needs pattern",
 			`pipeline.yaml:10: spec.jobs[0].actions[1].patern: unknown field (did you mean "pattern"?)`,
-			"pipeline.yaml:10: spec.jobs[0].actions[1]: a match action needs a pattern",
 			"pipeline.yaml:11: spec.jobs[0].actions[2].pattern: invalid regular expression: error parsing regexp: missing closing ]: `[`",
 			"pipeline.yaml:12: spec.jobs[0].actions[3]: a compare action needs expr",
+		}},
+		{"params checked against the schemas of their types", `spec:
+  params: [{name: re}]
+  jobs:
+    - name: build
+      actions:
+        - {name: a, run: make, workdir: 3}
+        - {name: b, type: standard/match, pattern: "${{ params.re }}"}
+        - {name: c, type: match, pattern: "${{ params.re }}(", input: x}
+        - {name: d, type: run, run: "echo '${{ params.re }}'"}
+        - {name: e, type: compare, expr: "len(params.re)"}
+    - name: apply
+      uses: terraform/apply
+      with: {plan_job: "", vars: x, workspac: "${{ params.re }}", dir: "${{ params.re }}"}
+    - name: approve
+      uses: terraform/approve-if-changed
+`, []string{
+			"pipeline.yaml:10: spec.jobs[0].actions[0].workdir: got number, want string",
+			`pipeline.yaml:13: spec.jobs[0].actions[3].run: ${{ params.re }} at byte 6 is inside single quotes: the value of an expression reaches a script through an environment variable, and a reference there would not be expanded; close the quotes around it ('...'"${{ ... }}"'...')`,
+			"pipeline.yaml:14: spec.jobs[0].actions[4].expr: len(params.re) is a number, not true or false: compare it to something, such as len(params.re) == ...",
+			"pipeline.yaml:17: spec.jobs[1].with.plan_job: must not be empty",
+			"pipeline.yaml:17: spec.jobs[1].with.vars: got string, want object",
+			`pipeline.yaml:17: spec.jobs[1].with.workspac: unknown field (did you mean "workspace"?)`,
+			`pipeline.yaml:18: spec.jobs[2].with: missing field "plan_job"`,
 		}},
 		{"durations", `spec:
   timeout: 10 minutes

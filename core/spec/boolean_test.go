@@ -14,7 +14,7 @@ func TestUndeclaredParamWithoutParams(t *testing.T) {
       if: params.deploy == true
       actions:
         - {name: s, run: "echo ${{ params.nope }}"}
-`), Options{})
+`), knownTypes)
 	got := ""
 	if err != nil {
 		got = err.Error()
@@ -53,7 +53,7 @@ func TestNonBooleanConditions(t *testing.T) {
         - {name: ok1, type: compare, expr: "params.n * 2 == 2"}
         - {name: ok2, run: "true", if: params.b}
         - {name: ok3, run: "true", if: "params.s == 'yes' && params.b"}
-`), Options{})
+`), knownTypes)
 	if err == nil {
 		t.Fatal("no error")
 	}

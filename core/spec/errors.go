@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/palvella/palvella/core/schema"
 	sdk "github.com/palvella/palvella/plugin-sdk"
 )
 
@@ -109,29 +110,7 @@ func lineOf(lines map[string]int, path string) int {
 }
 
 // key appends a map key to a path: .name, or ["odd key"].
-func key(path, k string) string {
-	if isPlainKey(k) {
-		if path == "" {
-			return k
-		}
-		return path + "." + k
-	}
-	return path + "[" + strconv.Quote(k) + "]"
-}
+func key(path, k string) string { return schema.Key(path, k) }
 
 // index appends a list index to a path.
-func index(path string, i int) string {
-	return path + "[" + strconv.Itoa(i) + "]"
-}
-
-func isPlainKey(k string) bool {
-	if k == "" {
-		return false
-	}
-	for _, r := range k {
-		if r != '_' && r != '-' && !(r >= 'a' && r <= 'z') && !(r >= 'A' && r <= 'Z') && !(r >= '0' && r <= '9') {
-			return false
-		}
-	}
-	return true
-}
+func index(path string, i int) string { return schema.Index(path, i) }

@@ -17,9 +17,9 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
-	"golang.org/x/text/language"
-	"golang.org/x/text/message"
 	"gopkg.in/yaml.v3"
+
+	"github.com/palvella/palvella/core/schema"
 )
 
 // Limits of a pipeline file.
@@ -259,169 +259,29 @@ func (c *converter) scalar(n *yaml.Node, path string) any {
 	return nil
 }
 
-var printer = message.NewPrinter(language.English)
-
 // schemaErrors turns a validation error tree into problems at their
-// paths, one per leaf, choosing the likely branch of an anyOf.
+// paths, one per leaf (see schema.Explainer), placed on their lines.
 func schemaErrors(c *errs, doc any, ve *jsonschema.ValidationError) {
-	path := instancePath(doc, ve.InstanceLocation)
-	switch k := ve.ErrorKind.(type) {
-	case *kind.AnyOf, *kind.OneOf:
-		// Branches that failed only on the type of this value are the
-		// ones the author did not mean, unless all did.
-		var wants []string
-		var meant []*jsonschema.ValidationError
-		for _, cause := range ve.Causes {
-			if t, ok := typeOnly(cause, ve.InstanceLocation); ok {
-				wants = append(wants, t.Want...)
-				continue
-			}
-			meant = append(meant, cause)
-		}
-		if len(meant) == 0 {
-			c.add(path, "got %s, want %s", jsonType(valueAt(doc, ve.InstanceLocation)), orList(slices.Compact(wants)))
-			return
-		}
-		for _, m := range meant {
-			schemaErrors(c, doc, m)
-		}
-		return
-	case *kind.AdditionalProperties:
-		for _, p := range k.Properties {
-			c.add(key(path, p), "unknown field")
-		}
-		return
-	case *kind.Required:
-		for _, m := range k.Missing {
-			c.add(path, "missing field %q", m)
-		}
-		return
-	}
-	if len(ve.Causes) == 0 {
-		c.add(path, "%s", leafMessage(ve))
-		return
-	}
-	for _, cause := range ve.Causes {
-		schemaErrors(c, doc, cause)
+	e := &schema.Explainer{Message: pipelineMessage}
+	for _, p := range e.Explain(doc, ve) {
+		c.add(p.Path, "%s", p.Message)
 	}
 }
 
-// leafMessage says what a schema error means in the words of the
-// pipeline reference.
-func leafMessage(ve *jsonschema.ValidationError) string {
-	switch k := ve.ErrorKind.(type) {
-	case *kind.Pattern:
-		switch {
-		case strings.HasSuffix(ve.SchemaURL, "/$defs/name"):
-			return fmt.Sprintf("%q is not a valid name (lowercase letters, digits, - and _, starting with a letter or digit)", k.Got)
-		case strings.HasSuffix(ve.SchemaURL, "/$defs/duration"):
-			return fmt.Sprintf("%q is not a duration (such as 90s, 10m or 1h30m)", k.Got)
-		}
-		return fmt.Sprintf("%q does not match %s", k.Got, k.Want)
-	case *kind.Enum:
-		want := make([]string, len(k.Want))
-		for i, w := range k.Want {
-			want[i] = fmt.Sprint(w)
-		}
-		return fmt.Sprintf("unknown value %s (want %s)", describeValue(k.Got), orList(want))
-	case *kind.Const:
-		return fmt.Sprintf("must be %v", k.Want)
-	case *kind.Minimum:
-		return fmt.Sprintf("must be at least %s", k.Want.RatString())
-	case *kind.Maximum:
-		return fmt.Sprintf("must be at most %s", k.Want.RatString())
-	case *kind.MinLength:
-		if k.Want == 1 {
-			return "must not be empty"
-		}
-		return fmt.Sprintf("must be at least %d characters", k.Want)
-	case *kind.MaxLength:
-		return fmt.Sprintf("must be at most %d characters", k.Want)
-	case *kind.MinItems:
-		return fmt.Sprintf("must have at least %d items", k.Want)
-	case *kind.Type:
-		return fmt.Sprintf("got %s, want %s", k.Got, orList(k.Want))
+// pipelineMessage words the errors of the pipeline schema's own
+// definitions in the words of the pipeline reference.
+func pipelineMessage(ve *jsonschema.ValidationError) string {
+	k, ok := ve.ErrorKind.(*kind.Pattern)
+	if !ok {
+		return ""
 	}
-	return ve.ErrorKind.LocalizedString(printer)
-}
-
-// orList writes a, b or c.
-func orList(s []string) string {
-	if len(s) < 2 {
-		return strings.Join(s, "")
+	switch {
+	case strings.HasSuffix(ve.SchemaURL, "/$defs/name"):
+		return fmt.Sprintf("%q is not a valid name (lowercase letters, digits, - and _, starting with a letter or digit)", k.Got)
+	case strings.HasSuffix(ve.SchemaURL, "/$defs/duration"):
+		return fmt.Sprintf("%q is not a duration (such as 90s, 10m or 1h30m)", k.Got)
 	}
-	return strings.Join(s[:len(s)-1], ", ") + " or " + s[len(s)-1]
-}
-
-// typeOnly reports whether e is, under references and groups, only a
-// type mismatch at loc.
-func typeOnly(e *jsonschema.ValidationError, loc []string) (*kind.Type, bool) {
-	if t, ok := e.ErrorKind.(*kind.Type); ok && slices.Equal(e.InstanceLocation, loc) {
-		return t, true
-	}
-	if len(e.Causes) == 1 {
-		return typeOnly(e.Causes[0], loc)
-	}
-	return nil, false
-}
-
-// instancePath renders a JSON pointer's tokens as a field path.
-func instancePath(doc any, tokens []string) string {
-	path, v := "", doc
-	for _, t := range tokens {
-		switch x := v.(type) {
-		case []any:
-			i, _ := strconv.Atoi(t)
-			path = index(path, i)
-			if i >= 0 && i < len(x) {
-				v = x[i]
-			} else {
-				v = nil
-			}
-		case map[string]any:
-			path, v = key(path, t), x[t]
-		default:
-			path, v = key(path, t), nil
-		}
-	}
-	return path
-}
-
-func valueAt(doc any, tokens []string) any {
-	v := doc
-	for _, t := range tokens {
-		switch x := v.(type) {
-		case []any:
-			i, _ := strconv.Atoi(t)
-			if i < 0 || i >= len(x) {
-				return nil
-			}
-			v = x[i]
-		case map[string]any:
-			v = x[t]
-		default:
-			return nil
-		}
-	}
-	return v
-}
-
-func jsonType(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return "boolean"
-	case string:
-		return "string"
-	case int64, float64:
-		return "number"
-	case []any:
-		return "array"
-	case map[string]any:
-		return "object"
-	}
-	return fmt.Sprintf("%T", v)
+	return ""
 }
 
 // decode turns schema-valid JSON values into a Pipeline.

@@ -6,23 +6,23 @@ import (
 	"github.com/palvella/palvella/core/expr"
 )
 
-// script reports, when a pipeline is applied, the ${{ ... }} of a run
-// action's script that could not reach it when it runs: at positions where
-// no reference to an environment variable can stand (single quotes, quoted
-// here-documents...), or in a script of a program other than a POSIX shell.
-// The server checks the same when the action runs, for every action type
-// that marks a param as a script; this reports it earlier for run.
-func (v *validator) script(path string, a *Action) {
-	if !expr.HasExpressions(a.Run) {
+// script reports, when a pipeline is applied, the ${{ ... }} of a script
+// param (one its type's schema marks sdk.SchemaScript, such as run's run)
+// that could not reach the script when it runs: at positions where no
+// reference to an environment variable can stand (single quotes, quoted
+// here-documents...), or in a script of a program other than a POSIX
+// shell. The server checks the same when the action runs.
+func (v *validator) script(path, script string, shell []string) {
+	if !expr.HasExpressions(script) {
 		return
 	}
-	if !expr.HasExpressions(a.Shell) {
-		if prog, ok := expr.POSIXShell(strings.Fields(a.Shell)); !ok {
-			v.add(path+".run", "${{ }} in a script run by %q, which is not a POSIX shell: give the value in env (env: {NAME: \"${{ ... }}\"}) and read NAME from the environment in the script", prog)
+	if len(shell) > 0 && !expr.HasExpressions(strings.Join(shell, " ")) {
+		if prog, ok := expr.POSIXShell(shell); !ok {
+			v.add(path, "${{ }} in a script run by %q, which is not a POSIX shell: give the value in env (env: {NAME: \"${{ ... }}\"}) and read NAME from the environment in the script", prog)
 			return
 		}
 	}
-	ctxs, parts, err := expr.ShellContexts(a.Run)
+	ctxs, parts, err := expr.ShellContexts(script)
 	if err != nil {
 		return // reported with the template's other errors
 	}
@@ -36,6 +36,6 @@ func (v *validator) script(path string, a *Action) {
 		if _, ok := c.Reference("V"); ok {
 			continue
 		}
-		v.add(path+".run", "%v", &expr.ShellError{Expr: strings.TrimSpace(p.Text), Offset: p.Offset, Context: c})
+		v.add(path, "%v", &expr.ShellError{Expr: strings.TrimSpace(p.Text), Offset: p.Offset, Context: c})
 	}
 }

@@ -27,7 +27,7 @@ func TestScriptExpressionsAtApply(t *testing.T) {
           run: import os; print(os.environ["REF"])
         - name: arith
           run: echo $(( ${{ params.ref }} + 1 ))
-`), Options{})
+`), knownTypes)
 	if err == nil {
 		t.Fatal("accepted")
 	}

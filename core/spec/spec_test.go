@@ -1,20 +1,58 @@
 package spec
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/palvella/palvella/core/schema"
 )
 
-// knownTypes are what the standard and terraform plugins provide.
+// knownTypes are what the standard and terraform plugins provide, with
+// the params schemas their Describe returns (testdata/types.json, written
+// from them).
 var knownTypes = Options{
-	ActionType: func(n string) bool { return slices.Contains(StandardActionTypes, n) },
-	JobType: func(n string) bool {
-		return slices.Contains([]string{"terraform/plan", "terraform/approve-if-changed", "terraform/apply"}, n)
-	},
+	ActionType:  testTypes("action"),
+	JobType:     testTypes("job"),
 	MinInterval: time.Minute,
+}
+
+var typeSchemas = sync.OnceValue(func() map[string]*schema.Schema {
+	data, err := os.ReadFile("testdata/types.json")
+	if err != nil {
+		panic(err)
+	}
+	var docs map[string]map[string]any
+	if err := json.Unmarshal(data, &docs); err != nil {
+		panic(err)
+	}
+	out, err := schema.CompileAll(docs)
+	if err != nil {
+		panic(err)
+	}
+	return out
+})
+
+func testTypes(category string) func(string) (*schema.Schema, error) {
+	return func(name string) (*schema.Schema, error) {
+		name = strings.TrimPrefix(name, "standard/")
+		if s, ok := typeSchemas()[category+" "+name]; ok {
+			return s, nil
+		}
+		var names []string
+		for k := range typeSchemas() {
+			if n, ok := strings.CutPrefix(k, category+" "); ok {
+				names = append(names, n)
+			}
+		}
+		return nil, fmt.Errorf("unknown %s type %q%s", category, name, suggestion(name, names))
+	}
 }
 
 // The acceptance examples, copied unchanged from the shared examples.

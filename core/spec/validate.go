@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -11,22 +12,9 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/palvella/palvella/core/expr"
+	"github.com/palvella/palvella/core/schema"
+	sdk "github.com/palvella/palvella/plugin-sdk"
 )
-
-// StandardActionTypes are the action types of the standard action
-// plugin, whose fields are typed in [Action].
-var StandardActionTypes = []string{"run", "approval", "match", "compare", "notify", "fail"}
-
-// actionTypeFields are the typed fields each standard type reads, besides
-// name, type, if, env, on_success, on_failure and timeout.
-var actionTypeFields = map[string][]string{
-	"run":      {"run", "shell"},
-	"approval": {"message"},
-	"match":    {"input", "pattern"},
-	"compare":  {"expr"},
-	"notify":   {"url", "message", "format"},
-	"fail":     {"message"},
-}
 
 // DefaultMinInterval is the shortest interval trigger period when
 // Options.MinInterval is zero.
@@ -34,13 +22,22 @@ const DefaultMinInterval = time.Minute
 
 // Options are what the validator needs from the server: the types its
 // plugins provide and its limits.
+//
+// The core does not know any action or job type's params: it asks the
+// plugin that provides the type, through the JSON Schema of the type's
+// params (sdk.TypeInfo.ParamsSchema). An action's params are its fields
+// other than name, type, if, env (see [CheckActionParams]), on_success,
+// on_failure and timeout; a job's are its with.
 type Options struct {
-	// ActionType reports whether an action type exists (run, match, ...,
-	// or plugin/type). Nil accepts the standard types and any plugin/type.
-	ActionType func(name string) bool
-	// JobType reports whether a job type (plugin/type, as in uses)
-	// exists. Nil accepts any plugin/type.
-	JobType func(name string) bool
+	// ActionType looks up an action type as the pipeline writes it (run,
+	// standard/run or action-standard/run). It returns the compiled schema
+	// of the type's params (nil when the plugin declares none), or an
+	// error saying why the type cannot be used, such as `unknown action
+	// type "mtach" (did you mean "match"?)`. Nil accepts every type and
+	// checks no params: all a file can be checked for without a server.
+	ActionType func(name string) (*schema.Schema, error)
+	// JobType is ActionType for the job types of uses (plugin/type).
+	JobType func(name string) (*schema.Schema, error)
 	// MinInterval is the shortest period of an interval trigger;
 	// DefaultMinInterval when zero.
 	MinInterval time.Duration
@@ -273,8 +270,18 @@ func (v *validator) job(path string, j *Job, params, jobs []string) {
 	case j.Uses != "":
 		if !typeNameRE.MatchString(j.Uses) {
 			v.add(path+".uses", "%q is not a job type (want plugin/type, such as terraform/plan)", j.Uses)
-		} else if v.opts.JobType != nil && !v.opts.JobType(j.Uses) {
-			v.add(path+".uses", "unknown job type %q", j.Uses)
+		} else if v.opts.JobType != nil {
+			if sch, err := v.opts.JobType(j.Uses); err != nil {
+				v.add(path+".uses", "%v", err)
+			} else if sch != nil {
+				with := j.With
+				if with == nil {
+					with = map[string]any{}
+				}
+				for _, p := range sch.Check(with, schema.Options{Deferred: schema.Interpolated}) {
+					v.add(schema.Join(path+".with", p.Path), "%s", p.Message)
+				}
+			}
 		}
 		v.values(path+".with", j.With, scope)
 	case len(j.Actions) == 0:
@@ -298,60 +305,28 @@ func (v *validator) job(path string, j *Job, params, jobs []string) {
 }
 
 func (v *validator) action(path string, a *Action, scope *expr.Scope) {
+	var params *schema.Schema
 	switch {
 	case a.Type == "":
 		v.add(path, "an action needs a type, or run for a run action")
-	case strings.Contains(a.Type, "/"):
-		if !typeNameRE.MatchString(a.Type) {
-			v.add(path+".type", "%q is not an action type (want plugin/type)", a.Type)
-		} else if v.opts.ActionType != nil && !v.opts.ActionType(a.Type) {
-			v.add(path+".type", "unknown action type %q", a.Type)
-		}
-	default:
-		fields, standard := actionTypeFields[a.Type]
-		known := standard && (v.opts.ActionType == nil || v.opts.ActionType(a.Type))
-		if !known {
-			v.add(path+".type", "unknown action type %q%s", a.Type, suggestion(a.Type, StandardActionTypes))
+	case strings.Contains(a.Type, "/") && !typeNameRE.MatchString(a.Type):
+		v.add(path+".type", "%q is not an action type (want plugin/type)", a.Type)
+	case !strings.Contains(a.Type, "/") && !nameRE.MatchString(a.Type):
+		v.add(path+".type", "%q is not an action type (want a type such as run, or plugin/type)", a.Type)
+	case v.opts.ActionType != nil:
+		s, err := v.opts.ActionType(a.Type)
+		if err != nil {
+			v.add(path+".type", "%v", err)
 			break
 		}
-		for _, f := range []struct {
-			name string
-			set  bool
-		}{{"run", a.Run != ""}, {"shell", a.Shell != ""}, {"input", a.Input != ""}, {"pattern", a.Pattern != ""},
-			{"expr", a.Expr != ""}, {"url", a.URL != ""}, {"message", a.Message != ""}, {"format", a.Format != ""}} {
-			if f.set && !slices.Contains(fields, f.name) {
-				v.add(path+"."+f.name, "does not apply to a %s action", a.Type)
-			}
-		}
-		for _, k := range sortedKeys(a.Params) {
-			v.add(key(path, k), "unknown field%s", suggestion(k, actionFields))
-		}
-		switch a.Type {
-		case "run":
-			if a.Run == "" {
-				v.add(path, "a run action needs run (a shell script)")
-			}
-			v.script(path, a) // script.go
-		case "match":
-			if a.Pattern == "" {
-				v.add(path, "a match action needs a pattern")
-			} else if !expr.HasExpressions(a.Pattern) {
-				if _, err := regexp.Compile(a.Pattern); err != nil {
-					v.add(path+".pattern", "invalid regular expression: %v", err)
-				}
-			}
-		case "compare":
-			if a.Expr == "" {
-				v.add(path, "a compare action needs expr")
-			}
-		}
+		params = s
+	}
+	if params != nil {
+		v.actionParams(path, a, params, scope)
 	}
 	v.expression(path+".if", a.If, scope)
 	v.boolean(path+".if", a.If, scope)
 	v.expression(path+".expr", a.Expr, scope)
-	if a.Type == "compare" {
-		v.boolean(path+".expr", a.Expr, scope)
-	}
 	for _, f := range []struct{ name, val string }{{"run", a.Run}, {"shell", a.Shell}, {"input", a.Input},
 		{"pattern", a.Pattern}, {"url", a.URL}, {"message", a.Message}} {
 		v.template(path+"."+f.name, f.val, scope)
@@ -364,6 +339,92 @@ func (v *validator) action(path string, a *Action, scope *expr.Scope) {
 		}
 	}
 	v.duration(path+".timeout", a.Timeout)
+}
+
+// typedActionFields are the action fields the v1 format types for the
+// standard action types; which types read them is for their plugin's
+// schema to say.
+var typedActionFields = []string{"run", "shell", "input", "pattern", "expr", "url", "message", "format"}
+
+// actionParams checks what the action's plugin will receive against the
+// schema of its type. A string holding ${{ ... }} is known only when the
+// action runs, where it is checked again (see [CheckActionParams]).
+func (v *validator) actionParams(path string, a *Action, s *schema.Schema, scope *expr.Scope) {
+	params := a.ActionParams()
+	if len(a.Env) > 0 {
+		env := map[string]any{}
+		for k, e := range a.Env {
+			if e.FromCredential == "" {
+				env[k] = e.Value
+			}
+		}
+		params["env"] = env
+	}
+	for _, p := range CheckActionParams(s, params, schema.Options{Deferred: schema.Interpolated}) {
+		msg := p.Message
+		switch {
+		case p.Unknown && slices.Contains(typedActionFields, p.Path):
+			msg = fmt.Sprintf("does not apply to a %s action", a.Type)
+		case p.Missing != "" && p.Path == "":
+			msg = fmt.Sprintf("a %s action needs %s", a.Type, p.Missing)
+		}
+		v.add(schema.Join(path, p.Path), "%s", msg)
+	}
+	v.annotated(path, params, s, scope)
+}
+
+// CheckActionParams checks an action's params against its type's schema:
+// at apply, deferring the strings that hold ${{ ... }}, and again when
+// the action runs, once they are interpolated. An action's env belongs to
+// the core, which gives it to every action: it is checked only when the
+// type's schema declares env.
+func CheckActionParams(s *schema.Schema, params map[string]any, opts schema.Options) []schema.Problem {
+	if _, has := params["env"]; has && s.Property("env") == nil {
+		params = maps.Clone(params)
+		delete(params, "env")
+	}
+	return s.Check(params, opts)
+}
+
+// annotated checks the params the type's schema marks for the core: a
+// script's ${{ ... }} must be where a reference to a variable can stand,
+// and an expression that must be true or false must be able to be.
+func (v *validator) annotated(path string, params map[string]any, s *schema.Schema, scope *expr.Scope) {
+	shell := ""
+	for _, name := range s.Properties() {
+		if b, _ := s.Property(name)[sdk.SchemaShell].(bool); b {
+			shell = name
+		}
+	}
+	for _, name := range s.Properties() {
+		prop := s.Property(name)
+		val, _ := params[name].(string)
+		if val == "" {
+			continue
+		}
+		if b, _ := prop[sdk.SchemaScript].(bool); b {
+			v.script(schema.Key(path, name), val, shellWords(params[shell]))
+		}
+		if want, _ := prop[sdk.SchemaExpression].(string); want == sdk.ExpressionBoolean {
+			v.boolean(schema.Key(path, name), val, scope)
+		}
+	}
+}
+
+// shellWords reads a shell param: a string of words or a list of them.
+func shellWords(v any) []string {
+	switch t := v.(type) {
+	case string:
+		return strings.Fields(t)
+	case []any:
+		var words []string
+		for _, e := range t {
+			s, _ := e.(string)
+			words = append(words, s)
+		}
+		return words
+	}
+	return nil
 }
 
 // expression checks an expression field.

@@ -70,7 +70,7 @@ var types = map[string]actionType{
 		description: "Run a shell script on the job's engine. Outputs: stdout (the last 64 KiB, trailing newlines removed), exit_code, and key=value lines the script appends to $PALVELLA_OUTPUT.",
 		schema: scriptSchema(object(map[string]any{
 			"run":     annotate(prop("string", "The script. The values of its ${{ }} reach it through environment variables (PALVELLA_EXPR_1...) in env, never as text."), sdk.SchemaScript),
-			"shell":   annotate(prop([]any{"string", "array"}, `The shell and its flags, run as [shell..., script]; default "sh -e -c". A single word such as "bash" gets "-e -c" (or "-c" if not a POSIX shell). With another program than a POSIX shell, the script may not hold ${{ }}.`), sdk.SchemaShell),
+			"shell":   annotate(items(prop([]any{"string", "array"}, `The shell and its flags, run as [shell..., script]; default "sh -e -c". A single word such as "bash" gets "-e -c" (or "-c" if not a POSIX shell). With another program than a POSIX shell, the script may not hold ${{ }}.`)), sdk.SchemaShell),
 			"env":     prop("object", "Environment variables for the script."),
 			"workdir": prop("string", "Working directory, relative to the job's workspace."),
 		}, []string{"run"}, map[string]any{"run": "echo hello"}), "env"),
@@ -87,14 +87,14 @@ var types = map[string]actionType{
 		description: "Match a Go regular expression against input. Outputs: matched (boolean), groups (group 0 is the whole match, an unmatched group is empty) and named (named groups). Fails when there is no match.",
 		schema: object(map[string]any{
 			"input":   prop("string", "The text to search."),
-			"pattern": prop("string", "A Go (RE2) regular expression."),
+			"pattern": format(prop("string", "A Go (RE2) regular expression."), "regex"),
 		}, []string{"pattern"}, map[string]any{"input": "VERSION_ID=3.18.4", "pattern": "VERSION_ID=([0-9.]+)"}),
 		run: (*Plugin).runMatch,
 	},
 	"compare": {
 		description: "Evaluate an expression (expr-lang) over params, job, jobs, actions, trigger and run. Succeeds when it is true, fails when it is false.",
 		schema: object(map[string]any{
-			"expr": prop("string", `A boolean expression, such as actions.version_match.outputs.groups[1] == params.expected_version.`),
+			"expr": expression(prop("string", `A boolean expression, such as actions.version_match.outputs.groups[1] == params.expected_version.`)),
 		}, []string{"expr"}, map[string]any{"expr": "1 + 1 == 2"}),
 		run: (*Plugin).runCompare,
 	},
@@ -116,8 +116,11 @@ var types = map[string]actionType{
 	},
 }
 
+// object is the schema of a type's params: the properties listed, and
+// no other (so that the core refuses a misspelt or misplaced field when a
+// pipeline is applied).
 func object(props map[string]any, required []string, examples ...map[string]any) map[string]any {
-	s := map[string]any{"type": "object", "properties": props}
+	s := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
 	if len(required) > 0 {
 		var r []any
 		for _, n := range required {
@@ -135,6 +138,26 @@ func object(props map[string]any, required []string, examples ...map[string]any)
 
 func prop(typ any, description string) map[string]any {
 	return map[string]any{"type": typ, "description": description}
+}
+
+// format sets a property's format, which the core asserts ("regex": a
+// Go regular expression).
+func format(p map[string]any, f string) map[string]any {
+	p["format"] = f
+	return p
+}
+
+// items says a list property's items are non-empty strings.
+func items(p map[string]any) map[string]any {
+	p["items"] = map[string]any{"type": "string", "minLength": 1}
+	return p
+}
+
+// expression marks a property as an expression that must be true or
+// false, which the core checks when a pipeline is applied.
+func expression(p map[string]any) map[string]any {
+	p[sdk.SchemaExpression] = sdk.ExpressionBoolean
+	return p
 }
 
 // annotate sets a boolean annotation of the core on a property.
