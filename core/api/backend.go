@@ -42,6 +42,22 @@ type Backend interface {
 	Plugins(ctx context.Context) []pluginhost.Status
 }
 
+// PluginReloader is what POST /plugins/reload serves. The server's backend
+// implements it next to [Backend]; a backend without it answers 501.
+type PluginReloader interface {
+	// ReloadPlugins re-reads the plugins to host and applies the
+	// difference live (pluginhost.Manager.Sync).
+	ReloadPlugins(ctx context.Context) (*ReloadResult, error)
+}
+
+// ReloadResult says what a reload changed, by plugin name, and the
+// plugins' state after it: a plugin added or upgraded is started by the
+// reload, so one that cannot start shows it in its state and lastError.
+type ReloadResult struct {
+	pluginhost.SyncResult
+	Plugins []pluginhost.Status `json:"plugins"`
+}
+
 // ApplyRequest applies a pipeline file.
 type ApplyRequest struct {
 	// Namespace overrides metadata.namespace when not empty.

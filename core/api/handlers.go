@@ -66,6 +66,25 @@ func (s *server) plugins(c *call) error {
 	return nil
 }
 
+func (s *server) reloadPlugins(c *call) error {
+	r, ok := s.b.(PluginReloader)
+	if !ok {
+		return sdk.Errorf(sdk.ErrUnimplemented, "", "this server cannot reload its plugins; restart it")
+	}
+	if err := c.decode(&struct{}{}); err != nil {
+		return err
+	}
+	res, err := r.ReloadPlugins(c.r.Context())
+	if err != nil {
+		return fmt.Errorf("reload plugins: %w", err)
+	}
+	if res.Plugins == nil {
+		res.Plugins = []pluginhost.Status{}
+	}
+	writeJSON(c.w, http.StatusOK, res)
+	return nil
+}
+
 func (s *server) applyPipeline(c *call) error {
 	if err := s.checkFileCredentials(c); err != nil {
 		return err

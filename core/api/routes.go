@@ -111,6 +111,8 @@ func routes() []Route {
 			Summary: "This document", handle: (*server).openapi},
 		{Method: http.MethodGet, Pattern: Prefix + "/plugins", Resource: "plugin:*", Permission: read, Scope: ScopeServer,
 			Summary: "List the plugins the server runs and their state", handle: (*server).plugins},
+		{Method: http.MethodPost, Pattern: Prefix + "/plugins/reload", Resource: "plugin:*", Permission: write, Scope: ScopeServer, Body: BodyJSON,
+			Summary: "Re-read the plugins to host and apply the changes live: added plugins start, upgraded ones serve new jobs while the old version finishes the jobs it had, removed ones stop after their last job", handle: (*server).reloadPlugins},
 
 		{Method: http.MethodPost, Pattern: Prefix + "/pipelines/apply", Resource: "pipeline:{file}", Permission: write, Scope: ScopeNamespaced, Body: BodyPipeline,
 			Summary: "Apply a pipeline file: create the pipeline or a new version of it", handle: (*server).applyPipeline},
