@@ -172,13 +172,20 @@ func (o *Orchestrator) plugin(name string) (*pluginhost.Plugin, error) {
 // cannot start.
 func client[T sdk.Plugin](ctx context.Context, o *Orchestrator, name string, c sdk.Category) (T, error) {
 	var zero T
-	p, err := o.plugin(name)
-	if err != nil {
-		return zero, err
-	}
 	wctx, cancel := context.WithTimeout(ctx, o.opts.PluginWait)
 	defer cancel()
-	cl, err := pluginhost.Client[T](wctx, p, c)
+	var cl T
+	var err error
+	if l := leaseOf(ctx, name, c); l != nil {
+		// The version the job holds (live.go).
+		cl, err = pluginhost.LeaseClient[T](wctx, l, c)
+	} else {
+		p, perr := o.plugin(name)
+		if perr != nil {
+			return zero, perr
+		}
+		cl, err = pluginhost.Client[T](wctx, p, c)
+	}
 	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
 		return zero, o.notStarted(name, err)
 	}
@@ -220,6 +227,8 @@ type typeIndex struct {
 	actions map[string]typeRef // "run", "match", "slack/post"
 	jobs    map[string]typeRef // "terraform/plan"
 	engines map[string]string  // "local" -> "engine-local"
+	// gen is the plugin manager's generation the index was built at.
+	gen uint64
 	// down are the plugins whose types are not known because they did not
 	// start, with why (types.go).
 	down map[string]error
@@ -240,6 +249,7 @@ func shortName(plugin string, c sdk.Category) string {
 // and records their types.
 func (o *Orchestrator) indexTypes(ctx context.Context) (*typeIndex, error) {
 	idx := &typeIndex{actions: map[string]typeRef{}, jobs: map[string]typeRef{}, engines: map[string]string{}, down: map[string]error{}}
+	idx.gen = o.opts.Plugins.Generation() // before the list: a change during the build rebuilds it
 	for _, st := range o.opts.Plugins.List() {
 		interesting := false
 		for _, c := range st.Categories {
@@ -282,22 +292,26 @@ func (o *Orchestrator) indexTypes(ctx context.Context) (*typeIndex, error) {
 	return idx, nil
 }
 
-// typeIndex returns the index, building it on first use.
+// typeIndex returns the index, building it on first use and again once
+// plugins were added, replaced or removed; a job keeps the index it
+// started with (live.go).
 func (o *Orchestrator) typeIdx(ctx context.Context) (*typeIndex, error) {
-	o.mu.Lock()
-	idx := o.types
-	o.mu.Unlock()
-	if idx != nil {
+	return o.heldIndex(ctx, func() (*typeIndex, error) {
+		o.mu.Lock()
+		idx := o.types
+		o.mu.Unlock()
+		if idx != nil && idx.gen == o.opts.Plugins.Generation() {
+			return idx, nil
+		}
+		idx, err := o.indexTypes(ctx)
+		if err != nil {
+			return nil, err
+		}
+		o.mu.Lock()
+		o.types = idx
+		o.mu.Unlock()
 		return idx, nil
-	}
-	idx, err := o.indexTypes(ctx)
-	if err != nil {
-		return nil, err
-	}
-	o.mu.Lock()
-	o.types = idx
-	o.mu.Unlock()
-	return idx, nil
+	})
 }
 
 func (o *Orchestrator) actionClient(ctx context.Context, ref typeRef) (action.Action, error) {

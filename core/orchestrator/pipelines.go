@@ -349,9 +349,10 @@ func deleteScope(ctx context.Context, st storage.Storage, scope storage.Scope) e
 	}
 }
 
-// Plugins reports the state of every plugin.
+// Plugins reports the state of every plugin, and of the removed ones still
+// serving the jobs that held them.
 func (o *Orchestrator) Plugins(ctx context.Context) []pluginhost.Status {
-	return o.opts.Plugins.List()
+	return o.opts.Plugins.Report()
 }
 
 // coerceParams turns `-p k=v` strings into the declared types, with the

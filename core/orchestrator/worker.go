@@ -454,6 +454,8 @@ var errStale = errors.New("stale job")
 
 // execute runs a job's actions on its engine.
 func (o *Orchestrator) execute(ctx context.Context, run *resource.Run, p *plan, pj *planJob, js *resource.JobStatus, resume int, exec string) jobOutcome {
+	ctx, release := o.holdPlugins(ctx) // the job runs on the plugin versions current now
+	defer release()
 	ns := run.Namespace
 	exprCtx := func(refs *jobRefs) map[string]any {
 		return o.exprContextOf(context.WithoutCancel(ctx), run, p, pj.Name, refs)
