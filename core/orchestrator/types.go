@@ -137,7 +137,7 @@ func quoteAll(s []string) []string {
 // of its plugin (nil when the type declares none), waiting at most
 // PluginWait for the plugin to start.
 func (o *Orchestrator) typeSchema(ctx context.Context, c sdk.Category, ref typeRef) (*schema.Schema, error) {
-	p, err := o.plugin(ref.plugin)
+	p, err := o.pluginAt(ctx, ref.plugin, c) // the version the job holds, if any
 	if err != nil {
 		return nil, err
 	}
