@@ -471,7 +471,19 @@ func (p *Plugin) launch(ctx context.Context) error {
 
 // start runs one launch: checksum, handshake, describe, configure.
 func (p *Plugin) start(ctx context.Context) (*goplugin.Client, goplugin.ClientProtocol, *sdk.Manifest, error) {
-	cmd := exec.Command(p.spec.Path, p.spec.Args...)
+	sum, err := hex.DecodeString(p.spec.SHA256)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("plugin %q: sha256: %w", p.spec.Name, err)
+	}
+	// The checksum: see binary.go. What is executed is the file that was
+	// checked, through its open descriptor.
+	exe, err := executables.acquire(p.spec.Path, sum)
+	if err != nil {
+		return nil, nil, nil, classify(&p.spec, err, "")
+	}
+	defer executables.release(exe)
+	cmd := exec.Command(exe.exe, p.spec.Args...)
+	cmd.Args[0] = p.spec.Path
 	bindLifetime(cmd)
 	cmd.Env = append([]string(nil), p.m.opts.BaseEnv...)
 	env := maps.Clone(p.m.opts.DefaultPluginEnv)
@@ -482,18 +494,12 @@ func (p *Plugin) start(ctx context.Context) (*goplugin.Client, goplugin.ClientPr
 	// The host's certificate goes to the plugin as AutoMTLS would send it.
 	cmd.Env = append(cmd.Env, "PLUGIN_CLIENT_CERT="+string(p.m.id.certPEM))
 
-	sum, err := hex.DecodeString(p.spec.SHA256)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("plugin %q: sha256: %w", p.spec.Name, err)
-	}
 	stderr := newTail(8 << 10)
 	client := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		VersionedPlugins: clientset.VersionedPlugins(),
 		Cmd:              cmd,
 		SkipHostEnv:      true,
-		// A fresh hash per launch: SecureConfig does not reset it.
-		SecureConfig:     &goplugin.SecureConfig{Checksum: sum, Hash: sha256.New()},
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
 		TLSConfig:        p.m.id.tlsConfig(),
 		StartTimeout:     p.m.opts.StartTimeout,
