@@ -190,7 +190,9 @@ func (e exitError) ExitCode() int { return e.code }
 func (e exitError) Unwrap() error { return e.err }
 
 // selfBinary is the palvella executable and its sha256, computed once:
-// builtin plugins are this binary re-executed, checked like any plugin.
+// builtin plugins are this binary re-executed, checked like any plugin. The
+// plugin host keeps the file open with its identity, so that launching the
+// builtins does not hash it again while it stays the same file.
 var selfBinary = sync.OnceValues(func() (selfInfo, error) {
 	exe, err := os.Executable()
 	if err != nil {
@@ -199,7 +201,7 @@ var selfBinary = sync.OnceValues(func() (selfInfo, error) {
 	if resolved, err := filepath.EvalSymlinks(exe); err == nil {
 		exe = resolved
 	}
-	sum, err := pluginhost.SHA256File(exe)
+	sum, err := pluginhost.SHA256Executable(exe)
 	if err != nil {
 		return selfInfo{}, fmt.Errorf("hash the palvella executable: %w", err)
 	}
