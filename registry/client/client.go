@@ -11,10 +11,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/palvella/palvella/registry"
@@ -56,6 +58,10 @@ type Client struct {
 	Now func() time.Time
 	// OnProgress, when set, is called as artifacts download.
 	OnProgress func(Progress)
+	// KeepReplaced leaves the files of a version that an install replaces,
+	// or that Remove removes, where they are: a running server may still
+	// run them. The caller deletes them once nothing does (Collect).
+	KeepReplaced bool
 }
 
 func (c *Client) now() time.Time {
@@ -288,6 +294,9 @@ func (c *Client) Remove(ctx context.Context, name string) error {
 	if err := lf.Save(c.LockPath); err != nil {
 		return fmt.Errorf("remove %s: %w", name, err)
 	}
+	if c.KeepReplaced {
+		return nil
+	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("remove %s: delete %s: %w", name, dir, err)
 	}
@@ -324,4 +333,67 @@ func PlatformKey(c *Client) string {
 		a = runtime.GOARCH
 	}
 	return o + "/" + a
+}
+
+// Collect deletes the installed versions that the lock no longer names
+// and that inUse does not claim: each PluginDir/NAME/VERSION directory
+// holding neither the lock's path for NAME nor a path inUse reports true
+// for. It returns the directories it deleted. Directories of another shape
+// (an install in progress, a file) are left alone.
+func (c *Client) Collect(inUse func(dir string) bool) ([]string, error) {
+	if err := c.checkDirs(); err != nil {
+		return nil, err
+	}
+	lf, err := lock.Load(c.LockPath)
+	if err != nil {
+		return nil, err
+	}
+	names, err := os.ReadDir(c.PluginDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("collect unused plugin versions: %w", err)
+	}
+	var removed []string
+	var errs []error
+	for _, n := range names {
+		if !n.IsDir() || !index.ValidPluginName(n.Name()) {
+			continue
+		}
+		base := filepath.Join(c.PluginDir, n.Name())
+		versions, err := os.ReadDir(base)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		var locked string
+		if e := lf.Get(n.Name()); e != nil {
+			locked = e.Path
+		}
+		left := 0
+		for _, v := range versions {
+			dir := filepath.Join(base, v.Name())
+			if !v.IsDir() || within(locked, dir) || (inUse != nil && inUse(dir)) {
+				left++
+				continue
+			}
+			if err := os.RemoveAll(dir); err != nil {
+				errs = append(errs, fmt.Errorf("delete unused plugin version %s: %w", dir, err))
+				left++
+				continue
+			}
+			removed = append(removed, dir)
+		}
+		if left == 0 {
+			os.Remove(base) // only if empty
+		}
+	}
+	return removed, errors.Join(errs...)
+}
+
+// within reports whether path lies inside dir.
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return path != "" && err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }

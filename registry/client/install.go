@@ -158,7 +158,7 @@ func (c *Client) commit(work, pkg string, entry lock.Entry) (previous string, er
 	}
 	if old != nil && old.Version != entry.Version {
 		previous = old.Version
-		if dir := filepath.Join(base, old.Version); filepath.Dir(dir) == base {
+		if dir := filepath.Join(base, old.Version); filepath.Dir(dir) == base && !c.KeepReplaced {
 			os.RemoveAll(dir)
 		}
 	}
