@@ -139,8 +139,9 @@ FILE:LINE: FIELD: MESSAGE; the command exits 1 when there is any.
 The file is checked here first: its syntax, schema, names, requirements,
 expressions, parameters, storage paths and triggers need no server. When it
 passes, the server (if one answers) also checks what only it knows: that the
-job and action types of plugins exist, and its own limits. With no server, or
-with --offline, the command says what it could not check.`,
+action and job types exist, each action's params and each job's with against
+the JSON Schema its type's plugin describes, and its own limits. With no
+server, or with --offline, the command says what it could not check.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output); err != nil {
@@ -173,7 +174,7 @@ with --offline, the command says what it could not check.`,
 				return writeJSON(app.Out, map[string]any{"valid": true, "problems": []api.Problem{}, "checkedBy": checkedBy})
 			}
 			if checkedBy == "local" {
-				fmt.Fprintf(app.Out, "%s: valid (checked without a server: the job and action types of plugins, such as terraform/plan, were not checked)\n", name)
+				fmt.Fprintf(app.Out, "%s: valid (checked without a server: the action and job types, such as terraform/plan, and their params were not checked)\n", name)
 				return nil
 			}
 			fmt.Fprintf(app.Out, "%s: valid\n", name)
