@@ -17,6 +17,15 @@ type Builtin struct {
 	Description string
 	Categories  []sdk.Category
 	Serve       func(opts ...sdk.ServeOption) int
+	// Defaults gives the plugin's configuration defaults for a server
+	// whose data lives under home (its files' places); nil for none. An
+	// installed plugin of the same name, which replaces the builtin, gets
+	// them too; the server's configuration file overrides them.
+	Defaults func(home string) map[string]any
+	// SecretKey marks the credential plugin that takes the server's key
+	// (--secret-key-file, PALVELLA_SECRET_KEY or the generated one) as
+	// key or key_file in its configuration.
+	SecretKey bool
 }
 
 // builtins lists the plugins compiled into this binary. The core takes this

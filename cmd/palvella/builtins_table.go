@@ -1,6 +1,8 @@
 package main
 
 import (
+	"path/filepath"
+
 	sdk "github.com/palvella/palvella/plugin-sdk"
 	"github.com/palvella/palvella/plugins/action/standard"
 	"github.com/palvella/palvella/plugins/authentication/token"
@@ -15,19 +17,30 @@ import (
 // builtinTable is the first-party plugins compiled into palvella.
 var builtinTable = []Builtin{
 	{Name: token.Name, Version: token.Version, Categories: []sdk.Category{sdk.CategoryAuthentication}, Serve: token.Serve,
+		Defaults:    under("path", "tokens.db"),
 		Description: "API tokens: random, shown once, stored hashed, with expiry, roles and namespaces."},
 	{Name: rbac.Name, Version: rbac.Version, Categories: []sdk.Category{sdk.CategoryAuthorization}, Serve: rbac.Serve,
 		Description: "Role-based access: Allow and Deny permissions on resource patterns; deny wins."},
-	{Name: credbuiltin.Name, Version: credbuiltin.Version, Categories: []sdk.Category{sdk.CategoryCredential}, Serve: credbuiltin.Serve,
+	{Name: credbuiltin.Name, Version: credbuiltin.Version, Categories: []sdk.Category{sdk.CategoryCredential}, Serve: credbuiltin.Serve, SecretKey: true,
+		Defaults:    under("path", "credentials.db"),
 		Description: "Credentials encrypted at rest with AES-256-GCM."},
 	{Name: sqlite.Name, Version: sqlite.Version, Categories: []sdk.Category{sdk.CategoryDatabase}, Serve: sqlite.Serve,
+		Defaults:    under("path", "palvella.db"),
 		Description: "The embedded default database: resources with revisions and a work queue in sqlite."},
 	{Name: filesystem.Name, Version: filesystem.Version, Categories: []sdk.Category{sdk.CategoryStorage}, Serve: filesystem.Serve,
+		Defaults:    under("root", "storage"),
 		Description: "Blobs by scope in a directory tree."},
 	{Name: terraform.Name, Version: terraform.Version, Categories: []sdk.Category{sdk.CategoryJob}, Serve: terraform.Serve,
 		Description: "Terraform job types: plan, approve-if-changed, apply."},
 	{Name: standard.Name, Version: standard.Version, Categories: []sdk.Category{sdk.CategoryAction}, Serve: standard.Serve,
 		Description: "Standard actions: run, approval, match, compare, notify, fail."},
 	{Name: local.Name, Version: local.Version, Categories: []sdk.Category{sdk.CategoryEngine}, Serve: local.Serve,
+		Defaults:    under("root", "workspaces"),
 		Description: "Runs commands in a shell on the worker's host, in a fresh workspace per job."},
+}
+
+// under is the default of a builtin that keeps its files in one place
+// under the server's home.
+func under(key, name string) func(home string) map[string]any {
+	return func(home string) map[string]any { return map[string]any{key: filepath.Join(home, name)} }
 }

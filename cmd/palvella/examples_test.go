@@ -82,8 +82,10 @@ func actionOf(t *testing.T, r *resource.Run, job, action string) *resource.Actio
 	return j.Action(action)
 }
 
-func TestExampleCI(t *testing.T) {
-	s := startServer(t, "")
+func TestExampleCI(t *testing.T) { exampleCI(t, startServer(t, "")) }
+
+func exampleCI(t *testing.T, s *testServer) {
+	t.Helper()
 	if out := s.mustCLI("pipeline", "apply", "-f", exampleFile(t, "ci.yaml")); !strings.Contains(out, "created") {
 		t.Fatalf("apply: %s", out)
 	}
@@ -110,8 +112,10 @@ func TestExampleCI(t *testing.T) {
 	}
 }
 
-func TestExampleAlpineCheck(t *testing.T) {
-	s := startServer(t, "")
+func TestExampleAlpineCheck(t *testing.T) { exampleAlpineCheck(t, startServer(t, "")) }
+
+func exampleAlpineCheck(t *testing.T, s *testServer) {
+	t.Helper()
 	s.mustCLI("pipeline", "apply", "-f", exampleFile(t, "alpine-check/pipeline.yaml"))
 
 	// A Slack-format sink on loopback.
@@ -166,8 +170,10 @@ func TestExampleAlpineCheck(t *testing.T) {
 	}
 }
 
-func TestExampleTerraform(t *testing.T) {
-	s := startServer(t, "")
+func TestExampleTerraform(t *testing.T) { exampleTerraform(t, startServer(t, "")) }
+
+func exampleTerraform(t *testing.T, s *testServer) {
+	t.Helper()
 	s.mustCLI("pipeline", "apply", "-f", exampleFile(t, "terraform/pipeline.yaml"))
 	stub := "terraform_binary=" + exampleFile(t, "terraform/terraform-stub.sh")
 

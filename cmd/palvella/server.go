@@ -8,13 +8,15 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/palvella/palvella/core/orchestrator"
+	"github.com/palvella/palvella/core/pluginhost"
 	"github.com/palvella/palvella/core/server"
 	"github.com/spf13/cobra"
 )
 
 func newServerCmd(app *App) *cobra.Command {
 	var cfg server.Config
-	var logFormat string
+	var logFormat, configPath string
+	var checkConfig bool
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the Palvella server: API, scheduler and an embedded worker",
@@ -25,17 +27,29 @@ an embedded worker, and writes a management token for the CLI on this machine
 into $PALVELLA_HOME/cli.json (mode 0600), so that the other commands simply work.
 
 Every API route but /api/v1/health needs a token. A server listening on an
-address other than loopback never writes the CLI's token file.`,
+address other than loopback never writes the CLI's token file.
+
+Configuration: $PALVELLA_HOME/palvella.yaml when it exists, or the file
+--config (or PALVELLA_CONFIG) names, chooses the plugin of each category
+(database, storage, credential, authentication, authorization), configures
+plugins, defines named engines with setup and teardown actions, and sets
+any of the flags below under server: (--shutdown-grace is shutdown_grace).
+A flag given on the command line wins over its PALVELLA_* variable
+(PALVELLA_SHUTDOWN_GRACE), which wins over the file. See docs/server.md.`,
 		Example: `  palvella server
-  palvella server --listen 127.0.0.1:8080 --workers 8`,
+  palvella server --listen 127.0.0.1:8080 --workers 8
+  palvella server --config /etc/palvella/palvella.yaml --check-config
+  PALVELLA_WORKERS=8 palvella server`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			specs, err := app.pluginSpecs()
+			file, err := app.configureServer(cmd, &cfg, configPath)
 			if err != nil {
 				return err
 			}
-			cfg.Home = app.Home
-			cfg.Plugins = specs
+			if checkConfig {
+				printConfig(app.Out, file, &cfg)
+				return nil
+			}
 			cfg.Out = app.Out
 			level := hclog.LevelFromString(app.LogLevel)
 			if !cmd.Flags().Changed("log-level") {
@@ -46,9 +60,18 @@ address other than loopback never writes the CLI's token file.`,
 			if addr := os.Getenv("PALVELLA_PPROF"); addr != "" {
 				startPprof(addr, cfg.Logger)
 			}
+			// Plugins added, upgraded or removed while it runs apply live:
+			// the server re-reads them as it read them now (plugin_live.go).
+			cfg.ReloadPlugins = func() ([]pluginhost.Spec, error) {
+				specs, _, _, err := app.serverPlugins(file)
+				return specs, err
+			}
+			cfg.CollectPlugins = app.collectPlugins(cfg.Logger.Named("plugin").Info)
 			return server.Run(cmd.Context(), cfg)
 		},
 	}
+	cmd.Flags().StringVar(&configPath, "config", "", "the server's configuration file (env PALVELLA_CONFIG; default $PALVELLA_HOME/palvella.yaml when it exists)")
+	cmd.Flags().BoolVar(&checkConfig, "check-config", false, "read the configuration with the flags and PALVELLA_* variables, say what it selects, and exit: 0 when it is valid")
 	cmd.Flags().StringVar(&cfg.Listen, "listen", "127.0.0.1:7700", "address of the API")
 	cmd.Flags().IntVar(&cfg.Workers, "workers", 4, "jobs the embedded worker runs at once")
 	cmd.Flags().BoolVar(&cfg.NoWorker, "no-worker", false, "run no embedded worker")

@@ -30,9 +30,20 @@ import (
 type Options struct {
 	Plugins *pluginhost.Manager
 	Logger  hclog.Logger
-	// Database and Storage name the plugins that hold state and blobs.
-	Database string
-	Storage  string
+	// Database, Storage, Credential and Authentication name the plugins
+	// chosen for those categories (the server's configuration): state and
+	// the work queue, blobs, credentials, and per-run tokens. The first
+	// two are required; without the others, jobs that need credentials or
+	// a run token fail saying so.
+	Database       string
+	Storage        string
+	Credential     string
+	Authentication string
+	// Engines are the named engines a pipeline's `engine: NAME` selects,
+	// and DefaultEngine the one jobs run on when their pipeline names none.
+	// Without any, an engine named local of type local is the default.
+	Engines       []Engine
+	DefaultEngine string
 	// Workers is how many jobs this process runs at once (default 4); 0
 	// workers with NoWorker set runs none (a server without an embedded
 	// worker).
@@ -114,11 +125,11 @@ func New(opts Options) (*Orchestrator, error) {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
-	if opts.Database == "" {
-		opts.Database = "database-sqlite"
+	if opts.Database == "" || opts.Storage == "" {
+		return nil, fmt.Errorf("orchestrator: no database or storage plugin chosen")
 	}
-	if opts.Storage == "" {
-		opts.Storage = "storage-filesystem"
+	if err := opts.setEngines(); err != nil {
+		return nil, err
 	}
 	if opts.Workers == 0 && !opts.NoWorker {
 		opts.Workers = 4

@@ -35,6 +35,13 @@ func (o *Orchestrator) load(ctx context.Context, filename string, source []byte)
 	if err := checkSpecSize(filename, p); err != nil {
 		return nil, err
 	}
+	idx, err := o.typeIdx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := o.checkEngines(p, idx); err != nil {
+		return nil, validationError(err)
+	}
 	return p, nil
 }
 

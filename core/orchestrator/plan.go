@@ -24,8 +24,8 @@ type planParam struct {
 }
 
 type engineRef struct {
-	// Type is the engine type ("local", "docker", ...); the plugin is
-	// "engine-<type>".
+	// Type is a named engine or an engine type ("local", "docker", ...);
+	// empty for the server's default engine (see engineFor).
 	Type    string
 	Options map[string]any
 }
@@ -59,6 +59,9 @@ type planAction struct {
 	OnSuccess string // continue, succeed, fail
 	OnFailure string
 	Timeout   time.Duration
+	// Phase is "" for the job's own actions, or setup or teardown for
+	// its engine's (engines.go).
+	Phase string
 }
 
 type storageEntry struct {

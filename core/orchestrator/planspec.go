@@ -33,26 +33,11 @@ func planFromSpec(raw json.RawMessage) (*plan, error) {
 			pj.Engine = &e
 		}
 		for _, a := range j.Actions {
-			params := a.ActionParams()
-			if len(a.Env) > 0 {
-				env := map[string]any{}
-				for k, v := range a.Env {
-					if v.FromCredential != "" {
-						// Resolved by jobEnv when the job runs, never
-						// written into the action's params.
-						p.Env[actionEnvKey(j.Name, a.Name, k)] = envValue{FromCredential: v.FromCredential}
-						continue
-					}
-					env[k] = v.Value
-				}
-				params["env"] = env
-			}
-			typ := a.Type
-			if typ == "" {
-				typ = "run"
-			}
-			pj.Actions = append(pj.Actions, planAction{Name: a.Name, Type: typ, If: a.If, Params: params,
-				OnSuccess: a.OnSuccess, OnFailure: a.OnFailure, Timeout: a.Timeout.Value()})
+			pj.Actions = append(pj.Actions, planActionOf(a, func(k string, v spec.Value) {
+				// Resolved by jobEnv when the job runs, never written
+				// into the action's params.
+				p.Env[actionEnvKey(j.Name, a.Name, k)] = envValue{FromCredential: v.FromCredential}
+			}))
 		}
 		for _, e := range j.Storage.Get {
 			pj.Get = append(pj.Get, storageEntry{Path: e.Path, Scope: e.Scope})
@@ -65,9 +50,35 @@ func planFromSpec(raw json.RawMessage) (*plan, error) {
 	return p, nil
 }
 
+// planActionOf is an action of a spec as the worker runs it. Env values
+// from credentials go to credEnv, never into the action's params.
+func planActionOf(a spec.Action, credEnv func(string, spec.Value)) planAction {
+	params := a.ActionParams()
+	if len(a.Env) > 0 {
+		env := map[string]any{}
+		for k, v := range a.Env {
+			if v.FromCredential != "" {
+				if credEnv != nil {
+					credEnv(k, v)
+				}
+				continue
+			}
+			env[k] = v.Value
+		}
+		params["env"] = env
+	}
+	typ := a.Type
+	if typ == "" {
+		typ = "run"
+	}
+	return planAction{Name: a.Name, Type: typ, If: a.If, Params: params,
+		OnSuccess: a.OnSuccess, OnFailure: a.OnFailure, Timeout: a.Timeout.Value()}
+}
+
+// engineOf is a spec's engine; an empty one is the server's default.
 func engineOf(e *spec.Engine) engineRef {
 	if e == nil {
-		return engineRef{Type: "local"}
+		return engineRef{}
 	}
 	opts := map[string]any{}
 	for k, v := range e.Options {
@@ -107,6 +118,7 @@ func (o *Orchestrator) cachedPlan(key string, load func() (json.RawMessage, erro
 	if p, err = planFromSpec(spec); err != nil {
 		return nil, err
 	}
+	o.addEngineJobs(p)
 	o.mu.Lock()
 	o.plans[key] = p
 	o.mu.Unlock()

@@ -35,15 +35,6 @@ import (
 // and write its own run only, revoked when the job ends (and expiring with
 // the job's timeout in any case).
 
-// Names of the plugins the core asks for credentials and tokens.
-const (
-	// TokenPlugin is the authentication plugin that issues per-run tokens.
-	TokenPlugin = "authentication-token"
-	// PreferredCredentialPlugin is the credential plugin asked first; any
-	// other plugin of the credential category is used when it is absent.
-	PreferredCredentialPlugin = "credential-builtin"
-)
-
 // RunTokenParam is the job param that asks for a per-run API token.
 const RunTokenParam = "palvella_token"
 
@@ -185,12 +176,7 @@ func CredentialValue(ctx context.Context, c credential.Credential, name string) 
 
 // credentialClient returns the credential plugin.
 func (o *Orchestrator) credentialClient(ctx context.Context) (credential.Credential, error) {
-	name := ""
-	for _, st := range o.opts.Plugins.List() {
-		if slices.Contains(st.Categories, sdk.CategoryCredential) && (name == "" || st.Name == PreferredCredentialPlugin) {
-			name = st.Name
-		}
-	}
+	name := o.opts.Credential
 	if name == "" {
 		return nil, sdk.Errorf(sdk.ErrFailedPrecondition, "", "this server runs no credential plugin")
 	}
@@ -204,7 +190,10 @@ func (o *Orchestrator) credentialClient(ctx context.Context) (credential.Credent
 // runToken issues a per-run token that is revoked when ctx (the job's)
 // ends.
 func (o *Orchestrator) runToken(ctx context.Context, run *resource.Run) (string, error) {
-	p, err := o.plugin(TokenPlugin)
+	if o.opts.Authentication == "" {
+		return "", sdk.Errorf(sdk.ErrFailedPrecondition, "", "this server runs no authentication plugin to issue a run token")
+	}
+	p, err := o.plugin(o.opts.Authentication)
 	if err != nil {
 		return "", fmt.Errorf("issue a run token: %w", err)
 	}
@@ -214,7 +203,7 @@ func (o *Orchestrator) runToken(ctx context.Context, run *resource.Run) (string,
 	}
 	issuer, ok := c.(authentication.TokenIssuer)
 	if !ok {
-		return "", sdk.Errorf(sdk.ErrUnimplemented, "", "%s does not issue tokens", TokenPlugin)
+		return "", sdk.Errorf(sdk.ErrUnimplemented, "", "%s does not issue tokens", o.opts.Authentication)
 	}
 	expires := 24 * time.Hour
 	if d, ok := ctx.Deadline(); ok {

@@ -469,6 +469,10 @@ func (o *Orchestrator) execute(ctx context.Context, run *resource.Run, p *plan, 
 		}
 		actions, get, put = exp.actions, append(get, exp.get...), append(put, exp.put...)
 	}
+	engType, engOpts, named := o.engineFor(p, pj)
+	if pj.Uses != "" {
+		actions = withEngineJobs(named, actions)
+	}
 	if pj.Uses != "" {
 		// The job type's actions are known now: record them before running.
 		if err := o.updateJob(ctx, ns, run.Name, pj.Name, func(j *resource.JobStatus) error {
@@ -488,13 +492,6 @@ func (o *Orchestrator) execute(ctx context.Context, run *resource.Run, p *plan, 
 		}
 	}
 
-	engType, engOpts := p.Engine.Type, p.Engine.Options
-	if pj.Engine != nil {
-		engType, engOpts = pj.Engine.Type, pj.Engine.Options
-	}
-	if engType == "" {
-		engType = "local"
-	}
 	eng, err := o.engineClient(ctx, engType)
 	if err != nil {
 		return jobOutcome{status: resource.StatusFailure, reason: err.Error(), noRetry: isNotStarted(err)}
@@ -533,9 +530,19 @@ func (o *Orchestrator) execute(ctx context.Context, run *resource.Run, p *plan, 
 			maps.Copy(outcome.outputs, prev.Outputs)
 		}
 	}
+	// The engine's setup actions run at every execution, the job's own
+	// from where an approval left them, and the engine's teardown after
+	// them whatever happened (engines.go).
+	teardown := len(actions)
+	for teardown > 0 && actions[teardown-1].Phase == phaseTeardown {
+		teardown--
+	}
 actions:
-	for i := resume; i < len(actions); i++ {
+	for i := 0; i < teardown; i++ {
 		a := actions[i]
+		if i < resume && a.Phase != phaseSetup {
+			continue
+		}
 		if ctx.Err() != nil {
 			outcome.status, outcome.reason = resource.StatusFailure, ctx.Err().Error()
 			break
@@ -550,7 +557,8 @@ actions:
 		maps.Copy(outcome.outputs, outputs)
 		switch st {
 		case resource.StatusWaiting:
-			return jobOutcome{status: resource.StatusWaiting, reason: msg, resume: i + 1, outputs: outcome.outputs}
+			outcome.status, outcome.reason, outcome.resume = resource.StatusWaiting, msg, i+1
+			break actions
 		case resource.StatusSuccess:
 			switch a.OnSuccess {
 			case "succeed":
@@ -563,7 +571,9 @@ actions:
 			switch a.OnFailure {
 			case "continue":
 			case "succeed":
-				break actions
+				if a.Phase != phaseSetup {
+					break actions
+				}
 			default:
 				outcome.status = resource.StatusFailure
 				outcome.reason = fmt.Sprintf("action %s failed", a.Name)
@@ -572,6 +582,13 @@ actions:
 				}
 				break actions
 			}
+		}
+	}
+	if teardown < len(actions) {
+		if out, stop := o.engineTeardown(ctx, run, p, pj, actions[teardown:], ref, exprCtx, e); stop {
+			return out
+		} else if out.reason != "" && outcome.status != resource.StatusFailure {
+			outcome.status, outcome.reason = resource.StatusFailure, out.reason
 		}
 	}
 	if outcome.status == resource.StatusSuccess {

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 
 	"github.com/palvella/palvella/core/api"
-	"github.com/palvella/palvella/core/orchestrator"
 	"github.com/palvella/palvella/core/pluginhost"
 	sdk "github.com/palvella/palvella/plugin-sdk"
 	"github.com/palvella/palvella/plugin-sdk/authentication"
@@ -78,8 +77,8 @@ func writeCLIConfig(home string, cc CLIConfig) error {
 // ensureManagementToken makes sure that the cli.json of a loopback server
 // holds a valid management token, and returns a line to tell the person
 // starting the server when it wrote a new one.
-func ensureManagementToken(ctx context.Context, mgr *pluginhost.Manager, home, url string) (string, error) {
-	p, err := mgr.Plugin(orchestrator.TokenPlugin)
+func ensureManagementToken(ctx context.Context, mgr *pluginhost.Manager, authPlugin, home, url string) (string, error) {
+	p, err := mgr.Plugin(authPlugin)
 	if err != nil {
 		return "", err
 	}
@@ -89,7 +88,7 @@ func ensureManagementToken(ctx context.Context, mgr *pluginhost.Manager, home, u
 	}
 	issuer, ok := c.(authentication.TokenIssuer)
 	if !ok {
-		return "", sdk.Errorf(sdk.ErrUnimplemented, "", "%s does not issue tokens", orchestrator.TokenPlugin)
+		return "", sdk.Errorf(sdk.ErrUnimplemented, "", "%s does not issue tokens", authPlugin)
 	}
 	path := filepath.Join(home, CLIConfigFile)
 	var cc CLIConfig

@@ -51,8 +51,11 @@ const (
 // loopback must be given a key; a loopback one generates one under home on
 // first start.
 func credentialKey(cfg Config, loopback bool, listen string) (map[string]any, string, error) {
+	if cfg.SecretKeyPlugin == "" {
+		return nil, "", nil
+	}
 	for _, spec := range cfg.Plugins {
-		if spec.Name != "credential-builtin" {
+		if spec.Name != cfg.SecretKeyPlugin {
 			continue
 		}
 		if _, ok := spec.Config["key"]; ok {
@@ -125,8 +128,10 @@ var _ api.Security = (*security)(nil)
 
 // security serves the token and credential routes through the plugins.
 type security struct {
-	mgr   *pluginhost.Manager
-	authz api.Authorizer
+	mgr *pluginhost.Manager
+	// choices name the plugin of each single-instance category.
+	choices map[sdk.Category]string
+	authz   api.Authorizer
 	// managed is set on a server that has a management token of its own
 	// (a loopback one): bootstrap is then refused.
 	managed bool
@@ -140,7 +145,7 @@ type security struct {
 }
 
 func (s *security) issuer(ctx context.Context) (authentication.TokenIssuer, error) {
-	p, err := s.mgr.Plugin(orchestrator.TokenPlugin)
+	p, err := s.mgr.Plugin(s.choices[sdk.CategoryAuthentication])
 	if err != nil {
 		return nil, err
 	}
@@ -150,18 +155,13 @@ func (s *security) issuer(ctx context.Context) (authentication.TokenIssuer, erro
 	}
 	issuer, ok := c.(authentication.TokenIssuer)
 	if !ok {
-		return nil, sdk.Errorf(sdk.ErrUnimplemented, "", "%s does not issue tokens", orchestrator.TokenPlugin)
+		return nil, sdk.Errorf(sdk.ErrUnimplemented, "", "%s does not issue tokens", s.choices[sdk.CategoryAuthentication])
 	}
 	return issuer, nil
 }
 
 func (s *security) credentials(ctx context.Context) (credential.Credential, error) {
-	name := ""
-	for _, st := range s.mgr.List() {
-		if slices.Contains(st.Categories, sdk.CategoryCredential) && (name == "" || st.Name == orchestrator.PreferredCredentialPlugin) {
-			name = st.Name
-		}
-	}
+	name := s.choices[sdk.CategoryCredential]
 	if name == "" {
 		return nil, sdk.Errorf(sdk.ErrFailedPrecondition, "", "this server runs no credential plugin")
 	}
@@ -700,6 +700,7 @@ func (t *throttle) fail(addr string) {
 // slows down addresses that guess.
 type authn struct {
 	mgr      *pluginhost.Manager
+	plugin   string // the authentication plugin chosen
 	throttle *throttle
 }
 
@@ -710,7 +711,7 @@ func (a *authn) Authenticate(ctx context.Context, token string) (*authentication
 	if err := a.throttle.check(addr); err != nil {
 		return nil, err
 	}
-	p, err := a.mgr.Plugin(orchestrator.TokenPlugin)
+	p, err := a.mgr.Plugin(a.plugin)
 	if err != nil {
 		return nil, err
 	}

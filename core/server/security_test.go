@@ -21,7 +21,7 @@ func TestCredentialKeyBeyondLoopbackNeedsOne(t *testing.T) {
 	t.Setenv(SecretKeyEnv, "")
 	t.Setenv(SecretKeyFileEnv, "")
 	home := t.TempDir()
-	_, _, err := credentialKey(Config{Home: home}, false, "0.0.0.0:7700")
+	_, _, err := credentialKey(Config{Home: home, SecretKeyPlugin: "credential-builtin"}, false, "0.0.0.0:7700")
 	if err == nil || !strings.Contains(err.Error(), "--secret-key-file") || !strings.Contains(err.Error(), SecretKeyEnv) {
 		t.Fatalf("err = %v, want it to say how to give a key", err)
 	}
@@ -29,7 +29,7 @@ func TestCredentialKeyBeyondLoopbackNeedsOne(t *testing.T) {
 		t.Fatalf("a key was written beyond loopback (%v)", err)
 	}
 	t.Setenv(SecretKeyEnv, "a2V5")
-	cfg, _, err := credentialKey(Config{Home: home}, false, "0.0.0.0:7700")
+	cfg, _, err := credentialKey(Config{Home: home, SecretKeyPlugin: "credential-builtin"}, false, "0.0.0.0:7700")
 	if err != nil || cfg["key"] != "a2V5" {
 		t.Fatalf("with %s: %v %v", SecretKeyEnv, cfg, err)
 	}
@@ -39,7 +39,7 @@ func TestCredentialKeyOnLoopbackIsGeneratedOnce(t *testing.T) {
 	t.Setenv(SecretKeyEnv, "")
 	t.Setenv(SecretKeyFileEnv, "")
 	home := t.TempDir()
-	cfg, note, err := credentialKey(Config{Home: home}, true, "127.0.0.1:7700")
+	cfg, note, err := credentialKey(Config{Home: home, SecretKeyPlugin: "credential-builtin"}, true, "127.0.0.1:7700")
 	path := filepath.Join(home, SecretKeyFile)
 	if err != nil || cfg["key_file"] != path || !strings.Contains(note, "Generated") {
 		t.Fatalf("first start: %v %q %v", cfg, note, err)
@@ -49,13 +49,13 @@ func TestCredentialKeyOnLoopbackIsGeneratedOnce(t *testing.T) {
 		t.Fatalf("key file: %v %v", fi, err)
 	}
 	first, _ := os.ReadFile(path)
-	_, note, err = credentialKey(Config{Home: home}, true, "127.0.0.1:7700")
+	_, note, err = credentialKey(Config{Home: home, SecretKeyPlugin: "credential-builtin"}, true, "127.0.0.1:7700")
 	second, _ := os.ReadFile(path)
 	if err != nil || note != "" || string(first) != string(second) {
 		t.Fatalf("second start: %q %v; key changed: %v", note, err, string(first) != string(second))
 	}
 	// A configured key wins over everything.
-	cfg, _, err = credentialKey(Config{Home: home, Plugins: []pluginhost.Spec{{Name: "credential-builtin", Config: map[string]any{"key_file": "/k"}}}}, false, "x")
+	cfg, _, err = credentialKey(Config{Home: home, SecretKeyPlugin: "credential-builtin", Plugins: []pluginhost.Spec{{Name: "credential-builtin", Config: map[string]any{"key_file": "/k"}}}}, false, "x")
 	if err != nil || cfg != nil {
 		t.Fatalf("configured key: %v %v", cfg, err)
 	}

@@ -57,12 +57,12 @@ func newMetrics(mgr *pluginhost.Manager) *metrics.Metrics {
 
 // startTriggers starts the schedule loop and the webhook listener. The
 // returned function stops the listener and waits for both.
-func startTriggers(ctx context.Context, cfg Config, mgr *pluginhost.Manager, orch *orchestrator.Orchestrator, bus *events.Bus, m *metrics.Metrics) (func(), error) {
+func startTriggers(ctx context.Context, cfg Config, choices map[sdk.Category]string, mgr *pluginhost.Manager, orch *orchestrator.Orchestrator, bus *events.Bus, m *metrics.Metrics) (func(), error) {
 	tc := cfg.Triggers
 	ctx, cancel := context.WithCancel(ctx)
 	svc, err := trigger.New(trigger.Options{
 		Database: func(ctx context.Context) (database.Database, error) {
-			p, err := mgr.Plugin("database-sqlite")
+			p, err := mgr.Plugin(choices[sdk.CategoryDatabase])
 			if err != nil {
 				return nil, err
 			}
@@ -70,7 +70,7 @@ func startTriggers(ctx context.Context, cfg Config, mgr *pluginhost.Manager, orc
 		},
 		Runner: orch,
 		Secret: func(ctx context.Context, ns, pipeline, name string) ([]byte, error) {
-			return readCredential(ctx, mgr, ns, pipeline, name)
+			return readCredential(ctx, mgr, choices[sdk.CategoryCredential], ns, pipeline, name)
 		},
 		Logger:      cfg.Logger.Named("trigger"),
 		Events:      bus,
@@ -146,8 +146,11 @@ func startTriggers(ctx context.Context, cfg Config, mgr *pluginhost.Manager, orc
 // from the credential plugin, for webhook secrets.
 // readCredential reads a webhook secret for a pipeline, refusing a
 // credential its namespace and pipeline may not use.
-func readCredential(ctx context.Context, mgr *pluginhost.Manager, ns, pipeline, name string) ([]byte, error) {
-	p, err := mgr.Plugin("credential-builtin")
+func readCredential(ctx context.Context, mgr *pluginhost.Manager, plugin, ns, pipeline, name string) ([]byte, error) {
+	if plugin == "" {
+		return nil, sdk.Errorf(sdk.ErrFailedPrecondition, "", "this server runs no credential plugin")
+	}
+	p, err := mgr.Plugin(plugin)
 	if err != nil {
 		return nil, err
 	}

@@ -88,3 +88,10 @@ func CompileSchema(url string, schemaJSON []byte) (*jsonschema.Schema, error) {
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+// Errorf returns a problem about a field of the pipeline (such as
+// "spec.jobs[0].engine"), placed on its line in the file it was read from,
+// for checks made outside this package.
+func (p *Pipeline) Errorf(path, format string, args ...any) *Error {
+	return &Error{File: p.file, Line: lineOf(p.lines, path), Path: path, Message: fmt.Sprintf(format, args...)}
+}

@@ -75,6 +75,9 @@ func (p *Plugin) Exec(ctx context.Context, req *engine.ExecRequest, out func(str
 	if len(argv) == 0 {
 		shell := req.Shell
 		if len(shell) == 0 {
+			shell = ws.shell
+		}
+		if len(shell) == 0 {
 			shell = cfg.shell
 		}
 		argv = append(append([]string(nil), shell...), req.Script)
@@ -194,6 +197,9 @@ func commandEnv(ws *workspace, given map[string]string, otherUser bool) []string
 	}
 	if v := os.Getenv("HOME"); v != "" && !otherUser {
 		base["HOME"] = v
+	}
+	for k, v := range ws.environ {
+		base[k] = v
 	}
 	for k, v := range given {
 		base[k] = v

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 
 	sdk "github.com/palvella/palvella/plugin-sdk"
@@ -20,6 +21,11 @@ type workspace struct {
 	id string
 	// dir holds work (the commands' workdir) and tmp (their TMPDIR).
 	dir, work, tmp string
+	// shell and environ are the workspace's options (a named engine's
+	// parameters): the shell scripts run with, instead of the
+	// configuration's, and variables every command gets.
+	shell   []string
+	environ map[string]string
 
 	running   map[string]*run   // by exec ID
 	all       map[*run]struct{} // every running Exec, with or without an ID
@@ -45,7 +51,8 @@ func (p *Plugin) Setup(ctx context.Context, req *engine.SetupRequest) (*engine.W
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("set up workspace: %w", err)
 	}
-	if err := checkOptions(req.Options); err != nil {
+	shell, environ, err := parseOptions(req.Options)
+	if err != nil {
 		return nil, err
 	}
 	cfg := p.config()
@@ -63,7 +70,7 @@ func (p *Plugin) Setup(ctx context.Context, req *engine.SetupRequest) (*engine.W
 	ws := &workspace{
 		id: filepath.Base(dir), dir: dir, work: filepath.Join(dir, "work"), tmp: filepath.Join(dir, "tmp"),
 		running: map[string]*run{}, all: map[*run]struct{}{}, cancelled: map[string]bool{},
-		execs: map[*run]execRecord{},
+		execs: map[*run]execRecord{}, shell: shell, environ: environ,
 	}
 	if err := writeRecord(dir, &wsRecord{Owner: host.self}); err != nil {
 		_ = os.RemoveAll(dir)
@@ -94,19 +101,46 @@ func (p *Plugin) Setup(ctx context.Context, req *engine.SetupRequest) (*engine.W
 }
 
 // checkOptions rejects engine options: the local engine has none.
-func checkOptions(opts map[string]any) error {
+func parseOptions(opts map[string]any) (shell []string, environ map[string]string, err error) {
 	keys := make([]string, 0, len(opts))
 	for k := range opts {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		if k == "image" {
-			return sdk.Errorf(sdk.ErrInvalidArgument, "options.image", "the local engine runs commands on the host and cannot use an image; choose a container engine")
+		switch v := opts[k]; k {
+		case "image":
+			return nil, nil, sdk.Errorf(sdk.ErrInvalidArgument, "options.image", "the local engine runs commands on the host and cannot use an image; choose a container engine")
+		case "shell":
+			list, ok := v.([]any)
+			if !ok || len(list) == 0 {
+				return nil, nil, sdk.Errorf(sdk.ErrInvalidArgument, "options.shell", "must be a non-empty list of strings, such as [bash, -e, -c]")
+			}
+			for i, item := range list {
+				s, ok := item.(string)
+				if !ok || s == "" {
+					return nil, nil, sdk.Errorf(sdk.ErrInvalidArgument, fmt.Sprintf("options.shell[%d]", i), "must be a non-empty string")
+				}
+				shell = append(shell, s)
+			}
+		case "environ":
+			m, ok := v.(map[string]any)
+			if !ok {
+				return nil, nil, sdk.Errorf(sdk.ErrInvalidArgument, "options.environ", "must be an object of variable names to strings")
+			}
+			environ = make(map[string]string, len(m))
+			for name, val := range m {
+				s, ok := val.(string)
+				if !ok || name == "" || strings.ContainsAny(name, "=\x00") {
+					return nil, nil, sdk.Errorf(sdk.ErrInvalidArgument, "options.environ."+name, "must be a variable name with a string value")
+				}
+				environ[name] = s
+			}
+		default:
+			return nil, nil, sdk.Errorf(sdk.ErrInvalidArgument, "options."+k, "unknown option (the local engine takes shell and environ)")
 		}
-		return sdk.Errorf(sdk.ErrInvalidArgument, "options."+k, "unknown option (the local engine has none)")
 	}
-	return nil
+	return shell, environ, nil
 }
 
 // Cancel stops a running Exec, or marks its ID so that it is cancelled as
