@@ -151,3 +151,13 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestPublishedSchemaIsCurrent(t *testing.T) {
+	published, err := os.ReadFile("../../docs/server-config.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(published) != string(Schema()) {
+		t.Error("docs/server-config.schema.json differs from core/config/schema.json: copy it")
+	}
+}
