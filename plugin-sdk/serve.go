@@ -101,12 +101,19 @@ func serve(p Plugin, services []Service, opts ...ServeOption) int {
 	if logger == nil {
 		logger = hclog.New(&hclog.LoggerOptions{Output: cfg.stderr, JSONFormat: true, Level: hclog.Info})
 	}
-	goplugin.Serve(&goplugin.ServeConfig{
+	sc := &goplugin.ServeConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: versioned,
 		GRPCServer:       goplugin.DefaultGRPCServer,
 		Logger:           logger,
-	})
+	}
+	if pem := cfg.getenv("PLUGIN_CLIENT_CERT"); pem != "" {
+		// AutoMTLS with a P-256 certificate (mtls.go).
+		if err := autoMTLS(sc, pem); err != nil {
+			logger.Warn("serving with go-plugin's own certificate", "error", err)
+		}
+	}
+	goplugin.Serve(sc)
 	return 0
 }
 
