@@ -4,7 +4,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/palvella/palvella/core/resource"
 )
@@ -153,4 +155,66 @@ spec:
 			}
 		}
 	})
+}
+
+// With the plugin that provides a type down and unable to start again, an
+// apply that uses the type is refused within --plugin-wait, naming the
+// plugin, rather than waiting for it.
+func TestApplyWithItsPluginDown(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "palvella")
+	data, err := os.ReadFile(palvellaBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	saved := palvellaBin
+	palvellaBin = bin
+	t.Cleanup(func() { palvellaBin = saved })
+
+	s := startServer(t, "", "--plugin-wait", "3s")
+	p := schemaTestFile(t, "down.yaml", `apiVersion: palvella.dev/v1
+kind: Pipeline
+metadata: {name: down}
+spec:
+  jobs:
+    - name: build
+      actions:
+        - {name: a, run: "true"}
+`)
+	s.mustCLI("pipeline", "apply", "-f", p)
+	// The binary changes on disk, then the action plugin stops: it cannot
+	// start again (its checksum no longer matches).
+	modified := bin + ".new"
+	if err := os.WriteFile(modified, append(data, "modified"...), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(modified, bin); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pluginPID(t, s.cmd.Process.Pid, "action-standard"), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	p2 := schemaTestFile(t, "down2.yaml", `apiVersion: palvella.dev/v1
+kind: Pipeline
+metadata: {name: down}
+spec:
+  jobs:
+    - name: build
+      actions:
+        - {name: a, run: "echo changed"}
+`)
+	start := time.Now()
+	out, errOut, code := s.cli("pipeline", "apply", "-f", p2)
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("apply took %s with --plugin-wait 3s", took)
+	}
+	if code == 0 {
+		t.Fatalf("apply succeeded with the plugin of its action type down: %s", out)
+	}
+	msg := out + errOut
+	if !strings.Contains(msg, `down2.yaml:8: spec.jobs[0].actions[0].type: action type "run": its plugin action-standard is not available, so its params cannot be checked: plugin "action-standard" did not start within 3s`) {
+		t.Errorf("apply's error does not name the plugin that is down:\n%s", msg)
+	}
 }

@@ -12,13 +12,19 @@ import (
 // Schemas are the JSON Schemas one launch of a plugin described, compiled:
 // its configuration's and each of its types' params. They are compiled
 // once per launch (and shared with earlier launches that described the
-// same documents), before Configure.
+// same documents, see schema.CompileAll): the configuration's before
+// Configure, which it checks; the types' beside the rest of the launch, so
+// that a launch does not wait for schemas that only pipelines need (about
+// a millisecond for the standard actions' six).
 type Schemas struct {
 	manifest *sdk.Manifest
 	// Config is the configuration's schema; nil when the plugin declares
 	// none.
 	Config *schema.Schema
-	types  map[typeKey]*schema.Schema
+
+	compiled chan struct{} // closed once types and typesErr are set
+	types    map[typeKey]*schema.Schema
+	typesErr error
 }
 
 type typeKey struct {
@@ -27,41 +33,57 @@ type typeKey struct {
 }
 
 // Type returns the params schema of one of the plugin's types, nil when
-// the type declares none or the plugin does not provide it.
-func (s *Schemas) Type(c sdk.Category, name string) *schema.Schema {
+// the type declares none or the plugin does not provide it. The error says
+// that the plugin's schemas of its types do not compile.
+func (s *Schemas) Type(c sdk.Category, name string) (*schema.Schema, error) {
 	if s == nil {
-		return nil
+		return nil, nil
 	}
-	return s.types[typeKey{c, name}]
+	<-s.compiled
+	if s.typesErr != nil {
+		return nil, s.typesErr
+	}
+	return s.types[typeKey{c, name}], nil
 }
 
-// compileSchemas compiles the schemas of a manifest. A schema that does
-// not compile is the plugin's bug: the launch fails with it, since the
-// core could not check what the plugin is given.
-func compileSchemas(plugin string, m *sdk.Manifest) (*Schemas, error) {
-	docs := map[string]map[string]any{}
-	const configName = "configuration"
+// compileSchemas compiles the configuration's schema of a manifest now,
+// and its types' in the background (wait is false) or now. A schema that
+// does not compile is the plugin's bug: for the configuration's it fails
+// the launch, since the core could not check what the plugin is given; for
+// a type's, every use of the plugin's types fails saying so.
+func compileSchemas(plugin string, m *sdk.Manifest, wait bool) (*Schemas, error) {
+	out := &Schemas{manifest: m, compiled: make(chan struct{})}
 	if m.ConfigSchema != nil {
-		docs[configName] = m.ConfigSchema
+		c, err := schema.Compile("configuration", m.ConfigSchema)
+		if err != nil {
+			return nil, fmt.Errorf("plugin %s: the JSON Schema of its configuration does not compile: %w", plugin, err)
+		}
+		out.Config = c
 	}
-	for _, t := range m.Types {
-		if t.ParamsSchema != nil {
-			docs[t.Category.String()+" type "+t.Name] = t.ParamsSchema
+	compileTypes := func() {
+		defer close(out.compiled)
+		docs := map[string]map[string]any{}
+		for _, t := range m.Types {
+			if t.ParamsSchema != nil {
+				docs[t.Category.String()+" type "+t.Name] = t.ParamsSchema
+			}
+		}
+		compiled, err := schema.CompileAll(docs)
+		if err != nil {
+			out.typesErr = fmt.Errorf("plugin %s: the JSON Schema of a type's params does not compile: %w", plugin, err)
+			return
+		}
+		out.types = map[typeKey]*schema.Schema{}
+		for _, t := range m.Types {
+			if s := compiled[t.Category.String()+" type "+t.Name]; s != nil {
+				out.types[typeKey{t.Category, t.Name}] = s
+			}
 		}
 	}
-	out := &Schemas{manifest: m, types: map[typeKey]*schema.Schema{}}
-	if len(docs) == 0 {
-		return out, nil
-	}
-	compiled, err := schema.CompileAll(docs)
-	if err != nil {
-		return nil, fmt.Errorf("plugin %s: its description holds a JSON Schema that does not compile: %w", plugin, err)
-	}
-	out.Config = compiled[configName]
-	for _, t := range m.Types {
-		if s := compiled[t.Category.String()+" type "+t.Name]; s != nil {
-			out.types[typeKey{t.Category, t.Name}] = s
-		}
+	if wait || len(m.Types) == 0 {
+		compileTypes()
+	} else {
+		go compileTypes()
 	}
 	return out, nil
 }
@@ -91,7 +113,7 @@ func (e *ConfigError) Is(target error) bool {
 // configuration is the one the plugin receives: {from_credential: NAME}
 // values were resolved before the plugin was added.
 func (p *Plugin) checkConfig(m *sdk.Manifest) error {
-	s, err := compileSchemas(p.spec.Name, m)
+	s, err := compileSchemas(p.spec.Name, m, false)
 	if err != nil {
 		return err
 	}
@@ -120,7 +142,7 @@ func (p *Plugin) Schemas(ctx context.Context) (*Schemas, error) {
 	}
 	// A launch stores its schemas before its manifest is published; this
 	// is only reached if another launch raced in between.
-	return compileSchemas(p.spec.Name, m)
+	return compileSchemas(p.spec.Name, m, true)
 }
 
 // TypeSchema returns the compiled params schema of one of the plugin's
@@ -131,5 +153,5 @@ func (p *Plugin) TypeSchema(ctx context.Context, c sdk.Category, name string) (*
 	if err != nil {
 		return nil, err
 	}
-	return s.Type(c, name), nil
+	return s.Type(c, name)
 }

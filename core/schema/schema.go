@@ -61,6 +61,7 @@ func Compile(name string, doc map[string]any) (*Schema, error) {
 // compiled schema, which is never modified.
 func CompileAll(docs map[string]map[string]any) (map[string]*Schema, error) {
 	var c *jsonschema.Compiler
+	loader := &noLoader{}
 	names := make([]string, 0, len(docs))
 	for name := range docs {
 		names = append(names, name)
@@ -81,7 +82,7 @@ func CompileAll(docs map[string]map[string]any) (map[string]*Schema, error) {
 			c = jsonschema.NewCompiler()
 			c.DefaultDraft(jsonschema.Draft2020)
 			c.AssertFormat()
-			c.UseLoader(noLoader{})
+			c.UseLoader(loader)
 		}
 		// Through JSON, so that what a plugin built in Go ([]string,
 		// map[string]string...) reads as what one sent over the wire.
@@ -95,6 +96,9 @@ func CompileAll(docs map[string]map[string]any) (map[string]*Schema, error) {
 		}
 		s, err := c.Compile(url)
 		if err != nil {
+			if loader.refused != "" {
+				return nil, fmt.Errorf("schema %s: %w: %s", name, ErrRemoteRef, loader.refused)
+			}
 			return nil, fmt.Errorf("schema %s: %w", name, err)
 		}
 		m, _ := norm.(map[string]any)
@@ -127,9 +131,16 @@ func remember(sum [sha256.Size]byte, s *Schema) {
 	cache[sum] = s
 }
 
-type noLoader struct{}
+// noLoader refuses every document a schema refers to, and remembers the
+// first.
+type noLoader struct{ refused string }
 
-func (noLoader) Load(url string) (any, error) { return nil, fmt.Errorf("%w (%s)", ErrRemoteRef, url) }
+func (l *noLoader) Load(url string) (any, error) {
+	if l.refused == "" {
+		l.refused = url
+	}
+	return nil, fmt.Errorf("%w (%s)", ErrRemoteRef, url)
+}
 
 // Doc returns the schema as declared, decoded from JSON. It must not be
 // modified.
