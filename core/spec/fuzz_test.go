@@ -29,6 +29,8 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		_ = p.Validate(Options{})
+		// With the types' schemas, as a server validates.
+		_ = p.Validate(knownTypes)
 		first, err := p.CanonicalJSON()
 		if err != nil {
 			t.Fatalf("encode accepted pipeline: %v", err)
