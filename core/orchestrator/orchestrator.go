@@ -167,7 +167,7 @@ func New(opts Options) (*Orchestrator, error) {
 		runs:    map[string]*runState{},
 		wake:    make(chan struct{}, 1),
 	}
-	o.store = &store{db: o.database}
+	o.store = newStore(o.database)
 	o.jobs, o.stopJobs = context.WithCancelCause(context.Background())
 	return o, nil
 }

@@ -18,7 +18,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -26,6 +25,7 @@ import (
 	"github.com/palvella/palvella/core/expr"
 	"github.com/palvella/palvella/core/metrics"
 	"github.com/palvella/palvella/core/resource"
+	rstore "github.com/palvella/palvella/core/store"
 	"github.com/palvella/palvella/core/spec"
 	sdk "github.com/palvella/palvella/plugin-sdk"
 	"github.com/palvella/palvella/plugin-sdk/database"
@@ -82,6 +82,7 @@ type Options struct {
 // Service fires triggers.
 type Service struct {
 	opts  Options
+	store *rstore.Store
 	log   hclog.Logger
 	start time.Time
 	// fireAt holds, per schedule key, the jittered time at which a due
@@ -127,7 +128,7 @@ func New(opts Options) (*Service, error) {
 	if opts.PruneEvery <= 0 {
 		opts.PruneEvery = DefaultPruneEvery
 	}
-	return &Service{opts: opts, log: opts.Logger, start: opts.Now().UTC(), fireAt: map[string]jittered{}}, nil
+	return &Service{opts: opts, store: &rstore.Store{DB: opts.Database}, log: opts.Logger, start: opts.Now().UTC(), fireAt: map[string]jittered{}}, nil
 }
 
 func (s *Service) now() time.Time { return s.opts.Now().UTC() }
@@ -251,23 +252,11 @@ func (s *Service) ListRecords(ctx context.Context, ns, pipeline string, size int
 	if pipeline != "" {
 		sel = map[string]string{"pipeline": pipeline}
 	}
-	db, err := s.opts.Database(ctx)
-	if err != nil {
-		return nil, "", err
-	}
-	resp, err := db.List(ctx, &database.ListRequest{Kind: resource.KindTriggerRecord, Namespace: ns, LabelSelector: sel, PageSize: size, PageToken: token})
+	out, next, err := rstore.List[resource.TriggerRecord](ctx, s.store, resource.KindTriggerRecord, ns, sel, size, token)
 	if err != nil {
 		return nil, "", fmt.Errorf("list trigger records: %w", err)
 	}
-	out := make([]resource.TriggerRecord, 0, len(resp.Items))
-	for i := range resp.Items {
-		var r resource.TriggerRecord
-		if err := decode(&resp.Items[i], &r); err != nil {
-			return nil, "", err
-		}
-		out = append(out, r)
-	}
-	return out, resp.NextPageToken, nil
+	return out, next, nil
 }
 
 // GetRecord returns one trigger record.
@@ -279,64 +268,20 @@ func (s *Service) GetRecord(ctx context.Context, ns, name string) (*resource.Tri
 	return &r, nil
 }
 
-// --- documents in the database plugin ---
+// --- documents in the database plugin (core/store) ---
 
 func (s *Service) get(ctx context.Context, kind, ns, name string, obj resource.Object) error {
-	db, err := s.opts.Database(ctx)
-	if err != nil {
-		return err
-	}
-	r, err := db.Get(ctx, database.Key{Kind: kind, Namespace: ns, Name: name})
-	if err != nil {
-		return err
-	}
-	return decode(r, obj)
+	return s.store.Get(ctx, kind, ns, name, obj)
 }
 
-func decode(r *database.Resource, obj resource.Object) error {
-	if err := json.Unmarshal(r.Data, obj); err != nil {
-		return fmt.Errorf("decode %s %s/%s: %w", r.Key.Kind, r.Key.Namespace, r.Key.Name, err)
-	}
-	m := obj.ObjectMeta()
-	m.Kind, m.Namespace, m.Name = r.Key.Kind, r.Key.Namespace, r.Key.Name
-	m.Revision, m.CreatedAt, m.UpdatedAt = r.Revision, r.CreatedAt, r.UpdatedAt
-	return nil
-}
+func decode(r *database.Resource, obj resource.Object) error { return rstore.Decode(r, obj) }
 
 func (s *Service) create(ctx context.Context, obj resource.Object) error {
-	db, err := s.opts.Database(ctx)
-	if err != nil {
-		return err
-	}
-	m := obj.ObjectMeta()
-	data, err := json.Marshal(obj)
-	if err != nil {
-		return fmt.Errorf("encode %s %s/%s: %w", m.Kind, m.Namespace, m.Name, err)
-	}
-	r, err := db.Create(ctx, &database.Resource{Key: database.Key{Kind: m.Kind, Namespace: m.Namespace, Name: m.Name}, Labels: maps.Clone(m.Labels), Data: data})
-	if err != nil {
-		return err
-	}
-	m.Revision, m.CreatedAt, m.UpdatedAt = r.Revision, r.CreatedAt, r.UpdatedAt
-	return nil
+	return s.store.Create(ctx, obj)
 }
 
 // update writes obj if its revision is still the stored one; otherwise it
 // fails with sdk.ErrConflict.
 func (s *Service) update(ctx context.Context, obj resource.Object) error {
-	db, err := s.opts.Database(ctx)
-	if err != nil {
-		return err
-	}
-	m := obj.ObjectMeta()
-	data, err := json.Marshal(obj)
-	if err != nil {
-		return fmt.Errorf("encode %s %s/%s: %w", m.Kind, m.Namespace, m.Name, err)
-	}
-	r, err := db.Update(ctx, &database.Resource{Key: database.Key{Kind: m.Kind, Namespace: m.Namespace, Name: m.Name}, Revision: m.Revision, Labels: maps.Clone(m.Labels), Data: data})
-	if err != nil {
-		return err
-	}
-	m.Revision, m.CreatedAt, m.UpdatedAt = r.Revision, r.CreatedAt, r.UpdatedAt
-	return nil
+	return s.store.Update(ctx, obj)
 }
