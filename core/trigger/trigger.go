@@ -25,8 +25,8 @@ import (
 	"github.com/palvella/palvella/core/expr"
 	"github.com/palvella/palvella/core/metrics"
 	"github.com/palvella/palvella/core/resource"
-	rstore "github.com/palvella/palvella/core/store"
 	"github.com/palvella/palvella/core/spec"
+	rstore "github.com/palvella/palvella/core/store"
 	sdk "github.com/palvella/palvella/plugin-sdk"
 	"github.com/palvella/palvella/plugin-sdk/database"
 )
