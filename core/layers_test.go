@@ -1,0 +1,86 @@
+package core_test
+
+import (
+	"encoding/json"
+	"io"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/palvella/palvella/"
+
+type pkg struct {
+	ImportPath string
+	Imports    []string
+	Deps       []string
+}
+
+// packages lists the module's packages with their imports and dependencies.
+func packages(t *testing.T) []pkg {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-json=ImportPath,Imports,Deps", "./...")
+	cmd.Dir = ".."
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	var list []pkg
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for {
+		var p pkg
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		list = append(list, p)
+	}
+	return list
+}
+
+// top is a package's top-level folder: core, plugins, plugin-sdk, ...
+func top(path string) string {
+	rel := strings.TrimPrefix(path, module)
+	first, _, _ := strings.Cut(rel, "/")
+	return first
+}
+
+// The layers point one way (ARCHITECTURE.md): cmd -> core -> plugin-sdk
+// -> proto, cmd -> registry, plugins -> plugin-sdk. plugin-sdk never
+// imports core (an author's plugin must not pull in the server), plugins
+// never import core (they reach it over gRPC only), core never imports
+// plugins (the builtins are wired in cmd), and registry stands alone.
+func TestImportsPointOneWay(t *testing.T) {
+	allowed := map[string][]string{
+		"cmd":        {"cmd", "core", "plugin-sdk", "proto", "plugins", "registry"},
+		"core":       {"core", "plugin-sdk", "proto"},
+		"plugin-sdk": {"plugin-sdk", "proto"},
+		"proto":      {"proto"},
+		"plugins":    {"plugins", "plugin-sdk", "proto"},
+		"registry":   {"registry"},
+		"bench":      {"plugin-sdk", "proto", "bench"},
+		"examples":   {"examples", "plugin-sdk", "proto"},
+	}
+	for _, p := range packages(t) {
+		from := top(p.ImportPath)
+		ok, known := allowed[from]
+		if !known {
+			t.Errorf("package %s is in a folder the layering does not know (%s): add it to this test", p.ImportPath, from)
+			continue
+		}
+		for _, imp := range p.Imports {
+			if !strings.HasPrefix(imp, module) {
+				continue
+			}
+			to := top(imp)
+			found := false
+			for _, a := range ok {
+				found = found || a == to
+			}
+			if !found {
+				t.Errorf("%s imports %s: %s may not import %s", strings.TrimPrefix(p.ImportPath, module), strings.TrimPrefix(imp, module), from, to)
+			}
+		}
+	}
+}
