@@ -197,7 +197,7 @@ func (s *security) Bootstrap(ctx context.Context) (*api.NewToken, error) {
 	return &api.NewToken{Token: t.Token, TokenMeta: t.Meta}, nil
 }
 
-var ownerRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$`)
+var ownerRE = sized(`^[A-Za-z0-9][A-Za-z0-9._@-]*$`, 128)
 
 // CreateToken issues a token whose roles, namespaces and lifetime do not
 // exceed the caller's.
@@ -335,9 +335,26 @@ func (s *security) RevokeToken(ctx context.Context, caller *authentication.Ident
 // maxCredentialBytes bounds a credential's data.
 const maxCredentialBytes = 32 << 10
 
-var credNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-var credKeyRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-var nsRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)
+var credNameRE = sized(`^[A-Za-z0-9][A-Za-z0-9._-]*$`, 128)
+var credKeyRE = sized(`^[A-Za-z0-9][A-Za-z0-9._-]*$`, 64)
+var nsRE = sized(`^[A-Za-z0-9][A-Za-z0-9._-]*$`, 253)
+
+// sizedRE is a pattern with a maximum length in bytes checked apart. A
+// bounded repetition such as {0,252} compiles to a state per repetition:
+// the patterns above took 1.7 ms at every start of the palvella binary,
+// builtin plugins included. Their classes are ASCII, so bytes are
+// characters.
+type sizedRE struct {
+	re  *regexp.Regexp
+	max int
+}
+
+func sized(pattern string, max int) sizedRE {
+	return sizedRE{re: regexp.MustCompile(pattern), max: max}
+}
+
+// MatchString reports whether s is short enough and matches.
+func (r sizedRE) MatchString(s string) bool { return len(s) <= r.max && r.re.MatchString(s) }
 
 // apiCredential is a credential as the API shows it: its owner in fields,
 // not in the labels that keep it.
