@@ -192,6 +192,7 @@ func (app *App) configureServer(cmd *cobra.Command, cfg *server.Config, configPa
 	}
 	cfg.Home, cfg.Plugins, cfg.Choices, cfg.SecretKeyPlugin = app.Home, specs, choices, secretKey
 	cfg.Engines, cfg.DefaultEngine = serverEngines(file)
+	cfg.ConfigFile = file
 	return file, nil
 }
 

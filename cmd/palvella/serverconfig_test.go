@@ -321,3 +321,29 @@ authorization:
 		}
 	}
 }
+
+// A named engine's type and parameters are checked against its engine
+// plugin when the server starts: the server refuses to start, naming the
+// lines.
+func TestServerRefusesEngineParamsItsTypeRefuses(t *testing.T) {
+	home := t.TempDir()
+	conf := configHead + "engines:\n  - name: build\n    type: local\n    shell: \"bash -c\"\n    colour: blue\n  - name: box\n    type: dockr\n"
+	if err := os.WriteFile(filepath.Join(home, config.FileName), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(palvellaBin, "server", "--listen", "127.0.0.1:0", "--webhook-listen", "off")
+	cmd.Env = append(os.Environ(), "PALVELLA_HOME="+home)
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("the server started:\n%s", out)
+	}
+	for _, want := range []string{
+		"palvella.yaml:7: engines[0].colour: unknown field",
+		"palvella.yaml:6: engines[0].shell: got string, want array",
+		`palvella.yaml:9: engines[1].type: no engine plugin provides engine type "dockr"`,
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}

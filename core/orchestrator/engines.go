@@ -11,6 +11,7 @@ import (
 
 	"github.com/palvella/palvella/core/expr"
 	"github.com/palvella/palvella/core/resource"
+	"github.com/palvella/palvella/core/schema"
 	"github.com/palvella/palvella/core/spec"
 	sdk "github.com/palvella/palvella/plugin-sdk"
 )
@@ -205,4 +206,52 @@ func (o *Orchestrator) engineTeardown(ctx context.Context, run *resource.Run, p 
 		}
 	}
 	return out, false
+}
+
+// EngineProblem is what is wrong with a named engine: Engine is its index
+// in Options.Engines, Field the field of its entry ("type", "shell[0]").
+type EngineProblem struct {
+	Engine  int
+	Field   string
+	Message string
+}
+
+// CheckEngines checks that an engine plugin provides each named engine's
+// type, and its parameters against the schema the plugin describes for
+// that type. It launches the engine plugins.
+func (o *Orchestrator) CheckEngines(ctx context.Context) ([]EngineProblem, error) {
+	idx, err := o.typeIdx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []EngineProblem
+	for i, e := range o.opts.Engines {
+		plugin, ok := idx.engines[e.Type]
+		if !ok {
+			types := slices.Sorted(maps.Keys(idx.engines))
+			out = append(out, EngineProblem{Engine: i, Field: "type", Message: fmt.Sprintf("no engine plugin provides engine type %q (types: %s)%s", e.Type, strings.Join(types, ", "), didYouMean(e.Type, types))})
+			continue
+		}
+		p, err := o.plugin(plugin)
+		if err != nil {
+			return nil, err
+		}
+		wctx, cancel := context.WithTimeout(ctx, o.opts.PluginWait)
+		s, err := p.TypeSchema(wctx, sdk.CategoryEngine, e.Type)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("engine %s: the schema of type %s from %s: %w", e.Name, e.Type, plugin, err)
+		}
+		if s == nil {
+			continue
+		}
+		params := e.Params
+		if params == nil {
+			params = map[string]any{}
+		}
+		for _, pr := range s.Check(params, schema.Options{}) {
+			out = append(out, EngineProblem{Engine: i, Field: pr.Path, Message: pr.Message})
+		}
+	}
+	return out, nil
 }

@@ -1,10 +1,14 @@
 package server
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
+	"github.com/palvella/palvella/core/config"
+	"github.com/palvella/palvella/core/orchestrator"
 	"github.com/palvella/palvella/core/pluginhost"
 	sdk "github.com/palvella/palvella/plugin-sdk"
 )
@@ -56,4 +60,26 @@ func categoryList(cs []sdk.Category) string {
 		s[i] = c.String()
 	}
 	return strings.Join(s, ", ")
+}
+
+// checkEngines refuses to start with a named engine whose type no engine
+// plugin provides, or whose parameters its type refuses, each problem on
+// its line of the configuration file.
+func checkEngines(ctx context.Context, orch *orchestrator.Orchestrator, file *config.File) error {
+	probs, err := orch.CheckEngines(ctx)
+	if err != nil {
+		return err
+	}
+	if len(probs) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(probs))
+	for i, p := range probs {
+		path := fmt.Sprintf("engines[%d]", p.Engine)
+		if p.Field != "" {
+			path = fmt.Sprintf("engines[%d].%s", p.Engine, p.Field)
+		}
+		msgs[i] = file.Errorf(path, "%s", p.Message).Error()
+	}
+	return errors.New(strings.Join(msgs, "\n"))
 }
