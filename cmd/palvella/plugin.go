@@ -20,10 +20,12 @@ func newPluginCmd(app *App) *cobra.Command {
 		Short: "List, describe, install and remove plugins",
 		Long: `Plugins are separate programs that Palvella launches and talks to over gRPC.
 Builtin plugins are compiled into this binary; installed plugins live in
-$PALVELLA_HOME/plugins and are recorded, with their sha256, in the lock file.`,
+$PALVELLA_HOME/plugins and are recorded, with their sha256, in the lock file.
+A server running on this home applies add, upgrade and remove without a
+restart: jobs in flight finish on the versions they started with.`,
 	}
 	cmd.AddCommand(newPluginListCmd(app), newPluginDescribeCmd(app), newPluginServeCmd(app),
-		newPluginAddCmd(app), newPluginInfoCmd(app), newPluginSearchCmd(app), newPluginUpgradeCmd(app), newPluginRemoveCmd(app), newPluginVerifyCmd(app))
+		newPluginAddCmd(app), newPluginInfoCmd(app), newPluginSearchCmd(app), newPluginUpgradeCmd(app), newPluginRemoveCmd(app), newPluginVerifyCmd(app), newPluginReloadCmd(app))
 	return cmd
 }
 
@@ -36,6 +38,10 @@ type pluginRow struct {
 	State      string         `json:"state"`
 	Path       string         `json:"path"`
 	Problem    string         `json:"problem,omitempty"`
+	// Instances are the processes the server of this home runs for the
+	// plugin (empty when none runs or no server answers): during an
+	// upgrade, the new version serving and the old one draining.
+	Instances []pluginhost.Instance `json:"instances"`
 }
 
 func newPluginListCmd(app *App) *cobra.Command {
@@ -46,7 +52,12 @@ func newPluginListCmd(app *App) *cobra.Command {
 		Long: `List builtin and installed plugins with their categories, version, source and
 state. The state of an installed plugin comes from checking its binary against
 the sha256 recorded at install: "ready", "modified" (refused at launch) or
-"missing".`,
+"missing".
+
+When a server runs on this home, RUNNING shows the processes it runs for each
+plugin and the version each serves: after an upgrade, the new version, and
+the old one "draining" while the jobs that started on it finish. A plugin
+removed while jobs used it is listed in state "draining" until they end.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output); err != nil {
@@ -56,12 +67,13 @@ the sha256 recorded at install: "ready", "modified" (refused at launch) or
 			if err != nil {
 				return err
 			}
+			rows = withInstances(rows, app.instancesOf(cmd.Context()))
 			if output == "json" {
 				return writeJSON(app.Out, rows)
 			}
-			t := newTable(app.Out, "NAME", "VERSION", "CATEGORIES", "SOURCE", "STATE")
+			t := newTable(app.Out, "NAME", "VERSION", "CATEGORIES", "SOURCE", "STATE", "RUNNING")
 			for _, r := range rows {
-				t.row(r.Name, r.Version, joinCategories(r.Categories), r.Source, r.State)
+				t.row(r.Name, r.Version, joinCategories(r.Categories), r.Source, r.State, runningColumn(r.Instances))
 			}
 			return t.flush()
 		},
@@ -77,7 +89,7 @@ func (app *App) pluginRows() ([]pluginRow, error) {
 	}
 	rows := make([]pluginRow, 0, len(specs))
 	for _, s := range specs {
-		r := pluginRow{Name: s.Name, Version: s.Version, Categories: s.Categories, Source: string(s.Source), Path: s.Path, State: "ready"}
+		r := pluginRow{Name: s.Name, Version: s.Version, Categories: s.Categories, Source: string(s.Source), Path: s.Path, State: "ready", Instances: []pluginhost.Instance{}}
 		if s.Source != pluginhost.SourceBuiltin {
 			sum, err := pluginhost.SHA256File(s.Path)
 			switch {

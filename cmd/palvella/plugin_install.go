@@ -92,6 +92,11 @@ considered only when the constraint names one. Yanked versions are never
 picked by a range; pin one exactly and pass --allow-yanked to install it
 anyway.
 
+A server running on this home ($PALVELLA_HOME/cli.json names it) applies the
+change without a restart: a new plugin is offered to the next pipeline
+applied and the next job, and a new version of an installed one serves new
+jobs while the old version finishes those it had. See plugin reload.
+
 A path (anything with a slash, such as ./bin/my-plugin) installs a local
 binary for development. It carries no signature, so this is refused unless
 --allow-unsigned says you trust the file.`,
@@ -110,7 +115,7 @@ binary for development. It carries no signature, so this is refused unless
 					return errors.New("--registry and --allow-yanked apply to plugins from registries, not to a local binary")
 				}
 				c := &client.Client{PluginDir: app.pluginDir(), LockPath: app.lockPath(), StatePath: app.statePath(),
-					Protocols: sdk.ProtocolVersions}
+					Protocols: sdk.ProtocolVersions, KeepReplaced: true}
 				res, err := c.InstallLocal(cmd.Context(), client.LocalRequest{Path: arg, AllowUnsigned: allowUnsigned, DescribeTimeout: describeTimeout})
 				if err != nil {
 					if !allowUnsigned {
@@ -118,6 +123,7 @@ binary for development. It carries no signature, so this is refused unless
 					}
 					return fmt.Errorf("install %s: %w", arg, err)
 				}
+				defer app.applyLive(cmd.Context())
 				return app.printInstalled(output, res, "local file "+arg)
 			}
 			name, constraint, _ := strings.Cut(arg, "@")
@@ -128,12 +134,14 @@ binary for development. It carries no signature, so this is refused unless
 			if err != nil {
 				return err
 			}
+			c.KeepReplaced = true // the server may run the version replaced: it deletes it once unused
 			done := app.withProgress(c, output)
 			res, err := c.Install(cmd.Context(), client.Request{Name: name, Constraint: constraint, AllowYanked: allowYanked})
 			done()
 			if err != nil {
 				return fmt.Errorf("install %s: %w", arg, err)
 			}
+			defer app.applyLive(cmd.Context())
 			return app.printInstalled(output, res, "registry "+res.Entry.Registry)
 		},
 	}
@@ -412,7 +420,11 @@ func newPluginUpgradeCmd(app *App) *cobra.Command {
 		Long: `Upgrade one installed plugin, or every plugin installed from a registry, to
 the newest version allowed by the constraint it was added with (plugin add
 NAME@~1.0 stays on 1.0.x). To move beyond the constraint, run plugin add
-again with a new one. Plugins installed from a local file are skipped.`,
+again with a new one. Plugins installed from a local file are skipped.
+
+A server running on this home applies the upgrade without a restart: new jobs
+use the new version, jobs in flight finish on the old one, whose files are
+deleted once its last process ends.`,
 		Example: `  palvella plugin upgrade
   palvella plugin upgrade engine-docker`,
 		Args: cobra.MaximumNArgs(1),
@@ -445,8 +457,15 @@ again with a new one. Plugins installed from a local file are skipped.`,
 			if err != nil {
 				return err
 			}
+			c.KeepReplaced = true
 			done := app.withProgress(c, output)
 			defer done()
+			upgraded := false
+			defer func() {
+				if upgraded {
+					app.applyLive(cmd.Context())
+				}
+			}()
 			rows := []installRow{}
 			for _, name := range names {
 				res, err := c.Upgrade(cmd.Context(), name)
@@ -466,6 +485,7 @@ again with a new one. Plugins installed from a local file are skipped.`,
 					continue
 				}
 				rows = append(rows, rowOf(res))
+				upgraded = true
 				if output != "json" {
 					fmt.Fprintf(app.Out, "Upgraded %s %s -> %s (from registry %s).\n", name, res.Previous, res.Entry.Version, res.Entry.Registry)
 					for _, n := range res.Notices {
@@ -489,7 +509,12 @@ func newPluginRemoveCmd(app *App) *cobra.Command {
 		Short: "Uninstall an installed plugin",
 		Long: `Remove an installed plugin: its lock entry first, then its files under
 $PALVELLA_HOME/plugins. Builtin plugins are part of the palvella binary and
-cannot be removed.`,
+cannot be removed.
+
+A server running on this home stops offering the plugin at once: jobs that
+started with it finish on it, its process stops after the last of them, and
+its files are deleted then. A pipeline that needs it fails saying no plugin
+provides its type.`,
 		Example: `  palvella plugin remove engine-docker`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -502,11 +527,12 @@ cannot be removed.`,
 					return fmt.Errorf("%s is a builtin plugin, compiled into palvella; it cannot be removed", args[0])
 				}
 			}
-			c := &client.Client{PluginDir: app.pluginDir(), LockPath: app.lockPath(), StatePath: app.statePath()}
+			c := &client.Client{PluginDir: app.pluginDir(), LockPath: app.lockPath(), StatePath: app.statePath(), KeepReplaced: true}
 			if err := c.Remove(cmd.Context(), args[0]); err != nil {
 				return fmt.Errorf("remove %s: %w", args[0], err)
 			}
 			fmt.Fprintf(app.Out, "Removed %s.\n", args[0])
+			app.applyLive(cmd.Context())
 			return nil
 		},
 	}

@@ -248,6 +248,16 @@ func (c *Client) Plugins(ctx context.Context) ([]pluginhost.Status, error) {
 	return p.Items, nil
 }
 
+// ReloadPlugins asks the server to re-read the plugins it hosts and apply
+// the changes live (admin only).
+func (c *Client) ReloadPlugins(ctx context.Context) (*api.ReloadResult, error) {
+	var r api.ReloadResult
+	if err := c.do(ctx, http.MethodPost, "/plugins/reload", nil, "application/json", []byte("{}"), &r); err != nil {
+		return nil, fmt.Errorf("reload the server's plugins: %w", err)
+	}
+	return &r, nil
+}
+
 func nsPath(namespace string, parts ...string) string {
 	var b strings.Builder
 	b.WriteString("/namespaces/")

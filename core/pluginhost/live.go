@@ -41,9 +41,11 @@ type Instance struct {
 	Version string        `json:"version"`
 	State   InstanceState `json:"state"`
 	PID     int           `json:"pid,omitempty"`
-	// Users counts the leases (jobs) and calls in flight holding it.
-	Users int    `json:"users"`
-	Path  string `json:"path"`
+	// Leases counts the leases holding it (each job running holds one);
+	// Calls the calls in flight on it.
+	Leases int    `json:"leases"`
+	Calls  int    `json:"calls"`
+	Path   string `json:"path"`
 }
 
 // instanceLocked describes p's running process, if any. p.mu is held.
@@ -51,7 +53,7 @@ func (p *Plugin) instanceLocked() (Instance, bool) {
 	if p.client == nil || p.state != StateRunning {
 		return Instance{}, false
 	}
-	in := Instance{Version: p.spec.Version, State: InstanceServing, Users: p.users, Path: p.spec.Path}
+	in := Instance{Version: p.spec.Version, State: InstanceServing, Leases: p.leases, Calls: p.users - p.leases, Path: p.spec.Path}
 	if p.manifest != nil {
 		in.Version = p.manifest.Version
 	}
@@ -317,7 +319,10 @@ func (m *Manager) Lease(name string) (*Lease, error) {
 	}
 	// Under m.mu, so that Sync cannot retire p between the lookup and the
 	// count: a version is retired after it left m.plugins.
-	p.use()
+	p.mu.Lock()
+	p.users++
+	p.leases++
+	p.mu.Unlock()
 	return &Lease{p: p}, nil
 }
 
@@ -327,7 +332,12 @@ func (l *Lease) Plugin() *Plugin { return l.p }
 // Release ends the lease; a retired version stops after its last lease.
 // Further calls do nothing.
 func (l *Lease) Release() {
-	l.once.Do(l.p.unuse)
+	l.once.Do(func() {
+		l.p.mu.Lock()
+		l.p.leases--
+		l.p.mu.Unlock()
+		l.p.unuse()
+	})
 }
 
 // LeaseClient returns a client of one category of the leased version,

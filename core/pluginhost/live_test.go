@@ -144,8 +144,8 @@ func TestUpgradeUnderALeaseDrainsTheOldVersion(t *testing.T) {
 	// Both run; the API shows which serves what.
 	ins := instances(t, m.List(), "test")
 	if len(ins) != 2 || ins[0].Version != "2.0.0" || ins[0].State != pluginhost.InstanceServing || ins[0].PID != newPID ||
-		ins[1].Version != "1.0.0" || ins[1].State != pluginhost.InstanceDraining || ins[1].PID != oldPID || ins[1].Users < 1 {
-		t.Fatalf("instances while draining = %+v, want 2.0.0 serving (pid %d) and 1.0.0 draining (pid %d) with a user", ins, newPID, oldPID)
+		ins[1].Version != "1.0.0" || ins[1].State != pluginhost.InstanceDraining || ins[1].PID != oldPID || ins[1].Leases != 1 || ins[1].Calls != 1 {
+		t.Fatalf("instances while draining = %+v, want 2.0.0 serving (pid %d) and 1.0.0 draining (pid %d) with a lease and a call", ins, newPID, oldPID)
 	}
 	// The call in flight finishes on the old process, and the lease still
 	// reaches it.

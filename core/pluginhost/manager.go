@@ -263,10 +263,11 @@ type Plugin struct {
 	healthySince time.Time
 	backoff      time.Duration
 	// retired is set once the plugin was replaced or removed; users counts
-	// its leases and calls in flight; finished is set once it was stopped
-	// after its last user (live.go).
+	// its leases and calls in flight, leases the leases alone; finished is
+	// set once it was stopped after its last user (live.go).
 	retired  bool
 	users    int
+	leases   int
 	finished bool
 	// schemas are the compiled schemas of the latest launch (schema.go).
 	schemas atomic.Pointer[Schemas]

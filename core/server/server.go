@@ -19,6 +19,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/palvella/palvella/core/api"
+	"github.com/palvella/palvella/core/config"
 	"github.com/palvella/palvella/core/events"
 	"github.com/palvella/palvella/core/metrics"
 	"github.com/palvella/palvella/core/orchestrator"
@@ -34,8 +35,35 @@ type Config struct {
 	Home string
 	// Listen is the API's address (default 127.0.0.1:7700).
 	Listen string
-	// Plugins are the plugins to host: builtins and installed ones.
+	// ReloadPlugins, when set, re-reads the plugins to host (what Plugins
+	// was at start) when an admin asks the API to (POST
+	// /api/v1/plugins/reload, as `palvella plugin add`, `upgrade` and
+	// `remove` do): the changes apply live (reload.go).
+	ReloadPlugins func() ([]pluginhost.Spec, error)
+	// CollectPlugins, when set, is called at start, after each reload and
+	// each time a replaced plugin version stopped, with every binary the
+	// server may still run; it deletes installed versions not among them.
+	CollectPlugins func(inUse []string)
+	// Plugins are the plugins to host: builtins and installed ones, each
+	// with its configuration.
 	Plugins []pluginhost.Spec
+	// Choices name the plugin of each single-instance category (database,
+	// storage, credential, authentication, authorization). A category not
+	// chosen takes the one plugin among Plugins that declares it; two make
+	// an error that asks for a choice.
+	Choices map[sdk.Category]string
+	// SecretKeyPlugin is the plugin given the key credentials are
+	// encrypted under (as key or key_file in its configuration), when it
+	// is the credential plugin; empty for none.
+	SecretKeyPlugin string
+	// Engines are the named engines, and DefaultEngine the one jobs run
+	// on when their pipeline names none (orchestrator.Options).
+	Engines       []orchestrator.Engine
+	DefaultEngine string
+	// ConfigFile, when the configuration came from a file, places the
+	// problems found once plugins run (an engine's parameters that its
+	// type refuses) on the file's lines.
+	ConfigFile *config.File
 	// Workers is how many jobs the embedded worker runs at once; NoWorker
 	// runs none.
 	Workers  int
@@ -121,15 +149,23 @@ func Run(ctx context.Context, cfg Config) error {
 		scheme = "https"
 	}
 	url := scheme + "://" + ln.Addr().String()
+	choices, err := choosePlugins(cfg.Plugins, cfg.Choices)
+	if err != nil {
+		return err
+	}
+	if cfg.SecretKeyPlugin != choices[sdk.CategoryCredential] {
+		cfg.SecretKeyPlugin = ""
+	}
 	keyConfig, keyNote, err := credentialKey(cfg, loopback, ln.Addr().String())
 	if err != nil {
 		return err
 	}
 
+	live := &livePlugins{cfg: &cfg, keyConfig: keyConfig, chosen: choices, log: cfg.Logger.Named("plugin")}
 	host := &lateHost{}
 	// Metrics exist before the plugin host, which reports each plugin call.
 	var mtrs atomic.Pointer[metrics.Metrics]
-	mgr, err := pluginhost.New(pluginhost.Options{Logger: cfg.Logger.Named("plugin"), Host: host,
+	mgr, err := pluginhost.New(pluginhost.Options{Logger: cfg.Logger.Named("plugin"), Host: host, OnDrained: live.drained,
 		OnCall: func(plugin, method string, d time.Duration, err error) {
 			mtrs.Load().ObservePluginCall(plugin, method, d, err)
 		}})
@@ -137,12 +173,16 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer mgr.Shutdown()
+	live.mgr = mgr
 	// Plugins whose configuration names credentials are added once the
 	// others (the credential plugin among them) are there to read them.
 	var later []pluginhost.Spec
 	for _, spec := range cfg.Plugins {
-		spec.Config = pluginConfig(cfg.Home, spec.Name, spec.Config, "")
-		if spec.Name == "credential-builtin" {
+		spec.Config = maps.Clone(spec.Config)
+		if spec.Name == cfg.SecretKeyPlugin {
+			if spec.Config == nil {
+				spec.Config = map[string]any{}
+			}
 			maps.Copy(spec.Config, keyConfig)
 		}
 		if namesCredentials(spec.Config) {
@@ -156,17 +196,20 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := addResolved(ctx, mgr, later); err != nil {
 		return err
 	}
+	live.collect() // versions left by a change made while no server ran
 	// The management token: on loopback the server hands it to the local
 	// CLI in a file only the user can read (management.go).
 	tokenNote := ""
 	if loopback {
-		if tokenNote, err = ensureManagementToken(ctx, mgr, cfg.Home, url); err != nil {
+		if tokenNote, err = ensureManagementToken(ctx, mgr, choices[sdk.CategoryAuthentication], cfg.Home, url); err != nil {
 			return err
 		}
 	}
 	bus, mtr := &events.Bus{}, newMetrics(mgr)
 	mtrs.Store(mtr)
 	orch, err := orchestrator.New(orchestrator.Options{Plugins: mgr, Logger: cfg.Logger.Named("orchestrator"), Workers: cfg.Workers, NoWorker: cfg.NoWorker,
+		Database: choices[sdk.CategoryDatabase], Storage: choices[sdk.CategoryStorage], Credential: choices[sdk.CategoryCredential],
+		Authentication: choices[sdk.CategoryAuthentication], Engines: cfg.Engines, DefaultEngine: cfg.DefaultEngine,
 		Events: bus, Metrics: mtr, MinInterval: cfg.Triggers.MinInterval, DefaultRunTimeout: cfg.DefaultRunTimeout,
 		ShutdownGrace: cfg.ShutdownGrace, PluginWait: cfg.PluginWait, MaxQueuedRuns: cfg.MaxQueuedRuns, LeaseTTL: cfg.LeaseTTL,
 		MaxLogBytes: cfg.MaxLogBytes})
@@ -174,20 +217,25 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	host.set(orch.Host())
+	if len(cfg.Engines) > 0 {
+		if err := checkEngines(ctx, orch, cfg.ConfigFile); err != nil {
+			return err
+		}
+	}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	if err := orch.Start(runCtx); err != nil {
 		return err
 	}
 	orch.WatchEvents(runCtx)
-	stopTriggers, err := startTriggers(runCtx, cfg, mgr, orch, bus, mtr)
+	stopTriggers, err := startTriggers(runCtx, cfg, choices, mgr, orch, bus, mtr)
 	if err != nil {
 		return err
 	}
 	defer stopTriggers()
-	authorizer := scoped{next: &authz{mgr: mgr, log: cfg.Logger.Named("authz")}}
-	sec := &security{mgr: mgr, authz: authorizer, managed: loopback, home: cfg.Home, url: url, now: time.Now}
-	handler := withRemote(api.New(backend{orch, sec}, &authn{mgr: mgr, throttle: newThrottle()}, authorizer, api.Options{}))
+	authorizer := scoped{next: &authz{mgr: mgr, plugin: choices[sdk.CategoryAuthorization], log: cfg.Logger.Named("authz")}}
+	sec := &security{mgr: mgr, choices: choices, authz: authorizer, managed: loopback, home: cfg.Home, url: url, now: time.Now}
+	handler := withRemote(api.New(reloadable{backend{orch, sec}, live}, &authn{mgr: mgr, plugin: choices[sdk.CategoryAuthentication], throttle: newThrottle()}, authorizer, api.Options{}))
 	srv := cfg.HTTP.apply(&http.Server{Handler: handler})
 	errc := make(chan error, 1)
 	go func() {
@@ -240,35 +288,6 @@ func isLoopback(a net.Addr) bool {
 	return ok && ta.IP.IsLoopback()
 }
 
-// pluginConfig gives the builtin plugins their places under the home.
-func pluginConfig(home, name string, cfg map[string]any, token string) map[string]any {
-	out := map[string]any{}
-	for k, v := range cfg {
-		out[k] = v
-	}
-	def := func(k string, v any) {
-		if _, ok := out[k]; !ok {
-			out[k] = v
-		}
-	}
-	switch name {
-	case "database-sqlite":
-		def("path", filepath.Join(home, "palvella.db"))
-	case "storage-filesystem":
-		def("root", filepath.Join(home, "storage"))
-	case "engine-local":
-		def("root", filepath.Join(home, "workspaces"))
-	case "credential-builtin":
-		def("path", filepath.Join(home, "credentials.db"))
-	case "authentication-token":
-		def("path", filepath.Join(home, "tokens.db"))
-		if token != "" {
-			def("bootstrap_token", token)
-		}
-	}
-	return out
-}
-
 // lateHost lets plugins be created before the orchestrator that serves
 // their host services.
 type lateHost struct{ sdk.Host }
@@ -278,12 +297,13 @@ func (h *lateHost) set(x sdk.Host) { h.Host = x }
 // authz authorizes API requests with the authorization plugin and logs
 // every decision with the rule that decided.
 type authz struct {
-	mgr *pluginhost.Manager
-	log hclog.Logger
+	mgr    *pluginhost.Manager
+	plugin string // the authorization plugin chosen
+	log    hclog.Logger
 }
 
 func (a *authz) Authorize(ctx context.Context, id *authentication.Identity, resource, method string) (*authorization.Decision, error) {
-	p, err := a.mgr.Plugin("authorization-rbac")
+	p, err := a.mgr.Plugin(a.plugin)
 	if err != nil {
 		return nil, err
 	}
