@@ -1,77 +1,35 @@
 package sdk
 
 import (
-	"encoding/json"
 	"fmt"
-	"strings"
+
+	"github.com/palvella/palvella/plugin-sdk/types"
 )
 
 // Category is a plugin category. Values are only ever added.
-type Category int
+type Category = types.Category
 
 // The plugin categories.
 const (
-	CategoryUnspecified Category = iota
-	CategoryAuthentication
-	CategoryAuthorization
-	CategoryCredential
-	CategoryDatabase
-	CategoryStorage
-	CategoryJob
-	CategoryAction
-	CategoryEngine
+	CategoryUnspecified    = types.CategoryUnspecified
+	CategoryAuthentication = types.CategoryAuthentication
+	CategoryAuthorization  = types.CategoryAuthorization
+	CategoryCredential     = types.CategoryCredential
+	CategoryDatabase       = types.CategoryDatabase
+	CategoryStorage        = types.CategoryStorage
+	CategoryJob            = types.CategoryJob
+	CategoryAction         = types.CategoryAction
+	CategoryEngine         = types.CategoryEngine
 )
 
-var categoryNames = [...]string{
-	CategoryUnspecified:    "unspecified",
-	CategoryAuthentication: "authentication",
-	CategoryAuthorization:  "authorization",
-	CategoryCredential:     "credential",
-	CategoryDatabase:       "database",
-	CategoryStorage:        "storage",
-	CategoryJob:            "job",
-	CategoryAction:         "action",
-	CategoryEngine:         "engine",
-}
-
 // Categories lists every category, in their declared order.
-func Categories() []Category {
-	return []Category{
-		CategoryAuthentication, CategoryAuthorization, CategoryCredential, CategoryDatabase,
-		CategoryStorage, CategoryJob, CategoryAction, CategoryEngine,
-	}
-}
-
-func (c Category) String() string {
-	if c < 0 || int(c) >= len(categoryNames) {
-		return fmt.Sprintf("category(%d)", int(c))
-	}
-	return categoryNames[c]
-}
+func Categories() []Category { return types.Categories() }
 
 // ParseCategory parses a category name such as "engine".
 func ParseCategory(s string) (Category, error) {
-	for i, name := range categoryNames {
-		if i != 0 && strings.EqualFold(s, name) {
-			return Category(i), nil
-		}
-	}
-	return CategoryUnspecified, fmt.Errorf("sdk: unknown plugin category %q (want one of %s)", s, strings.Join(categoryNames[1:], ", "))
-}
-
-// MarshalJSON writes the category's name.
-func (c Category) MarshalJSON() ([]byte, error) { return json.Marshal(c.String()) }
-
-// UnmarshalJSON reads a category name.
-func (c *Category) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("sdk: category must be a string: %w", err)
-	}
-	v, err := ParseCategory(s)
+	c, err := types.ParseCategory(s)
 	if err != nil {
-		return err
+		return c, fmt.Errorf("sdk: %w", err)
 	}
-	*c = v
-	return nil
+	return c, nil
 }

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"strings"
 
+	"github.com/palvella/palvella/plugin-sdk/types"
 	pluginv1 "github.com/palvella/palvella/proto/palvella/plugin/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -16,19 +17,19 @@ import (
 // core receives an error for which errors.Is answers true with the same
 // sentinel, across the wire.
 var (
-	ErrInvalidArgument    = errors.New("invalid argument")
-	ErrNotFound           = errors.New("not found")
-	ErrAlreadyExists      = errors.New("already exists")
-	ErrConflict           = errors.New("revision conflict")
-	ErrFailedPrecondition = errors.New("failed precondition")
-	ErrPermissionDenied   = errors.New("permission denied")
-	ErrUnauthenticated    = errors.New("unauthenticated")
-	ErrUnimplemented      = errors.New("not implemented by this plugin")
-	ErrResourceExhausted  = errors.New("resource exhausted")
+	ErrInvalidArgument    = types.ErrInvalidArgument
+	ErrNotFound           = types.ErrNotFound
+	ErrAlreadyExists      = types.ErrAlreadyExists
+	ErrConflict           = types.ErrConflict
+	ErrFailedPrecondition = types.ErrFailedPrecondition
+	ErrPermissionDenied   = types.ErrPermissionDenied
+	ErrUnauthenticated    = types.ErrUnauthenticated
+	ErrUnimplemented      = types.ErrUnimplemented
+	ErrResourceExhausted  = types.ErrResourceExhausted
 	// ErrPluginStopped is returned for calls that were in flight when the
 	// plugin process stopped, and for calls made while it is down.
-	ErrPluginStopped = errors.New("plugin stopped")
-	ErrInternal      = errors.New("internal plugin error")
+	ErrPluginStopped = types.ErrPluginStopped
+	ErrInternal      = types.ErrInternal
 )
 
 // errorKinds ties each sentinel to its wire reason and gRPC code.

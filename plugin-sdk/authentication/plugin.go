@@ -9,13 +9,13 @@ package authentication
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 
 	goplugin "github.com/hashicorp/go-plugin"
 	sdk "github.com/palvella/palvella/plugin-sdk"
+	"github.com/palvella/palvella/plugin-sdk/types"
 	authenticationv1 "github.com/palvella/palvella/proto/palvella/authentication/v1"
 	"google.golang.org/grpc"
 )
@@ -68,74 +68,29 @@ func (r *AuthenticateRequest) Validate() error {
 }
 
 // Status says what the credentials turned out to be.
-type Status int
+type Status = types.IdentityStatus
 
 // Identity statuses. Only StatusAuthenticated means the request may act as
 // the identity.
 const (
-	StatusUnspecified Status = iota
-	StatusAuthenticated
-	StatusUnknown
-	StatusExpired
-	StatusRevoked
+	StatusUnspecified   = types.StatusUnspecified
+	StatusAuthenticated = types.StatusAuthenticated
+	StatusUnknown       = types.StatusUnknown
+	StatusExpired       = types.StatusExpired
+	StatusRevoked       = types.StatusRevoked
 )
-
-var statusNames = [...]string{"unspecified", "authenticated", "unknown", "expired", "revoked"}
-
-func (s Status) String() string {
-	if s < 0 || int(s) >= len(statusNames) {
-		return fmt.Sprintf("status(%d)", int(s))
-	}
-	return statusNames[s]
-}
 
 // ParseStatus parses a status name such as "revoked".
 func ParseStatus(s string) (Status, error) {
-	for i, name := range statusNames {
-		if strings.EqualFold(s, name) {
-			return Status(i), nil
-		}
-	}
-	return StatusUnspecified, sdk.Errorf(sdk.ErrInvalidArgument, "status", "unknown identity status %q (want one of %s)", s, strings.Join(statusNames[1:], ", "))
-}
-
-// MarshalJSON writes the status's name.
-func (s Status) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
-
-// UnmarshalJSON reads a status name.
-func (s *Status) UnmarshalJSON(b []byte) error {
-	var name string
-	if err := json.Unmarshal(b, &name); err != nil {
-		return fmt.Errorf("identity status must be a string: %w", err)
-	}
-	v, err := ParseStatus(name)
+	st, err := types.ParseIdentityStatus(s)
 	if err != nil {
-		return err
+		return st, sdk.Errorf(sdk.ErrInvalidArgument, "status", "%s", strings.TrimPrefix(err.Error(), sdk.ErrInvalidArgument.Error()+": "))
 	}
-	*s = v
-	return nil
+	return st, nil
 }
 
 // Identity is who a request acts as.
-type Identity struct {
-	// Name of the user, service account or token owner.
-	Name string `json:"name"`
-	// Type such as "user", "token", "run".
-	Type string `json:"type,omitempty"`
-	// Domain the name belongs to, such as the plugin or identity provider.
-	Domain     string            `json:"domain,omitempty"`
-	Attributes map[string]string `json:"attributes,omitempty"`
-	Status     Status            `json:"status"`
-	// Roles granted to the identity, for the authorization plugin.
-	Roles []string `json:"roles,omitempty"`
-	// Namespaces the identity is limited to; empty means not limited.
-	Namespaces []string `json:"namespaces,omitempty"`
-	// ExpiresAt is when the credentials stop working; zero if never.
-	ExpiresAt time.Time `json:"expiresAt,omitzero"`
-}
-
-// Authenticated reports whether the request may act as the identity.
-func (i *Identity) Authenticated() bool { return i != nil && i.Status == StatusAuthenticated }
+type Identity = types.Identity
 
 // Unknown returns the identity of credentials the plugin does not know.
 func Unknown() *Identity { return &Identity{Status: StatusUnknown} }
@@ -177,21 +132,7 @@ func (r *CreateTokenRequest) Validate() error {
 
 // TokenMeta is what may be shown of an issued token: never its plaintext
 // or hash.
-type TokenMeta struct {
-	ID          string    `json:"id"`
-	Owner       string    `json:"owner"`
-	Description string    `json:"description,omitempty"`
-	Roles       []string  `json:"roles,omitempty"`
-	Namespaces  []string  `json:"namespaces,omitempty"`
-	CreatedAt   time.Time `json:"createdAt"`
-	// ExpiresAt is zero when the token does not expire.
-	ExpiresAt time.Time `json:"expiresAt,omitzero"`
-	// RevokedAt is zero unless the token was revoked.
-	RevokedAt time.Time `json:"revokedAt,omitzero"`
-}
-
-// Revoked reports whether the token was revoked.
-func (m *TokenMeta) Revoked() bool { return !m.RevokedAt.IsZero() }
+type TokenMeta = types.TokenMeta
 
 // CreatedToken is a new token: the plaintext, shown once, and its metadata.
 type CreatedToken struct {

@@ -6,10 +6,10 @@ package credential
 
 import (
 	"context"
-	"time"
 
 	goplugin "github.com/hashicorp/go-plugin"
 	sdk "github.com/palvella/palvella/plugin-sdk"
+	"github.com/palvella/palvella/plugin-sdk/types"
 	credentialv1 "github.com/palvella/palvella/proto/palvella/credential/v1"
 	"google.golang.org/grpc"
 )
@@ -29,13 +29,7 @@ type Credential interface {
 }
 
 // Meta is what may be shown of a credential.
-type Meta struct {
-	Name      string            `json:"name"`
-	Type      string            `json:"type"`
-	Labels    map[string]string `json:"labels,omitempty"`
-	CreatedAt time.Time         `json:"createdAt"`
-	UpdatedAt time.Time         `json:"updatedAt"`
-}
+type Meta = types.CredentialMeta
 
 // Secret is a credential with its values.
 type Secret struct {
