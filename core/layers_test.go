@@ -84,3 +84,35 @@ func TestImportsPointOneWay(t *testing.T) {
 		}
 	}
 }
+
+// The HTTP layer (core/api) is wired by the server; the orchestrator and
+// the client speak its shapes (core/api/wire) only.
+func TestOnlyTheServerImportsTheHTTPLayer(t *testing.T) {
+	allowed := map[string]bool{"core/server": true, "core/api/apitest": true}
+	for _, p := range packages(t) {
+		from := strings.TrimPrefix(p.ImportPath, module)
+		for _, imp := range p.Imports {
+			if imp == module+"core/api" && !allowed[from] && top(p.ImportPath) != "cmd" {
+				t.Errorf("%s imports core/api, the HTTP layer; use core/api/wire for the API's shapes", from)
+			}
+		}
+	}
+}
+
+// The Go client of the API does not pull in the plugin host, gRPC or
+// go-plugin: a program that only talks to a server stays small.
+func TestClientStaysLight(t *testing.T) {
+	for _, p := range packages(t) {
+		if p.ImportPath != module+"core/client" && p.ImportPath != module+"core/api/wire" {
+			continue
+		}
+		for _, dep := range p.Deps {
+			if strings.Contains(dep, "hashicorp/go-plugin") || strings.Contains(dep, "google.golang.org/grpc") || dep == module+"core/pluginhost" || dep == module+"core/api" {
+				t.Errorf("%s depends on %s", strings.TrimPrefix(p.ImportPath, module), dep)
+			}
+		}
+		if len(p.Deps) > 250 {
+			t.Errorf("%s depends on %d packages; it used to be about 190", strings.TrimPrefix(p.ImportPath, module), len(p.Deps))
+		}
+	}
+}

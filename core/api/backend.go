@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"io"
-	"strconv"
 
 	"github.com/palvella/palvella/core/pluginhost"
 	"github.com/palvella/palvella/core/resource"
@@ -48,80 +47,6 @@ type PluginReloader interface {
 	// ReloadPlugins re-reads the plugins to host and applies the
 	// difference live (pluginhost.Manager.Sync).
 	ReloadPlugins(ctx context.Context) (*ReloadResult, error)
-}
-
-// ReloadResult says what a reload changed, by plugin name, and the
-// plugins' state after it: a plugin added or upgraded is started by the
-// reload, so one that cannot start shows it in its state and lastError.
-type ReloadResult struct {
-	pluginhost.SyncResult
-	Plugins []pluginhost.Status `json:"plugins"`
-}
-
-// ApplyRequest applies a pipeline file.
-type ApplyRequest struct {
-	// Namespace overrides metadata.namespace when not empty.
-	Namespace string
-	Filename  string
-	Source    []byte
-}
-
-// ApplyResult says what applying did.
-type ApplyResult struct {
-	Pipeline *resource.Pipeline `json:"pipeline"`
-	// Outcome is "created", "updated" (a new version) or "unchanged".
-	Outcome string `json:"outcome"`
-}
-
-// PageRequest asks for one page of a list.
-type PageRequest struct {
-	Size  int
-	Token string
-}
-
-// Page is one page of a list.
-type Page[T any] struct {
-	Items         []T    `json:"items"`
-	NextPageToken string `json:"nextPageToken,omitempty"`
-}
-
-// ValidationError lists every problem found in a pipeline file.
-type ValidationError struct {
-	Problems []Problem `json:"problems"`
-}
-
-// Problem is one problem in a file: where and what.
-type Problem struct {
-	File    string `json:"file,omitempty"`
-	Line    int    `json:"line,omitempty"`
-	Field   string `json:"field,omitempty"`
-	Message string `json:"message"`
-}
-
-func (e *ValidationError) Error() string {
-	s := ""
-	for i, p := range e.Problems {
-		if i > 0 {
-			s += "\n"
-		}
-		s += p.String()
-	}
-	return s
-}
-
-func (p Problem) String() string {
-	s := ""
-	if p.File != "" {
-		s += p.File + ":"
-		if p.Line > 0 {
-			s += strconv.Itoa(p.Line) + ":"
-		}
-		s += " "
-	}
-	if p.Field != "" {
-		s += p.Field + ": "
-	}
-	return s + p.Message
 }
 
 // Authenticator checks a bearer token (the authentication plugin, behind

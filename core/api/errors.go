@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -9,68 +8,6 @@ import (
 
 	sdk "github.com/palvella/palvella/plugin-sdk"
 )
-
-// ErrorResponse is the body of every error the API returns.
-type ErrorResponse struct {
-	Error ErrorBody `json:"error"`
-}
-
-// ErrorBody says what went wrong.
-type ErrorBody struct {
-	// Code is a stable, machine-readable name: one of the Code constants.
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	// Field names the input the error is about, when there is one.
-	Field string `json:"field,omitempty"`
-	// Problems lists every problem of a pipeline file that failed
-	// validation (code validation_failed).
-	Problems []Problem `json:"problems,omitempty"`
-}
-
-// Error codes. Each sdk sentinel has its code; validation_failed carries
-// Problems; request_too_large is a body over the route's limit.
-const (
-	CodeInvalidArgument    = "invalid_argument"
-	CodeValidationFailed   = "validation_failed"
-	CodeRequestTooLarge    = "request_too_large"
-	CodeNotFound           = "not_found"
-	CodeAlreadyExists      = "already_exists"
-	CodeConflict           = "conflict"
-	CodeFailedPrecondition = "failed_precondition"
-	CodePermissionDenied   = "permission_denied"
-	CodeUnauthenticated    = "unauthenticated"
-	CodeUnimplemented      = "unimplemented"
-	CodeResourceExhausted  = "resource_exhausted"
-	CodeUnavailable        = "unavailable"
-	CodeDeadlineExceeded   = "deadline_exceeded"
-	CodeCanceled           = "canceled"
-	CodeInternal           = "internal"
-)
-
-// ErrorCodes ties each error code to its HTTP status and the sdk sentinel
-// it stands for (nil for codes with no sentinel). The client reads it to
-// turn a response back into an error for which errors.Is holds.
-var ErrorCodes = []struct {
-	Code   string
-	Status int
-	Err    error
-}{
-	{CodeInvalidArgument, http.StatusBadRequest, sdk.ErrInvalidArgument},
-	{CodeValidationFailed, http.StatusUnprocessableEntity, sdk.ErrInvalidArgument},
-	{CodeRequestTooLarge, http.StatusRequestEntityTooLarge, sdk.ErrInvalidArgument},
-	{CodeNotFound, http.StatusNotFound, sdk.ErrNotFound},
-	{CodeAlreadyExists, http.StatusConflict, sdk.ErrAlreadyExists},
-	{CodeConflict, http.StatusConflict, sdk.ErrConflict},
-	{CodeFailedPrecondition, http.StatusConflict, sdk.ErrFailedPrecondition},
-	{CodePermissionDenied, http.StatusForbidden, sdk.ErrPermissionDenied},
-	{CodeUnauthenticated, http.StatusUnauthorized, sdk.ErrUnauthenticated},
-	{CodeUnimplemented, http.StatusNotImplemented, sdk.ErrUnimplemented},
-	{CodeResourceExhausted, http.StatusTooManyRequests, sdk.ErrResourceExhausted},
-	{CodeUnavailable, http.StatusServiceUnavailable, sdk.ErrPluginStopped},
-	{CodeDeadlineExceeded, http.StatusGatewayTimeout, context.DeadlineExceeded},
-	{CodeCanceled, 499, context.Canceled},
-	{CodeInternal, http.StatusInternalServerError, sdk.ErrInternal},
-}
 
 // errorBody turns an error from the backend (or from the API itself) into
 // the HTTP status and body to send.

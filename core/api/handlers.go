@@ -13,38 +13,6 @@ import (
 	sdk "github.com/palvella/palvella/plugin-sdk"
 )
 
-// Health is the body of GET /api/v1/health.
-type Health struct {
-	Status  string `json:"status"`
-	Version string `json:"version,omitempty"`
-}
-
-// ValidateResult is the body of a successful POST /api/v1/pipelines/validate.
-// A file with problems gets a validation_failed error instead.
-type ValidateResult struct {
-	Valid bool `json:"valid"`
-}
-
-// StartRunRequest is the body of POST .../pipelines/{name}/runs.
-type StartRunRequest struct {
-	// Params are the run parameters as strings (`-p k=v`), coerced to
-	// their declared types by the server.
-	Params map[string]string `json:"params,omitempty"`
-}
-
-// CancelRequest is the (optional) body of POST .../runs/{run}/cancel.
-type CancelRequest struct {
-	Reason string `json:"reason,omitempty"`
-}
-
-// DecideRequest is the (optional) body of POST .../runs/{run}/approve and
-// .../reject. An empty Job means the only job of the run waiting for
-// approval.
-type DecideRequest struct {
-	Job     string `json:"job,omitempty"`
-	Comment string `json:"comment,omitempty"`
-}
-
 func (s *server) health(c *call) error {
 	writeJSON(c.w, http.StatusOK, Health{Status: "ok", Version: s.opts.Version})
 	return nil

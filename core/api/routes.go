@@ -1,6 +1,7 @@
 package api
 
 import (
+	"github.com/palvella/palvella/core/api/wire"
 	"net/http"
 	"strings"
 
@@ -8,7 +9,7 @@ import (
 )
 
 // Prefix is where version 1 of the API lives.
-const Prefix = "/api/v1"
+const Prefix = wire.Prefix
 
 // BodyKind says what a route reads from its request body, and so which
 // size limit applies.

@@ -44,7 +44,7 @@ func (b *fakeBackend) RotateManagementToken(context.Context, *authentication.Ide
 }
 
 func (b *fakeBackend) SetCredential(_ context.Context, _ *authentication.Identity, name string, req CredentialRequest) (*Credential, error) {
-	return &Credential{Meta: credential.Meta{Name: name, Type: "secret"}, Namespace: req.Namespace}, nil
+	return &Credential{CredentialMeta: credential.Meta{Name: name, Type: "secret"}, Namespace: req.Namespace}, nil
 }
 
 func (b *fakeBackend) ListCredentials(context.Context, *authentication.Identity) ([]Credential, error) {

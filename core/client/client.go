@@ -1,11 +1,14 @@
 // Package client is a Go client of Palvella's HTTP API (core/api). The
 // CLI uses it; so can any other program.
 //
-// Errors the server returns come back as errors for which errors.Is holds
-// with the sdk sentinel of their code (sdk.ErrNotFound, ...), as *sdk.Error
-// with the server's message and field; a pipeline file with problems comes
-// back as *api.ValidationError. A server that does not answer gives an
-// *UnreachableError.
+// Errors the server returns come back as *wire.Error with the server's
+// code, message and field, for which errors.Is holds with the sentinel of
+// their code (sdk.ErrNotFound, which is types.ErrNotFound, ...); a pipeline
+// file with problems comes back as *wire.ValidationError. A server that
+// does not answer gives an *UnreachableError.
+//
+// The client depends on core/api/wire and plugin-sdk/types only: a program
+// that uses it does not pull in the server or the plugin machinery.
 package client
 
 import (
@@ -20,10 +23,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/palvella/palvella/core/api"
-	"github.com/palvella/palvella/core/pluginhost"
+	"github.com/palvella/palvella/core/api/wire"
 	"github.com/palvella/palvella/core/resource"
-	sdk "github.com/palvella/palvella/plugin-sdk"
+	"github.com/palvella/palvella/plugin-sdk/types"
 )
 
 // Client talks to one Palvella server.
@@ -44,7 +46,7 @@ func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.http = 
 func New(server, token string, opts ...Option) (*Client, error) {
 	u, err := url.Parse(strings.TrimRight(server, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, sdk.Errorf(sdk.ErrInvalidArgument, "server", "%q is not an http:// or https:// URL", server)
+		return nil, &wire.Error{Kind: types.ErrInvalidArgument, Field: "server", Message: fmt.Sprintf("%q is not an http:// or https:// URL", server)}
 	}
 	c := &Client{base: u, token: token, http: http.DefaultClient}
 	for _, o := range opts {
@@ -70,8 +72,8 @@ func (e *UnreachableError) Error() string {
 func (e *UnreachableError) Unwrap() error { return e.Err }
 
 // Health asks whether the server is up. It needs no token.
-func (c *Client) Health(ctx context.Context) (*api.Health, error) {
-	var h api.Health
+func (c *Client) Health(ctx context.Context) (*wire.Health, error) {
+	var h wire.Health
 	if err := c.do(ctx, http.MethodGet, "/health", nil, "", nil, &h); err != nil {
 		return nil, fmt.Errorf("check the server's health: %w", err)
 	}
@@ -80,7 +82,7 @@ func (c *Client) Health(ctx context.Context) (*api.Health, error) {
 
 // ApplyPipeline applies a pipeline file. A non-empty req.Namespace
 // overrides the file's metadata.namespace.
-func (c *Client) ApplyPipeline(ctx context.Context, req api.ApplyRequest) (*api.ApplyResult, error) {
+func (c *Client) ApplyPipeline(ctx context.Context, req wire.ApplyRequest) (*wire.ApplyResult, error) {
 	q := url.Values{}
 	if req.Filename != "" {
 		q.Set("filename", req.Filename)
@@ -88,7 +90,7 @@ func (c *Client) ApplyPipeline(ctx context.Context, req api.ApplyRequest) (*api.
 	if req.Namespace != "" {
 		q.Set("namespace", req.Namespace)
 	}
-	var res api.ApplyResult
+	var res wire.ApplyResult
 	if err := c.do(ctx, http.MethodPost, "/pipelines/apply", q, "application/yaml", req.Source, &res); err != nil {
 		return nil, fmt.Errorf("apply %q: %w", req.Filename, err)
 	}
@@ -96,7 +98,7 @@ func (c *Client) ApplyPipeline(ctx context.Context, req api.ApplyRequest) (*api.
 }
 
 // ValidatePipeline checks a pipeline file without applying it. A file
-// with problems gives an *api.ValidationError.
+// with problems gives an *wire.ValidationError.
 func (c *Client) ValidatePipeline(ctx context.Context, filename string, source []byte) error {
 	q := url.Values{}
 	if filename != "" {
@@ -109,8 +111,8 @@ func (c *Client) ValidatePipeline(ctx context.Context, filename string, source [
 }
 
 // ListPipelines returns one page of the pipelines of a namespace.
-func (c *Client) ListPipelines(ctx context.Context, namespace string, page api.PageRequest) (*api.Page[resource.Pipeline], error) {
-	var p api.Page[resource.Pipeline]
+func (c *Client) ListPipelines(ctx context.Context, namespace string, page wire.PageRequest) (*wire.Page[resource.Pipeline], error) {
+	var p wire.Page[resource.Pipeline]
 	if err := c.do(ctx, http.MethodGet, nsPath(namespace, "pipelines"), pageQuery(page), "", nil, &p); err != nil {
 		return nil, fmt.Errorf("list the pipelines of %q: %w", namespace, err)
 	}
@@ -128,7 +130,7 @@ func (c *Client) GetPipeline(ctx context.Context, namespace, name string) (*reso
 
 // ListPipelineVersions returns every applied version of a pipeline.
 func (c *Client) ListPipelineVersions(ctx context.Context, namespace, name string) ([]resource.PipelineVersion, error) {
-	var p api.Page[resource.PipelineVersion]
+	var p wire.Page[resource.PipelineVersion]
 	if err := c.do(ctx, http.MethodGet, nsPath(namespace, "pipelines", name, "versions"), nil, "", nil, &p); err != nil {
 		return nil, fmt.Errorf("list the versions of pipeline %q: %w", namespace+"/"+name, err)
 	}
@@ -146,25 +148,25 @@ func (c *Client) DeletePipeline(ctx context.Context, namespace, name string) err
 // StartRun starts a run of a pipeline with params as strings (`-p k=v`);
 // the server coerces them to their declared types.
 func (c *Client) StartRun(ctx context.Context, namespace, pipeline string, params map[string]string) (*resource.Run, error) {
-	body, err := json.Marshal(api.StartRunRequest{Params: params})
+	body, err := json.Marshal(wire.StartRunRequest{Params: params})
 	if err != nil {
 		return nil, fmt.Errorf("start a run of %q: %w", namespace+"/"+pipeline, err)
 	}
 	var run resource.Run
 	if err := c.do(ctx, http.MethodPost, nsPath(namespace, "pipelines", pipeline, "runs"), nil, "application/json", body, &run); err != nil {
-		return nil, fmt.Errorf("start a run of %q: %w", namespace+"/"+pipeline, err)
+		return nil, err // the server's message says which pipeline
 	}
 	return &run, nil
 }
 
 // ListRuns returns one page of the runs of a namespace, of one pipeline
 // when pipeline is not empty.
-func (c *Client) ListRuns(ctx context.Context, namespace, pipeline string, page api.PageRequest) (*api.Page[resource.Run], error) {
+func (c *Client) ListRuns(ctx context.Context, namespace, pipeline string, page wire.PageRequest) (*wire.Page[resource.Run], error) {
 	q := pageQuery(page)
 	if pipeline != "" {
 		q.Set("pipeline", pipeline)
 	}
-	var p api.Page[resource.Run]
+	var p wire.Page[resource.Run]
 	if err := c.do(ctx, http.MethodGet, nsPath(namespace, "runs"), q, "", nil, &p); err != nil {
 		return nil, fmt.Errorf("list the runs of %q: %w", namespace, err)
 	}
@@ -182,7 +184,7 @@ func (c *Client) GetRun(ctx context.Context, namespace, run string) (*resource.R
 
 // ListJobs returns the jobs of a run.
 func (c *Client) ListJobs(ctx context.Context, namespace, run string) ([]resource.JobStatus, error) {
-	var p api.Page[resource.JobStatus]
+	var p wire.Page[resource.JobStatus]
 	if err := c.do(ctx, http.MethodGet, nsPath(namespace, "runs", run, "jobs"), nil, "", nil, &p); err != nil {
 		return nil, fmt.Errorf("list the jobs of run %q: %w", namespace+"/"+run, err)
 	}
@@ -191,7 +193,7 @@ func (c *Client) ListJobs(ctx context.Context, namespace, run string) ([]resourc
 
 // ListActions returns the actions of a job of a run.
 func (c *Client) ListActions(ctx context.Context, namespace, run, job string) ([]resource.ActionStatus, error) {
-	var p api.Page[resource.ActionStatus]
+	var p wire.Page[resource.ActionStatus]
 	if err := c.do(ctx, http.MethodGet, nsPath(namespace, "runs", run, "jobs", job, "actions"), nil, "", nil, &p); err != nil {
 		return nil, fmt.Errorf("list the actions of job %q of run %q: %w", job, namespace+"/"+run, err)
 	}
@@ -200,7 +202,7 @@ func (c *Client) ListActions(ctx context.Context, namespace, run, job string) ([
 
 // CancelRun cancels a run.
 func (c *Client) CancelRun(ctx context.Context, namespace, run, reason string) (*resource.Run, error) {
-	body, err := json.Marshal(api.CancelRequest{Reason: reason})
+	body, err := json.Marshal(wire.CancelRequest{Reason: reason})
 	if err != nil {
 		return nil, fmt.Errorf("cancel run %q: %w", namespace+"/"+run, err)
 	}
@@ -218,7 +220,7 @@ func (c *Client) Decide(ctx context.Context, namespace, run, job string, approve
 	if !approve {
 		verb = "reject"
 	}
-	body, err := json.Marshal(api.DecideRequest{Job: job, Comment: comment})
+	body, err := json.Marshal(wire.DecideRequest{Job: job, Comment: comment})
 	if err != nil {
 		return nil, fmt.Errorf("%s run %q: %w", verb, namespace+"/"+run, err)
 	}
@@ -240,8 +242,8 @@ func (c *Client) ActionLog(ctx context.Context, namespace, run, job, action stri
 }
 
 // Plugins returns the plugins the server runs and their state.
-func (c *Client) Plugins(ctx context.Context) ([]pluginhost.Status, error) {
-	var p api.Page[pluginhost.Status]
+func (c *Client) Plugins(ctx context.Context) ([]wire.PluginStatus, error) {
+	var p wire.Page[wire.PluginStatus]
 	if err := c.do(ctx, http.MethodGet, "/plugins", nil, "", nil, &p); err != nil {
 		return nil, fmt.Errorf("list the server's plugins: %w", err)
 	}
@@ -250,8 +252,8 @@ func (c *Client) Plugins(ctx context.Context) ([]pluginhost.Status, error) {
 
 // ReloadPlugins asks the server to re-read the plugins it hosts and apply
 // the changes live (admin only).
-func (c *Client) ReloadPlugins(ctx context.Context) (*api.ReloadResult, error) {
-	var r api.ReloadResult
+func (c *Client) ReloadPlugins(ctx context.Context) (*wire.ReloadResult, error) {
+	var r wire.ReloadResult
 	if err := c.do(ctx, http.MethodPost, "/plugins/reload", nil, "application/json", []byte("{}"), &r); err != nil {
 		return nil, fmt.Errorf("reload the server's plugins: %w", err)
 	}
@@ -269,7 +271,7 @@ func nsPath(namespace string, parts ...string) string {
 	return b.String()
 }
 
-func pageQuery(p api.PageRequest) url.Values {
+func pageQuery(p wire.PageRequest) url.Values {
 	q := url.Values{}
 	if p.Size > 0 {
 		q.Set("pageSize", strconv.Itoa(p.Size))
@@ -301,7 +303,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, cont
 // status is decoded into an error.
 func (c *Client) send(ctx context.Context, method, path string, q url.Values, contentType string, body []byte) (*http.Response, error) {
 	u := *c.base
-	u.Path = strings.TrimRight(u.Path, "/") + api.Prefix + path
+	u.Path = strings.TrimRight(u.Path, "/") + wire.Prefix + path
 	u.RawPath = ""
 	if p, err := url.PathUnescape(u.Path); err == nil && p != u.Path {
 		u.RawPath = u.Path
@@ -338,11 +340,11 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, co
 }
 
 // decodeError turns an error response back into the error the server
-// had: an *api.ValidationError, or an *sdk.Error whose kind is the sentinel
+// had: a *wire.ValidationError, or a *wire.Error whose kind is the sentinel
 // of the response's code.
 func decodeError(resp *http.Response) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20)) // what was read is enough to report
-	var e api.ErrorResponse
+	var e wire.ErrorResponse
 	if err := json.Unmarshal(b, &e); err != nil || e.Error.Code == "" {
 		// Not one of ours (a proxy, or not a Palvella server at all).
 		msg := strings.TrimSpace(string(b))
@@ -352,8 +354,8 @@ func decodeError(resp *http.Response) error {
 		if msg == "" {
 			msg = resp.Status
 		}
-		out := &sdk.Error{Kind: sdk.ErrInternal, Message: fmt.Sprintf("the server answered %s: %s", resp.Status, msg)}
-		for _, c := range api.ErrorCodes {
+		out := &wire.Error{Kind: types.ErrInternal, Message: fmt.Sprintf("the server answered %s: %s", resp.Status, msg)}
+		for _, c := range wire.ErrorCodes {
 			if c.Status == resp.StatusCode && c.Err != nil {
 				out.Kind = c.Err
 				break
@@ -361,20 +363,20 @@ func decodeError(resp *http.Response) error {
 		}
 		return out
 	}
-	if e.Error.Code == api.CodeValidationFailed {
-		return &api.ValidationError{Problems: e.Error.Problems}
+	if e.Error.Code == wire.CodeValidationFailed {
+		return &wire.ValidationError{Problems: e.Error.Problems}
 	}
-	out := &sdk.Error{Kind: sdk.ErrInternal, Field: e.Error.Field, Message: e.Error.Message}
-	for _, c := range api.ErrorCodes {
+	out := &wire.Error{Kind: types.ErrInternal, Code: e.Error.Code, Field: e.Error.Field, Message: e.Error.Message}
+	for _, c := range wire.ErrorCodes {
 		if c.Code == e.Error.Code && c.Err != nil {
 			out.Kind = c.Err
 			break
 		}
 	}
-	if out.Kind == sdk.ErrInternal && e.Error.Code != api.CodeInternal {
+	if out.Kind == types.ErrInternal && e.Error.Code != wire.CodeInternal {
 		switch {
 		case resp.StatusCode == http.StatusMethodNotAllowed || resp.StatusCode == http.StatusNotFound:
-			out.Kind = sdk.ErrUnimplemented // a server too old for this route
+			out.Kind = types.ErrUnimplemented // a server too old for this route
 		}
 	}
 	return out

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/palvella/palvella/core/api"
+	"github.com/palvella/palvella/core/api/wire"
 	"github.com/palvella/palvella/core/api/apitest"
 	"github.com/palvella/palvella/core/resource"
 	sdk "github.com/palvella/palvella/plugin-sdk"
@@ -83,7 +84,7 @@ func TestPipelineRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = c.GetPipeline(ctx, "default", "build")
-	var se *sdk.Error
+	var se *wire.Error
 	if !errors.Is(err, sdk.ErrNotFound) || !errors.As(err, &se) || !strings.Contains(se.Message, "no pipeline default/build") {
 		t.Fatalf("get after delete: %v", err)
 	}
@@ -122,7 +123,7 @@ func TestRunsRoundTrip(t *testing.T) {
 		t.Fatalf("start = %+v, %v", run, err)
 	}
 	_, err = c.StartRun(ctx, "default", "build", map[string]string{"bad": "x"})
-	var se *sdk.Error
+	var se *wire.Error
 	if !errors.Is(err, sdk.ErrInvalidArgument) || !errors.As(err, &se) || se.Field != "params.bad" {
 		t.Fatalf("bad param: %v", err)
 	}

@@ -12,10 +12,10 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/palvella/palvella/core/api"
+	"github.com/palvella/palvella/core/api/wire"
 	"github.com/palvella/palvella/core/events"
 	"github.com/palvella/palvella/core/resource"
-	sdk "github.com/palvella/palvella/plugin-sdk"
+	"github.com/palvella/palvella/plugin-sdk/types"
 )
 
 // ErrStreamEnded is returned by Events when the server ended the stream
@@ -26,7 +26,7 @@ var ErrStreamEnded = errors.New("client: the event stream ended")
 // of one action when action is not empty too), calling fn with each line
 // until the selected actions have ended. It returns the final status of
 // what it followed.
-func (c *Client) FollowLogs(ctx context.Context, namespace, run, job, action string, fn func(api.LogLine) error) (*api.StreamEnd, error) {
+func (c *Client) FollowLogs(ctx context.Context, namespace, run, job, action string, fn func(wire.LogLine) error) (*wire.StreamEnd, error) {
 	path := nsPath(namespace, "runs", run, "logs", "stream")
 	q := url.Values{}
 	if action != "" {
@@ -34,17 +34,17 @@ func (c *Client) FollowLogs(ctx context.Context, namespace, run, job, action str
 	} else if job != "" {
 		q.Set("job", job)
 	}
-	var end *api.StreamEnd
+	var end *wire.StreamEnd
 	err := c.stream(ctx, path, q, func(event, _, data string) error {
 		switch event {
 		case "line":
-			var l api.LogLine
+			var l wire.LogLine
 			if err := json.Unmarshal([]byte(data), &l); err != nil {
 				return fmt.Errorf("decode a log line: %w", err)
 			}
 			return fn(l)
 		case "end":
-			end = &api.StreamEnd{}
+			end = &wire.StreamEnd{}
 			if err := json.Unmarshal([]byte(data), end); err != nil {
 				return fmt.Errorf("decode the end of the stream: %w", err)
 			}
@@ -128,12 +128,12 @@ func (c *Client) Events(ctx context.Context, req EventsRequest, fn func(events.E
 }
 
 func streamError(data string) error {
-	var b api.ErrorBody
+	var b wire.ErrorBody
 	if err := json.Unmarshal([]byte(data), &b); err != nil {
 		return fmt.Errorf("the server ended the stream with an error: %s", data)
 	}
-	out := &sdk.Error{Kind: sdk.ErrInternal, Field: b.Field, Message: b.Message}
-	for _, c := range api.ErrorCodes {
+	out := &wire.Error{Kind: types.ErrInternal, Code: b.Code, Field: b.Field, Message: b.Message}
+	for _, c := range wire.ErrorCodes {
 		if c.Code == b.Code && c.Err != nil {
 			out.Kind = c.Err
 			break
@@ -195,8 +195,8 @@ func (c *Client) stream(ctx context.Context, path string, q url.Values, fn func(
 }
 
 // Timeline returns when each job and action of a run waited and ran.
-func (c *Client) Timeline(ctx context.Context, namespace, run string) (*api.Timeline, error) {
-	var t api.Timeline
+func (c *Client) Timeline(ctx context.Context, namespace, run string) (*wire.Timeline, error) {
+	var t wire.Timeline
 	if err := c.do(ctx, http.MethodGet, nsPath(namespace, "runs", run, "timeline"), nil, "", nil, &t); err != nil {
 		return nil, fmt.Errorf("get the timeline of run %q: %w", namespace+"/"+run, err)
 	}
@@ -204,8 +204,8 @@ func (c *Client) Timeline(ctx context.Context, namespace, run string) (*api.Time
 }
 
 // DumpRun returns everything about a run, with credential values masked.
-func (c *Client) DumpRun(ctx context.Context, namespace, run string) (*api.RunDump, error) {
-	var d api.RunDump
+func (c *Client) DumpRun(ctx context.Context, namespace, run string) (*wire.RunDump, error) {
+	var d wire.RunDump
 	if err := c.do(ctx, http.MethodGet, nsPath(namespace, "runs", run, "dump"), nil, "", nil, &d); err != nil {
 		return nil, fmt.Errorf("dump run %q: %w", namespace+"/"+run, err)
 	}
@@ -214,12 +214,12 @@ func (c *Client) DumpRun(ctx context.Context, namespace, run string) (*api.RunDu
 
 // ListTriggerRecords lists trigger records, of one pipeline when pipeline
 // is not empty, oldest first.
-func (c *Client) ListTriggerRecords(ctx context.Context, namespace, pipeline string, page api.PageRequest) (*api.Page[resource.TriggerRecord], error) {
+func (c *Client) ListTriggerRecords(ctx context.Context, namespace, pipeline string, page wire.PageRequest) (*wire.Page[resource.TriggerRecord], error) {
 	q := pageQuery(page)
 	if pipeline != "" {
 		q.Set("pipeline", pipeline)
 	}
-	var p api.Page[resource.TriggerRecord]
+	var p wire.Page[resource.TriggerRecord]
 	if err := c.do(ctx, http.MethodGet, nsPath(namespace, "triggers", "records"), q, "", nil, &p); err != nil {
 		return nil, fmt.Errorf("list the trigger records of %q: %w", namespace, err)
 	}

@@ -7,14 +7,14 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/palvella/palvella/core/api"
-	"github.com/palvella/palvella/plugin-sdk/authentication"
+	"github.com/palvella/palvella/core/api/wire"
+	"github.com/palvella/palvella/plugin-sdk/types"
 )
 
 // Bootstrap asks a server that has never issued a token for its first
 // management token.
-func (c *Client) Bootstrap(ctx context.Context) (*api.NewToken, error) {
-	var t api.NewToken
+func (c *Client) Bootstrap(ctx context.Context) (*wire.NewToken, error) {
+	var t wire.NewToken
 	if err := c.do(ctx, http.MethodPost, "/tokens/bootstrap", nil, "application/json", []byte("{}"), &t); err != nil {
 		return nil, fmt.Errorf("bootstrap the first token: %w", err)
 	}
@@ -22,8 +22,8 @@ func (c *Client) Bootstrap(ctx context.Context) (*api.NewToken, error) {
 }
 
 // Whoami returns the identity the client's token authenticates as.
-func (c *Client) Whoami(ctx context.Context) (*authentication.Identity, error) {
-	var id authentication.Identity
+func (c *Client) Whoami(ctx context.Context) (*types.Identity, error) {
+	var id types.Identity
 	if err := c.do(ctx, http.MethodGet, "/whoami", nil, "", nil, &id); err != nil {
 		return nil, fmt.Errorf("ask who the token is: %w", err)
 	}
@@ -31,12 +31,12 @@ func (c *Client) Whoami(ctx context.Context) (*authentication.Identity, error) {
 }
 
 // CreateToken issues a token; its value is in the answer only.
-func (c *Client) CreateToken(ctx context.Context, req api.TokenRequest) (*api.NewToken, error) {
+func (c *Client) CreateToken(ctx context.Context, req wire.TokenRequest) (*wire.NewToken, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, fmt.Errorf("create token %q: %w", req.Name, err)
 	}
-	var t api.NewToken
+	var t wire.NewToken
 	if err := c.do(ctx, http.MethodPost, "/tokens", nil, "application/json", body, &t); err != nil {
 		return nil, fmt.Errorf("create token %q: %w", req.Name, err)
 	}
@@ -44,8 +44,8 @@ func (c *Client) CreateToken(ctx context.Context, req api.TokenRequest) (*api.Ne
 }
 
 // ListTokens lists the server's tokens (never their values).
-func (c *Client) ListTokens(ctx context.Context) ([]api.Token, error) {
-	var p api.Page[api.Token]
+func (c *Client) ListTokens(ctx context.Context) ([]wire.Token, error) {
+	var p wire.Page[wire.Token]
 	if err := c.do(ctx, http.MethodGet, "/tokens", nil, "", nil, &p); err != nil {
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
@@ -53,8 +53,8 @@ func (c *Client) ListTokens(ctx context.Context) ([]api.Token, error) {
 }
 
 // RevokeToken revokes a token by id.
-func (c *Client) RevokeToken(ctx context.Context, id string) (*api.Token, error) {
-	var m api.Token
+func (c *Client) RevokeToken(ctx context.Context, id string) (*wire.Token, error) {
+	var m wire.Token
 	if err := c.do(ctx, http.MethodDelete, "/tokens/"+url.PathEscape(id), nil, "", nil, &m); err != nil {
 		return nil, fmt.Errorf("revoke token %q: %w", id, err)
 	}
@@ -62,12 +62,12 @@ func (c *Client) RevokeToken(ctx context.Context, id string) (*api.Token, error)
 }
 
 // SetCredential creates or replaces a credential.
-func (c *Client) SetCredential(ctx context.Context, name string, req api.CredentialRequest) (*api.Credential, error) {
+func (c *Client) SetCredential(ctx context.Context, name string, req wire.CredentialRequest) (*wire.Credential, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, fmt.Errorf("set credential %q: %w", name, err)
 	}
-	var m api.Credential
+	var m wire.Credential
 	if err := c.do(ctx, http.MethodPut, "/credentials/"+url.PathEscape(name), nil, "application/json", body, &m); err != nil {
 		return nil, fmt.Errorf("set credential %q: %w", name, err)
 	}
@@ -75,8 +75,8 @@ func (c *Client) SetCredential(ctx context.Context, name string, req api.Credent
 }
 
 // ListCredentials lists credentials: names, types and times.
-func (c *Client) ListCredentials(ctx context.Context) ([]api.Credential, error) {
-	var p api.Page[api.Credential]
+func (c *Client) ListCredentials(ctx context.Context) ([]wire.Credential, error) {
+	var p wire.Page[wire.Credential]
 	if err := c.do(ctx, http.MethodGet, "/credentials", nil, "", nil, &p); err != nil {
 		return nil, fmt.Errorf("list credentials: %w", err)
 	}
@@ -94,8 +94,8 @@ func (c *Client) DeleteCredential(ctx context.Context, name string) error {
 // RotateManagementToken replaces the server's management token: the new
 // one is in the answer only (and in the server's cli.json when it keeps
 // one).
-func (c *Client) RotateManagementToken(ctx context.Context) (*api.RotatedToken, error) {
-	var t api.RotatedToken
+func (c *Client) RotateManagementToken(ctx context.Context) (*wire.RotatedToken, error) {
+	var t wire.RotatedToken
 	if err := c.do(ctx, http.MethodPost, "/tokens/management/rotate", nil, "application/json", []byte("{}"), &t); err != nil {
 		return nil, fmt.Errorf("rotate the management token: %w", err)
 	}

@@ -13,14 +13,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/palvella/palvella/core/api"
+	"github.com/palvella/palvella/core/api/wire"
 	"github.com/palvella/palvella/core/events"
 	"github.com/palvella/palvella/core/resource"
 	"github.com/palvella/palvella/core/spec"
 	sdk "github.com/palvella/palvella/plugin-sdk"
 )
-
-var _ api.Following = (*Orchestrator)(nil)
 
 // followPoll is how often a follower waiting for an action to start (or,
 // when another process runs it, to end) looks again.
@@ -30,10 +28,10 @@ const followPoll = 100 * time.Millisecond
 const logBatch = 512
 
 // FollowLogs calls fn with the log lines of a run's actions as they are
-// written (see api.Following). An action running in this process is
+// written (see core/api.Following). An action running in this process is
 // followed live; one that has ended is read from storage; one that runs in
 // another process is read from storage when it ends.
-func (o *Orchestrator) FollowLogs(ctx context.Context, ns, name, jobName, actionName string, fn func([]api.LogLine) error) (*api.StreamEnd, error) {
+func (o *Orchestrator) FollowLogs(ctx context.Context, ns, name, jobName, actionName string, fn func([]wire.LogLine) error) (*wire.StreamEnd, error) {
 	if err := o.followLogs(ctx, ns, name, jobName, actionName, fn); err != nil {
 		return nil, err
 	}
@@ -43,11 +41,11 @@ func (o *Orchestrator) FollowLogs(ctx context.Context, ns, name, jobName, action
 		if err != nil {
 			return nil, err
 		}
-		end := &api.StreamEnd{Status: run.Status, Reason: run.Reason}
+		end := &wire.StreamEnd{Status: run.Status, Reason: run.Reason}
 		if js := run.Job(jobName); js != nil {
-			end = &api.StreamEnd{Status: js.Status, Reason: js.Reason}
+			end = &wire.StreamEnd{Status: js.Status, Reason: js.Reason}
 			if as := js.Action(actionName); as != nil {
-				end = &api.StreamEnd{Status: as.Status, Reason: as.Message}
+				end = &wire.StreamEnd{Status: as.Status, Reason: as.Message}
 			}
 		}
 		if end.Status.Terminal() || end.Status == resource.StatusWaiting {
@@ -61,7 +59,7 @@ func (o *Orchestrator) FollowLogs(ctx context.Context, ns, name, jobName, action
 	}
 }
 
-func (o *Orchestrator) followLogs(ctx context.Context, ns, name, jobName, actionName string, fn func([]api.LogLine) error) error {
+func (o *Orchestrator) followLogs(ctx context.Context, ns, name, jobName, actionName string, fn func([]wire.LogLine) error) error {
 	run, err := o.GetRun(ctx, ns, name)
 	if err != nil {
 		return err
@@ -87,7 +85,7 @@ func (o *Orchestrator) followLogs(ctx context.Context, ns, name, jobName, action
 	}
 	// Each action is followed on its own; fn sees one batch at a time.
 	var mu sync.Mutex
-	send := func(lines []api.LogLine) error {
+	send := func(lines []wire.LogLine) error {
 		mu.Lock()
 		defer mu.Unlock()
 		return fn(lines)
@@ -111,7 +109,7 @@ func (o *Orchestrator) followLogs(ctx context.Context, ns, name, jobName, action
 }
 
 // followAction follows one action's log to its end.
-func (o *Orchestrator) followAction(ctx context.Context, run *resource.Run, job, action string, send func([]api.LogLine) error) error {
+func (o *Orchestrator) followAction(ctx context.Context, run *resource.Run, job, action string, send func([]wire.LogLine) error) error {
 	key := logKey(run.Namespace, run.Name, job, action)
 	for {
 		if l := o.logs.get(key); l != nil {
@@ -148,7 +146,7 @@ func (o *Orchestrator) followAction(ctx context.Context, run *resource.Run, job,
 // storage and the rest from memory, then each new part as it is written,
 // so a follower that attaches late or falls behind still gets every line
 // exactly once, in order.
-func (o *Orchestrator) followLive(ctx context.Context, l *actionLog, job, action string, send func([]api.LogLine) error) error {
+func (o *Orchestrator) followLive(ctx context.Context, l *actionLog, job, action string, send func([]wire.LogLine) error) error {
 	wake, stop := l.watch()
 	defer stop()
 	if o.opts.Metrics != nil {
@@ -174,7 +172,7 @@ func (o *Orchestrator) followLive(ctx context.Context, l *actionLog, job, action
 }
 
 // sendStored sends an ended action's log from run storage.
-func (o *Orchestrator) sendStored(ctx context.Context, run *resource.Run, job, action string, send func([]api.LogLine) error) error {
+func (o *Orchestrator) sendStored(ctx context.Context, run *resource.Run, job, action string, send func([]wire.LogLine) error) error {
 	rc, err := o.logChunks(run, job, action).reader(ctx)
 	if err != nil {
 		return fmt.Errorf("read the log of %s job %s action %s: %w", run.Name, job, action, err)
@@ -205,23 +203,23 @@ const maxReadLine = maxLogLine + 4<<10
 type lineSender struct {
 	br          *bufio.Reader
 	job, action string
-	send        func([]api.LogLine) error
+	send        func([]wire.LogLine) error
 }
 
-func newLineSender(r io.Reader, job, action string, send func([]api.LogLine) error) *lineSender {
+func newLineSender(r io.Reader, job, action string, send func([]wire.LogLine) error) *lineSender {
 	return &lineSender{br: bufio.NewReaderSize(r, maxReadLine), job: job, action: action, send: send}
 }
 
 // drain sends every line up to the end of what r holds now.
 func (s *lineSender) drain() error {
-	var batch []api.LogLine
+	var batch []wire.LogLine
 	for {
 		b, err := s.br.ReadSlice('\n')
 		if len(b) > 0 {
 			if batch == nil {
-				batch = make([]api.LogLine, 0, logBatch)
+				batch = make([]wire.LogLine, 0, logBatch)
 			}
-			batch = append(batch, api.LogLine{Job: s.job, Action: s.action, Line: string(bytes.TrimSuffix(b, []byte{'\n'}))})
+			batch = append(batch, wire.LogLine{Job: s.job, Action: s.action, Line: string(bytes.TrimSuffix(b, []byte{'\n'}))})
 			if len(batch) == logBatch {
 				if err := s.send(batch); err != nil {
 					return err
@@ -242,7 +240,7 @@ func (s *lineSender) drain() error {
 	return nil
 }
 
-func sendText(r io.Reader, job, action string, send func([]api.LogLine) error) error {
+func sendText(r io.Reader, job, action string, send func([]wire.LogLine) error) error {
 	return newLineSender(r, job, action, send).drain()
 }
 
@@ -266,7 +264,7 @@ func (o *Orchestrator) Metrics() http.Handler {
 
 // ListTriggerRecords lists trigger records, of one pipeline when pipeline
 // is not empty.
-func (o *Orchestrator) ListTriggerRecords(ctx context.Context, ns, pipeline string, page api.PageRequest) (*api.Page[resource.TriggerRecord], error) {
+func (o *Orchestrator) ListTriggerRecords(ctx context.Context, ns, pipeline string, page wire.PageRequest) (*wire.Page[resource.TriggerRecord], error) {
 	var sel map[string]string
 	if pipeline != "" {
 		sel = map[string]string{"pipeline": pipeline}
@@ -275,7 +273,7 @@ func (o *Orchestrator) ListTriggerRecords(ctx context.Context, ns, pipeline stri
 	if err != nil {
 		return nil, fmt.Errorf("list trigger records: %w", err)
 	}
-	return &api.Page[resource.TriggerRecord]{Items: items, NextPageToken: next}, nil
+	return &wire.Page[resource.TriggerRecord]{Items: items, NextPageToken: next}, nil
 }
 
 // GetTriggerRecord returns a trigger record.
@@ -293,12 +291,12 @@ const masked = "********"
 // DumpRun returns everything about a run for a bug report. Logs were
 // masked when they were written; literal webhook secrets in the pipeline's
 // spec and source are masked here.
-func (o *Orchestrator) DumpRun(ctx context.Context, ns, name string) (*api.RunDump, error) {
+func (o *Orchestrator) DumpRun(ctx context.Context, ns, name string) (*wire.RunDump, error) {
 	run, err := o.GetRun(ctx, ns, name)
 	if err != nil {
 		return nil, err
 	}
-	d := &api.RunDump{Run: run, Logs: map[string]string{}, DumpedAt: o.now(), Timeline: api.TimelineOf(run, o.now())}
+	d := &wire.RunDump{Run: run, Logs: map[string]string{}, DumpedAt: o.now(), Timeline: wire.TimelineOf(run, o.now())}
 	pv := &resource.PipelineVersion{}
 	if err := o.store.get(ctx, resource.KindPipelineVersion, ns, fmt.Sprintf("%s.v%d", run.Pipeline, run.PipelineVersion), pv); err == nil {
 		maskPipelineVersion(pv)

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/palvella/palvella/core/api"
+	"github.com/palvella/palvella/core/api/wire"
 	sdk "github.com/palvella/palvella/plugin-sdk"
 )
 
@@ -159,7 +159,7 @@ func TestLogChunkBoundaries(t *testing.T) {
 // follow follows l to its end as the API does, and returns the texts.
 func follow(t *testing.T, l *actionLog) []string {
 	var got []string
-	err := (&Orchestrator{}).followLive(context.Background(), l, "j", "a", func(lines []api.LogLine) error {
+	err := (&Orchestrator{}).followLive(context.Background(), l, "j", "a", func(lines []wire.LogLine) error {
 		for _, ln := range lines {
 			parts := strings.SplitN(ln.Line, " ", 3)
 			got = append(got, parts[2])
@@ -250,7 +250,7 @@ func TestSlowFollowerMissesNothing(t *testing.T) {
 	done := make(chan []string)
 	go func() {
 		var got []string
-		_ = (&Orchestrator{}).followLive(context.Background(), l, "j", "a", func(lines []api.LogLine) error {
+		_ = (&Orchestrator{}).followLive(context.Background(), l, "j", "a", func(lines []wire.LogLine) error {
 			if len(got) == 0 {
 				time.Sleep(200 * time.Millisecond) // the writer runs far ahead
 			}

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/palvella/palvella/core/api"
+	"github.com/palvella/palvella/core/api/wire"
 	"github.com/palvella/palvella/core/pluginhost"
 	"github.com/palvella/palvella/core/resource"
 	"github.com/palvella/palvella/core/spec"
@@ -48,14 +48,14 @@ func (o *Orchestrator) load(ctx context.Context, filename string, source []byte)
 // checkSpecSize refuses a pipeline with more jobs, or a job with more
 // actions, than a run may have (see limits.go).
 func checkSpecSize(filename string, p *spec.Pipeline) error {
-	ve := &api.ValidationError{}
+	ve := &wire.ValidationError{}
 	if n := len(p.Spec.Jobs); n > MaxJobsPerPipeline {
-		ve.Problems = append(ve.Problems, api.Problem{File: filename, Field: "spec.jobs",
+		ve.Problems = append(ve.Problems, wire.Problem{File: filename, Field: "spec.jobs",
 			Message: fmt.Sprintf("the pipeline has %d jobs, more than the %d a pipeline may have", n, MaxJobsPerPipeline)})
 	}
 	for i, j := range p.Spec.Jobs {
 		if n := len(j.Actions); n > MaxActionsPerJob {
-			ve.Problems = append(ve.Problems, api.Problem{File: filename, Field: fmt.Sprintf("spec.jobs[%d].actions", i),
+			ve.Problems = append(ve.Problems, wire.Problem{File: filename, Field: fmt.Sprintf("spec.jobs[%d].actions", i),
 				Message: fmt.Sprintf("job %s has %d actions, more than the %d a job may have", j.Name, n, MaxActionsPerJob)})
 		}
 	}
@@ -71,9 +71,9 @@ func validationError(err error) error {
 	if !errors.As(err, &list) {
 		return err
 	}
-	ve := &api.ValidationError{}
+	ve := &wire.ValidationError{}
 	for _, e := range list {
-		ve.Problems = append(ve.Problems, api.Problem{File: e.File, Line: e.Line, Field: e.Path, Message: e.Message})
+		ve.Problems = append(ve.Problems, wire.Problem{File: e.File, Line: e.Line, Field: e.Path, Message: e.Message})
 	}
 	return ve
 }
@@ -86,7 +86,7 @@ func (o *Orchestrator) ValidatePipeline(ctx context.Context, filename string, so
 
 // ApplyPipeline creates a pipeline, or a new version of it when its content
 // changed; the same content applied again changes nothing.
-func (o *Orchestrator) ApplyPipeline(ctx context.Context, req api.ApplyRequest) (*api.ApplyResult, error) {
+func (o *Orchestrator) ApplyPipeline(ctx context.Context, req wire.ApplyRequest) (*wire.ApplyResult, error) {
 	p, err := o.load(ctx, req.Filename, req.Source)
 	if err != nil {
 		return nil, err
@@ -142,11 +142,11 @@ func (o *Orchestrator) ApplyPipeline(ctx context.Context, req api.ApplyRequest) 
 				return nil, err
 			}
 			o.log.Info("pipeline created", "namespace", ns, "pipeline", name)
-			return &api.ApplyResult{Pipeline: pl, Outcome: "created"}, nil
+			return &wire.ApplyResult{Pipeline: pl, Outcome: "created"}, nil
 		case err != nil:
 			return nil, err
 		case cur.Hash == hash:
-			return &api.ApplyResult{Pipeline: cur, Outcome: "unchanged"}, nil
+			return &wire.ApplyResult{Pipeline: cur, Outcome: "unchanged"}, nil
 		}
 		next := cur.Version + 1
 		if err := o.store.create(ctx, version(next)); err != nil && !errors.Is(err, sdk.ErrAlreadyExists) {
@@ -159,18 +159,18 @@ func (o *Orchestrator) ApplyPipeline(ctx context.Context, req api.ApplyRequest) 
 			return nil, err
 		}
 		o.log.Info("pipeline updated", "namespace", ns, "pipeline", name, "version", next)
-		return &api.ApplyResult{Pipeline: cur, Outcome: "updated"}, nil
+		return &wire.ApplyResult{Pipeline: cur, Outcome: "updated"}, nil
 	}
 	return nil, sdk.Errorf(sdk.ErrConflict, "", "pipeline %s/%s is being changed by someone else; try again", ns, name)
 }
 
 // ListPipelines lists a namespace's pipelines.
-func (o *Orchestrator) ListPipelines(ctx context.Context, ns string, page api.PageRequest) (*api.Page[resource.Pipeline], error) {
+func (o *Orchestrator) ListPipelines(ctx context.Context, ns string, page wire.PageRequest) (*wire.Page[resource.Pipeline], error) {
 	items, next, err := list[resource.Pipeline](ctx, o.store, resource.KindPipeline, ns, nil, page.Size, page.Token)
 	if err != nil {
 		return nil, err
 	}
-	return &api.Page[resource.Pipeline]{Items: items, NextPageToken: next}, nil
+	return &wire.Page[resource.Pipeline]{Items: items, NextPageToken: next}, nil
 }
 
 // GetPipeline returns a pipeline.

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/palvella/palvella/core/api"
+	"github.com/palvella/palvella/core/api/wire"
 	"github.com/palvella/palvella/core/resource"
 	sdk "github.com/palvella/palvella/plugin-sdk"
 )
@@ -279,7 +279,7 @@ func (o *Orchestrator) GetRun(ctx context.Context, ns, name string) (*resource.R
 
 // ListRuns lists runs, of one pipeline when pipeline is not empty. The
 // runs are their summaries: status and counts, without their jobs.
-func (o *Orchestrator) ListRuns(ctx context.Context, ns, pipeline string, page api.PageRequest) (*api.Page[resource.Run], error) {
+func (o *Orchestrator) ListRuns(ctx context.Context, ns, pipeline string, page wire.PageRequest) (*wire.Page[resource.Run], error) {
 	var sel map[string]string
 	if pipeline != "" {
 		sel = map[string]string{"pipeline": pipeline}
@@ -293,7 +293,7 @@ func (o *Orchestrator) ListRuns(ctx context.Context, ns, pipeline string, page a
 			items[i].Jobs = []resource.JobStatus{}
 		}
 	}
-	return &api.Page[resource.Run]{Items: items, NextPageToken: next}, nil
+	return &wire.Page[resource.Run]{Items: items, NextPageToken: next}, nil
 }
 
 // CancelRun cancels a run: its unfinished jobs are cancelled and their

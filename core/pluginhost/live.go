@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/palvella/palvella/core/api/wire"
 	"reflect"
 	"slices"
 	"sort"
@@ -25,28 +26,19 @@ import (
 var ErrRetired = errors.New("pluginhost: plugin version replaced or removed")
 
 // InstanceState says whether a plugin's process takes new work.
-type InstanceState string
+type InstanceState = wire.InstanceState
 
 // Instance states.
 const (
 	// InstanceServing takes new work.
-	InstanceServing InstanceState = "serving"
+	InstanceServing = wire.InstanceServing
 	// InstanceDraining belongs to a replaced or removed version: it serves
 	// the work it had and stops when that is done.
-	InstanceDraining InstanceState = "draining"
+	InstanceDraining = wire.InstanceDraining
 )
 
 // Instance is one running process of a plugin.
-type Instance struct {
-	Version string        `json:"version"`
-	State   InstanceState `json:"state"`
-	PID     int           `json:"pid,omitempty"`
-	// Leases counts the leases holding it (each job running holds one);
-	// Calls the calls in flight on it.
-	Leases int    `json:"leases"`
-	Calls  int    `json:"calls"`
-	Path   string `json:"path"`
-}
+type Instance = wire.PluginInstance
 
 // instanceLocked describes p's running process, if any. p.mu is held.
 func (p *Plugin) instanceLocked() (Instance, bool) {
@@ -150,16 +142,7 @@ func (m *Manager) Paths() []string {
 }
 
 // SyncResult says what Sync changed, by plugin name.
-type SyncResult struct {
-	Added    []string `json:"added"`
-	Replaced []string `json:"replaced"`
-	Removed  []string `json:"removed"`
-}
-
-// Changed reports whether Sync changed anything.
-func (r *SyncResult) Changed() bool {
-	return len(r.Added)+len(r.Replaced)+len(r.Removed) > 0
-}
+type SyncResult = wire.SyncResult
 
 // Sync makes specs the manager's plugins: a plugin not there yet is added,
 // one whose spec differs is replaced by a new version, and one no longer

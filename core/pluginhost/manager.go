@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/palvella/palvella/core/api/wire"
 	"io"
 	"maps"
 	"os"
@@ -211,37 +212,22 @@ func (m *Manager) Shutdown() {
 }
 
 // State of a plugin.
-type State string
+type State = wire.PluginState
 
 // Plugin states.
 const (
-	StateStopped    State = "stopped"
-	StateStarting   State = "starting"
-	StateRunning    State = "running"
-	StateRestarting State = "restarting"
-	StateFailed     State = "failed"
+	StateStopped    = wire.StateStopped
+	StateStarting   = wire.StateStarting
+	StateRunning    = wire.StateRunning
+	StateRestarting = wire.StateRestarting
+	StateFailed     = wire.StateFailed
 	// StateDraining is a plugin removed while jobs used it (Report): its
 	// process serves them and stops when the last is done.
-	StateDraining State = "draining"
+	StateDraining = wire.StateDraining
 )
 
-// Status is what the API and CLI show of a plugin.
-type Status struct {
-	Name       string         `json:"name"`
-	Source     Source         `json:"source"`
-	Version    string         `json:"version,omitempty"`
-	Categories []sdk.Category `json:"categories"`
-	Path       string         `json:"path"`
-	State      State          `json:"state"`
-	PID        int            `json:"pid,omitempty"`
-	Protocol   int            `json:"protocol,omitempty"`
-	Restarts   int            `json:"restarts"`
-	LastError  string         `json:"lastError,omitempty"`
-	// Instances are the plugin's running processes: the one serving new
-	// work, and the ones of replaced versions draining the work they
-	// already had. Empty when no process runs.
-	Instances []Instance `json:"instances"`
-}
+// Status is what the API and CLI show of a plugin (wire.PluginStatus).
+type Status = wire.PluginStatus
 
 // Plugin is one supervised plugin.
 type Plugin struct {

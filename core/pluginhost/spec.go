@@ -2,24 +2,25 @@ package pluginhost
 
 import (
 	"fmt"
+	"github.com/palvella/palvella/core/api/wire"
 	"regexp"
 
 	sdk "github.com/palvella/palvella/plugin-sdk"
 )
 
 // Source says where a plugin comes from.
-type Source string
+type Source = wire.PluginSource
 
 // Plugin sources.
 const (
 	// SourceBuiltin plugins are compiled into the palvella binary.
-	SourceBuiltin Source = "builtin"
+	SourceBuiltin = wire.SourceBuiltin
 	// SourceInstalled plugins were installed from a registry (or locally)
 	// and are recorded in the lock file.
-	SourceInstalled Source = "installed"
+	SourceInstalled = wire.SourceInstalled
 	// SourcePath plugins are binaries named on the command line, as in
 	// `palvella plugin describe ./bin/my-plugin`.
-	SourcePath Source = "path"
+	SourcePath = wire.SourcePath
 )
 
 // Spec says how to launch one plugin.

@@ -124,7 +124,11 @@ type backend struct {
 	*security
 }
 
-var _ api.Security = (*security)(nil)
+var (
+	_ api.Security  = (*security)(nil)
+	_ api.Backend   = backend{}
+	_ api.Following = (*orchestrator.Orchestrator)(nil)
+)
 
 // security serves the token and credential routes through the plugins.
 type security struct {
@@ -360,16 +364,16 @@ func (r sizedRE) MatchString(s string) bool { return len(s) <= r.max && r.re.Mat
 // not in the labels that keep it.
 func apiCredential(m credential.Meta) api.Credential {
 	o := orchestrator.CredentialOwnerOf(m)
-	out := api.Credential{Meta: m, Namespace: o.Namespace, Pipelines: o.Pipelines}
+	out := api.Credential{CredentialMeta: m, Namespace: o.Namespace, Pipelines: o.Pipelines}
 	if len(m.Labels) > 0 {
-		out.Meta.Labels = map[string]string{}
+		out.CredentialMeta.Labels = map[string]string{}
 		for k, v := range m.Labels {
 			if !strings.HasPrefix(k, orchestrator.ReservedLabelPrefix) {
-				out.Meta.Labels[k] = v
+				out.CredentialMeta.Labels[k] = v
 			}
 		}
-		if len(out.Meta.Labels) == 0 {
-			out.Meta.Labels = nil
+		if len(out.CredentialMeta.Labels) == 0 {
+			out.CredentialMeta.Labels = nil
 		}
 	}
 	return out
