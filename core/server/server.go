@@ -25,8 +25,6 @@ import (
 	"github.com/palvella/palvella/core/orchestrator"
 	"github.com/palvella/palvella/core/pluginhost"
 	sdk "github.com/palvella/palvella/plugin-sdk"
-	"github.com/palvella/palvella/plugin-sdk/authentication"
-	"github.com/palvella/palvella/plugin-sdk/authorization"
 )
 
 // Config of a server. Zero values take the defaults.
@@ -293,28 +291,3 @@ func isLoopback(a net.Addr) bool {
 type lateHost struct{ sdk.Host }
 
 func (h *lateHost) set(x sdk.Host) { h.Host = x }
-
-// authz authorizes API requests with the authorization plugin and logs
-// every decision with the rule that decided.
-type authz struct {
-	mgr    *pluginhost.Manager
-	plugin string // the authorization plugin chosen
-	log    hclog.Logger
-}
-
-func (a *authz) Authorize(ctx context.Context, id *authentication.Identity, resource, method string) (*authorization.Decision, error) {
-	p, err := a.mgr.Plugin(a.plugin)
-	if err != nil {
-		return nil, err
-	}
-	c, err := pluginhost.Client[authorization.Authorization](ctx, p, sdk.CategoryAuthorization)
-	if err != nil {
-		return nil, err
-	}
-	d, err := c.Authorize(ctx, &authorization.AuthorizeRequest{Identity: id, Resource: resource, Method: method})
-	if err != nil {
-		return nil, err
-	}
-	a.log.Debug("decision", "identity", id.Name, "resource", resource, "method", method, "allowed", d.Allowed, "rule", d.Rule)
-	return d, nil
-}
