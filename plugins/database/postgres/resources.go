@@ -62,15 +62,29 @@ func notFound(key database.Key) error {
 }
 
 // retry runs fn once more when it failed because the database was
-// unreachable, if that is safe: always for a read, and for a write only
-// when nothing was sent (pgconn.SafeToRetry). After PostgreSQL restarts,
-// the pool may hand out a connection that died with it.
+// unreachable, if that is safe: always for a read; for a write when
+// nothing was sent (pgconn.SafeToRetry) or when the server answered that
+// it terminated the session (57P0x: the statement was rolled back). First
+// it drops every pooled connection: after PostgreSQL restarts, all of them
+// are dead, and each would fail one call.
 func (s *store) retry(ctx context.Context, read bool, fn func() error) error {
 	err := fn()
-	if err != nil && ctx.Err() == nil && isUnavailable(err) && (read || pgconn.SafeToRetry(err)) {
+	if err == nil || ctx.Err() != nil || !isUnavailable(err) {
+		return err
+	}
+	s.pool.Reset()
+	if read || pgconn.SafeToRetry(err) || sessionTerminated(err) {
 		err = fn()
 	}
 	return err
+}
+
+// sessionTerminated reports whether the server ended the session
+// (admin_shutdown, crash_shutdown or cannot_connect_now) instead of
+// answering: whatever the statement did was rolled back.
+func sessionTerminated(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03")
 }
 
 func (s *store) get(ctx context.Context, key database.Key) (*database.Resource, error) {

@@ -95,8 +95,10 @@ func passwordForms(dsn, password string) []string {
 	return out
 }
 
-// redactString removes every form of the password from s.
+// redactString removes every form of the password from s, and puts pgx's
+// multi-line connection errors (one line per address tried) on one line.
 func redactString(s string, secrets []string) string {
+	s = strings.ReplaceAll(strings.ReplaceAll(s, ":\n\t", ": "), "\n\t", "; ")
 	for _, p := range secrets {
 		s = strings.ReplaceAll(s, p, "xxxxx")
 	}
