@@ -12,6 +12,7 @@ package database
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	goplugin "github.com/hashicorp/go-plugin"
@@ -64,6 +65,48 @@ type Database interface {
 	// req.RetryAfter.
 	Nack(ctx context.Context, req *NackRequest) error
 }
+
+// Batcher is a Database that applies several writes in one transaction:
+// all of them or, when one fails, none. It is optional: the core asks for
+// it by type assertion (the gRPC client always has it, and answers
+// sdk.ErrUnimplemented for a plugin without it) and otherwise makes the
+// writes one by one. The core uses it where one change spans several
+// documents and the queue, such as a run's creation.
+type Batcher interface {
+	// Batch applies ops in order, each as its own method would (Create,
+	// Update, Delete, Enqueue, with their errors), and returns one result
+	// per op. When an op fails nothing of the batch is kept, and the error
+	// is that op's, wrapped in a *BatchError that says which it was. Each
+	// write takes its own revision, and watchers see each change.
+	Batch(ctx context.Context, ops []Op) ([]OpResult, error)
+}
+
+// Op is one write of a batch: exactly one field is set.
+type Op struct {
+	Create  *Resource
+	Update  *Resource
+	Delete  *DeleteRequest
+	Enqueue *EnqueueRequest
+}
+
+// OpResult is what an op wrote: the resource after a create or update,
+// the item after an enqueue, neither after a delete.
+type OpResult struct {
+	Resource *Resource
+	Item     *QueueItem
+}
+
+// BatchError is the failure of one op of a batch, none of which was kept.
+type BatchError struct {
+	// Index of the op in the batch.
+	Index int
+	Err   error
+}
+
+func (e *BatchError) Error() string { return fmt.Sprintf("batch op %d: %v", e.Index, e.Err) }
+
+// Unwrap returns the op's error, so that errors.Is sees its sentinel.
+func (e *BatchError) Unwrap() error { return e.Err }
 
 // Renew, Ack and Nack return sdk.ErrNotFound for an unknown item and
 // sdk.ErrConflict when the lease token is not the item's current one (the

@@ -1,6 +1,7 @@
 package database
 
 import (
+	"fmt"
 	"strings"
 	"unicode/utf8"
 
@@ -175,6 +176,29 @@ func (r *NackRequest) Validate() error {
 	}
 	if r.RetryAfter < 0 {
 		return sdk.Errorf(sdk.ErrInvalidArgument, "retryAfter", "must not be negative")
+	}
+	return nil
+}
+
+// MaxBatchOps is the most writes one Batch takes.
+const MaxBatchOps = 1000
+
+// ValidateBatch checks that a batch has 1 to MaxBatchOps ops, each with
+// exactly one write set; each write is validated when it is applied.
+func ValidateBatch(ops []Op) error {
+	if len(ops) == 0 || len(ops) > MaxBatchOps {
+		return sdk.Errorf(sdk.ErrInvalidArgument, "ops", "has %d writes; a batch takes 1 to %d", len(ops), MaxBatchOps)
+	}
+	for i, op := range ops {
+		n := 0
+		for _, set := range []bool{op.Create != nil, op.Update != nil, op.Delete != nil, op.Enqueue != nil} {
+			if set {
+				n++
+			}
+		}
+		if n != 1 {
+			return sdk.Errorf(sdk.ErrInvalidArgument, fmt.Sprintf("ops[%d]", i), "sets %d writes; an op sets exactly one of create, update, delete and enqueue", n)
+		}
 	}
 	return nil
 }

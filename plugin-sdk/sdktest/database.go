@@ -666,6 +666,128 @@ func DatabaseSuite(t *testing.T, newPlugin Factory[database.Database]) {
 			t.Fatalf("a cancelled Enqueue stored an item: %+v, %v", it, err)
 		}
 	})
+
+	t.Run("batch applies every write or none", func(t *testing.T) {
+		db := newPlugin(t)
+		b, ok := db.(database.Batcher)
+		if !ok {
+			t.Skip("the plugin applies no batches (database.Batcher is optional)")
+		}
+		old := mustCreate(t, db, database.Key{Kind: "Pipeline", Namespace: "ns", Name: "p"}, nil, `{"last":1}`)
+		gone := mustCreate(t, db, database.Key{Kind: "Run", Namespace: "ns", Name: "p-0"}, nil, `{}`)
+		run := database.Key{Kind: "Run", Namespace: "ns", Name: "p-2"}
+		results, err := b.Batch(ctx, []database.Op{
+			{Update: &database.Resource{Key: old.Key, Revision: old.Revision, Data: []byte(`{"last":2}`)}},
+			{Create: &database.Resource{Key: run, Labels: map[string]string{"pipeline": "p"}, Data: []byte(`{"status":"queued"}`)}},
+			{Delete: &database.DeleteRequest{Key: gone.Key, ExpectedRevision: gone.Revision}},
+			{Enqueue: &database.EnqueueRequest{Queue: "jobs", ID: "p-2/build", Payload: []byte("build")}},
+		})
+		if errors.Is(err, sdk.ErrUnimplemented) {
+			t.Skip("the plugin applies no batches (it answers Batch with sdk.ErrUnimplemented)")
+		}
+		if err != nil {
+			t.Fatalf("Batch: %v", err)
+		}
+		if len(results) != 4 {
+			t.Fatalf("Batch returned %d results for 4 writes", len(results))
+		}
+		upd, crt, it := results[0].Resource, results[1].Resource, results[3].Item
+		if upd == nil || crt == nil || it == nil || results[2].Resource != nil {
+			t.Fatalf("Batch results = %+v; want the updated and created resources, nothing for the delete, the queued item", results)
+		}
+		if !(old.Revision < upd.Revision && upd.Revision < crt.Revision) {
+			t.Errorf("revisions %d (before), %d (update), %d (create): each write of a batch takes the next revision in order", old.Revision, upd.Revision, crt.Revision)
+		}
+		if got, err := db.Get(ctx, run); err != nil || got.Revision != crt.Revision || string(got.Data) != `{"status":"queued"}` {
+			t.Errorf("Get of the created resource = %+v, %v; want revision %d and its data", got, err, crt.Revision)
+		}
+		if got, err := db.Get(ctx, old.Key); err != nil || string(got.Data) != `{"last":2}` {
+			t.Errorf("Get of the updated resource = %+v, %v; want the new data", got, err)
+		}
+		if _, err := db.Get(ctx, gone.Key); !errors.Is(err, sdk.ErrNotFound) {
+			t.Errorf("Get of the deleted resource: error = %v, want sdk.ErrNotFound", err)
+		}
+		if got := mustLease(t, db, "jobs", time.Minute); got.ID != "p-2/build" || string(got.Payload) != "build" {
+			t.Errorf("leased %+v, want the item the batch queued", got)
+		}
+
+		// A batch whose second write fails keeps nothing of the first and
+		// the third, and says which write failed.
+		fresh := database.Key{Kind: "Run", Namespace: "ns", Name: "p-3"}
+		_, err = b.Batch(ctx, []database.Op{
+			{Create: &database.Resource{Key: fresh, Data: []byte(`{}`)}},
+			{Update: &database.Resource{Key: old.Key, Revision: old.Revision, Data: []byte(`{"last":3}`)}},
+			{Enqueue: &database.EnqueueRequest{Queue: "jobs", ID: "p-3/build"}},
+		})
+		var be *database.BatchError
+		if !errors.Is(err, sdk.ErrConflict) || !errors.As(err, &be) || be.Index != 1 {
+			t.Fatalf("a batch with a stale update: error = %v, want sdk.ErrConflict in a *database.BatchError for write 1", err)
+		}
+		if _, err := db.Get(ctx, fresh); !errors.Is(err, sdk.ErrNotFound) {
+			t.Errorf("the create before the failed write was kept (Get error = %v)", err)
+		}
+		if it, err := db.Lease(ctx, lease("jobs", time.Minute)); err != nil || it != nil {
+			t.Errorf("the enqueue after the failed write was kept: %+v, %v", it, err)
+		}
+		_, err = b.Batch(ctx, []database.Op{{Create: &database.Resource{Key: run, Data: []byte(`{}`)}}})
+		if !errors.Is(err, sdk.ErrAlreadyExists) || !errors.As(err, &be) || be.Index != 0 {
+			t.Errorf("a batch creating an existing key: error = %v, want sdk.ErrAlreadyExists for write 0", err)
+		}
+	})
+
+	t.Run("batch is seen by watchers write by write", func(t *testing.T) {
+		db := newPlugin(t)
+		b, ok := db.(database.Batcher)
+		if !ok {
+			t.Skip("the plugin applies no batches (database.Batcher is optional)")
+		}
+		start := mustCreate(t, db, database.Key{Kind: "Run", Namespace: "ns", Name: "r-0"}, nil, `{}`)
+		_, err := b.Batch(ctx, []database.Op{
+			{Create: &database.Resource{Key: database.Key{Kind: "Run", Namespace: "ns", Name: "r-1"}, Data: []byte(`{}`)}},
+			{Update: &database.Resource{Key: start.Key, Revision: start.Revision, Data: []byte(`{"n":1}`)}},
+		})
+		if errors.Is(err, sdk.ErrUnimplemented) {
+			t.Skip("the plugin applies no batches (it answers Batch with sdk.ErrUnimplemented)")
+		}
+		if err != nil {
+			t.Fatalf("Batch: %v", err)
+		}
+		errStopWatch := errors.New("seen enough")
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		var seen []string
+		_ = db.Watch(wctx, &database.WatchRequest{Kind: "Run", AfterRevision: start.Revision}, func(ev database.Event) error {
+			seen = append(seen, ev.Type.String()+" "+ev.Resource.Key.Name)
+			if len(seen) == 2 {
+				return errStopWatch
+			}
+			return nil
+		})
+		if want := []string{database.EventCreated.String() + " r-1", database.EventUpdated.String() + " r-0"}; !slices.Equal(seen, want) {
+			t.Errorf("watch after a batch saw %q, want %q", seen, want)
+		}
+	})
+
+	t.Run("a batch needs one write per op", func(t *testing.T) {
+		db := newPlugin(t)
+		b, ok := db.(database.Batcher)
+		if !ok {
+			t.Skip("the plugin applies no batches (database.Batcher is optional)")
+		}
+		for name, ops := range map[string][]database.Op{
+			"no op":         nil,
+			"an op of two":  {{Create: &database.Resource{Key: database.Key{Kind: "Run", Name: "a"}}, Enqueue: &database.EnqueueRequest{Queue: "q"}}},
+			"an op of none": {{}},
+		} {
+			_, err := b.Batch(ctx, ops)
+			if errors.Is(err, sdk.ErrUnimplemented) {
+				t.Skip("the plugin applies no batches (it answers Batch with sdk.ErrUnimplemented)")
+			}
+			if !errors.Is(err, sdk.ErrInvalidArgument) {
+				t.Errorf("%s: error = %v, want sdk.ErrInvalidArgument", name, err)
+			}
+		}
+	})
 }
 
 // DatabaseOpener opens a database plugin over the data kept in dir, and

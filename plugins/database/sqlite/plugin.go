@@ -35,6 +35,7 @@ type Plugin struct {
 }
 
 var _ database.Database = (*Plugin)(nil)
+var _ database.Batcher = (*Plugin)(nil)
 
 // New returns an unconfigured plugin; Configure opens the database.
 func New() *Plugin { return &Plugin{} }
@@ -211,6 +212,15 @@ func (p *Plugin) Update(ctx context.Context, res *database.Resource) (*database.
 		return nil, err
 	}
 	return st.update(ctx, res)
+}
+
+// Batch applies several writes in one transaction.
+func (p *Plugin) Batch(ctx context.Context, ops []database.Op) ([]database.OpResult, error) {
+	st, err := p.store(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return st.batch(ctx, ops)
 }
 
 // Delete removes a resource.

@@ -34,6 +34,16 @@ func scanItem(row scanner) (*database.QueueItem, error) {
 }
 
 func (s *store) enqueue(ctx context.Context, req *database.EnqueueRequest) (*database.QueueItem, error) {
+	var out *database.QueueItem
+	err := s.tx(ctx, func(tx *sql.Tx) (err error) {
+		out, err = s.enqueueIn(ctx, tx, req)
+		return err
+	})
+	return out, err
+}
+
+// enqueueIn is enqueue within tx; the caller commits.
+func (s *store) enqueueIn(ctx context.Context, tx *sql.Tx, req *database.EnqueueRequest) (*database.QueueItem, error) {
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
@@ -43,7 +53,7 @@ func (s *store) enqueue(ctx context.Context, req *database.EnqueueRequest) (*dat
 	}
 	now := s.now()
 	var out *database.QueueItem
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := func() error {
 		_, err := tx.ExecContext(ctx,
 			`INSERT INTO queue_items (id, queue, payload, attempts, available_at, enqueued_at) VALUES (?, ?, ?, 0, ?, ?)`,
 			id, req.Queue, nonNil(req.Payload), toNanos(now.Add(req.Delay)), toNanos(now))
@@ -64,7 +74,7 @@ func (s *store) enqueue(ctx context.Context, req *database.EnqueueRequest) (*dat
 		}
 		out = &database.QueueItem{ID: id, Queue: req.Queue, Payload: req.Payload, EnqueuedAt: now.UTC()}
 		return nil
-	})
+	}()
 	if err != nil {
 		return nil, fmt.Errorf("enqueue into %q: %w", req.Queue, err)
 	}

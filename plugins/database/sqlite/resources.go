@@ -115,6 +115,20 @@ func nonNil(b []byte) []byte {
 }
 
 func (s *store) create(ctx context.Context, in *database.Resource) (*database.Resource, error) {
+	var out *database.Resource
+	err := s.tx(ctx, func(tx *sql.Tx) (err error) {
+		out, err = s.createIn(ctx, tx, in)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.notify()
+	return out, nil
+}
+
+// createIn is create within tx; the caller commits and notifies.
+func (s *store) createIn(ctx context.Context, tx *sql.Tx, in *database.Resource) (*database.Resource, error) {
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}
@@ -124,7 +138,7 @@ func (s *store) create(ctx context.Context, in *database.Resource) (*database.Re
 	}
 	now := s.now().UTC()
 	out := database.Resource{Key: in.Key, Labels: in.Labels, Data: in.Data, CreatedAt: now, UpdatedAt: now}
-	err = s.tx(ctx, func(tx *sql.Tx) error {
+	err = func() error {
 		rev, err := recordChange(ctx, tx, database.EventCreated, &out, labels)
 		if err != nil {
 			return err
@@ -144,11 +158,10 @@ func (s *store) create(ctx context.Context, in *database.Resource) (*database.Re
 		}
 		out.Revision = rev
 		return writeLabels(ctx, tx, id, in.Labels)
-	})
+	}()
 	if err != nil {
 		return nil, fmt.Errorf("create %s %q: %w", in.Key.Kind, in.Key.Name, err)
 	}
-	s.notify()
 	return &out, nil
 }
 
@@ -177,6 +190,20 @@ func readForWrite(ctx context.Context, tx *sql.Tx, key database.Key) (*stored, e
 }
 
 func (s *store) update(ctx context.Context, in *database.Resource) (*database.Resource, error) {
+	var out *database.Resource
+	err := s.tx(ctx, func(tx *sql.Tx) (err error) {
+		out, err = s.updateIn(ctx, tx, in)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.notify()
+	return out, nil
+}
+
+// updateIn is update within tx; the caller commits and notifies.
+func (s *store) updateIn(ctx context.Context, tx *sql.Tx, in *database.Resource) (*database.Resource, error) {
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}
@@ -189,7 +216,7 @@ func (s *store) update(ctx context.Context, in *database.Resource) (*database.Re
 	}
 	now := s.now().UTC()
 	var out database.Resource
-	err = s.tx(ctx, func(tx *sql.Tx) error {
+	err = func() error {
 		st, err := readForWrite(ctx, tx, in.Key)
 		if err != nil {
 			return err
@@ -208,22 +235,30 @@ func (s *store) update(ctx context.Context, in *database.Resource) (*database.Re
 		}
 		out.Revision = rev
 		return writeLabels(ctx, tx, st.id, in.Labels)
-	})
+	}()
 	if err != nil {
 		return nil, fmt.Errorf("update %s %q: %w", in.Key.Kind, in.Key.Name, err)
 	}
-	s.notify()
 	return &out, nil
 }
 
 func (s *store) delete(ctx context.Context, req *database.DeleteRequest) error {
+	if err := s.tx(ctx, func(tx *sql.Tx) error { return s.deleteIn(ctx, tx, req) }); err != nil {
+		return err
+	}
+	s.notify()
+	return nil
+}
+
+// deleteIn is delete within tx; the caller commits and notifies.
+func (s *store) deleteIn(ctx context.Context, tx *sql.Tx, req *database.DeleteRequest) error {
 	if err := req.Key.Validate(); err != nil {
 		return err
 	}
 	if req.ExpectedRevision < 0 {
 		return sdk.Errorf(sdk.ErrInvalidArgument, "expectedRevision", "must not be negative")
 	}
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := func() error {
 		st, err := readForWrite(ctx, tx, req.Key)
 		if err != nil {
 			return err
@@ -240,11 +275,10 @@ func (s *store) delete(ctx context.Context, req *database.DeleteRequest) error {
 			return fmt.Errorf("delete resource: %w", err)
 		}
 		return nil
-	})
+	}()
 	if err != nil {
 		return fmt.Errorf("delete %s %q: %w", req.Key.Kind, req.Key.Name, err)
 	}
-	s.notify()
 	return nil
 }
 

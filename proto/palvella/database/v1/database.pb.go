@@ -1442,6 +1442,266 @@ func (*NackResponse) Descriptor() ([]byte, []int) {
 	return file_palvella_database_v1_database_proto_rawDescGZIP(), []int{24}
 }
 
+// One write of a batch.
+type BatchOp struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Op:
+	//
+	//	*BatchOp_Create
+	//	*BatchOp_Update
+	//	*BatchOp_Delete
+	//	*BatchOp_Enqueue
+	Op            isBatchOp_Op `protobuf_oneof:"op"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchOp) Reset() {
+	*x = BatchOp{}
+	mi := &file_palvella_database_v1_database_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchOp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchOp) ProtoMessage() {}
+
+func (x *BatchOp) ProtoReflect() protoreflect.Message {
+	mi := &file_palvella_database_v1_database_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchOp.ProtoReflect.Descriptor instead.
+func (*BatchOp) Descriptor() ([]byte, []int) {
+	return file_palvella_database_v1_database_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *BatchOp) GetOp() isBatchOp_Op {
+	if x != nil {
+		return x.Op
+	}
+	return nil
+}
+
+func (x *BatchOp) GetCreate() *Resource {
+	if x != nil {
+		if x, ok := x.Op.(*BatchOp_Create); ok {
+			return x.Create
+		}
+	}
+	return nil
+}
+
+func (x *BatchOp) GetUpdate() *Resource {
+	if x != nil {
+		if x, ok := x.Op.(*BatchOp_Update); ok {
+			return x.Update
+		}
+	}
+	return nil
+}
+
+func (x *BatchOp) GetDelete() *DeleteRequest {
+	if x != nil {
+		if x, ok := x.Op.(*BatchOp_Delete); ok {
+			return x.Delete
+		}
+	}
+	return nil
+}
+
+func (x *BatchOp) GetEnqueue() *EnqueueRequest {
+	if x != nil {
+		if x, ok := x.Op.(*BatchOp_Enqueue); ok {
+			return x.Enqueue
+		}
+	}
+	return nil
+}
+
+type isBatchOp_Op interface {
+	isBatchOp_Op()
+}
+
+type BatchOp_Create struct {
+	// As CreateRequest.resource.
+	Create *Resource `protobuf:"bytes,1,opt,name=create,proto3,oneof"`
+}
+
+type BatchOp_Update struct {
+	// As UpdateRequest.resource: applied if the stored revision is its.
+	Update *Resource `protobuf:"bytes,2,opt,name=update,proto3,oneof"`
+}
+
+type BatchOp_Delete struct {
+	Delete *DeleteRequest `protobuf:"bytes,3,opt,name=delete,proto3,oneof"`
+}
+
+type BatchOp_Enqueue struct {
+	Enqueue *EnqueueRequest `protobuf:"bytes,4,opt,name=enqueue,proto3,oneof"`
+}
+
+func (*BatchOp_Create) isBatchOp_Op() {}
+
+func (*BatchOp_Update) isBatchOp_Op() {}
+
+func (*BatchOp_Delete) isBatchOp_Op() {}
+
+func (*BatchOp_Enqueue) isBatchOp_Op() {}
+
+type BatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ops           []*BatchOp             `protobuf:"bytes,1,rep,name=ops,proto3" json:"ops,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchRequest) Reset() {
+	*x = BatchRequest{}
+	mi := &file_palvella_database_v1_database_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchRequest) ProtoMessage() {}
+
+func (x *BatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_palvella_database_v1_database_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchRequest.ProtoReflect.Descriptor instead.
+func (*BatchRequest) Descriptor() ([]byte, []int) {
+	return file_palvella_database_v1_database_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *BatchRequest) GetOps() []*BatchOp {
+	if x != nil {
+		return x.Ops
+	}
+	return nil
+}
+
+// What one op wrote: the resource after a create or update, the item after
+// an enqueue, nothing after a delete.
+type BatchResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Resource      *Resource              `protobuf:"bytes,1,opt,name=resource,proto3" json:"resource,omitempty"`
+	Item          *QueueItem             `protobuf:"bytes,2,opt,name=item,proto3" json:"item,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchResult) Reset() {
+	*x = BatchResult{}
+	mi := &file_palvella_database_v1_database_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchResult) ProtoMessage() {}
+
+func (x *BatchResult) ProtoReflect() protoreflect.Message {
+	mi := &file_palvella_database_v1_database_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchResult.ProtoReflect.Descriptor instead.
+func (*BatchResult) Descriptor() ([]byte, []int) {
+	return file_palvella_database_v1_database_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *BatchResult) GetResource() *Resource {
+	if x != nil {
+		return x.Resource
+	}
+	return nil
+}
+
+func (x *BatchResult) GetItem() *QueueItem {
+	if x != nil {
+		return x.Item
+	}
+	return nil
+}
+
+type BatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per op, in order.
+	Results       []*BatchResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchResponse) Reset() {
+	*x = BatchResponse{}
+	mi := &file_palvella_database_v1_database_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchResponse) ProtoMessage() {}
+
+func (x *BatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_palvella_database_v1_database_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchResponse.ProtoReflect.Descriptor instead.
+func (*BatchResponse) Descriptor() ([]byte, []int) {
+	return file_palvella_database_v1_database_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *BatchResponse) GetResults() []*BatchResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 var File_palvella_database_v1_database_proto protoreflect.FileDescriptor
 
 const file_palvella_database_v1_database_proto_rawDesc = "" +
@@ -1545,12 +1805,25 @@ const file_palvella_database_v1_database_proto_rawDesc = "" +
 	"leaseToken\x12:\n" +
 	"\vretry_after\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\n" +
 	"retryAfter\"\x0e\n" +
-	"\fNackResponse*o\n" +
+	"\fNackResponse\"\x84\x02\n" +
+	"\aBatchOp\x128\n" +
+	"\x06create\x18\x01 \x01(\v2\x1e.palvella.database.v1.ResourceH\x00R\x06create\x128\n" +
+	"\x06update\x18\x02 \x01(\v2\x1e.palvella.database.v1.ResourceH\x00R\x06update\x12=\n" +
+	"\x06delete\x18\x03 \x01(\v2#.palvella.database.v1.DeleteRequestH\x00R\x06delete\x12@\n" +
+	"\aenqueue\x18\x04 \x01(\v2$.palvella.database.v1.EnqueueRequestH\x00R\aenqueueB\x04\n" +
+	"\x02op\"?\n" +
+	"\fBatchRequest\x12/\n" +
+	"\x03ops\x18\x01 \x03(\v2\x1d.palvella.database.v1.BatchOpR\x03ops\"~\n" +
+	"\vBatchResult\x12:\n" +
+	"\bresource\x18\x01 \x01(\v2\x1e.palvella.database.v1.ResourceR\bresource\x123\n" +
+	"\x04item\x18\x02 \x01(\v2\x1f.palvella.database.v1.QueueItemR\x04item\"L\n" +
+	"\rBatchResponse\x12;\n" +
+	"\aresults\x18\x01 \x03(\v2!.palvella.database.v1.BatchResultR\aresults*o\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12EVENT_TYPE_CREATED\x10\x01\x12\x16\n" +
 	"\x12EVENT_TYPE_UPDATED\x10\x02\x12\x16\n" +
-	"\x12EVENT_TYPE_DELETED\x10\x032\x93\a\n" +
+	"\x12EVENT_TYPE_DELETED\x10\x032\xe5\a\n" +
 	"\x0fDatabaseService\x12J\n" +
 	"\x03Get\x12 .palvella.database.v1.GetRequest\x1a!.palvella.database.v1.GetResponse\x12M\n" +
 	"\x04List\x12!.palvella.database.v1.ListRequest\x1a\".palvella.database.v1.ListResponse\x12S\n" +
@@ -1562,7 +1835,8 @@ const file_palvella_database_v1_database_proto_rawDesc = "" +
 	"\x05Lease\x12\".palvella.database.v1.LeaseRequest\x1a#.palvella.database.v1.LeaseResponse\x12P\n" +
 	"\x05Renew\x12\".palvella.database.v1.RenewRequest\x1a#.palvella.database.v1.RenewResponse\x12J\n" +
 	"\x03Ack\x12 .palvella.database.v1.AckRequest\x1a!.palvella.database.v1.AckResponse\x12M\n" +
-	"\x04Nack\x12!.palvella.database.v1.NackRequest\x1a\".palvella.database.v1.NackResponseBDZBgithub.com/palvella/palvella/proto/palvella/database/v1;databasev1b\x06proto3"
+	"\x04Nack\x12!.palvella.database.v1.NackRequest\x1a\".palvella.database.v1.NackResponse\x12P\n" +
+	"\x05Batch\x12\".palvella.database.v1.BatchRequest\x1a#.palvella.database.v1.BatchResponseBDZBgithub.com/palvella/palvella/proto/palvella/database/v1;databasev1b\x06proto3"
 
 var (
 	file_palvella_database_v1_database_proto_rawDescOnce sync.Once
@@ -1577,7 +1851,7 @@ func file_palvella_database_v1_database_proto_rawDescGZIP() []byte {
 }
 
 var file_palvella_database_v1_database_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_palvella_database_v1_database_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_palvella_database_v1_database_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_palvella_database_v1_database_proto_goTypes = []any{
 	(EventType)(0),                // 0: palvella.database.v1.EventType
 	(*ResourceKey)(nil),           // 1: palvella.database.v1.ResourceKey
@@ -1605,19 +1879,23 @@ var file_palvella_database_v1_database_proto_goTypes = []any{
 	(*AckResponse)(nil),           // 23: palvella.database.v1.AckResponse
 	(*NackRequest)(nil),           // 24: palvella.database.v1.NackRequest
 	(*NackResponse)(nil),          // 25: palvella.database.v1.NackResponse
-	nil,                           // 26: palvella.database.v1.Resource.LabelsEntry
-	nil,                           // 27: palvella.database.v1.ListRequest.LabelSelectorEntry
-	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 29: google.protobuf.Duration
+	(*BatchOp)(nil),               // 26: palvella.database.v1.BatchOp
+	(*BatchRequest)(nil),          // 27: palvella.database.v1.BatchRequest
+	(*BatchResult)(nil),           // 28: palvella.database.v1.BatchResult
+	(*BatchResponse)(nil),         // 29: palvella.database.v1.BatchResponse
+	nil,                           // 30: palvella.database.v1.Resource.LabelsEntry
+	nil,                           // 31: palvella.database.v1.ListRequest.LabelSelectorEntry
+	(*timestamppb.Timestamp)(nil), // 32: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 33: google.protobuf.Duration
 }
 var file_palvella_database_v1_database_proto_depIdxs = []int32{
 	1,  // 0: palvella.database.v1.Resource.key:type_name -> palvella.database.v1.ResourceKey
-	26, // 1: palvella.database.v1.Resource.labels:type_name -> palvella.database.v1.Resource.LabelsEntry
-	28, // 2: palvella.database.v1.Resource.created_at:type_name -> google.protobuf.Timestamp
-	28, // 3: palvella.database.v1.Resource.updated_at:type_name -> google.protobuf.Timestamp
+	30, // 1: palvella.database.v1.Resource.labels:type_name -> palvella.database.v1.Resource.LabelsEntry
+	32, // 2: palvella.database.v1.Resource.created_at:type_name -> google.protobuf.Timestamp
+	32, // 3: palvella.database.v1.Resource.updated_at:type_name -> google.protobuf.Timestamp
 	1,  // 4: palvella.database.v1.GetRequest.key:type_name -> palvella.database.v1.ResourceKey
 	2,  // 5: palvella.database.v1.GetResponse.resource:type_name -> palvella.database.v1.Resource
-	27, // 6: palvella.database.v1.ListRequest.label_selector:type_name -> palvella.database.v1.ListRequest.LabelSelectorEntry
+	31, // 6: palvella.database.v1.ListRequest.label_selector:type_name -> palvella.database.v1.ListRequest.LabelSelectorEntry
 	2,  // 7: palvella.database.v1.ListResponse.items:type_name -> palvella.database.v1.Resource
 	2,  // 8: palvella.database.v1.CreateRequest.resource:type_name -> palvella.database.v1.Resource
 	2,  // 9: palvella.database.v1.CreateResponse.resource:type_name -> palvella.database.v1.Resource
@@ -1626,42 +1904,52 @@ var file_palvella_database_v1_database_proto_depIdxs = []int32{
 	1,  // 12: palvella.database.v1.DeleteRequest.key:type_name -> palvella.database.v1.ResourceKey
 	0,  // 13: palvella.database.v1.WatchEvent.type:type_name -> palvella.database.v1.EventType
 	2,  // 14: palvella.database.v1.WatchEvent.resource:type_name -> palvella.database.v1.Resource
-	28, // 15: palvella.database.v1.QueueItem.lease_expires_at:type_name -> google.protobuf.Timestamp
-	28, // 16: palvella.database.v1.QueueItem.enqueued_at:type_name -> google.protobuf.Timestamp
-	29, // 17: palvella.database.v1.EnqueueRequest.delay:type_name -> google.protobuf.Duration
+	32, // 15: palvella.database.v1.QueueItem.lease_expires_at:type_name -> google.protobuf.Timestamp
+	32, // 16: palvella.database.v1.QueueItem.enqueued_at:type_name -> google.protobuf.Timestamp
+	33, // 17: palvella.database.v1.EnqueueRequest.delay:type_name -> google.protobuf.Duration
 	15, // 18: palvella.database.v1.EnqueueResponse.item:type_name -> palvella.database.v1.QueueItem
-	29, // 19: palvella.database.v1.LeaseRequest.ttl:type_name -> google.protobuf.Duration
+	33, // 19: palvella.database.v1.LeaseRequest.ttl:type_name -> google.protobuf.Duration
 	15, // 20: palvella.database.v1.LeaseResponse.item:type_name -> palvella.database.v1.QueueItem
-	29, // 21: palvella.database.v1.RenewRequest.ttl:type_name -> google.protobuf.Duration
+	33, // 21: palvella.database.v1.RenewRequest.ttl:type_name -> google.protobuf.Duration
 	15, // 22: palvella.database.v1.RenewResponse.item:type_name -> palvella.database.v1.QueueItem
-	29, // 23: palvella.database.v1.NackRequest.retry_after:type_name -> google.protobuf.Duration
-	3,  // 24: palvella.database.v1.DatabaseService.Get:input_type -> palvella.database.v1.GetRequest
-	5,  // 25: palvella.database.v1.DatabaseService.List:input_type -> palvella.database.v1.ListRequest
-	7,  // 26: palvella.database.v1.DatabaseService.Create:input_type -> palvella.database.v1.CreateRequest
-	9,  // 27: palvella.database.v1.DatabaseService.Update:input_type -> palvella.database.v1.UpdateRequest
-	11, // 28: palvella.database.v1.DatabaseService.Delete:input_type -> palvella.database.v1.DeleteRequest
-	13, // 29: palvella.database.v1.DatabaseService.Watch:input_type -> palvella.database.v1.WatchRequest
-	16, // 30: palvella.database.v1.DatabaseService.Enqueue:input_type -> palvella.database.v1.EnqueueRequest
-	18, // 31: palvella.database.v1.DatabaseService.Lease:input_type -> palvella.database.v1.LeaseRequest
-	20, // 32: palvella.database.v1.DatabaseService.Renew:input_type -> palvella.database.v1.RenewRequest
-	22, // 33: palvella.database.v1.DatabaseService.Ack:input_type -> palvella.database.v1.AckRequest
-	24, // 34: palvella.database.v1.DatabaseService.Nack:input_type -> palvella.database.v1.NackRequest
-	4,  // 35: palvella.database.v1.DatabaseService.Get:output_type -> palvella.database.v1.GetResponse
-	6,  // 36: palvella.database.v1.DatabaseService.List:output_type -> palvella.database.v1.ListResponse
-	8,  // 37: palvella.database.v1.DatabaseService.Create:output_type -> palvella.database.v1.CreateResponse
-	10, // 38: palvella.database.v1.DatabaseService.Update:output_type -> palvella.database.v1.UpdateResponse
-	12, // 39: palvella.database.v1.DatabaseService.Delete:output_type -> palvella.database.v1.DeleteResponse
-	14, // 40: palvella.database.v1.DatabaseService.Watch:output_type -> palvella.database.v1.WatchEvent
-	17, // 41: palvella.database.v1.DatabaseService.Enqueue:output_type -> palvella.database.v1.EnqueueResponse
-	19, // 42: palvella.database.v1.DatabaseService.Lease:output_type -> palvella.database.v1.LeaseResponse
-	21, // 43: palvella.database.v1.DatabaseService.Renew:output_type -> palvella.database.v1.RenewResponse
-	23, // 44: palvella.database.v1.DatabaseService.Ack:output_type -> palvella.database.v1.AckResponse
-	25, // 45: palvella.database.v1.DatabaseService.Nack:output_type -> palvella.database.v1.NackResponse
-	35, // [35:46] is the sub-list for method output_type
-	24, // [24:35] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	33, // 23: palvella.database.v1.NackRequest.retry_after:type_name -> google.protobuf.Duration
+	2,  // 24: palvella.database.v1.BatchOp.create:type_name -> palvella.database.v1.Resource
+	2,  // 25: palvella.database.v1.BatchOp.update:type_name -> palvella.database.v1.Resource
+	11, // 26: palvella.database.v1.BatchOp.delete:type_name -> palvella.database.v1.DeleteRequest
+	16, // 27: palvella.database.v1.BatchOp.enqueue:type_name -> palvella.database.v1.EnqueueRequest
+	26, // 28: palvella.database.v1.BatchRequest.ops:type_name -> palvella.database.v1.BatchOp
+	2,  // 29: palvella.database.v1.BatchResult.resource:type_name -> palvella.database.v1.Resource
+	15, // 30: palvella.database.v1.BatchResult.item:type_name -> palvella.database.v1.QueueItem
+	28, // 31: palvella.database.v1.BatchResponse.results:type_name -> palvella.database.v1.BatchResult
+	3,  // 32: palvella.database.v1.DatabaseService.Get:input_type -> palvella.database.v1.GetRequest
+	5,  // 33: palvella.database.v1.DatabaseService.List:input_type -> palvella.database.v1.ListRequest
+	7,  // 34: palvella.database.v1.DatabaseService.Create:input_type -> palvella.database.v1.CreateRequest
+	9,  // 35: palvella.database.v1.DatabaseService.Update:input_type -> palvella.database.v1.UpdateRequest
+	11, // 36: palvella.database.v1.DatabaseService.Delete:input_type -> palvella.database.v1.DeleteRequest
+	13, // 37: palvella.database.v1.DatabaseService.Watch:input_type -> palvella.database.v1.WatchRequest
+	16, // 38: palvella.database.v1.DatabaseService.Enqueue:input_type -> palvella.database.v1.EnqueueRequest
+	18, // 39: palvella.database.v1.DatabaseService.Lease:input_type -> palvella.database.v1.LeaseRequest
+	20, // 40: palvella.database.v1.DatabaseService.Renew:input_type -> palvella.database.v1.RenewRequest
+	22, // 41: palvella.database.v1.DatabaseService.Ack:input_type -> palvella.database.v1.AckRequest
+	24, // 42: palvella.database.v1.DatabaseService.Nack:input_type -> palvella.database.v1.NackRequest
+	27, // 43: palvella.database.v1.DatabaseService.Batch:input_type -> palvella.database.v1.BatchRequest
+	4,  // 44: palvella.database.v1.DatabaseService.Get:output_type -> palvella.database.v1.GetResponse
+	6,  // 45: palvella.database.v1.DatabaseService.List:output_type -> palvella.database.v1.ListResponse
+	8,  // 46: palvella.database.v1.DatabaseService.Create:output_type -> palvella.database.v1.CreateResponse
+	10, // 47: palvella.database.v1.DatabaseService.Update:output_type -> palvella.database.v1.UpdateResponse
+	12, // 48: palvella.database.v1.DatabaseService.Delete:output_type -> palvella.database.v1.DeleteResponse
+	14, // 49: palvella.database.v1.DatabaseService.Watch:output_type -> palvella.database.v1.WatchEvent
+	17, // 50: palvella.database.v1.DatabaseService.Enqueue:output_type -> palvella.database.v1.EnqueueResponse
+	19, // 51: palvella.database.v1.DatabaseService.Lease:output_type -> palvella.database.v1.LeaseResponse
+	21, // 52: palvella.database.v1.DatabaseService.Renew:output_type -> palvella.database.v1.RenewResponse
+	23, // 53: palvella.database.v1.DatabaseService.Ack:output_type -> palvella.database.v1.AckResponse
+	25, // 54: palvella.database.v1.DatabaseService.Nack:output_type -> palvella.database.v1.NackResponse
+	29, // 55: palvella.database.v1.DatabaseService.Batch:output_type -> palvella.database.v1.BatchResponse
+	44, // [44:56] is the sub-list for method output_type
+	32, // [32:44] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_palvella_database_v1_database_proto_init() }
@@ -1669,13 +1957,19 @@ func file_palvella_database_v1_database_proto_init() {
 	if File_palvella_database_v1_database_proto != nil {
 		return
 	}
+	file_palvella_database_v1_database_proto_msgTypes[25].OneofWrappers = []any{
+		(*BatchOp_Create)(nil),
+		(*BatchOp_Update)(nil),
+		(*BatchOp_Delete)(nil),
+		(*BatchOp_Enqueue)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_palvella_database_v1_database_proto_rawDesc), len(file_palvella_database_v1_database_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   27,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

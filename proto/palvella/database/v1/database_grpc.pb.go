@@ -33,6 +33,7 @@ const (
 	DatabaseService_Renew_FullMethodName   = "/palvella.database.v1.DatabaseService/Renew"
 	DatabaseService_Ack_FullMethodName     = "/palvella.database.v1.DatabaseService/Ack"
 	DatabaseService_Nack_FullMethodName    = "/palvella.database.v1.DatabaseService/Nack"
+	DatabaseService_Batch_FullMethodName   = "/palvella.database.v1.DatabaseService/Batch"
 )
 
 // DatabaseServiceClient is the client API for DatabaseService service.
@@ -54,6 +55,10 @@ type DatabaseServiceClient interface {
 	Renew(ctx context.Context, in *RenewRequest, opts ...grpc.CallOption) (*RenewResponse, error)
 	Ack(ctx context.Context, in *AckRequest, opts ...grpc.CallOption) (*AckResponse, error)
 	Nack(ctx context.Context, in *NackRequest, opts ...grpc.CallOption) (*NackResponse, error)
+	// Batch applies several writes in one transaction: all of them or none.
+	// Optional: a plugin without it answers UNIMPLEMENTED and the core makes
+	// the writes one by one.
+	Batch(ctx context.Context, in *BatchRequest, opts ...grpc.CallOption) (*BatchResponse, error)
 }
 
 type databaseServiceClient struct {
@@ -183,6 +188,16 @@ func (c *databaseServiceClient) Nack(ctx context.Context, in *NackRequest, opts 
 	return out, nil
 }
 
+func (c *databaseServiceClient) Batch(ctx context.Context, in *BatchRequest, opts ...grpc.CallOption) (*BatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BatchResponse)
+	err := c.cc.Invoke(ctx, DatabaseService_Batch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DatabaseServiceServer is the server API for DatabaseService service.
 // All implementations must embed UnimplementedDatabaseServiceServer
 // for forward compatibility.
@@ -202,6 +217,10 @@ type DatabaseServiceServer interface {
 	Renew(context.Context, *RenewRequest) (*RenewResponse, error)
 	Ack(context.Context, *AckRequest) (*AckResponse, error)
 	Nack(context.Context, *NackRequest) (*NackResponse, error)
+	// Batch applies several writes in one transaction: all of them or none.
+	// Optional: a plugin without it answers UNIMPLEMENTED and the core makes
+	// the writes one by one.
+	Batch(context.Context, *BatchRequest) (*BatchResponse, error)
 	mustEmbedUnimplementedDatabaseServiceServer()
 }
 
@@ -244,6 +263,9 @@ func (UnimplementedDatabaseServiceServer) Ack(context.Context, *AckRequest) (*Ac
 }
 func (UnimplementedDatabaseServiceServer) Nack(context.Context, *NackRequest) (*NackResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Nack not implemented")
+}
+func (UnimplementedDatabaseServiceServer) Batch(context.Context, *BatchRequest) (*BatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Batch not implemented")
 }
 func (UnimplementedDatabaseServiceServer) mustEmbedUnimplementedDatabaseServiceServer() {}
 func (UnimplementedDatabaseServiceServer) testEmbeddedByValue()                         {}
@@ -457,6 +479,24 @@ func _DatabaseService_Nack_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DatabaseService_Batch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DatabaseServiceServer).Batch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DatabaseService_Batch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DatabaseServiceServer).Batch(ctx, req.(*BatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DatabaseService_ServiceDesc is the grpc.ServiceDesc for DatabaseService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -503,6 +543,10 @@ var DatabaseService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Nack",
 			Handler:    _DatabaseService_Nack_Handler,
+		},
+		{
+			MethodName: "Batch",
+			Handler:    _DatabaseService_Batch_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
