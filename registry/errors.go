@@ -50,6 +50,20 @@ var (
 	ErrUnsafePath = errors.New("registry: unsafe path")
 	// ErrInvalidArgument: a caller passed a bad argument.
 	ErrInvalidArgument = errors.New("registry: invalid argument")
+	// ErrAmbiguous: more than one configured registry may serve a plugin
+	// name; the caller must choose one.
+	ErrAmbiguous = errors.New("registry: ambiguous plugin name")
+	// ErrNotOwner: a registry lists a plugin name it may not serve (a
+	// first-party name, or a name another registry was added for).
+	ErrNotOwner = errors.New("registry: name not owned by registry")
+	// ErrReplace: the install would replace a builtin plugin, or a plugin
+	// installed from another source, and the caller did not ask for that.
+	ErrReplace = errors.New("registry: would replace a plugin from another source")
+	// ErrUnreachable: a registry's index could not be read (network,
+	// server or file error).
+	ErrUnreachable = errors.New("registry: registry unreachable")
+	// ErrRevoked: a publisher key was revoked by the registry's root.
+	ErrRevoked = errors.New("registry: key revoked")
 )
 
 // Error is a refusal with enough context for a user to act on it.

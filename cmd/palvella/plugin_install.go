@@ -11,6 +11,7 @@ import (
 	"github.com/Masterminds/semver/v3"
 	"github.com/palvella/palvella/core/pluginhost"
 	sdk "github.com/palvella/palvella/plugin-sdk"
+	"github.com/palvella/palvella/registry"
 	"github.com/palvella/palvella/registry/client"
 	"github.com/palvella/palvella/registry/index"
 	"github.com/palvella/palvella/registry/lock"
@@ -31,6 +32,8 @@ type installRow struct {
 	Notices  []string `json:"notices,omitempty"`
 	// Upgraded is false when upgrade found nothing newer.
 	Upgraded bool `json:"upgraded"`
+	// Error says why upgrade failed for this plugin.
+	Error string `json:"error,omitempty"`
 }
 
 func rowOf(r *client.Result) installRow {
@@ -75,13 +78,17 @@ func newPluginAddCmd(app *App) *cobra.Command {
 		output                     string
 		only                       string
 		allowYanked, allowUnsigned bool
+		replace                    bool
 		describeTimeout            time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "add NAME[@CONSTRAINT] | ./BINARY",
 		Short: "Install a plugin from the configured registries",
-		Long: `Install a plugin: read the configured registries in order (the first that
-lists NAME owns it), pick the highest version that satisfies the constraint,
+		Long: `Install a plugin: read the configured registries, find the one that serves
+NAME (first-party names come only from the public registry's root key; a
+registry added with --names owns those names; a name several registries may
+serve needs --registry, which the lock records and upgrades keep), pick the
+highest version that satisfies the constraint,
 the trust policy, this platform and the plugin protocols this palvella speaks,
 download it, check its size, sha256 and signature, install it under
 $PALVELLA_HOME/plugins and record it, with its sha256, in
@@ -99,7 +106,10 @@ jobs while the old version finishes those it had. See plugin reload.
 
 A path (anything with a slash, such as ./bin/my-plugin) installs a local
 binary for development. It carries no signature, so this is refused unless
---allow-unsigned says you trust the file.`,
+--allow-unsigned says you trust the file.
+
+Replacing a builtin plugin, or a plugin installed from another source (a
+local file, another registry), is refused unless --replace says so.`,
 		Example: `  palvella plugin add engine-docker@^1.2
   palvella plugin add engine-acme@~1.0 --registry acme
   palvella plugin add engine-acme@1.0.0 --allow-yanked
@@ -116,7 +126,8 @@ binary for development. It carries no signature, so this is refused unless
 				}
 				c := &client.Client{PluginDir: app.pluginDir(), LockPath: app.lockPath(), StatePath: app.statePath(),
 					Protocols: sdk.ProtocolVersions, KeepReplaced: true}
-				res, err := c.InstallLocal(cmd.Context(), client.LocalRequest{Path: arg, AllowUnsigned: allowUnsigned, DescribeTimeout: describeTimeout})
+				c.Builtins = app.builtinNames()
+				res, err := c.InstallLocal(cmd.Context(), client.LocalRequest{Path: arg, AllowUnsigned: allowUnsigned, DescribeTimeout: describeTimeout, Replace: replace})
 				if err != nil {
 					if !allowUnsigned {
 						return fmt.Errorf("install %s: %w; nothing vouches for a local binary, so installing one needs --allow-unsigned (for development), or publish it to a registry and install it by name", arg, err)
@@ -136,7 +147,7 @@ binary for development. It carries no signature, so this is refused unless
 			}
 			c.KeepReplaced = true // the server may run the version replaced: it deletes it once unused
 			done := app.withProgress(c, output)
-			res, err := c.Install(cmd.Context(), client.Request{Name: name, Constraint: constraint, AllowYanked: allowYanked})
+			res, err := c.Install(cmd.Context(), client.Request{Name: name, Constraint: constraint, AllowYanked: allowYanked, Registry: only, Replace: replace})
 			done()
 			if err != nil {
 				return fmt.Errorf("install %s: %w", arg, err)
@@ -146,7 +157,8 @@ binary for development. It carries no signature, so this is refused unless
 		},
 	}
 	outputFlag(cmd, &output)
-	cmd.Flags().StringVar(&only, "registry", "", "install from this configured registry only")
+	cmd.Flags().StringVar(&only, "registry", "", "install from this configured registry (needed when several may serve the name; recorded in the lock), reading no other")
+	cmd.Flags().BoolVar(&replace, "replace", false, "replace a builtin plugin, or a plugin installed from another source (a local file or another registry)")
 	cmd.Flags().BoolVar(&allowYanked, "allow-yanked", false, "install a yanked version pinned exactly (NAME@1.2.3)")
 	cmd.Flags().BoolVar(&allowUnsigned, "allow-unsigned", false, "install a local, unsigned binary (development only)")
 	cmd.Flags().DurationVar(&describeTimeout, "describe-timeout", 0, "how long a local binary may take to answer --describe (default 10s)")
@@ -261,27 +273,16 @@ name are shown as shadowed: they are never used for it.`,
 }
 
 func (app *App) infoOf(c *client.Client, loaded []client.Loaded, name string) (*pluginInfo, error) {
-	var info *pluginInfo
-	var owner *client.Loaded
-	for i := range loaded {
-		p := loaded[i].Index.Lookup(name)
-		if p == nil {
-			continue
-		}
-		if info != nil {
-			info.ShadowedIn = append(info.ShadowedIn, loaded[i].Name)
-			continue
-		}
-		owner = &loaded[i]
-		info = &pluginInfo{Name: p.Name, Registry: loaded[i].Name, Description: p.Description, License: p.License,
-			Homepage: p.Homepage, Official: p.Official, Categories: p.Categories}
+	owner, p, err := c.Owner(loaded, name, c.Only)
+	if err != nil {
+		return nil, err
 	}
-	if info == nil {
-		names := make([]string, len(loaded))
-		for i, l := range loaded {
-			names[i] = l.Name
+	info := &pluginInfo{Name: p.Name, Registry: owner.Name, Description: p.Description, License: p.License,
+		Homepage: p.Homepage, Official: owner.Official(p), Categories: p.Categories}
+	for i := range loaded {
+		if loaded[i].Name != owner.Name && loaded[i].Index.Lookup(name) != nil {
+			info.ShadowedIn = append(info.ShadowedIn, loaded[i].Name)
 		}
-		return nil, fmt.Errorf("no configured registry lists %q (read: %s); try palvella plugin search", name, strings.Join(names, ", "))
 	}
 	lf, err := lock.Load(c.LockPath)
 	if err != nil {
@@ -291,7 +292,6 @@ func (app *App) infoOf(c *client.Client, loaded []client.Loaded, name string) (*
 	if e := lf.Get(name); e != nil && e.Registry == info.Registry {
 		installed = e.Version
 	}
-	p := owner.Index.Lookup(name)
 	now := time.Now()
 	for _, v := range sortedVersions(p) {
 		row := versionRow{Version: v.Version, Protocols: v.ProtocolVersions, Platforms: []string{}, Installed: v.Version == installed}
@@ -301,7 +301,7 @@ func (app *App) infoOf(c *client.Client, loaded []client.Loaded, name string) (*
 		if v.Yanked != nil {
 			row.Yanked = v.Yanked.Reason
 		}
-		_, err := resolve.Resolve([]resolve.Registry{owner.Registry},
+		_, err := resolve.Resolve([]resolve.Registry{*owner},
 			resolve.Request{Name: name, Constraint: "=" + v.Version, OS: c.OS, Arch: c.Arch, Protocols: c.Protocols, CoreVersion: c.CoreVersion},
 			c.Policy, now)
 		row.Status = "ok"
@@ -372,20 +372,20 @@ version that can be installed here ("-" if none can; see plugin info).`,
 				return err
 			}
 			rows := []searchRow{}
-			owned := map[string]bool{}
 			now := time.Now()
 			for _, l := range loaded {
 				for i := range l.Index.Plugins {
 					p := &l.Index.Plugins[i]
-					if owned[p.Name] {
+					// Show a plugin from the registry that serves its name,
+					// or from each when several may and none is chosen.
+					if o, _, err := c.Owner(loaded, p.Name, ""); err == nil && o.Name != l.Name || err != nil && !errors.Is(err, registry.ErrAmbiguous) {
 						continue
 					}
-					owned[p.Name] = true
 					hay := strings.ToLower(p.Name + " " + p.Description + " " + strings.Join(p.Categories, " "))
 					if !strings.Contains(hay, term) {
 						continue
 					}
-					row := searchRow{Name: p.Name, Registry: l.Name, Latest: "-", Official: p.Official, License: p.License, Categories: p.Categories, Description: p.Description}
+					row := searchRow{Name: p.Name, Registry: l.Name, Latest: "-", Official: l.Official(p), License: p.License, Categories: p.Categories, Description: p.Description}
 					sel, err := resolve.Resolve([]resolve.Registry{l.Registry},
 						resolve.Request{Name: p.Name, OS: c.OS, Arch: c.Arch, Protocols: c.Protocols, CoreVersion: c.CoreVersion}, c.Policy, now)
 					if err == nil {
@@ -413,7 +413,7 @@ version that can be installed here ("-" if none can; see plugin info).`,
 }
 
 func newPluginUpgradeCmd(app *App) *cobra.Command {
-	var output string
+	var output, moveTo string
 	cmd := &cobra.Command{
 		Use:   "upgrade [NAME]",
 		Short: "Upgrade installed plugins within their constraints",
@@ -421,6 +421,11 @@ func newPluginUpgradeCmd(app *App) *cobra.Command {
 the newest version allowed by the constraint it was added with (plugin add
 NAME@~1.0 stays on 1.0.x). To move beyond the constraint, run plugin add
 again with a new one. Plugins installed from a local file are skipped.
+
+Each plugin stays on the registry recorded in the lock; --registry NAME (with
+one plugin named) moves it to another registry that may serve it. A plugin
+that fails does not stop the others: every failure is reported at the end
+and the command exits non-zero.
 
 A server running on this home applies the upgrade without a restart: new jobs
 use the new version, jobs in flight finish on the old one, whose files are
@@ -453,6 +458,9 @@ deleted once its last process ends.`,
 				fmt.Fprintln(app.Out, "No plugin installed from a registry; nothing to upgrade.")
 				return nil
 			}
+			if moveTo != "" && len(args) != 1 {
+				return errors.New("--registry moves one plugin: name it (palvella plugin upgrade NAME --registry " + moveTo + ")")
+			}
 			c, _, err := app.registryClient("")
 			if err != nil {
 				return err
@@ -467,10 +475,17 @@ deleted once its last process ends.`,
 				}
 			}()
 			rows := []installRow{}
+			var failed []string
 			for _, name := range names {
-				res, err := c.Upgrade(cmd.Context(), name)
+				res, err := c.UpgradeFrom(cmd.Context(), name, moveTo)
 				if err != nil {
-					return fmt.Errorf("upgrade %s: %w", name, err)
+					failed = append(failed, name)
+					if output == "json" {
+						rows = append(rows, installRow{Name: name, Error: err.Error()})
+					} else {
+						fmt.Fprintf(app.Out, "Could not upgrade %s: %v\n", name, err)
+					}
+					continue
 				}
 				if res == nil {
 					e := lf.Get(name)
@@ -494,12 +509,18 @@ deleted once its last process ends.`,
 				}
 			}
 			if output == "json" {
-				return writeJSON(app.Out, rows)
+				if err := writeJSON(app.Out, rows); err != nil {
+					return err
+				}
+			}
+			if len(failed) > 0 {
+				return fmt.Errorf("%d of %d plugins could not be upgraded (%s); the others were", len(failed), len(names), strings.Join(failed, ", "))
 			}
 			return nil
 		},
 	}
 	outputFlag(cmd, &output)
+	cmd.Flags().StringVar(&moveTo, "registry", "", "move the named plugin to this configured registry (default: stay on the lock's)")
 	return cmd
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/palvella/palvella/registry/client"
 	"github.com/palvella/palvella/registry/index"
 	"github.com/palvella/palvella/registry/manifest"
+	"github.com/palvella/palvella/registry/owner"
 	"github.com/palvella/palvella/registry/public"
 	"github.com/palvella/palvella/registry/publish"
 	"github.com/palvella/palvella/registry/resolve"
@@ -47,6 +48,9 @@ const defaultListen = "127.0.0.1:7710"
 type registriesConfig struct {
 	Registries []registryConfig `json:"registries"`
 	Policy     policyConfig     `json:"policy"`
+	// MaxIndexBytes bounds the signed index read from any registry (0:
+	// index.DefaultMaxSize, 32 MiB).
+	MaxIndexBytes int64 `json:"maxIndexBytes,omitempty"`
 }
 
 // registryConfig is one configured registry.
@@ -57,6 +61,9 @@ type registryConfig struct {
 	// registry means the key compiled into palvella.
 	RootKeys  []string `json:"rootKeys,omitempty"`
 	Threshold int      `json:"threshold,omitempty"`
+	// Names are the plugin name patterns the registry was added for; empty
+	// for an open registry (see registry/owner).
+	Names []string `json:"names,omitempty"`
 }
 
 // policyConfig is the trust policy (see resolve.Policy).
@@ -97,6 +104,14 @@ func (app *App) loadRegistries() (*registriesConfig, error) {
 			return nil, fmt.Errorf("registries configuration %s: registries[%d]: name must be set and unique, and location set", app.registriesPath(), i)
 		}
 		seen[r.Name] = true
+		for j, p := range r.Names {
+			if q, err := owner.ParsePattern(p); err != nil || q != p {
+				return nil, fmt.Errorf("registries configuration %s: registries[%d].names[%d]: %q is not a name pattern (such as acme-*)", app.registriesPath(), i, j, p)
+			}
+		}
+	}
+	if cfg.MaxIndexBytes < 0 {
+		return nil, fmt.Errorf("registries configuration %s: maxIndexBytes: must not be negative", app.registriesPath())
 	}
 	return &cfg, nil
 }
@@ -175,17 +190,19 @@ func (app *App) registryClient(only string) (*client.Client, *registriesConfig, 
 		return nil, nil, err
 	}
 	var regs []client.Registry
+	found := false
 	for _, r := range cfg.Registries {
-		if only != "" && r.Name != only {
-			continue
-		}
+		found = found || r.Name == only
 		keys, err := r.rootKeys()
 		if err != nil {
+			if only != "" && r.Name != only {
+				continue // not read; a bad key there must not block this one
+			}
 			return nil, nil, err
 		}
-		regs = append(regs, client.Registry{Name: r.Name, Location: r.Location, RootKeys: keys, Threshold: r.Threshold})
+		regs = append(regs, client.Registry{Name: r.Name, Location: r.Location, RootKeys: keys, Threshold: r.Threshold, Names: r.Names})
 	}
-	if only != "" && len(regs) == 0 {
+	if only != "" && !found {
 		return nil, nil, fmt.Errorf("--registry %q: no such registry is configured (see palvella registry list)", only)
 	}
 	if len(regs) == 0 {
@@ -198,13 +215,26 @@ func (app *App) registryClient(only string) (*client.Client, *registriesConfig, 
 			AllowedLicenses:   cfg.Policy.AllowedLicenses,
 			TrustedPublishers: cfg.Policy.TrustedPublishers,
 		},
-		PluginDir:   app.pluginDir(),
-		LockPath:    app.lockPath(),
-		StatePath:   app.statePath(),
-		Protocols:   sdk.ProtocolVersions,
-		CoreVersion: version.Version,
+		PluginDir:    app.pluginDir(),
+		LockPath:     app.lockPath(),
+		StatePath:    app.statePath(),
+		Protocols:    sdk.ProtocolVersions,
+		CoreVersion:  version.Version,
+		Only:         only,
+		Builtins:     app.builtinNames(),
+		MaxIndexSize: cfg.MaxIndexBytes,
 	}
 	return c, cfg, nil
+}
+
+// builtinNames are the names of the plugins compiled into palvella: they
+// are first-party names, and installing one replaces the builtin.
+func (app *App) builtinNames() []string {
+	names := make([]string, 0, len(app.Builtins))
+	for _, b := range app.Builtins {
+		names = append(names, b.Name)
+	}
+	return names
 }
 
 func newRegistryCmd(app *App) *cobra.Command {
@@ -215,19 +245,22 @@ func newRegistryCmd(app *App) *cobra.Command {
 plugin binaries it lists. Clients pin each registry's root public key; the
 index is never trusted to name its own keys.
 
-Client side: registries are read in order and the first one that lists a
-plugin name owns it, so a private registry placed before the public one
-cannot be shadowed by it. The public registry (the registry.json of the
-Palvella repository, its root key compiled into palvella) is configured by
-default and comes last. Configuration lives in $PALVELLA_HOME/registries.json;
-the newest index seen from each registry is remembered in
-$PALVELLA_HOME/registries.state.json so an old index replayed later is refused.
+Client side: names have owners, whatever the order. First-party names (the
+builtins, and what the public registry's root marks official) come only from
+an index signed by the public registry's root key. A registry added with
+--names owns the names matching its patterns; an open registry (added
+without --names, like the public one) may serve any other name. A name that
+two registries may serve needs --registry NAME once; the lock records it and
+upgrades stay there. Configuration lives in $PALVELLA_HOME/registries.json;
+the newest index seen from each registry (by name and root key) is
+remembered in $PALVELLA_HOME/registries.state.json so an old index replayed
+later is refused, even after the registry is removed and added again.
 
 Publisher side: keygen, init, publish, yank, resign, delegate, serve, verify,
 export and import manage a registry folder. See docs/registry/hosting.md.`,
 	}
 	cmd.AddCommand(
-		newRegistryAddCmd(app), newRegistryListCmd(app), newRegistryRemoveCmd(app),
+		newRegistryAddCmd(app), newRegistryListCmd(app), newRegistryRemoveCmd(app), newRegistryResetRollbackCmd(app),
 		newRegistryKeygenCmd(app), newRegistryInitCmd(app), newRegistryPublishCmd(app),
 		newRegistryYankCmd(app), newRegistryResignCmd(app), newRegistryDelegateCmd(app),
 		newRegistryServeCmd(app), newRegistryVerifyCmd(app),
@@ -239,10 +272,10 @@ export and import manage a registry folder. See docs/registry/hosting.md.`,
 // ---- client side --------------------------------------------------------
 
 func newRegistryAddCmd(app *App) *cobra.Command {
-	var keyFiles []string
+	var keyFiles, names []string
 	var threshold, position int
 	cmd := &cobra.Command{
-		Use:   "add NAME URL|PATH --root-key PUBFILE",
+		Use:   "add NAME URL|PATH --root-key PUBFILE [--names PATTERN]",
 		Short: "Configure a registry and pin its root key",
 		Long: `Configure a registry: an http(s) URL of a registry served with
 'palvella registry serve' (or any static web server), a folder holding
@@ -252,12 +285,21 @@ index.json (a registry folder or an imported bundle), or an index file.
 'palvella registry keygen'); give it several times with --threshold to require
 several root signatures. The index is read and verified against the key
 before the registry is saved, so a typo is caught now rather than at install.
+NAME must be the name the index is signed for.
 
-New registries go before the public registry, so names they list are theirs;
---position puts it elsewhere (1 is first). Adding a registry named "public"
-without --root-key points the public registry at a mirror, still checked
-against the key compiled into palvella.`,
-		Example: `  palvella registry add acme https://plugins.acme.example --root-key acme-root.pub
+--names gives the plugin names the registry owns: path patterns such as
+'acme-*' or a prefix such as 'acme-' (repeatable). No other registry may
+serve those names. Without --names the registry is open: it may serve any
+name that is neither first-party nor owned by a registry added for it, and a
+name that several open registries list needs --registry at install.
+First-party names (the builtins and the public registry's official plugins)
+come only from the public registry's root key, whatever the flags.
+
+The order (--position, default just before the public registry) is only the
+order of 'registry list'. Adding a registry named "public" without
+--root-key points the public registry at a mirror, still checked against
+the key compiled into palvella.`,
+		Example: `  palvella registry add acme https://plugins.acme.example --root-key acme-root.pub --names 'acme-*'
   palvella registry add local ./my-registry --root-key root.pub
   palvella registry add public /mnt/mirror/registry.json`,
 		Args: cobra.ExactArgs(2),
@@ -265,6 +307,21 @@ against the key compiled into palvella.`,
 			name, loc := args[0], args[1]
 			if !validRegistryName(name) {
 				return fmt.Errorf("registry name %q: use 1-64 of A-Z a-z 0-9 . _ -", name)
+			}
+			var patterns []string
+			for _, n := range names {
+				for _, p := range strings.Split(n, ",") {
+					q, err := owner.ParsePattern(strings.TrimSpace(p))
+					if err != nil {
+						return fmt.Errorf("--names: %w", err)
+					}
+					if !slices.Contains(patterns, q) {
+						patterns = append(patterns, q)
+					}
+				}
+			}
+			if len(patterns) > owner.MaxPatterns {
+				return fmt.Errorf("--names: at most %d patterns", owner.MaxPatterns)
 			}
 			if len(keyFiles) == 0 && name != public.Name {
 				return errors.New("--root-key is required: a registry is trusted only through a root key you pin (ask its operator for KEY.pub)")
@@ -279,7 +336,7 @@ against the key compiled into palvella.`,
 				}
 				loc = abs
 			}
-			rc := registryConfig{Name: name, Location: loc, Threshold: threshold}
+			rc := registryConfig{Name: name, Location: loc, Threshold: threshold, Names: patterns}
 			for _, f := range keyFiles {
 				k, err := sign.LoadPublicKey(f)
 				if err != nil {
@@ -303,11 +360,11 @@ against the key compiled into palvella.`,
 			if err != nil {
 				return err
 			}
-			c := &client.Client{Registries: []client.Registry{{Name: name, Location: loc, RootKeys: keys, Threshold: threshold}},
-				StatePath: app.statePath()}
+			c := &client.Client{Registries: []client.Registry{{Name: name, Location: loc, RootKeys: keys, Threshold: threshold, Names: patterns}},
+				StatePath: app.statePath(), MaxIndexSize: cfg.MaxIndexBytes}
 			loaded, err := c.Load(cmd.Context())
 			if err != nil {
-				return fmt.Errorf("add registry %q: %w", name, err)
+				return err
 			}
 			at := len(cfg.Registries)
 			if i := slices.IndexFunc(cfg.Registries, func(r registryConfig) bool { return r.Name == public.Name }); i >= 0 {
@@ -323,12 +380,18 @@ against the key compiled into palvella.`,
 			ix := loaded[0].Index
 			fmt.Fprintf(app.Out, "Added registry %s (%s): index %q version %d, %d plugins, valid until %s.\n",
 				name, loc, ix.Name, ix.Version, len(ix.Plugins), ix.Expires)
+			if len(patterns) > 0 {
+				fmt.Fprintf(app.Out, "It owns plugin names matching %s.\n", strings.Join(patterns, ", "))
+			} else {
+				fmt.Fprintln(app.Out, "It is open: it may serve any name no other registry owns; a name another open registry also lists needs --registry at install.")
+			}
 			return nil
 		},
 	}
 	cmd.Flags().StringArrayVar(&keyFiles, "root-key", nil, "pinned root public key file (KEY.pub); repeatable")
+	cmd.Flags().StringArrayVar(&names, "names", nil, "plugin names this registry owns: a pattern such as 'acme-*' or a prefix such as 'acme-'; repeatable or comma-separated (default: open)")
 	cmd.Flags().IntVar(&threshold, "threshold", 0, "how many of the root keys must sign the index (default 1)")
-	cmd.Flags().IntVar(&position, "position", 0, "place in the registry order, 1 being first (default: just before the public registry)")
+	cmd.Flags().IntVar(&position, "position", 0, "place in the list, 1 being first (default: just before the public registry); it does not decide who serves a name")
 	return cmd
 }
 
@@ -352,6 +415,7 @@ type registryRow struct {
 	RootKeys  []string `json:"rootKeyIds"`
 	Embedded  bool     `json:"embeddedRootKey,omitempty"`
 	Threshold int      `json:"threshold"`
+	Names     []string `json:"names,omitempty"`
 	// SeenVersion is the newest index version accepted from it (0: never read).
 	SeenVersion int64  `json:"seenVersion,omitempty"`
 	Expires     string `json:"expires,omitempty"`
@@ -385,11 +449,11 @@ trust policy is included.`,
 				if err != nil {
 					return err
 				}
-				row := registryRow{Position: i + 1, Name: r.Name, Location: r.Location, Embedded: len(r.RootKeys) == 0, Threshold: max(r.Threshold, 1)}
+				row := registryRow{Position: i + 1, Name: r.Name, Location: r.Location, Embedded: len(r.RootKeys) == 0, Threshold: max(r.Threshold, 1), Names: r.Names}
 				for _, k := range keys {
 					row.RootKeys = append(row.RootKeys, sign.KeyID(k))
 				}
-				if s, ok := state.Registries[r.Name]; ok {
+				if s, ok := state.Lookup(client.StateKey(client.Registry{Name: r.Name, RootKeys: keys})); ok {
 					row.SeenVersion, row.Expires = s.Version, s.Expires
 				}
 				rows = append(rows, row)
@@ -400,7 +464,7 @@ trust policy is included.`,
 					Policy     policyConfig  `json:"policy"`
 				}{rows, cfg.Policy})
 			}
-			t := newTable(app.Out, "#", "NAME", "LOCATION", "ROOT KEYS", "SEEN", "EXPIRES")
+			t := newTable(app.Out, "#", "NAME", "LOCATION", "ROOT KEYS", "NAMES", "SEEN", "EXPIRES")
 			for _, r := range rows {
 				keys := strings.Join(r.RootKeys, ",")
 				if r.Embedded {
@@ -410,7 +474,11 @@ trust policy is included.`,
 				if r.SeenVersion > 0 {
 					seen = fmt.Sprintf("v%d", r.SeenVersion)
 				}
-				t.row(fmt.Sprint(r.Position), r.Name, r.Location, keys, seen, orDash(r.Expires))
+				owns := "(open)"
+				if len(r.Names) > 0 {
+					owns = strings.Join(r.Names, ",")
+				}
+				t.row(fmt.Sprint(r.Position), r.Name, r.Location, keys, owns, seen, orDash(r.Expires))
 			}
 			return t.flush()
 		},
@@ -430,10 +498,13 @@ func newRegistryRemoveCmd(app *App) *cobra.Command {
 	return &cobra.Command{
 		Use:   "remove NAME",
 		Short: "Stop reading a registry",
-		Long: `Remove a registry from the configuration and forget the newest index version
-seen from it. Installed plugins stay installed and keep working (they are
-checked against the lock file, not the registry); 'plugin upgrade' can no
-longer find new versions of those that came from it.
+		Long: `Remove a registry from the configuration. Installed plugins stay installed
+and keep working (they are checked against the lock file, not the registry);
+'plugin upgrade' can no longer find new versions of those that came from it.
+
+The newest index version seen from it is kept (by name and root key), so
+adding it again later still refuses an older index; to forget it, run
+'palvella registry reset-rollback NAME'.
 
 Removing "public" stops reading the public registry (for example on a
 network without internet access); add it back with 'palvella registry add
@@ -453,17 +524,42 @@ public URL|PATH'.`,
 			if err := app.saveRegistries(cfg); err != nil {
 				return err
 			}
+			fmt.Fprintf(app.Out, "Removed registry %s.\n", args[0])
+			return nil
+		},
+	}
+}
+
+func newRegistryResetRollbackCmd(app *App) *cobra.Command {
+	return &cobra.Command{
+		Use:   "reset-rollback NAME",
+		Short: "Forget the newest index version seen from a registry",
+		Long: `Forget the newest index version seen from registry NAME (under every root
+key), so the next index read from it is trusted as the newest. Do this only
+when the registry's operator has really started again from a lower version
+(a new registry under an old name): it is also exactly what an attacker
+replaying an old index would want. Each reset is recorded, with the version
+forgotten and the time, in $PALVELLA_HOME/registries.state.json and printed
+to stderr.`,
+		Example: `  palvella registry reset-rollback acme`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
 			state, err := client.LoadState(app.statePath())
 			if err != nil {
 				return err
 			}
-			if _, ok := state.Registries[args[0]]; ok {
-				delete(state.Registries, args[0])
-				if err := state.Save(app.statePath()); err != nil {
-					return fmt.Errorf("forget registry %q: %w", args[0], err)
-				}
+			resets := state.Reset(args[0], time.Now())
+			if len(resets) == 0 {
+				fmt.Fprintf(app.Out, "Nothing is remembered for registry %s.\n", args[0])
+				return nil
 			}
-			fmt.Fprintf(app.Out, "Removed registry %s.\n", args[0])
+			if err := state.Save(app.statePath()); err != nil {
+				return fmt.Errorf("reset rollback memory of %q: %w", args[0], err)
+			}
+			for _, r := range resets {
+				fmt.Fprintf(app.Err, "level=WARN msg=\"rollback memory reset\" registry=%s key=%s forgotten_version=%d at=%s\n", r.Registry, r.Key, r.Version, r.At)
+			}
+			fmt.Fprintf(app.Out, "Forgot the newest index version seen from registry %s; the next index read from it is trusted as the newest.\n", args[0])
 			return nil
 		},
 	}

@@ -282,12 +282,12 @@ func TestRegistryEndToEnd(t *testing.T) {
 		offline := filepath.Join(t.TempDir(), "mirror")
 		must(t, work, "registry", "import", bundle, "--dir", offline, "--root-key", key+".pub")
 		h := newHome(t)
-		must(t, h, "registry", "add", "offline", offline, "--root-key", key+".pub")
+		must(t, h, "registry", "add", "acme", offline, "--root-key", key+".pub")
 		var row installRow
 		if err := json.Unmarshal([]byte(must(t, h, "plugin", "add", name+"@^1", "-o", "json")), &row); err != nil {
 			t.Fatal(err)
 		}
-		if row.Version != "1.1.0" || row.Registry != "offline" {
+		if row.Version != "1.1.0" || row.Registry != "acme" {
 			t.Fatalf("install from the imported bundle = %+v, want 1.1.0", row)
 		}
 		// A prerelease only when the constraint names one.
@@ -301,7 +301,7 @@ func TestRegistryEndToEnd(t *testing.T) {
 
 	t.Run("a folder registry works with no server", func(t *testing.T) {
 		h := newHome(t)
-		must(t, h, "registry", "add", "local", reg, "--root-key", key+".pub")
+		must(t, h, "registry", "add", "acme", reg, "--root-key", key+".pub")
 		must(t, h, "plugin", "add", name+"@1.1.0")
 		if r := installedRow(t, h, name); r.Version != "1.1.0" || r.State != "ready" {
 			t.Fatalf("row = %+v", r)

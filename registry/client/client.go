@@ -9,6 +9,7 @@ package client
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -16,12 +17,14 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/palvella/palvella/registry"
 	"github.com/palvella/palvella/registry/index"
 	"github.com/palvella/palvella/registry/lock"
+	"github.com/palvella/palvella/registry/public"
 	"github.com/palvella/palvella/registry/resolve"
 )
 
@@ -35,9 +38,21 @@ type Progress struct {
 // Client installs plugins. Set the fields, then call its methods; a Client
 // is not safe for concurrent installs into the same plugin directory.
 type Client struct {
-	// Registries are consulted in this order; the first registry listing a
-	// plugin name owns it.
+	// Registries are the configured registries. Which one serves a name is
+	// decided by package owner (their Names and the first-party root), not
+	// by their order.
 	Registries []Registry
+	// Only, when set, names the one registry Load reads; the claims of the
+	// others still count when deciding who may serve a name.
+	Only string
+	// FirstPartyRoot is the root key of the first-party registry (nil: the
+	// public registry's key compiled into palvella). Plugins are official,
+	// and first-party names may be served, only from an index it signed.
+	FirstPartyRoot ed25519.PublicKey
+	// Builtins are the names of the plugins compiled into the core. They
+	// are first-party names, and installing one replaces the builtin, which
+	// needs Request.Replace.
+	Builtins []string
 	// Policy is the trust policy.
 	Policy resolve.Policy
 	// PluginDir is where plugins are installed (PluginDir/NAME/VERSION/NAME).
@@ -52,8 +67,12 @@ type Client struct {
 	CoreVersion string
 	// OS and Arch default to the running platform.
 	OS, Arch string
-	// HTTPClient is used for HTTP sources (nil: a client with a 10-minute timeout).
+	// HTTPClient is used for HTTP sources (nil: NewHTTPClient's, with
+	// connect, idle and progress-aware total timeouts).
 	HTTPClient *http.Client
+	// MaxIndexSize bounds the signed index read from a registry (0:
+	// index.DefaultMaxSize).
+	MaxIndexSize int64
 	// Now returns the current time (nil: time.Now); used for expiry checks.
 	Now func() time.Time
 	// OnProgress, when set, is called as artifacts download.
@@ -75,7 +94,18 @@ func (c *Client) httpClient() *http.Client {
 	if c.HTTPClient != nil {
 		return c.HTTPClient
 	}
-	return &http.Client{Timeout: 10 * time.Minute}
+	return NewHTTPClient(Timeouts{})
+}
+
+func (c *Client) firstPartyRoot() ed25519.PublicKey {
+	if c.FirstPartyRoot != nil {
+		return c.FirstPartyRoot
+	}
+	k, err := public.RootKey()
+	if err != nil {
+		return nil
+	}
+	return k
 }
 
 // Loaded is a verified registry with the source it was read from.
@@ -102,20 +132,29 @@ func (c *Client) Load(ctx context.Context) ([]Loaded, error) {
 	now := c.now()
 	out := make([]Loaded, 0, len(c.Registries))
 	seen := map[string]bool{}
+	var keys []string
 	for _, r := range c.Registries {
 		if r.Name == "" || seen[r.Name] {
 			return nil, registry.Errorf(registry.ErrInvalidArgument, "registries", fmt.Sprintf("registry name %q is empty or repeated", r.Name))
 		}
 		seen[r.Name] = true
+		if c.Only != "" && r.Name != c.Only {
+			continue
+		}
 		l, err := c.loadOne(ctx, r, state, now)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, *l)
+		keys = append(keys, StateKey(r))
 	}
-	for _, l := range out {
+	if c.Only != "" && len(out) == 0 {
+		return nil, &registry.Error{Kind: registry.ErrNotFound, Registry: c.Only, Detail: "no such registry is configured",
+			Hint: "see palvella registry list"}
+	}
+	for i, l := range out {
 		p, _ := l.Index.SignedPayload()
-		state.Record(l.Name, l.Index.Version, p, l.Index.Expires)
+		state.Record(keys[i], l.Index.Version, p, l.Index.Expires)
 	}
 	if err := state.Save(c.StatePath); err != nil {
 		return nil, fmt.Errorf("save registry state: %w", err)
@@ -126,15 +165,26 @@ func (c *Client) Load(ctx context.Context) ([]Loaded, error) {
 func (c *Client) loadOne(ctx context.Context, r Registry, state *State, now time.Time) (*Loaded, error) {
 	src, err := NewSource(r.Location, c.httpClient())
 	if err != nil {
-		return nil, fmt.Errorf("registry %q: %w", r.Name, err)
+		return nil, unreachable(r, err)
+	}
+	if s, ok := src.(interface{ setMaxIndexSize(int64) }); ok {
+		s.setMaxIndexSize(c.MaxIndexSize)
 	}
 	data, err := src.Index(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("registry %q: %w", r.Name, err)
+		return nil, unreachable(r, err)
 	}
 	ix, err := index.Parse(data)
 	if err != nil {
 		return nil, withRegistry(err, r.Name)
+	}
+	// The index names the registry it was signed for; it must be the one
+	// configured here, or a registry's other index (say its staging one,
+	// signed by the same root) could be served in its place.
+	if ix.Name != r.Name {
+		return nil, &registry.Error{Kind: registry.ErrSignature, Registry: r.Name, Field: "name",
+			Detail: fmt.Sprintf("the index is signed for registry %q, but it is configured as %q", ix.Name, r.Name),
+			Hint:   "check the registry's location; to use this index, add it under its own name: palvella registry add " + ix.Name + " LOCATION --root-key KEY.pub"}
 	}
 	var trust *index.Trust
 	if len(r.RootKeys) == 0 && c.Policy.AllowUnsigned {
@@ -152,10 +202,36 @@ func (c *Client) loadOne(ctx context.Context, r Registry, state *State, now time
 	if err != nil {
 		return nil, err
 	}
-	if err := state.Check(r.Name, ix.Version, payload); err != nil {
+	if err := state.Check(r.Name, StateKey(r), ix.Version, payload); err != nil {
 		return nil, err
 	}
-	return &Loaded{Registry: resolve.Registry{Name: r.Name, Index: ix, Trust: trust}, Source: src}, nil
+	firstParty := false
+	if fp := c.firstPartyRoot(); fp != nil && trust != nil {
+		// The first-party root itself must have signed: pinning its key
+		// next to one's own, with a threshold of one, is not enough.
+		firstParty = ix.CheckRootSignatures(index.Roots{Keys: []ed25519.PublicKey{fp}}) == nil
+	}
+	return &Loaded{Registry: resolve.Registry{Name: r.Name, Index: ix, Trust: trust, Names: r.Names, FirstParty: firstParty}, Source: src}, nil
+}
+
+// unreachable names the registry whose index could not be read and says
+// what the user can do about it.
+func unreachable(r Registry, err error) error {
+	var re *registry.Error
+	if errors.As(err, &re) && re.Registry == "" {
+		cp := *re
+		cp.Registry = r.Name
+		if cp.Hint == "" {
+			cp.Hint = unreachableHint(r.Name)
+		}
+		return &cp
+	}
+	return &registry.Error{Kind: registry.ErrUnreachable, Registry: r.Name, Detail: "cannot read its index", Err: err,
+		Hint: unreachableHint(r.Name)}
+}
+
+func unreachableHint(name string) string {
+	return "every configured registry must be read so none can take names another owns; use --registry NAME to read only the registry you need, or stop using this one with palvella registry remove " + name
 }
 
 // withRegistry names the configured registry in a registry error.
@@ -176,6 +252,12 @@ type Request struct {
 	// AllowYanked installs a yanked version, and only when Constraint pins
 	// it exactly.
 	AllowYanked bool
+	// Registry is the registry the user chose; it is needed when several
+	// may serve the name, and recorded in the lock either way.
+	Registry string
+	// Replace allows replacing a builtin plugin, or a plugin installed from
+	// another source (a local file, another registry).
+	Replace bool
 }
 
 // Result is what Install and Upgrade did.
@@ -196,17 +278,38 @@ func (c *Client) Resolve(ctx context.Context, req Request) (*resolve.Selection, 
 	if err != nil {
 		return nil, nil, err
 	}
-	return c.resolveIn(loaded, req)
+	return c.resolveIn(loaded, req, "")
 }
 
-func (c *Client) resolveIn(loaded []Loaded, req Request) (*resolve.Selection, Source, error) {
-	regs := make([]resolve.Registry, len(loaded))
-	for i, l := range loaded {
-		regs[i] = l.Registry
+// Registries returns every configured registry for resolution, in order:
+// those in loaded with their verified index, the others (not read) with
+// their claims only.
+func (c *Client) resolveRegistries(loaded []Loaded) []resolve.Registry {
+	regs := make([]resolve.Registry, 0, len(c.Registries))
+	for _, r := range c.Registries {
+		rr := resolve.Registry{Name: r.Name, Names: r.Names}
+		for _, l := range loaded {
+			if l.Name == r.Name {
+				rr = l.Registry
+			}
+		}
+		regs = append(regs, rr)
 	}
+	return regs
+}
+
+// Owner returns the registry among loaded that serves name (see
+// resolve.Owner), with chosen as the user's explicit choice.
+func (c *Client) Owner(loaded []Loaded, name, chosen string) (*resolve.Registry, *index.Plugin, error) {
+	return resolve.Owner(c.resolveRegistries(loaded), resolve.Request{Name: name, Registry: chosen, Builtins: c.Builtins})
+}
+
+func (c *Client) resolveIn(loaded []Loaded, req Request, prefer string) (*resolve.Selection, Source, error) {
+	regs := c.resolveRegistries(loaded)
 	sel, err := resolve.Resolve(regs, resolve.Request{
 		Name: req.Name, Constraint: req.Constraint, OS: c.OS, Arch: c.Arch,
 		Protocols: c.Protocols, CoreVersion: c.CoreVersion, AllowYanked: req.AllowYanked,
+		Registry: req.Registry, Prefer: prefer, Builtins: c.Builtins,
 	}, c.Policy, c.now())
 	if err != nil {
 		return nil, nil, err
@@ -226,21 +329,96 @@ func (c *Client) Install(ctx context.Context, req Request) (*Result, error) {
 	if err := c.checkDirs(); err != nil {
 		return nil, err
 	}
-	sel, src, err := c.Resolve(ctx, req)
+	lf, err := lock.Load(c.LockPath)
 	if err != nil {
+		return nil, err
+	}
+	prefer := ""
+	if e := lf.Get(req.Name); e != nil && e.Source == lock.SourceRegistry {
+		prefer = e.Registry // the choice recorded at the first install
+	}
+	loaded, err := c.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sel, src, err := c.resolveIn(loaded, req, prefer)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.checkReplace(lf, req.Name, lock.SourceRegistry, sel.Registry, req.Replace); err != nil {
 		return nil, err
 	}
 	res, err := c.installSelection(ctx, src, sel, req.Constraint)
 	if err != nil {
-		return nil, fmt.Errorf("install %s@%s: %w", sel.Plugin.Name, sel.Version.Version, err)
+		return nil, withVersion(err, sel.Plugin.Name, sel.Version.Version)
 	}
 	return res, nil
+}
+
+// checkReplace refuses, unless replace, an install of name from source
+// (and registry reg) that would replace a builtin plugin or a plugin
+// installed from another source.
+func (c *Client) checkReplace(lf *lock.File, name, source, reg string, replace bool) error {
+	if replace {
+		return nil
+	}
+	e := lf.Get(name)
+	from := "registry " + reg
+	if source == lock.SourceLocal {
+		from = "a local file (unsigned)"
+	}
+	switch {
+	case e == nil && slices.Contains(c.Builtins, name):
+		return &registry.Error{Kind: registry.ErrReplace, Plugin: name,
+			Detail: "it is a builtin plugin, compiled into palvella; installing it from " + from + " would replace the builtin",
+			Hint:   "pass --replace if that is what you want"}
+	case e == nil:
+		return nil
+	case e.Source != source:
+		return &registry.Error{Kind: registry.ErrReplace, Plugin: name,
+			Detail: fmt.Sprintf("%s %s is installed from %s; installing it from %s would replace it", name, e.Version, describeSource(e), from),
+			Hint:   "pass --replace if that is what you want"}
+	case source == lock.SourceRegistry && e.Registry != reg:
+		return &registry.Error{Kind: registry.ErrReplace, Plugin: name,
+			Detail: fmt.Sprintf("%s %s is installed from registry %s; installing it from %s would replace it", name, e.Version, e.Registry, from),
+			Hint:   "pass --replace (or choose --registry " + e.Registry + ")"}
+	}
+	return nil
+}
+
+func describeSource(e *lock.Entry) string {
+	if e.Source == lock.SourceLocal {
+		return "a local file (unsigned)"
+	}
+	return "registry " + e.Registry
+}
+
+// withVersion names plugin name at version in a registry error that does
+// not name a plugin yet, instead of adding a prefix that may repeat one.
+func withVersion(err error, name, version string) error {
+	var re *registry.Error
+	if errors.As(err, &re) {
+		if re.Plugin == "" {
+			cp := *re
+			cp.Plugin, cp.Version = name, version
+			return &cp
+		}
+		return err
+	}
+	return fmt.Errorf("install %s@%s: %w", name, version, err)
 }
 
 // Upgrade re-resolves an installed plugin within the constraint recorded in
 // the lock and installs a newer version if there is one. It returns nil,
 // nil when the installed version is already the newest allowed.
 func (c *Client) Upgrade(ctx context.Context, name string) (*Result, error) {
+	return c.UpgradeFrom(ctx, name, "")
+}
+
+// UpgradeFrom is Upgrade that stays on the registry recorded in the lock,
+// or moves to reg when it is not empty (the move replaces the plugin's
+// source, so it is the caller's explicit choice).
+func (c *Client) UpgradeFrom(ctx context.Context, name, reg string) (*Result, error) {
 	if err := c.checkDirs(); err != nil {
 		return nil, err
 	}
@@ -256,9 +434,26 @@ func (c *Client) Upgrade(ctx context.Context, name string) (*Result, error) {
 		return nil, &registry.Error{Kind: registry.ErrInvalidArgument, Plugin: name,
 			Detail: "installed from a local file", Hint: "install the new binary the same way"}
 	}
-	sel, src, err := c.Resolve(ctx, Request{Name: name, Constraint: e.Constraint})
+	from := e.Registry
+	if reg != "" {
+		from = reg
+	}
+	known := false
+	for _, r := range c.Registries {
+		known = known || r.Name == from
+	}
+	if !known {
+		return nil, &registry.Error{Kind: registry.ErrNotFound, Registry: from, Plugin: name,
+			Detail: "the plugin was installed from this registry, which is no longer configured",
+			Hint:   "add the registry again, or move the plugin to another one with --registry NAME"}
+	}
+	loaded, err := c.Load(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("upgrade %s: %w", name, err)
+		return nil, err
+	}
+	sel, src, err := c.resolveIn(loaded, Request{Name: name, Constraint: e.Constraint, Registry: from}, "")
+	if err != nil {
+		return nil, err
 	}
 	if sel.Version.Version == e.Version && sel.Registry == e.Registry {
 		return nil, nil
@@ -268,7 +463,7 @@ func (c *Client) Upgrade(ctx context.Context, name string) (*Result, error) {
 	}
 	res, err := c.installSelection(ctx, src, sel, e.Constraint)
 	if err != nil {
-		return nil, fmt.Errorf("upgrade %s to %s: %w", name, sel.Version.Version, err)
+		return nil, withVersion(err, name, sel.Version.Version)
 	}
 	return res, nil
 }

@@ -228,22 +228,29 @@ func TestFolderRegistryAndBundleWithoutHTTP(t *testing.T) {
 	}
 }
 
-func TestRegistryOrderDecides(t *testing.T) {
+func TestOrderDoesNotDecideOwnership(t *testing.T) {
 	private := regtest.NewRegistry(t, "private")
 	public := regtest.NewRegistry(t, "public")
 	publishVersions(t, private, "1.0.0")
-	publishVersions(t, public, "1.1.0") // higher, but the private registry owns the name
-	c := newClient(t, reg(private, private.Dir), reg(public, public.Dir))
+	publishVersions(t, public, "1.1.0")
+	for _, order := range [][]client.Registry{
+		{reg(private, private.Dir), reg(public, public.Dir)},
+		{reg(public, public.Dir), reg(private, private.Dir)},
+	} {
+		c := newClient(t, order...)
+		// Both are open and list the name: neither wins by position.
+		if _, err := c.Install(context.Background(), client.Request{Name: plugin, Constraint: "^1"}); !errors.Is(err, registry.ErrAmbiguous) {
+			t.Fatalf("order %s first: got %v, want ErrAmbiguous", order[0].Name, err)
+		}
+		assertNothingInstalled(t, c, plugin)
+	}
+	// Added for the name, the private registry owns it in any order.
+	owned := reg(private, private.Dir)
+	owned.Names = []string{"engine-*"}
+	c := newClient(t, reg(public, public.Dir), owned)
 	sel, _, err := c.Resolve(context.Background(), client.Request{Name: plugin, Constraint: "^1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sel.Registry != "private" || sel.Version.Version != "1.0.0" {
-		t.Errorf("got %s from %s, want 1.0.0 from private", sel.Version.Version, sel.Registry)
-	}
-	c = newClient(t, reg(public, public.Dir), reg(private, private.Dir))
-	if sel, _, err = c.Resolve(context.Background(), client.Request{Name: plugin, Constraint: "^1"}); err != nil || sel.Registry != "public" {
-		t.Errorf("reversed order: %v, %v", sel, err)
+	if err != nil || sel.Registry != "private" || sel.Version.Version != "1.0.0" {
+		t.Fatalf("got %v, %v; want 1.0.0 from private", sel, err)
 	}
 }
 

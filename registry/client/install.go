@@ -261,6 +261,9 @@ type LocalRequest struct {
 	AllowUnsigned bool
 	// DescribeTimeout bounds `--describe` (0: manifest.DefaultTimeout).
 	DescribeTimeout time.Duration
+	// Replace allows replacing a builtin plugin or a plugin installed from
+	// a registry.
+	Replace bool
 }
 
 // InstallLocal installs a binary from a file, reading its manifest with
@@ -301,13 +304,20 @@ func (c *Client) InstallLocal(ctx context.Context, req LocalRequest) (*Result, e
 	}
 	m, err := manifest.Read(ctx, tmpBin, req.DescribeTimeout)
 	if err != nil {
-		return nil, fmt.Errorf("install local plugin %s: %w", req.Path, err)
+		return nil, fmt.Errorf("read its manifest: %w", err)
 	}
 	if _, err := semver.StrictNewVersion(m.Version); err != nil {
 		return nil, registry.Errorf(registry.ErrInvalidArgument, "manifest.version", "is not a semantic version")
 	}
 	if !index.ValidPluginName(m.Name) {
 		return nil, registry.Errorf(registry.ErrInvalidArgument, "manifest.name", "is not a valid plugin name")
+	}
+	lf, err := lock.Load(c.LockPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.checkReplace(lf, m.Name, lock.SourceLocal, "", req.Replace); err != nil {
+		return nil, err
 	}
 	bin := filepath.Join(pkg, m.Name)
 	if err := os.Rename(tmpBin, bin); err != nil {
@@ -324,7 +334,7 @@ func (c *Client) InstallLocal(ctx context.Context, req LocalRequest) (*Result, e
 	}
 	prev, err := c.commit(work, pkg, entry)
 	if err != nil {
-		return nil, fmt.Errorf("install local plugin %s: %w", m.Name, err)
+		return nil, err
 	}
 	return &Result{Entry: entry, Previous: prev}, nil
 }

@@ -33,6 +33,9 @@ type Registry struct {
 	RootKeys []ed25519.PublicKey
 	// Threshold is how many distinct root keys must sign; 0 means 1.
 	Threshold int
+	// Names are the plugin name patterns this registry was added for
+	// (owner.ParsePattern); empty for an open registry. See package owner.
+	Names []string
 }
 
 // Source reads an index and its artifacts.
@@ -47,10 +50,11 @@ type Source interface {
 }
 
 // NewSource returns the Source for a location: an http(s) URL, a folder or
-// an index file. httpc is used for HTTP (nil means http.DefaultClient).
+// an index file. httpc is used for HTTP (nil means NewHTTPClient's, with
+// its timeouts). The index read is bounded by index.DefaultMaxSize.
 func NewSource(location string, httpc *http.Client) (Source, error) {
 	if httpc == nil {
-		httpc = http.DefaultClient
+		httpc = NewHTTPClient(Timeouts{})
 	}
 	if strings.HasPrefix(location, "https://") || strings.HasPrefix(location, "http://") {
 		u, err := url.Parse(location)
@@ -77,9 +81,12 @@ func NewSource(location string, httpc *http.Client) (Source, error) {
 }
 
 type httpSource struct {
-	index  *url.URL
-	client *http.Client
+	index   *url.URL
+	client  *http.Client
+	maxSize int64
 }
+
+func (s *httpSource) setMaxIndexSize(n int64) { s.maxSize = n }
 
 func (s *httpSource) String() string { return s.index.String() }
 
@@ -89,7 +96,7 @@ func (s *httpSource) Index(ctx context.Context) ([]byte, error) {
 		return nil, fmt.Errorf("fetch index %s: %w", s.index, err)
 	}
 	defer rc.Close()
-	return readIndex(rc, s.index.String())
+	return readIndex(rc, s.index.String(), s.maxSize)
 }
 
 func (s *httpSource) Open(ctx context.Context, a *index.Artifact) (io.ReadCloser, int64, error) {
@@ -100,13 +107,20 @@ func (s *httpSource) Open(ctx context.Context, a *index.Artifact) (io.ReadCloser
 	return httpGet(ctx, s.client, s.index.ResolveReference(ref).String())
 }
 
-func readIndex(r io.Reader, where string) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(r, index.MaxSize+1))
+// readIndex reads at most max bytes (0: index.DefaultMaxSize), stopping at
+// the first byte too many: nothing larger is kept in memory or parsed.
+func readIndex(r io.Reader, where string, max int64) ([]byte, error) {
+	if max <= 0 {
+		max = index.DefaultMaxSize
+	}
+	data, err := io.ReadAll(io.LimitReader(r, max+1))
 	if err != nil {
 		return nil, fmt.Errorf("read index %s: %w", where, err)
 	}
-	if len(data) > index.MaxSize {
-		return nil, &registry.Error{Kind: registry.ErrSize, Field: where, Detail: fmt.Sprintf("index is larger than %d bytes", index.MaxSize)}
+	if int64(len(data)) > max {
+		return nil, &registry.Error{Kind: registry.ErrSize, Field: where,
+			Detail: fmt.Sprintf("index is larger than %d bytes; it was refused before being parsed", max),
+			Hint:   "if the registry really is this large, raise maxIndexBytes in registries.json"}
 	}
 	return data, nil
 }
@@ -132,10 +146,13 @@ func httpGet(ctx context.Context, c *http.Client, u string) (io.ReadCloser, int6
 }
 
 type fileSource struct {
-	file   string
-	dir    string
-	client *http.Client
+	file    string
+	dir     string
+	client  *http.Client
+	maxSize int64
 }
+
+func (s *fileSource) setMaxIndexSize(n int64) { s.maxSize = n }
 
 func (s *fileSource) String() string { return s.file }
 
@@ -145,7 +162,7 @@ func (s *fileSource) Index(ctx context.Context) ([]byte, error) {
 		return nil, fmt.Errorf("read index: %w", err)
 	}
 	defer f.Close()
-	return readIndex(f, s.file)
+	return readIndex(f, s.file, s.maxSize)
 }
 
 // MirrorPath is where a folder registry or bundle keeps a copy of an

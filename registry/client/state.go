@@ -8,15 +8,77 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/palvella/palvella/registry"
 	"github.com/palvella/palvella/registry/internal/fsutil"
+	"github.com/palvella/palvella/registry/sign"
 )
 
-// State remembers, per configured registry, the newest index seen, so a
-// replayed older index (rollback) is refused.
+// State remembers the newest index seen from each registry, so a replayed
+// older index (rollback) is refused.
+//
+// It is keyed by the registry's name and its pinned root keys (StateKey),
+// not by the configuration entry: removing a registry and adding it again
+// under the same name and key does not forget what was seen. Only Reset
+// forgets, and it leaves a record in Resets.
 type State struct {
 	Registries map[string]Seen `json:"registries"`
+	// Resets records every explicit reset of the rollback memory.
+	Resets []Reset `json:"resets,omitempty"`
+}
+
+// Reset is one explicit reset of the rollback memory of a registry.
+type Reset struct {
+	Registry string `json:"registry"`
+	Key      string `json:"key"`
+	// Version is the newest version that was remembered and is now forgotten.
+	Version int64  `json:"version"`
+	At      string `json:"at"`
+}
+
+// StateKey is the key of registry r in the state: its name and the key ids
+// of its pinned root keys, sorted ("acme@1a2b...+3c4d..."), or
+// "NAME@unsigned" with no pinned key.
+func StateKey(r Registry) string {
+	ids := make([]string, 0, len(r.RootKeys))
+	for _, k := range r.RootKeys {
+		ids = append(ids, sign.KeyID(k))
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	if len(ids) == 0 {
+		return r.Name + "@unsigned"
+	}
+	return r.Name + "@" + strings.Join(ids, "+")
+}
+
+// Lookup returns what was seen for key, falling back to an entry written by
+// an older palvella under the bare registry name.
+func (s *State) Lookup(key string) (Seen, bool) {
+	if seen, ok := s.Registries[key]; ok {
+		return seen, true
+	}
+	name, _, _ := strings.Cut(key, "@")
+	seen, ok := s.Registries[name]
+	return seen, ok
+}
+
+// Reset forgets everything seen from registry name (under any root keys)
+// and records the reset; it returns the records added.
+func (s *State) Reset(name string, now time.Time) []Reset {
+	var out []Reset
+	for k, seen := range s.Registries {
+		if n, _, _ := strings.Cut(k, "@"); n == name {
+			out = append(out, Reset{Registry: name, Key: k, Version: seen.Version, At: now.UTC().Format(time.RFC3339)})
+			delete(s.Registries, k)
+		}
+	}
+	slices.SortFunc(out, func(a, b Reset) int { return strings.Compare(a.Key, b.Key) })
+	s.Resets = append(s.Resets, out...)
+	return out
 }
 
 // Seen is the newest index seen from one registry.
@@ -59,8 +121,8 @@ func (s *State) Save(path string) error {
 
 // Check refuses an index older than the newest seen for reg, or one with
 // the same version but other content.
-func (s *State) Check(reg string, version int64, payload []byte) error {
-	seen, ok := s.Registries[reg]
+func (s *State) Check(reg, key string, version int64, payload []byte) error {
+	seen, ok := s.Lookup(key)
 	if !ok {
 		return nil
 	}
@@ -78,11 +140,14 @@ func (s *State) Check(reg string, version int64, payload []byte) error {
 }
 
 // Record remembers an accepted index.
-func (s *State) Record(reg string, version int64, payload []byte, expires string) {
-	if seen, ok := s.Registries[reg]; ok && seen.Version > version {
+func (s *State) Record(key string, version int64, payload []byte, expires string) {
+	if seen, ok := s.Lookup(key); ok && seen.Version > version {
 		return
 	}
-	s.Registries[reg] = Seen{Version: version, Digest: digest(payload), Expires: expires}
+	s.Registries[key] = Seen{Version: version, Digest: digest(payload), Expires: expires}
+	if name, _, _ := strings.Cut(key, "@"); name != key {
+		delete(s.Registries, name) // an older palvella's entry, now superseded
+	}
 }
 
 func digest(b []byte) string {

@@ -20,8 +20,13 @@ import (
 // FormatVersion is the index format this package reads and writes.
 const FormatVersion = 1
 
-// MaxSize is the largest index accepted, in bytes.
+// MaxSize is the largest index Parse accepts, in bytes.
 const MaxSize = 256 << 20
+
+// DefaultMaxSize is the largest signed index a client reads from a
+// registry unless configured otherwise; the read stops at the first byte
+// beyond it, before anything is parsed.
+const DefaultMaxSize = 32 << 20
 
 // Domain prefixes put in front of the canonical bytes before signing, so a
 // signature made for one kind of statement is never valid for another.

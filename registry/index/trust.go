@@ -109,8 +109,21 @@ func (ix *Index) CheckRootSignatures(roots Roots) error {
 	}
 	if got := roots.countValid(payload, ix.Signatures); got < roots.threshold() {
 		ids := make([]string, 0, len(ix.Signatures))
+		var altered []string
 		for _, s := range ix.Signatures {
 			ids = append(ids, s.KeyID)
+			for _, k := range roots.Keys {
+				if sign.KeyID(k) == s.KeyID && !sign.Verify(k, payload, s.Sig) {
+					altered = append(altered, s.KeyID)
+				}
+			}
+		}
+		if len(altered) > 0 {
+			// A pinned key did sign, but other content: someone changed the
+			// index after it was signed.
+			return &registry.Error{Kind: registry.ErrSignature, Registry: ix.Name, Field: "signatures",
+				Detail: fmt.Sprintf("the index content was altered after signing: the signature by pinned root key %s does not match it", strings.Join(altered, ", ")),
+				Hint:   "do not use this copy; fetch the index again from the registry, or report it to the registry operator"}
 		}
 		return &registry.Error{Kind: registry.ErrSignature, Registry: ix.Name, Field: "signatures",
 			Detail: fmt.Sprintf("index is signed by %d of the %d pinned root keys required (signatures by: %s)", got, roots.threshold(), strings.Join(ids, ", ")),

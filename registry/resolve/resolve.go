@@ -2,11 +2,12 @@
 // NAME@CONSTRAINT from verified indexes, a trust policy, the core's plugin
 // protocol versions and the platform.
 //
-// Registries are consulted in the configured order and the first registry
-// that lists the plugin name owns it: a later registry is never used for a
-// name an earlier one lists, even if it offers a higher version. This is what
-// stops a public registry from shadowing a private plugin (dependency
-// confusion).
+// Which registry may serve a name is decided by package owner, never by
+// the configured order: first-party names belong to registries signed by
+// the first-party root, a registry added for name patterns owns them, and
+// a name that two registries may serve needs an explicit choice. This is
+// what stops a public registry from shadowing a private plugin (dependency
+// confusion), and a private one from taking a first-party name.
 package resolve
 
 import (
@@ -21,6 +22,7 @@ import (
 
 	"github.com/palvella/palvella/registry"
 	"github.com/palvella/palvella/registry/index"
+	"github.com/palvella/palvella/registry/owner"
 )
 
 // Registry is one verified index, in configuration order.
@@ -32,6 +34,40 @@ type Registry struct {
 	// Trust checks artifact signatures; nil when the index was accepted
 	// without root keys (only possible with Policy.AllowUnsigned).
 	Trust *index.Trust
+	// Names are the name patterns the registry was added for; empty means
+	// an open registry (see package owner).
+	Names []string
+	// FirstParty is true when Index was verified with the first-party
+	// (public registry) root key: only then are its plugins official.
+	FirstParty bool
+}
+
+// Official reports whether plugin p of registry r is official: listed as
+// such in an index signed by the first-party root. The flag in any other
+// index is ignored, since its publisher could set it.
+func (r *Registry) Official(p *index.Plugin) bool { return r.FirstParty && p != nil && p.Official }
+
+// Rules returns the ownership rules of regs: builtins (names compiled into
+// the core) and the official plugins of first-party registries are
+// first-party names.
+func Rules(regs []Registry, builtins []string) owner.Rules {
+	reserved := map[string]bool{}
+	for _, b := range builtins {
+		reserved[b] = true
+	}
+	rules := owner.Rules{Reserved: func(n string) bool { return reserved[n] }}
+	for i := range regs {
+		r := &regs[i]
+		rules.Claims = append(rules.Claims, owner.Claim{Registry: r.Name, Names: r.Names, FirstParty: r.FirstParty})
+		if r.FirstParty && r.Index != nil {
+			for j := range r.Index.Plugins {
+				if r.Index.Plugins[j].Official {
+					reserved[r.Index.Plugins[j].Name] = true
+				}
+			}
+		}
+	}
+	return rules
 }
 
 // Request is what the user asked for.
@@ -52,6 +88,15 @@ type Request struct {
 	// AllowYanked permits a yanked version, and only when the constraint
 	// pins that exact version.
 	AllowYanked bool
+	// Registry, when set, is the registry the user chose: the only one
+	// consulted, and it must be allowed to serve the name.
+	Registry string
+	// Prefer breaks a tie between registries that may all serve the name
+	// (the registry recorded in the lock for an installed plugin).
+	Prefer string
+	// Builtins are the names of the plugins compiled into the core:
+	// first-party names.
+	Builtins []string
 }
 
 // Policy is the trust policy.
@@ -62,7 +107,7 @@ type Policy struct {
 	// TrustedPublishers, when not empty, are the only publisher key ids
 	// whose signatures are accepted.
 	TrustedPublishers []string
-	// OfficialOnly refuses plugins not marked official.
+	// OfficialOnly refuses plugins that are not official (see Registry.Official).
 	OfficialOnly bool
 	// AllowedLicenses, when not empty, are the only licenses accepted.
 	AllowedLicenses []string
@@ -105,25 +150,12 @@ func Resolve(regs []Registry, req Request, pol Policy, now time.Time) (*Selectio
 			return nil, registry.Errorf(registry.ErrInvalidArgument, "coreVersion", "is not a semantic version")
 		}
 	}
-	var reg *Registry
-	var plugin *index.Plugin
-	for i := range regs {
-		if p := regs[i].Index.Lookup(req.Name); p != nil {
-			reg, plugin = &regs[i], p
-			break
-		}
-	}
-	if plugin == nil {
-		names := make([]string, len(regs))
-		for i, r := range regs {
-			names[i] = r.Name
-		}
-		return nil, &registry.Error{Kind: registry.ErrNotFound, Plugin: req.Name,
-			Detail: "no configured registry lists it (searched: " + strings.Join(names, ", ") + ")",
-			Hint:   "check the spelling, or add the registry that publishes it"}
+	reg, plugin, err := Owner(regs, req)
+	if err != nil {
+		return nil, err
 	}
 	base := registry.Error{Registry: reg.Name, Plugin: req.Name}
-	if pol.OfficialOnly && !plugin.Official {
+	if pol.OfficialOnly && !reg.Official(plugin) {
 		e := base
 		e.Kind, e.Detail, e.Hint = registry.ErrPolicy, "plugin is not official", "the trust policy allows official plugins only"
 		return nil, &e
@@ -184,6 +216,73 @@ func Resolve(regs []Registry, req Request, pol Policy, now time.Time) (*Selectio
 	e.Version = ""
 	e.Detail = fmt.Sprintf("no version matching %q can be installed: %s", constraintText(req.Constraint), strings.Join(reasons, "; "))
 	return nil, &e
+}
+
+// Owner returns the registry that serves req.Name and its entry: the one
+// the user chose (req.Registry), or else the only registry that both lists
+// the name and may serve it, or else req.Prefer if it is one of several.
+// Several without a choice is ErrAmbiguous; a chosen registry that may not
+// serve the name is ErrNotOwner. Registries whose Index is nil (not read)
+// list nothing, but their claims still count.
+func Owner(regs []Registry, req Request) (*Registry, *index.Plugin, error) {
+	rules := Rules(regs, req.Builtins)
+	var lists, read []string
+	for i := range regs {
+		if regs[i].Index == nil {
+			continue
+		}
+		read = append(read, regs[i].Name)
+		if regs[i].Index.Lookup(req.Name) != nil {
+			lists = append(lists, regs[i].Name)
+		}
+	}
+	byName := func(n string) *Registry {
+		for i := range regs {
+			if regs[i].Name == n {
+				return &regs[i]
+			}
+		}
+		return nil
+	}
+	if req.Registry != "" {
+		r := byName(req.Registry)
+		if r == nil || r.Index == nil {
+			return nil, nil, &registry.Error{Kind: registry.ErrNotFound, Registry: req.Registry, Plugin: req.Name,
+				Detail: "no such registry is configured", Hint: "see palvella registry list"}
+		}
+		if err := rules.MayServe(r.Name, req.Name); err != nil {
+			return nil, nil, err
+		}
+		p := r.Index.Lookup(req.Name)
+		if p == nil {
+			return nil, nil, &registry.Error{Kind: registry.ErrNotFound, Registry: r.Name, Plugin: req.Name,
+				Detail: "the registry does not list it", Hint: "check the spelling, or choose another registry"}
+		}
+		return r, p, nil
+	}
+	may, refused := rules.Servers(req.Name, lists)
+	switch {
+	case len(may) == 1:
+		r := byName(may[0])
+		return r, r.Index.Lookup(req.Name), nil
+	case len(may) > 1 && slices.Contains(may, req.Prefer):
+		r := byName(req.Prefer)
+		return r, r.Index.Lookup(req.Name), nil
+	case len(may) > 1:
+		return nil, nil, &registry.Error{Kind: registry.ErrAmbiguous, Plugin: req.Name,
+			Detail: "registries " + strings.Join(may, " and ") + " may all serve it",
+			Hint:   "choose one with --registry NAME; the choice is recorded in the lock and kept by upgrades"}
+	case len(refused) > 0:
+		// Listed only by registries that may not serve it: say why.
+		var re *registry.Error
+		if errors.As(refused[0], &re) {
+			return nil, nil, re
+		}
+		return nil, nil, refused[0]
+	}
+	return nil, nil, &registry.Error{Kind: registry.ErrNotFound, Plugin: req.Name,
+		Detail: "no configured registry lists it (searched: " + strings.Join(read, ", ") + ")",
+		Hint:   "check the spelling, or add the registry that publishes it"}
 }
 
 func constraintText(c string) string {

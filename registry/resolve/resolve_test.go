@@ -113,18 +113,101 @@ func TestUnsignedRefusedByDefault(t *testing.T) {
 	}
 }
 
-func TestFirstRegistryOwnsTheName(t *testing.T) {
-	regs := []resolve.Registry{
-		registryOf("private", plugin("engine-x", version("1.0.0", 2))),
+func TestOwnerRegistryAnswersEvenWhenNothingFits(t *testing.T) {
+	private := registryOf("private", plugin("engine-x", version("1.0.0", 2)))
+	private.Names = []string{"engine-x"}
+	regs := []resolve.Registry{private,
 		registryOf("public", plugin("engine-x", version("1.5.0")), plugin("engine-y", version("3.0.0"))),
 	}
-	// private lists engine-x but nothing compatible: public must not answer.
+	// private owns engine-x but has nothing compatible: public must not answer.
 	if _, err := resolve.Resolve(regs, req("engine-x", "*"), unsigned, time.Now()); !errors.Is(err, registry.ErrIncompatible) {
-		t.Errorf("fell through to the next registry: %v", err)
+		t.Errorf("fell through to another registry: %v", err)
 	}
 	sel, err := resolve.Resolve(regs, req("engine-y", "*"), unsigned, time.Now())
 	if err != nil || sel.Registry != "public" {
 		t.Errorf("engine-y: %v %v", sel, err)
+	}
+}
+
+func TestNamesHaveOwners(t *testing.T) {
+	firstParty := func(name string, plugins ...index.Plugin) resolve.Registry {
+		r := registryOf(name, plugins...)
+		r.FirstParty = true
+		return r
+	}
+	owned := func(name string, names []string, plugins ...index.Plugin) resolve.Registry {
+		r := registryOf(name, plugins...)
+		r.Names = names
+		return r
+	}
+	official := plugin("engine-docker", version("1.0.0"))
+	official.Official = true
+	fakeOfficial := plugin("engine-docker", version("9.0.0"))
+	fakeOfficial.Official = true
+	for _, tc := range []struct {
+		name     string
+		regs     []resolve.Registry
+		req      resolve.Request
+		want     string // registry, or "" for an error
+		wantKind error
+	}{
+		{"a builtin name is the first-party root's, whatever the order",
+			[]resolve.Registry{registryOf("other", plugin("authentication-token", version("9.0.0"))), firstParty("public", plugin("authentication-token", version("0.1.0")))},
+			resolve.Request{Name: "authentication-token", Builtins: []string{"authentication-token"}}, "public", nil},
+		{"a builtin name from another root is refused even when chosen",
+			[]resolve.Registry{registryOf("other", plugin("authentication-token", version("9.0.0"))), firstParty("public")},
+			resolve.Request{Name: "authentication-token", Builtins: []string{"authentication-token"}, Registry: "other"}, "", registry.ErrNotOwner},
+		{"a builtin name listed only by another root says why",
+			[]resolve.Registry{registryOf("other", plugin("authentication-token", version("9.0.0")))},
+			resolve.Request{Name: "authentication-token", Builtins: []string{"authentication-token"}}, "", registry.ErrNotOwner},
+		{"an official plugin of the first-party registry is a first-party name",
+			[]resolve.Registry{registryOf("other", fakeOfficial), firstParty("public", official)},
+			resolve.Request{Name: "engine-docker"}, "public", nil},
+		{"a registry added for names owns them against open registries",
+			[]resolve.Registry{registryOf("public", plugin("acme-deploy", version("5.0.0"))), owned("acme", []string{"acme-*"}, plugin("acme-deploy", version("1.0.0")))},
+			resolve.Request{Name: "acme-deploy"}, "acme", nil},
+		{"a registry added for names serves no other",
+			[]resolve.Registry{owned("acme", []string{"acme-*"}, plugin("engine-x", version("1.0.0")))},
+			resolve.Request{Name: "engine-x"}, "", registry.ErrNotOwner},
+		{"two open registries listing a name need a choice",
+			[]resolve.Registry{registryOf("a", plugin("engine-x", version("1.0.0"))), registryOf("b", plugin("engine-x", version("2.0.0")))},
+			resolve.Request{Name: "engine-x"}, "", registry.ErrAmbiguous},
+		{"the choice settles it",
+			[]resolve.Registry{registryOf("a", plugin("engine-x", version("1.0.0"))), registryOf("b", plugin("engine-x", version("2.0.0")))},
+			resolve.Request{Name: "engine-x", Registry: "a"}, "a", nil},
+		{"the lock's registry breaks the tie",
+			[]resolve.Registry{registryOf("a", plugin("engine-x", version("1.0.0"))), registryOf("b", plugin("engine-x", version("2.0.0")))},
+			resolve.Request{Name: "engine-x", Prefer: "b"}, "b", nil},
+		{"a registry not read still owns its names",
+			[]resolve.Registry{{Name: "acme", Names: []string{"acme-*"}}, registryOf("public", plugin("acme-deploy", version("5.0.0")))},
+			resolve.Request{Name: "acme-deploy"}, "", registry.ErrNotOwner},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.req.Constraint = "*"
+			sel, err := resolve.Resolve(tc.regs, tc.req, unsigned, time.Now())
+			if tc.want != "" {
+				if err != nil || sel.Registry != tc.want {
+					t.Fatalf("got %v, %v; want %s", sel, err, tc.want)
+				}
+				return
+			}
+			if !errors.Is(err, tc.wantKind) {
+				t.Fatalf("got %v, %v; want %v", sel, err, tc.wantKind)
+			}
+		})
+	}
+}
+
+func TestOfficialComesFromTheRootNotTheFlag(t *testing.T) {
+	p := plugin("engine-x", version("1.0.0"))
+	p.Official = true
+	other := registryOf("other", p)
+	if _, err := resolve.Resolve([]resolve.Registry{other}, req("engine-x", "*"), resolve.Policy{AllowUnsigned: true, OfficialOnly: true}, time.Now()); !errors.Is(err, registry.ErrPolicy) {
+		t.Errorf("a publisher's official flag passed officialOnly: %v", err)
+	}
+	other.FirstParty = true
+	if _, err := resolve.Resolve([]resolve.Registry{other}, req("engine-x", "*"), resolve.Policy{AllowUnsigned: true, OfficialOnly: true}, time.Now()); err != nil {
+		t.Errorf("official plugin of the first-party root refused: %v", err)
 	}
 }
 

@@ -1,81 +1,168 @@
 // Package server serves a registry directory over HTTP, as
 // `palvella registry serve DIR --listen ADDR` does.
 //
-// Only what a client needs is served: index.json and the files under
-// artifacts/ and blobs/. Everything else (a stray key file, dotfiles,
-// temporary files, directory listings) answers 404. The index is served
-// with Cache-Control: no-cache so caches revalidate it (a cached old index
-// would freeze clients); artifacts are immutable and cached for a year.
+// Only what the index references is served: index.json, and the artifact
+// files its artifacts point at (a relative URL, or blobs/sha256/HEX for an
+// artifact whose URL is absolute). Anything else — a key file left under
+// artifacts/, another version's leftovers, dotfiles, directory listings —
+// answers 404, and so does any path that goes through a symbolic link, so
+// a link cannot expose a file outside the folder. The index is re-read
+// whenever it changes on disk. It is served with Cache-Control: no-cache
+// so caches revalidate it (a cached old index would freeze clients);
+// artifacts are immutable and cached for a year.
 package server
 
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"path"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/palvella/palvella/registry/index"
 )
+
+// indexFile is the index's name in the folder.
+const indexFile = "index.json"
 
 // Handler returns an http.Handler serving the registry in dir.
 func Handler(dir string) http.Handler {
-	files := http.FileServer(noDirFS{http.Dir(dir)})
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
-		h.Set("Referrer-Policy", "no-referrer")
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			h.Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
-		p := path.Clean("/" + r.URL.Path)
-		switch {
-		case p == "/index.json":
-			h.Set("Content-Type", "application/json")
-			h.Set("Cache-Control", "no-cache")
-		case allowedArtifact(p):
-			h.Set("Content-Type", "application/octet-stream")
-			h.Set("Cache-Control", "public, max-age=31536000, immutable")
-		default:
-			http.NotFound(w, r)
-			return
-		}
-		r2 := r.Clone(r.Context())
-		r2.URL.Path = p
-		files.ServeHTTP(w, r2)
-	})
+	s := &site{dir: dir}
+	return http.HandlerFunc(s.serve)
 }
 
-func allowedArtifact(p string) bool {
-	if !strings.HasPrefix(p, "/artifacts/") && !strings.HasPrefix(p, "/blobs/") {
-		return false
-	}
-	for _, seg := range strings.Split(p[1:], "/") {
-		if seg == "" || strings.HasPrefix(seg, ".") {
-			return false
-		}
-	}
-	return true
+type site struct {
+	dir string
+
+	mu      sync.Mutex
+	stamp   string          // size and mtime of the index last read
+	allowed map[string]bool // clean relative paths the index references
 }
 
-// noDirFS refuses directories, so no listing is ever produced.
-type noDirFS struct{ fs http.FileSystem }
+func (s *site) serve(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
+	h.Set("Referrer-Policy", "no-referrer")
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		h.Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	p := strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")
+	allowed, err := s.references()
+	switch {
+	case err != nil:
+		http.Error(w, "registry index unavailable", http.StatusServiceUnavailable)
+		return
+	case p == indexFile:
+		h.Set("Content-Type", "application/json")
+		h.Set("Cache-Control", "no-cache")
+	case allowed[p]:
+		h.Set("Content-Type", "application/octet-stream")
+		h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	f, st, err := openNoLinks(s.dir, p)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	defer f.Close()
+	http.ServeContent(w, r, path.Base(p), st.ModTime(), f)
+}
 
-func (n noDirFS) Open(name string) (http.File, error) {
-	f, err := n.fs.Open(name)
+// references returns the paths the index references, re-reading the index
+// when its size or modification time changed.
+func (s *site) references() (map[string]bool, error) {
+	f, st, err := openNoLinks(s.dir, indexFile)
 	if err != nil {
 		return nil, err
+	}
+	defer f.Close()
+	stamp := st.ModTime().String() + "/" + itoa(st.Size())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if stamp == s.stamp {
+		return s.allowed, nil
+	}
+	data := make([]byte, st.Size())
+	if _, err := f.ReadAt(data, 0); err != nil {
+		return nil, err
+	}
+	ix, err := index.Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	allowed := map[string]bool{}
+	for _, p := range ix.Plugins {
+		for _, v := range p.Versions {
+			for _, a := range v.Artifacts {
+				if strings.Contains(a.URL, "://") {
+					allowed["blobs/sha256/"+a.SHA256] = true
+				} else if index.SafeRelPath(a.URL) {
+					allowed[path.Clean(a.URL)] = true
+				}
+			}
+		}
+	}
+	s.stamp, s.allowed = stamp, allowed
+	return allowed, nil
+}
+
+// openNoLinks opens the regular file rel inside dir, refusing a path any
+// component of which is a symbolic link (and, through os.Root, any path
+// that would leave dir).
+func openNoLinks(dir, rel string) (*os.File, fs.FileInfo, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer root.Close()
+	parts := strings.Split(rel, "/")
+	for i := range parts {
+		if parts[i] == "" || strings.HasPrefix(parts[i], ".") {
+			return nil, nil, fs.ErrNotExist
+		}
+		st, err := root.Lstat(strings.Join(parts[:i+1], "/"))
+		if err != nil {
+			return nil, nil, err
+		}
+		if st.Mode()&fs.ModeSymlink != 0 {
+			return nil, nil, fs.ErrNotExist
+		}
+	}
+	f, err := root.Open(rel)
+	if err != nil {
+		return nil, nil, err
 	}
 	st, err := f.Stat()
 	if err != nil || !st.Mode().IsRegular() {
 		f.Close()
-		return nil, os.ErrNotExist
+		return nil, nil, fs.ErrNotExist
 	}
-	return f, nil
+	return f, st, nil
+}
+
+func itoa(n int64) string {
+	var b [20]byte
+	i := len(b)
+	if n == 0 {
+		return "0"
+	}
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[i:])
 }
 
 // New returns an *http.Server for dir on addr with conservative timeouts.
