@@ -8,6 +8,7 @@ import (
 	"github.com/palvella/palvella/plugins/authentication/token"
 	"github.com/palvella/palvella/plugins/authorization/rbac"
 	credbuiltin "github.com/palvella/palvella/plugins/credential/builtin"
+	"github.com/palvella/palvella/plugins/database/postgres"
 	"github.com/palvella/palvella/plugins/database/sqlite"
 	"github.com/palvella/palvella/plugins/engine/local"
 	"github.com/palvella/palvella/plugins/job/terraform"
@@ -27,6 +28,9 @@ var builtinTable = []Builtin{
 	{Name: sqlite.Name, Version: sqlite.Version, Categories: []sdk.Category{sdk.CategoryDatabase}, Serve: sqlite.Serve,
 		Defaults:    under("path", "palvella.db"),
 		Description: "The embedded default database: resources with revisions and a work queue in sqlite."},
+	// After sqlite, which stays the database of a server that chooses none.
+	{Name: postgres.Name, Version: postgres.Version, Categories: []sdk.Category{sdk.CategoryDatabase}, Serve: postgres.Serve,
+		Description: "PostgreSQL for several servers on one database: chosen with database: {plugin: database-postgres, config: {dsn: ...}}."},
 	{Name: filesystem.Name, Version: filesystem.Version, Categories: []sdk.Category{sdk.CategoryStorage}, Serve: filesystem.Serve,
 		Defaults:    under("root", "storage"),
 		Description: "Blobs by scope in a directory tree."},

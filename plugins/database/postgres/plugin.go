@@ -41,6 +41,9 @@ type Plugin struct {
 
 	mu sync.RWMutex
 	st *store
+	// noDSN: configured without a dsn (as `palvella plugin describe`
+	// configures every plugin); calls fail saying a dsn is needed.
+	noDSN bool
 }
 
 var _ database.Database = (*Plugin)(nil)
@@ -70,7 +73,6 @@ func (p *Plugin) Describe(context.Context) (*sdk.Manifest, error) {
 			"$schema":              "https://json-schema.org/draft/2020-12/schema",
 			"type":                 "object",
 			"additionalProperties": false,
-			"required":             []any{"dsn"},
 			"properties": map[string]any{
 				"dsn": map[string]any{
 					"type":      "string",
@@ -166,8 +168,15 @@ func (p *Plugin) Configure(ctx context.Context, req *sdk.ConfigureRequest) (*sdk
 		}
 	}
 	if set.dsn == "" {
-		return diagnostic("config.dsn", "dsn is required: the PostgreSQL connection string",
-			"for example dsn: {from_env: PALVELLA_DATABASE_DSN} with PALVELLA_DATABASE_DSN=postgres://palvella@db.example:5432/palvella"), nil
+		// Not an error: the plugin host configures every plugin it
+		// launches, `palvella plugin describe` too, with the
+		// configuration it has. Calls fail until a dsn is given.
+		_ = p.Close()
+		p.mu.Lock()
+		p.noDSN = true
+		p.mu.Unlock()
+		return &sdk.ConfigureResponse{Diagnostics: []sdk.Diagnostic{{Severity: sdk.SeverityWarning, Field: "config.dsn",
+			Summary: "no dsn: the plugin serves no call until it is configured with one", Detail: dsnExample}}}, nil
 	}
 	st, err := openStore(ctx, set, p.log)
 	if err != nil {
@@ -175,7 +184,7 @@ func (p *Plugin) Configure(ctx context.Context, req *sdk.ConfigureRequest) (*sdk
 	}
 	p.mu.Lock()
 	old := p.st
-	p.st = st
+	p.st, p.noDSN = st, false
 	p.mu.Unlock()
 	if old != nil {
 		old.close()
@@ -183,6 +192,13 @@ func (p *Plugin) Configure(ctx context.Context, req *sdk.ConfigureRequest) (*sdk
 	p.log.Info("connected", "database", st.target)
 	return &sdk.ConfigureResponse{}, nil
 }
+
+// dsnExample shows how a server gives the plugin its dsn.
+const dsnExample = "in the server's configuration: database: {plugin: database-postgres, config: {dsn: {from_env: PALVELLA_DATABASE_DSN}}}, " +
+	"with PALVELLA_DATABASE_DSN=postgres://palvella@db.example:5432/palvella"
+
+// errNoDSN is returned by calls to a plugin configured without a dsn.
+var errNoDSN = sdk.Errorf(sdk.ErrFailedPrecondition, "config.dsn", "database-postgres has no dsn; give it %s", dsnExample)
 
 func diagnostic(field, summary, detail string) *sdk.ConfigureResponse {
 	return &sdk.ConfigureResponse{Diagnostics: []sdk.Diagnostic{{Severity: sdk.SeverityError, Field: field, Summary: summary, Detail: detail}}}
@@ -210,6 +226,9 @@ func (p *Plugin) store(ctx context.Context) (*store, error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.st == nil {
+		if p.noDSN {
+			return nil, errNoDSN
+		}
 		return nil, errNotConfigured
 	}
 	return p.st, nil

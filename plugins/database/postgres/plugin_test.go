@@ -65,7 +65,6 @@ func TestConfigureReportsBadSettings(t *testing.T) {
 		config map[string]any
 		field  string
 	}{
-		{"no dsn", map[string]any{}, "config.dsn"},
 		{"dsn not a string", map[string]any{"dsn": 3.0}, "config.dsn"},
 		{"unknown setting", map[string]any{"dsn": "postgres://x@127.0.0.1/db", "path": "x"}, "config.path"},
 		{"max_conns zero", map[string]any{"dsn": "postgres://x@127.0.0.1/db", "max_conns": 0.0}, "config.max_conns"},
@@ -83,6 +82,22 @@ func TestConfigureReportsBadSettings(t *testing.T) {
 				t.Fatalf("diagnostics = %+v, want one error about %s", resp.Diagnostics, tc.field)
 			}
 		})
+	}
+}
+
+// TestConfiguredWithoutADSN: the plugin host configures every plugin it
+// launches (plugin describe too); without a dsn the plugin warns and its
+// calls say what is missing.
+func TestConfiguredWithoutADSN(t *testing.T) {
+	p := New()
+	resp, err := p.Configure(context.Background(), &sdk.ConfigureRequest{})
+	if err != nil || sdk.HasErrors(resp.Diagnostics) || len(resp.Diagnostics) != 1 || resp.Diagnostics[0].Severity != sdk.SeverityWarning {
+		t.Fatalf("Configure without a dsn = %+v, %v; want one warning", resp, err)
+	}
+	_, err = p.List(context.Background(), &database.ListRequest{Kind: "Run"})
+	var typed *sdk.Error
+	if !errors.Is(err, sdk.ErrFailedPrecondition) || !errors.As(err, &typed) || typed.Field != "config.dsn" || !strings.Contains(err.Error(), "PALVELLA_DATABASE_DSN") {
+		t.Fatalf("List without a dsn error = %v, want sdk.ErrFailedPrecondition about config.dsn saying how to give it", err)
 	}
 }
 
