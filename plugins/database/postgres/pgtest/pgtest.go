@@ -51,7 +51,7 @@ type Server struct {
 func BinDir() (string, error) {
 	if d := os.Getenv(BinEnv); d != "" {
 		if _, err := os.Stat(filepath.Join(d, "pg_ctl")); err != nil {
-			return "", fmt.Errorf("%s=%s has no pg_ctl: %w", BinEnv, d, err)
+			return "", fmt.Errorf("%s=%s has no pg_ctl (%w); %s", BinEnv, d, err, InstallHint)
 		}
 		return d, nil
 	}
