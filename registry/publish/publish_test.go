@@ -1,14 +1,19 @@
 package publish_test
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"io/fs"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,7 +158,7 @@ func TestBundleMirrorsAbsoluteURLs(t *testing.T) {
 	// A registry whose index points at artifacts on another host.
 	f := regtest.NewRegistry(t, "acme")
 	f.Publish(t, regtest.BuildPlugin(t, regtest.Plugin{Name: "engine-test", Version: "1.0.0"}))
-	cdn := httptest.NewServer(server.Handler(f.Dir))
+	cdn := httptest.NewServer(http.FileServer(http.Dir(f.Dir))) // a plain static host
 	defer cdn.Close()
 	f.Mutate(t, func(ix *index.Index) {
 		a := &ix.Plugins[0].Versions[0].Artifacts[0]
@@ -177,6 +182,46 @@ func TestBundleMirrorsAbsoluteURLs(t *testing.T) {
 	}
 	if _, err := c.Install(ctx, client.Request{Name: "engine-test", Constraint: "1.0.0"}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The attack: a bundle that carries files its index does not reference (a
+// script, a key) left them in the imported folder, ready to be served.
+func TestImportKeepsOnlyReferencedFiles(t *testing.T) {
+	f := regtest.NewRegistry(t, "acme")
+	f.Publish(t, regtest.BuildPlugin(t, regtest.Plugin{Name: "engine-test", Version: "1.0.0"}))
+	os.WriteFile(filepath.Join(f.Dir, "artifacts", "root.key"), []byte("secret"), 0o600)
+	os.WriteFile(filepath.Join(f.Dir, "install.sh"), []byte("#!/bin/sh\n"), 0o755)
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	filepath.WalkDir(f.Dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(f.Dir, p)
+		data, _ := os.ReadFile(p)
+		tw.WriteHeader(&tar.Header{Name: filepath.ToSlash(rel), Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg})
+		tw.Write(data)
+		return nil
+	})
+	tw.Close()
+	gz.Close()
+	dest := filepath.Join(t.TempDir(), "imported")
+	if _, err := publish.ImportBundle(context.Background(), &buf, dest, opts(f)); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	filepath.WalkDir(dest, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(dest, p)
+			got = append(got, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	want := []string{"artifacts/engine-test/1.0.0/engine-test_" + runtime.GOOS + "_" + runtime.GOARCH, "index.json"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("imported files %v, want only %v", got, want)
 	}
 }
 

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/palvella/palvella/registry"
@@ -222,6 +225,11 @@ func ImportBundle(ctx context.Context, bundle io.Reader, dest string, o VerifyOp
 	if err != nil {
 		return rep, fmt.Errorf("import bundle: %w", err)
 	}
+	// Keep only what the verified index references: a bundle may carry
+	// other files (a key, a script), and the folder may be served as is.
+	if err := pruneUnreferenced(tmp); err != nil {
+		return nil, fmt.Errorf("import bundle: %w", err)
+	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return nil, fmt.Errorf("import bundle: %w", err)
 	}
@@ -230,4 +238,62 @@ func ImportBundle(ctx context.Context, bundle io.Reader, dest string, o VerifyOp
 	}
 	ok = true
 	return rep, nil
+}
+
+// Referenced returns the paths, relative to a registry folder, of the files
+// ix references: index.json, the artifacts with relative URLs, and
+// blobs/sha256/HEX for those with absolute URLs.
+func Referenced(ix *index.Index) map[string]bool {
+	out := map[string]bool{client.IndexFile: true}
+	for _, p := range ix.Plugins {
+		for _, v := range p.Versions {
+			for _, a := range v.Artifacts {
+				if strings.Contains(a.URL, "://") {
+					out[client.MirrorPath(a.SHA256)] = true
+				} else if index.SafeRelPath(a.URL) {
+					out[path.Clean(a.URL)] = true
+				}
+			}
+		}
+	}
+	return out
+}
+
+// pruneUnreferenced deletes every file under dir that its index does not
+// reference, then the directories left empty.
+func pruneUnreferenced(dir string) error {
+	data, err := os.ReadFile(filepath.Join(dir, client.IndexFile))
+	if err != nil {
+		return err
+	}
+	ix, err := index.Parse(data)
+	if err != nil {
+		return err
+	}
+	keep := Referenced(ix)
+	var dirs []string
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		rel = filepath.ToSlash(rel)
+		if d.IsDir() {
+			if rel != "." {
+				dirs = append(dirs, p)
+			}
+			return nil
+		}
+		if !keep[rel] {
+			return os.Remove(p)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		os.Remove(dirs[i]) // only if empty
+	}
+	return nil
 }
