@@ -28,7 +28,7 @@ func TestParsePattern(t *testing.T) {
 
 func TestMayServe(t *testing.T) {
 	rules := owner.Rules{
-		Claims: []owner.Claim{{Registry: "public", FirstParty: true}, {Registry: "acme", Names: []string{"acme-*"}}, {Registry: "open"}},
+		Claims:   []owner.Claim{{Registry: "public", FirstParty: true}, {Registry: "acme", Names: []string{"acme-*"}}, {Registry: "open"}},
 		Reserved: func(n string) bool { return n == "engine-local" },
 	}
 	for _, tc := range []struct {
