@@ -62,8 +62,6 @@ var (
 	// ErrUnreachable: a registry's index could not be read (network,
 	// server or file error).
 	ErrUnreachable = errors.New("registry: registry unreachable")
-	// ErrRevoked: a publisher key was revoked by the registry's root.
-	ErrRevoked = errors.New("registry: key revoked")
 )
 
 // Error is a refusal with enough context for a user to act on it.
