@@ -8,6 +8,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/palvella/palvella/core/resource"
@@ -101,5 +102,34 @@ func TestServerOnPostgres(t *testing.T) {
 	s.mustCLI("pipeline", "run", "ci", "--wait")
 	if r := s.run("ci-2"); r.Status != resource.StatusSuccess {
 		t.Fatalf("run ci-2 on the restarted server = %s", r.Status)
+	}
+
+	// PostgreSQL stops under the running server: the API answers that the
+	// database is unavailable, the server keeps running, and once
+	// PostgreSQL is back it runs pipelines again without a restart.
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code = s.cli("run", "get", "ci-1")
+	if code == 0 || !strings.Contains(out+errOut, "unavailable") || strings.Contains(out+errOut, "password") {
+		t.Fatalf("run get while PostgreSQL is down: exit %d, want a failure saying the database is unavailable:\n%s%s", code, out, errOut)
+	}
+	t.Logf("run get while PostgreSQL is down: %s", strings.TrimSpace(errOut))
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, _, code := s.cli("run", "get", "ci-1"); code == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server did not serve again within 30s of PostgreSQL's restart:\n%s", s.logTail())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	s.mustCLI("pipeline", "run", "ci", "--wait")
+	if r := s.run("ci-3"); r.Status != resource.StatusSuccess {
+		t.Fatalf("run ci-3 after PostgreSQL restarted = %s", r.Status)
 	}
 }
