@@ -71,6 +71,9 @@ func (s *store) get(ctx context.Context, key database.Key) (*database.Resource, 
 	if err != nil {
 		return nil, fmt.Errorf("get %s %q: %w", key.Kind, key.Name, err)
 	}
+	if out.Data, err = unpack(out.Data); err != nil {
+		return nil, fmt.Errorf("get %s %q: %w", key.Kind, key.Name, err)
+	}
 	if out.Labels, err = decodeLabels(labels); err != nil {
 		return nil, err
 	}
@@ -83,7 +86,7 @@ func (s *store) get(ctx context.Context, key database.Key) (*database.Resource, 
 func recordChange(ctx context.Context, tx *sql.Tx, t database.EventType, r *database.Resource, labels string) (int64, error) {
 	res, err := tx.ExecContext(ctx,
 		`INSERT INTO changes (type, kind, namespace, name, labels, data, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		int(t), r.Key.Kind, r.Key.Namespace, r.Key.Name, labels, nonNil(r.Data), toNanos(r.CreatedAt), toNanos(r.UpdatedAt))
+		int(t), r.Key.Kind, r.Key.Namespace, r.Key.Name, labels, pack(r.Data), toNanos(r.CreatedAt), toNanos(r.UpdatedAt))
 	if err != nil {
 		return 0, fmt.Errorf("record change: %w", err)
 	}
@@ -145,7 +148,7 @@ func (s *store) createIn(ctx context.Context, tx *sql.Tx, in *database.Resource)
 		}
 		res, err := tx.ExecContext(ctx,
 			`INSERT INTO resources (kind, namespace, name, revision, labels, data, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			in.Key.Kind, in.Key.Namespace, in.Key.Name, rev, labels, nonNil(in.Data), toNanos(now), toNanos(now))
+			in.Key.Kind, in.Key.Namespace, in.Key.Name, rev, labels, pack(in.Data), toNanos(now), toNanos(now))
 		if isUniqueViolation(err) {
 			return sdk.Errorf(sdk.ErrAlreadyExists, "key", "%s %q already exists in namespace %q", in.Key.Kind, in.Key.Name, in.Key.Namespace)
 		}
@@ -185,6 +188,9 @@ func readForWrite(ctx context.Context, tx *sql.Tx, key database.Key) (*stored, e
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read stored resource: %w", err)
+	}
+	if st.data, err = unpack(st.data); err != nil {
+		return nil, err
 	}
 	return &st, nil
 }
@@ -230,7 +236,7 @@ func (s *store) updateIn(ctx context.Context, tx *sql.Tx, in *database.Resource)
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE resources SET revision = ?, labels = ?, data = ?, updated_at = ? WHERE id = ?`,
-			rev, labels, nonNil(in.Data), toNanos(now), st.id); err != nil {
+			rev, labels, pack(in.Data), toNanos(now), st.id); err != nil {
 			return fmt.Errorf("update resource: %w", err)
 		}
 		out.Revision = rev
@@ -359,6 +365,9 @@ func (s *store) list(ctx context.Context, req *database.ListRequest) (*database.
 			if err := rows.Scan(&r.Key.Namespace, &r.Key.Name, &r.Revision, &labels, &r.Data, &created, &updated); err != nil {
 				return err
 			}
+			if r.Data, err = unpack(r.Data); err != nil {
+				return err
+			}
 			if r.Labels, err = decodeLabels(labels); err != nil {
 				return err
 			}
@@ -410,6 +419,9 @@ func (s *store) changesAfter(ctx context.Context, req *database.WatchRequest, re
 		ev.Resource.Key.Kind = req.Kind
 		if err := rows.Scan(&ev.Resource.Revision, &typ, &ev.Resource.Key.Namespace, &ev.Resource.Key.Name, &labels, &ev.Resource.Data, &created, &updated); err != nil {
 			return nil, fmt.Errorf("read changes: %w", err)
+		}
+		if ev.Resource.Data, err = unpack(ev.Resource.Data); err != nil {
+			return nil, err
 		}
 		ev.Type = database.EventType(typ)
 		if ev.Resource.Labels, err = decodeLabels(labels); err != nil {
