@@ -39,6 +39,10 @@ type runState struct {
 	ended int   // jobs in a terminal status
 	waits []int // by job, how many of its requires have not ended
 	ready []int // pending jobs whose requires have all ended, to decide
+
+	// batch, while a new run is being created in one database call
+	// (startbatch.go), takes the writes instead of the store.
+	batch *batchedStart
 }
 
 // dag indexes a plan for the scheduler.
@@ -164,6 +168,9 @@ func copyJob(js resource.JobStatus) resource.JobStatus {
 // When another writer changed the document, it is read again and fn runs
 // on the fresh copy. fn's errors are returned as they are.
 func (st *runState) updateJob(ctx context.Context, i int, fn func(*resource.JobStatus) error) error {
+	if st.batch != nil {
+		return st.batch.updateJob(st, i, fn)
+	}
 	for attempt := 0; ; attempt++ {
 		js := copyJob(st.run.Jobs[i])
 		if err := fn(&js); err != nil {
@@ -216,6 +223,9 @@ func maps_clone(m map[string]string) map[string]string {
 // updateRun applies fn to a copy of the run's summary and writes it,
 // reading it again when another writer changed it.
 func (st *runState) updateRun(ctx context.Context, fn func(*resource.Run) error) error {
+	if st.batch != nil {
+		return st.batch.updateRun(st, fn)
+	}
 	for attempt := 0; ; attempt++ {
 		r := *st.run
 		r.Labels = maps_clone(st.run.Labels)

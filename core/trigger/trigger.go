@@ -187,6 +187,64 @@ func (s *Service) fire(ctx context.Context, f *firing, t *spec.Trigger, exists b
 	return rec, s.createRecord(ctx, rec)
 }
 
+// RecordingRunner is a Runner that writes the record of a firing in the
+// same database call as the run it starts (the orchestrator's
+// StartRunRecorded): both are stored or neither. It fails with an error
+// matching sdk.ErrAlreadyExists, whose *store.OpError names the record's
+// key, when the record exists (a replayed delivery), and with
+// sdk.ErrUnimplemented, having written nothing, when it cannot do it in
+// one call.
+type RecordingRunner interface {
+	Runner
+	StartRunRecorded(ctx context.Context, ns, pipeline string, params map[string]string, trigger resource.TriggerInfo, rec *resource.TriggerRecord) (*resource.Run, error)
+}
+
+// fireRecorded starts the run of a firing whose record is not written yet
+// and writes the record, with the run, in one database call. handled is
+// false when that cannot be done (the runner or the database cannot, or
+// the params do not map): nothing was written, and the caller claims the
+// record and fires the usual way. replayed is true when the record exists.
+func (s *Service) fireRecorded(ctx context.Context, f *firing, t *spec.Trigger) (out *resource.TriggerRecord, replayed, handled bool, err error) {
+	rr, ok := s.opts.Runner.(RecordingRunner)
+	if !ok {
+		return nil, false, false, nil
+	}
+	rec := &f.rec
+	params, err := mapParams(t, rec.Type, f.payload, rec.Headers)
+	if err != nil {
+		return nil, false, false, nil // the usual way records why
+	}
+	rec.Params = params
+	info := resource.TriggerInfo{Type: rec.Type, Name: rec.Trigger, Record: rec.Name, Headers: rec.Headers}
+	if f.payload != nil {
+		info.Payload = f.payload
+	}
+	_, err = rr.StartRunRecorded(ctx, rec.Namespace, rec.Pipeline, params, info, rec)
+	var oe *rstore.OpError
+	switch {
+	case err == nil:
+		s.recorded(rec)
+		return rec, false, true, nil
+	case errors.Is(err, sdk.ErrUnimplemented):
+		return nil, false, false, nil
+	case errors.Is(err, sdk.ErrAlreadyExists) && errors.As(err, &oe) && oe.Key == rstore.KeyOf(&rec.Meta):
+		return nil, true, true, nil
+	}
+	// No run started and nothing was written: record why.
+	rec.Outcome, rec.Runs = resource.TriggerFailed, nil
+	rec.Reason = "could not start a run: " + err.Error()
+	s.log.Warn("trigger fired but no run started", "namespace", rec.Namespace, "pipeline", rec.Pipeline, "trigger", rec.Trigger, "error", err)
+	rec.Kind, rec.Labels = resource.KindTriggerRecord, recordLabels(rec)
+	if cerr := s.create(ctx, rec); cerr != nil {
+		if errors.Is(cerr, sdk.ErrAlreadyExists) {
+			return nil, true, true, nil
+		}
+		return nil, false, true, fmt.Errorf("record the firing of %s/%s: %w", rec.Namespace, rec.Pipeline, cerr)
+	}
+	s.recorded(rec)
+	return rec, false, true, nil
+}
+
 // labels of a record, for selection.
 func recordLabels(r *resource.TriggerRecord) map[string]string { return r.SelectorLabels() }
 

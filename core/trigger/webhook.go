@@ -231,20 +231,34 @@ func (s *Service) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	claimed.Outcome = "accepted"
 	claimed.Kind = resource.KindTriggerRecord
 	claimed.Labels = recordLabels(&claimed)
-	if err := s.create(ctx, &claimed); err != nil {
-		if errors.Is(err, sdk.ErrAlreadyExists) {
-			reject(http.StatusConflict, resource.TriggerRejected, rejectReplayed,
-				fmt.Sprintf("replayed: delivery %s was already received (record %s)", delivery, claimed.Name))
-			return
+	// The record and the run are written in one database call when the
+	// runner can (fireRecorded); otherwise the claim is written first.
+	out, replayed, handled, err := s.fireRecorded(context.WithoutCancel(ctx), &firing{rec: claimed, payload: payload, raw: body}, t)
+	if !handled {
+		if err := s.create(ctx, &claimed); err != nil {
+			if errors.Is(err, sdk.ErrAlreadyExists) {
+				replayed = true
+			} else {
+				s.log.Error("record a webhook call", "error", err)
+				writeWebhook(w, http.StatusServiceUnavailable, WebhookResponse{Outcome: resource.TriggerFailed, Error: "the server could not record the call; try again"})
+				return
+			}
 		}
-		s.log.Error("record a webhook call", "error", err)
-		writeWebhook(w, http.StatusServiceUnavailable, WebhookResponse{Outcome: resource.TriggerFailed, Error: "the server could not record the call; try again"})
+		if !replayed {
+			out, err = s.fire(context.WithoutCancel(ctx), &firing{rec: claimed, payload: payload, raw: body}, t, true)
+		}
+	}
+	if replayed {
+		reject(http.StatusConflict, resource.TriggerRejected, rejectReplayed,
+			fmt.Sprintf("replayed: delivery %s was already received (record %s)", delivery, claimed.Name))
 		return
 	}
-	f := &firing{rec: claimed, payload: payload, raw: body}
-	out, err := s.fire(context.WithoutCancel(ctx), f, t, true)
 	if err != nil {
 		s.log.Error("record a webhook call", "error", err)
+		if out == nil {
+			writeWebhook(w, http.StatusServiceUnavailable, WebhookResponse{Outcome: resource.TriggerFailed, Error: "the server could not record the call; try again"})
+			return
+		}
 	}
 	resp := WebhookResponse{Record: out.Name, Outcome: out.Outcome}
 	if out.Outcome != resource.TriggerStarted {
