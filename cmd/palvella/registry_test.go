@@ -419,9 +419,21 @@ func TestPublicIndexVerifiesWithEmbeddedKey(t *testing.T) {
 	if err != nil || time.Until(exp) < 30*24*time.Hour {
 		t.Errorf("registry.json expires %s: re-sign it (make registry-index) well before it expires", rep.Expires)
 	}
+	// Builtins added since registry.json was last signed. The index is
+	// signed by the root key, which maintainers keep offline, so a new
+	// builtin is published at the next `make registry-index`, whose
+	// REGISTRY_PLUGINS must list it; its name leaves this list then.
+	unsigned := map[string]bool{"database-postgres": true}
+	makefile := readFile(t, filepath.Join(repoRoot, "Makefile"))
 	for _, b := range builtins() {
-		if !strings.Contains(readFile(t, index), `"name": "`+b.Name+`"`) {
+		listed := strings.Contains(readFile(t, index), `"name": "`+b.Name+`"`)
+		switch {
+		case !listed && !unsigned[b.Name]:
 			t.Errorf("registry.json does not list builtin %s", b.Name)
+		case listed && unsigned[b.Name]:
+			t.Errorf("registry.json lists %s now: take it out of the test's unsigned builtins", b.Name)
+		case !listed && !strings.Contains(makefile, strings.Replace(b.Name, "-", "/", 1)):
+			t.Errorf("builtin %s is not in the Makefile's REGISTRY_PLUGINS, so the next signing of registry.json would not publish it", b.Name)
 		}
 	}
 	// The same index with one byte of a plugin description changed is refused.
