@@ -70,40 +70,44 @@ func (bs *batchedStart) updateJob(st *runState, i int, fn func(*resource.JobStat
 	return nil
 }
 
-// StartRunRecorded starts a run of a pipeline's current version, as
+// StartRunRecorded starts a run of pipeline pl's current version, as
 // StartRun does, and creates rec, the record of the firing that starts it,
 // with outcome started and the run's name in its Runs, in the same
-// database call: both are stored or neither. When rec's name is taken (a
-// replayed webhook delivery) it fails with an error matching
+// database call: both are stored or neither. pl is the pipeline as the
+// caller read it: its run counter is written guarded by its revision, and
+// when it has changed since, the pipeline is read again. When rec's name
+// is taken (a replayed webhook delivery) it fails with an error matching
 // sdk.ErrAlreadyExists whose *rstore.OpError names rec's key, and starts
 // nothing. It fails with sdk.ErrUnimplemented, having written nothing,
 // when the database plugin applies no batches or the run is too large for
 // one: the caller then records and starts the run write by write.
-func (o *Orchestrator) StartRunRecorded(ctx context.Context, ns, pipeline string, params map[string]string, trigger resource.TriggerInfo, rec *resource.TriggerRecord) (*resource.Run, error) {
-	if ns == "" {
-		ns = "default"
-	}
+func (o *Orchestrator) StartRunRecorded(ctx context.Context, pl *resource.Pipeline, params map[string]string, trigger resource.TriggerInfo, rec *resource.TriggerRecord) (*resource.Run, error) {
 	release, err := o.admit()
 	if err != nil {
 		return nil, err
 	}
 	defer release() // the run counts as active by then, or was not created
+	ns, pipeline := pl.Namespace, pl.Name
 	for attempt := 0; ; attempt++ {
-		run, err := o.startBatched(ctx, ns, pipeline, params, trigger, rec)
+		cp := *pl // startBatched changes it
+		run, err := o.startBatched(ctx, &cp, params, trigger, rec)
 		var oe *rstore.OpError
 		if attempt < 50 && errors.Is(err, sdk.ErrConflict) && errors.As(err, &oe) && oe.Key.Kind == resource.KindPipeline {
-			continue // another run of the pipeline started meanwhile: read it again
+			// Another run of the pipeline started meanwhile: read it again.
+			fresh := &resource.Pipeline{}
+			if err := o.store.get(ctx, resource.KindPipeline, ns, pipeline, fresh); err != nil {
+				return nil, fmt.Errorf("pipeline %s/%s: %w", ns, pipeline, err)
+			}
+			pl = fresh
+			continue
 		}
 		return run, err
 	}
 }
 
-func (o *Orchestrator) startBatched(ctx context.Context, ns, pipeline string, params map[string]string, trigger resource.TriggerInfo, rec *resource.TriggerRecord) (*resource.Run, error) {
-	var pl resource.Pipeline
-	if err := o.store.get(ctx, resource.KindPipeline, ns, pipeline, &pl); err != nil {
-		return nil, fmt.Errorf("pipeline %s/%s: %w", ns, pipeline, err)
-	}
-	p, err := o.planOf(&pl)
+func (o *Orchestrator) startBatched(ctx context.Context, pl *resource.Pipeline, params map[string]string, trigger resource.TriggerInfo, rec *resource.TriggerRecord) (*resource.Run, error) {
+	ns, pipeline := pl.Namespace, pl.Name
+	p, err := o.planOf(pl)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline %s/%s: %w", ns, pipeline, err)
 	}
@@ -126,7 +130,7 @@ func (o *Orchestrator) startBatched(ctx context.Context, ns, pipeline string, pa
 			return nil, err
 		}
 	}
-	if err := b.Update(&pl); err != nil {
+	if err := b.Update(pl); err != nil {
 		return nil, err
 	}
 	if trigger.Type == "" {

@@ -189,14 +189,16 @@ func (s *Service) fire(ctx context.Context, f *firing, t *spec.Trigger, exists b
 
 // RecordingRunner is a Runner that writes the record of a firing in the
 // same database call as the run it starts (the orchestrator's
-// StartRunRecorded): both are stored or neither. It fails with an error
-// matching sdk.ErrAlreadyExists, whose *store.OpError names the record's
-// key, when the record exists (a replayed delivery), and with
+// StartRunRecorded): both are stored or neither. pl, if not nil, is the
+// pipeline as the caller just read it (it is written back guarded by its
+// revision, so a stale one costs a retry, never a lost change). It fails
+// with an error matching sdk.ErrAlreadyExists, whose *store.OpError names
+// the record's key, when the record exists (a replayed delivery), and with
 // sdk.ErrUnimplemented, having written nothing, when it cannot do it in
 // one call.
 type RecordingRunner interface {
 	Runner
-	StartRunRecorded(ctx context.Context, ns, pipeline string, params map[string]string, trigger resource.TriggerInfo, rec *resource.TriggerRecord) (*resource.Run, error)
+	StartRunRecorded(ctx context.Context, pl *resource.Pipeline, params map[string]string, trigger resource.TriggerInfo, rec *resource.TriggerRecord) (*resource.Run, error)
 }
 
 // fireRecorded starts the run of a firing whose record is not written yet
@@ -204,7 +206,7 @@ type RecordingRunner interface {
 // false when that cannot be done (the runner or the database cannot, or
 // the params do not map): nothing was written, and the caller claims the
 // record and fires the usual way. replayed is true when the record exists.
-func (s *Service) fireRecorded(ctx context.Context, f *firing, t *spec.Trigger) (out *resource.TriggerRecord, replayed, handled bool, err error) {
+func (s *Service) fireRecorded(ctx context.Context, f *firing, t *spec.Trigger, pl *resource.Pipeline) (out *resource.TriggerRecord, replayed, handled bool, err error) {
 	rr, ok := s.opts.Runner.(RecordingRunner)
 	if !ok {
 		return nil, false, false, nil
@@ -219,7 +221,7 @@ func (s *Service) fireRecorded(ctx context.Context, f *firing, t *spec.Trigger) 
 	if f.payload != nil {
 		info.Payload = f.payload
 	}
-	_, err = rr.StartRunRecorded(ctx, rec.Namespace, rec.Pipeline, params, info, rec)
+	_, err = rr.StartRunRecorded(ctx, pl, params, info, rec)
 	var oe *rstore.OpError
 	switch {
 	case err == nil:
@@ -285,22 +287,22 @@ func (s *Service) recorded(rec *resource.TriggerRecord) {
 }
 
 // pipelineTrigger reads a pipeline's current spec and finds a trigger in
-// it. It returns sdk.ErrNotFound when either is missing.
-func (s *Service) pipelineTrigger(ctx context.Context, ns, pipeline, name string) (*spec.Trigger, error) {
+// it, returning both. It returns sdk.ErrNotFound when either is missing.
+func (s *Service) pipelineTrigger(ctx context.Context, ns, pipeline, name string) (*spec.Trigger, *resource.Pipeline, error) {
 	var pl resource.Pipeline
 	if err := s.get(ctx, resource.KindPipeline, ns, pipeline, &pl); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var p spec.Pipeline
 	if err := json.Unmarshal(pl.Spec, &p); err != nil {
-		return nil, fmt.Errorf("read the spec of pipeline %s/%s: %w", ns, pipeline, err)
+		return nil, nil, fmt.Errorf("read the spec of pipeline %s/%s: %w", ns, pipeline, err)
 	}
 	for i := range p.Spec.Triggers {
 		if p.Spec.Triggers[i].Name == name {
-			return &p.Spec.Triggers[i], nil
+			return &p.Spec.Triggers[i], &pl, nil
 		}
 	}
-	return nil, sdk.Errorf(sdk.ErrNotFound, "trigger", "pipeline %s/%s has no trigger %q", ns, pipeline, name)
+	return nil, nil, sdk.Errorf(sdk.ErrNotFound, "trigger", "pipeline %s/%s has no trigger %q", ns, pipeline, name)
 }
 
 // ListRecords lists the trigger records of a namespace, of one pipeline

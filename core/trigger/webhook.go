@@ -149,7 +149,7 @@ func (s *Service) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		notFound()
 		return
 	}
-	t, err := s.pipelineTrigger(ctx, ns, pipeline, name)
+	t, pl, err := s.pipelineTrigger(ctx, ns, pipeline, name)
 	if errors.Is(err, sdk.ErrNotFound) || (err == nil && t.Type != spec.TriggerWebhook) {
 		notFound()
 		return
@@ -233,7 +233,7 @@ func (s *Service) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	claimed.Labels = recordLabels(&claimed)
 	// The record and the run are written in one database call when the
 	// runner can (fireRecorded); otherwise the claim is written first.
-	out, replayed, handled, err := s.fireRecorded(context.WithoutCancel(ctx), &firing{rec: claimed, payload: payload, raw: body}, t)
+	out, replayed, handled, err := s.fireRecorded(context.WithoutCancel(ctx), &firing{rec: claimed, payload: payload, raw: body}, t, pl)
 	if !handled {
 		if err := s.create(ctx, &claimed); err != nil {
 			if errors.Is(err, sdk.ErrAlreadyExists) {
