@@ -10,6 +10,7 @@ import (
 	credbuiltin "github.com/palvella/palvella/plugins/credential/builtin"
 	"github.com/palvella/palvella/plugins/database/postgres"
 	"github.com/palvella/palvella/plugins/database/sqlite"
+	enginedocker "github.com/palvella/palvella/plugins/engine/docker"
 	"github.com/palvella/palvella/plugins/engine/local"
 	"github.com/palvella/palvella/plugins/job/terraform"
 	"github.com/palvella/palvella/plugins/storage/filesystem"
@@ -41,6 +42,9 @@ var builtinTable = []Builtin{
 	{Name: local.Name, Version: local.Version, Categories: []sdk.Category{sdk.CategoryEngine}, Serve: local.Serve,
 		Defaults:    under("root", "workspaces"),
 		Description: "Runs commands in a shell on the worker's host, in a fresh workspace per job."},
+	{Name: enginedocker.Name, Version: enginedocker.Version, Categories: []sdk.Category{sdk.CategoryEngine}, Serve: enginedocker.Serve,
+		Defaults:    under("state_dir", "engine-docker"),
+		Description: "Runs each job in containers of its image on a Docker daemon, with a volume and a network of its own."},
 }
 
 // under is the default of a builtin that keeps its files in one place
