@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -22,6 +23,10 @@ type Builtin struct {
 	// installed plugin of the same name, which replaces the builtin, gets
 	// them too; the server's configuration file overrides them.
 	Defaults func(home string) map[string]any
+	// Describe, when set, gives the plugin's manifest in this process: the
+	// types of builtin action and job plugins, whose params schemas
+	// `pipeline validate --offline` checks a file against.
+	Describe func(context.Context) (*sdk.Manifest, error)
 	// SecretKey marks the credential plugin that takes the server's key
 	// (--secret-key-file, PALVELLA_SECRET_KEY or the generated one) as
 	// key or key_file in its configuration.

@@ -137,11 +137,12 @@ func newPipelineValidateCmd(app *App, r *remote) *cobra.Command {
 FILE:LINE: FIELD: MESSAGE; the command exits 1 when there is any.
 
 The file is checked here first: its syntax, schema, names, requirements,
-expressions, parameters, storage paths and triggers need no server. When it
-passes, the server (if one answers) also checks what only it knows: that the
-action and job types exist, each action's params and each job's with against
-the JSON Schema its type's plugin describes, and its own limits. With no
-server, or with --offline, the command says what it could not check.`,
+expressions, parameters, storage paths and triggers, and the params of the
+builtin plugins' action and job types (run, match, terraform/plan, ...)
+against the JSON Schema each describes. When it passes, the server (if one
+answers) also checks what only it knows: the types of installed plugins
+and their params, and its own limits. With no server, or with --offline,
+the command says what it could not check.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output); err != nil {
@@ -151,7 +152,7 @@ server, or with --offline, the command says what it could not check.`,
 			if err != nil {
 				return err
 			}
-			if _, err := spec.Load(name, src, spec.Options{}); err != nil {
+			if _, err := spec.Load(name, src, app.offlineOptions(cmd.Context())); err != nil {
 				return app.problemsError(localProblems(err), output)
 			}
 			checkedBy := "server"
@@ -174,7 +175,7 @@ server, or with --offline, the command says what it could not check.`,
 				return writeJSON(app.Out, map[string]any{"valid": true, "problems": []api.Problem{}, "checkedBy": checkedBy})
 			}
 			if checkedBy == "local" {
-				fmt.Fprintf(app.Out, "%s: valid (checked without a server: the action and job types, such as terraform/plan, and their params were not checked)\n", name)
+				fmt.Fprintf(app.Out, "%s: valid (checked without a server: against the builtin plugins' types only; the types of installed plugins and the server's limits were not checked)\n", name)
 				return nil
 			}
 			fmt.Fprintf(app.Out, "%s: valid\n", name)
