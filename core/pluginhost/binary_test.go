@@ -40,14 +40,10 @@ func addAs(t *testing.T, m *pluginhost.Manager, name, path, sum string) *pluginh
 	return p
 }
 
-// stopped removes a plugin and waits until its binary can be written
-// again: while a process runs a file, the kernel refuses to open it for
-// writing.
-func stopped(t *testing.T, m *pluginhost.Manager, name, path string) {
+// writable waits until path can be opened for writing again: while a
+// process runs a file, the kernel refuses to open it for writing.
+func writable(t *testing.T, path string) {
 	t.Helper()
-	if err := m.Remove(name); err != nil {
-		t.Fatal(err)
-	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		f, err := os.OpenFile(path, os.O_WRONLY, 0)
@@ -96,15 +92,21 @@ func TestBinaryModifiedAfterItsFirstLaunchIsRefused(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The manager under test is running; another launches the
+			// binary first (the identity of what it hashed is the
+			// process's) and is shut down, which kills its plugin.
 			m := newManager(t)
-			if err := addAs(t, m, "first", bin, sum).Start(context.Background()); err != nil {
+			first := newManager(t)
+			if err := addAs(t, first, "first", bin, sum).Start(context.Background()); err != nil {
 				t.Fatal(err)
 			}
+			first.Shutdown()
+			before := pluginhost.Hashes()
 			// A change that keeps the size: only the identity tells.
 			data[len(data)/2] ^= 0xff
 			switch how {
 			case "in-place":
-				stopped(t, m, "first", bin)
+				writable(t, bin)
 				fi, err := os.Stat(bin)
 				if err != nil {
 					t.Fatal(err)
@@ -133,6 +135,9 @@ func TestBinaryModifiedAfterItsFirstLaunchIsRefused(t *testing.T) {
 			err = addAs(t, m, "second", bin, sum).Start(context.Background())
 			if !errors.Is(err, pluginhost.ErrChecksum) {
 				t.Fatalf("launch after the binary was modified (%s): error = %v, want ErrChecksum", how, err)
+			}
+			if n := pluginhost.Hashes() - before; n != 1 {
+				t.Errorf("the modified binary was hashed %d times at its launch, want 1: its identity moved", n)
 			}
 			if !strings.Contains(err.Error(), "changed after install") {
 				t.Errorf("message %q does not say the binary changed", err)
