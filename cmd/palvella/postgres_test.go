@@ -61,7 +61,10 @@ func TestDatabasePostgresOverARealProcess(t *testing.T) {
 // no sqlite file) and again after the server restarts.
 func TestServerOnPostgres(t *testing.T) {
 	srv := pgtest.Start(t)
-	dsn := srv.NewDatabase(t)
+	// Trust authentication: the password is never asked, but it is in the
+	// DSN, and the test looks for it everywhere the server writes.
+	const pw = "dsn-pw-4711"
+	dsn := strings.Replace(srv.NewDatabase(t), "postgres@", "postgres:"+pw+"@", 1)
 	home := t.TempDir()
 	conf := "apiVersion: palvella.dev/v1\nkind: ServerConfig\ndatabase:\n  plugin: database-postgres\n  config:\n    dsn: {from_env: PALVELLA_DATABASE_DSN}\n    max_conns: 8\n"
 	if err := os.WriteFile(filepath.Join(home, "palvella.yaml"), []byte(conf), 0o600); err != nil {
@@ -70,8 +73,8 @@ func TestServerOnPostgres(t *testing.T) {
 	t.Setenv("PALVELLA_DATABASE_DSN", dsn)
 
 	out, errOut, code := palvella(t, home, "server", "--check-config")
-	if code != 0 || !strings.Contains(out+errOut, "database-postgres") {
-		t.Fatalf("server --check-config: exit %d, it should name database-postgres:\n%s%s", code, out, errOut)
+	if code != 0 || !strings.Contains(out+errOut, "database-postgres") || strings.Contains(out+errOut, pw) {
+		t.Fatalf("server --check-config: exit %d, it should name database-postgres, not the password:\n%s%s", code, out, errOut)
 	}
 
 	s := startServer(t, home)
@@ -131,5 +134,27 @@ func TestServerOnPostgres(t *testing.T) {
 	s.mustCLI("pipeline", "run", "ci", "--wait")
 	if r := s.run("ci-3"); r.Status != resource.StatusSuccess {
 		t.Fatalf("run ci-3 after PostgreSQL restarted = %s", r.Status)
+	}
+
+	// The DSN as a credential: stored while the server runs, then named
+	// in the file instead of the environment.
+	dsnFile := filepath.Join(t.TempDir(), "dsn")
+	if err := os.WriteFile(dsnFile, []byte(dsn), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.mustCLI("credential", "set", "palvella-dsn", "--from-file", dsnFile)
+	s.stop(syscall.SIGTERM)
+	conf = strings.Replace(conf, "{from_env: PALVELLA_DATABASE_DSN}", "{from_credential: palvella-dsn}", 1)
+	if err := os.WriteFile(filepath.Join(home, "palvella.yaml"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PALVELLA_DATABASE_DSN", "not-a-dsn")
+	s.start()
+	if r := s.run("ci-3"); r.Status != resource.StatusSuccess {
+		t.Fatalf("with the DSN from a credential, run ci-3 = %s", r.Status)
+	}
+
+	if log := readFile(t, filepath.Join(home, "server.log")); strings.Contains(log, pw) {
+		t.Fatal("the server's log shows the DSN's password")
 	}
 }

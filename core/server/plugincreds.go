@@ -9,6 +9,7 @@ import (
 
 	"github.com/palvella/palvella/core/orchestrator"
 	"github.com/palvella/palvella/core/pluginhost"
+	sdk "github.com/palvella/palvella/plugin-sdk"
 	"github.com/palvella/palvella/plugin-sdk/credential"
 )
 
@@ -45,11 +46,11 @@ func fromCredential(m map[string]any) (string, bool) {
 // values of their configuration with the credentials' values, read from
 // the credential plugin now. The plugin receives the value; the
 // configuration the core keeps names the credential only.
-func addResolved(ctx context.Context, mgr *pluginhost.Manager, specs []pluginhost.Spec) error {
+func addResolved(ctx context.Context, mgr *pluginhost.Manager, choices map[sdk.Category]string, specs []pluginhost.Spec) error {
 	if len(specs) == 0 {
 		return nil
 	}
-	c, err := (&security{mgr: mgr}).credentials(ctx)
+	c, err := (&security{mgr: mgr, choices: choices}).credentials(ctx)
 	if err != nil {
 		return fmt.Errorf("plugin %s names credentials in its configuration: %w", specs[0].Name, err)
 	}

@@ -191,7 +191,7 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 	}
-	if err := addResolved(ctx, mgr, later); err != nil {
+	if err := addResolved(ctx, mgr, choices, later); err != nil {
 		return err
 	}
 	live.collect() // versions left by a change made while no server ran
