@@ -59,6 +59,9 @@ var (
 	// ErrReplace: the install would replace a builtin plugin, or a plugin
 	// installed from another source, and the caller did not ask for that.
 	ErrReplace = errors.New("registry: would replace a plugin from another source")
+	// ErrRevoked: a key was revoked by its registry's root; signatures by
+	// it no longer count. It is the cause (Err) of an ErrSignature.
+	ErrRevoked = errors.New("registry: key revoked")
 	// ErrUnreachable: a registry's index could not be read (network,
 	// server or file error).
 	ErrUnreachable = errors.New("registry: registry unreachable")

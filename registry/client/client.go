@@ -154,7 +154,7 @@ func (c *Client) Load(ctx context.Context) ([]Loaded, error) {
 	}
 	for i, l := range out {
 		p, _ := l.Index.SignedPayload()
-		state.Record(keys[i], l.Index.Version, p, l.Index.Expires)
+		state.RecordTrust(keys[i], l.Index.Version, p, l.Index.Expires, l.Trust)
 	}
 	if err := state.Save(c.StatePath); err != nil {
 		return nil, fmt.Errorf("save registry state: %w", err)
@@ -193,7 +193,8 @@ func (c *Client) loadOne(ctx context.Context, r Registry, state *State, now time
 				Detail: "index expired at " + ix.Expires, Hint: "ask the registry operator to re-sign it"}
 		}
 	} else {
-		trust, err = ix.Verify(index.Roots{Keys: r.RootKeys, Threshold: r.Threshold}, now)
+		roots, rootV, revoked := state.Trusted(StateKey(r), index.Roots{Keys: r.RootKeys, Threshold: r.Threshold})
+		trust, err = ix.VerifyWith(index.VerifyOptions{Roots: roots, RootVersion: rootV, Revoked: revoked, Now: now})
 		if err != nil {
 			return nil, withRegistry(err, r.Name)
 		}

@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/palvella/palvella/registry"
+	"github.com/palvella/palvella/registry/index"
 	"github.com/palvella/palvella/registry/internal/fsutil"
 	"github.com/palvella/palvella/registry/sign"
 )
@@ -88,6 +90,17 @@ type Seen struct {
 	// version with other content is refused too.
 	Digest  string `json:"digest"`
 	Expires string `json:"expires"`
+	// RootVersion and RootKeys are the newest root followed through the
+	// index's root chain (0 and empty: the pinned keys). The next index
+	// is verified from this root, and one whose chain ends before it is a
+	// rollback.
+	RootVersion   int64    `json:"rootVersion,omitempty"`
+	RootKeys      []string `json:"rootKeys,omitempty"`
+	RootThreshold int      `json:"rootThreshold,omitempty"`
+	// Revoked are the key ids the registry's root revoked (id -> reason).
+	// They are never forgotten: an index that stops listing a revocation
+	// does not make the key good again.
+	Revoked map[string]string `json:"revoked,omitempty"`
 }
 
 // LoadState reads a state file; a missing file is an empty state.
@@ -141,10 +154,39 @@ func (s *State) Check(reg, key string, version int64, payload []byte) error {
 
 // Record remembers an accepted index.
 func (s *State) Record(key string, version int64, payload []byte, expires string) {
-	if seen, ok := s.Lookup(key); ok && seen.Version > version {
+	s.RecordTrust(key, version, payload, expires, nil)
+}
+
+// RecordTrust remembers an accepted index and what verifying it taught:
+// the root followed and the revoked keys (added to those remembered).
+func (s *State) RecordTrust(key string, version int64, payload []byte, expires string, t *index.Trust) {
+	old, had := s.Lookup(key)
+	if had && old.Version > version {
 		return
 	}
-	s.Registries[key] = Seen{Version: version, Digest: digest(payload), Expires: expires}
+	next := Seen{Version: version, Digest: digest(payload), Expires: expires,
+		RootVersion: old.RootVersion, RootKeys: old.RootKeys, RootThreshold: old.RootThreshold}
+	if len(old.Revoked) > 0 {
+		next.Revoked = maps.Clone(old.Revoked)
+	}
+	if t != nil {
+		if t.RootVersion > next.RootVersion {
+			next.RootVersion, next.RootThreshold = t.RootVersion, t.Root.Threshold
+			next.RootKeys = next.RootKeys[:0:0]
+			for _, k := range t.Root.Keys {
+				next.RootKeys = append(next.RootKeys, sign.EncodePublicKey(k))
+			}
+		}
+		for id, why := range t.Revoked {
+			if next.Revoked == nil {
+				next.Revoked = map[string]string{}
+			}
+			if _, ok := next.Revoked[id]; !ok {
+				next.Revoked[id] = why
+			}
+		}
+	}
+	s.Registries[key] = next
 	if name, _, _ := strings.Cut(key, "@"); name != key {
 		delete(s.Registries, name) // an older palvella's entry, now superseded
 	}
@@ -153,4 +195,37 @@ func (s *State) Record(key string, version int64, payload []byte, expires string
 func digest(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// Trusted returns the root to verify the next index of key from: the
+// root followed last time, or pinned (version 0) when none was.
+func (s *State) Trusted(key string, pinned index.Roots) (index.Roots, int64, map[string]string) {
+	seen, ok := s.Lookup(key)
+	if !ok {
+		return pinned, 0, nil
+	}
+	if seen.RootVersion == 0 || len(seen.RootKeys) == 0 {
+		return pinned, 0, seen.Revoked
+	}
+	r := index.Roots{Threshold: seen.RootThreshold}
+	for _, h := range seen.RootKeys {
+		k, err := sign.ParsePublicKey(h)
+		if err != nil {
+			return pinned, 0, seen.Revoked
+		}
+		r.Keys = append(r.Keys, k)
+	}
+	return r, seen.RootVersion, seen.Revoked
+}
+
+// RevokedKeys returns every key id remembered as revoked for registry
+// name (under any pinned root), with its reason.
+func (s *State) RevokedKeys(name string) map[string]string {
+	out := map[string]string{}
+	for k, seen := range s.Registries {
+		if n, _, _ := strings.Cut(k, "@"); n == name {
+			maps.Copy(out, seen.Revoked)
+		}
+	}
+	return out
 }

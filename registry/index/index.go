@@ -50,7 +50,13 @@ type Index struct {
 	Publishers []Publisher `json:"publishers"`
 	// Plugins are the plugins this registry offers.
 	Plugins []Plugin `json:"plugins"`
-	// Signatures are root signatures over the index without this field.
+	// RootChain is the registry's root history, version 1 first (see
+	// RootLink); absent in indexes written before root chaining.
+	RootChain []RootLink `json:"rootChain,omitempty"`
+	// Revoked are the keys the root revoked (see Revocation).
+	Revoked []Revocation `json:"revoked,omitempty"`
+	// Signatures are signatures over the index without this field: by the
+	// current root keys, or by a publisher delegated to sign the index.
 	Signatures []Signature `json:"signatures,omitempty"`
 
 	payload []byte         // signed bytes as read by Parse
@@ -66,10 +72,14 @@ type Signature struct {
 // Publisher delegates signing of plugins whose names match Plugins (path.Match
 // patterns such as "engine-*") to the key PublicKey until Expires.
 type Publisher struct {
-	KeyID      string      `json:"keyId"`
-	PublicKey  string      `json:"publicKey"`
-	Plugins    []string    `json:"plugins"`
-	Expires    string      `json:"expires"`
+	KeyID     string   `json:"keyId"`
+	PublicKey string   `json:"publicKey"`
+	Plugins   []string `json:"plugins"`
+	Expires   string   `json:"expires"`
+	// Index lets the key sign the index itself (its version, expiry and
+	// plugin list), so a publisher can publish while the root key stays
+	// offline. The artifacts it signs are still limited to Plugins.
+	Index      bool        `json:"index,omitempty"`
 	Signatures []Signature `json:"signatures"`
 }
 

@@ -72,10 +72,13 @@ var typeNames = map[jsonType]string{tString: "a string", tInt: "an integer", tBo
 
 var (
 	topKeys = map[string]jsonType{"formatVersion": tInt, "name": tString, "version": tInt, "expires": tString,
-		"publishers": tArray, "plugins": tArray, "signatures": tArray}
-	publisherKeys = map[string]jsonType{"keyId": tString, "publicKey": tString, "plugins": tStrings, "expires": tString, "signatures": tArray}
-	sigKeys       = map[string]jsonType{"keyId": tString, "sig": tString}
-	pluginKeys    = map[string]jsonType{"name": tString, "categories": tStrings, "description": tString, "license": tString,
+		"publishers": tArray, "plugins": tArray, "signatures": tArray, "rootChain": tArray, "revoked": tArray}
+	publisherKeys = map[string]jsonType{"keyId": tString, "publicKey": tString, "plugins": tStrings, "expires": tString,
+		"index": tBool, "signatures": tArray}
+	rootLinkKeys   = map[string]jsonType{"version": tInt, "keys": tStrings, "threshold": tInt, "signatures": tArray}
+	revocationKeys = map[string]jsonType{"keyId": tString, "reason": tString, "revoked": tString, "signatures": tArray}
+	sigKeys        = map[string]jsonType{"keyId": tString, "sig": tString}
+	pluginKeys     = map[string]jsonType{"name": tString, "categories": tStrings, "description": tString, "license": tString,
 		"homepage": tString, "official": tBool, "versions": tArray}
 	versionKeys = map[string]jsonType{"version": tString, "protocolVersions": tInts, "core": tString, "artifacts": tArray,
 		"yanked": tObject, "advisory": tString}
@@ -91,10 +94,15 @@ func checkKeys(top map[string]any) error {
 	if err := eachObject(top["signatures"], "signatures", sigKeys, nil); err != nil {
 		return err
 	}
-	if err := eachObject(top["publishers"], "publishers", publisherKeys, func(o map[string]any, p string) error {
-		return eachObject(o["signatures"], p+".signatures", sigKeys, nil)
-	}); err != nil {
-		return err
+	for _, part := range []struct {
+		name string
+		keys map[string]jsonType
+	}{{"publishers", publisherKeys}, {"rootChain", rootLinkKeys}, {"revoked", revocationKeys}} {
+		if err := eachObject(top[part.name], part.name, part.keys, func(o map[string]any, p string) error {
+			return eachObject(o["signatures"], p+".signatures", sigKeys, nil)
+		}); err != nil {
+			return err
+		}
 	}
 	return eachObject(top["plugins"], "plugins", pluginKeys, func(o map[string]any, p string) error {
 		return eachObject(o["versions"], p+".versions", versionKeys, func(o map[string]any, p string) error {
@@ -205,6 +213,9 @@ func (ix *Index) Validate() error {
 		return err
 	}
 	if err := validSigs("signatures", ix.Signatures); err != nil {
+		return err
+	}
+	if err := ix.validKeyLifecycle(); err != nil {
 		return err
 	}
 	seenKeys := map[string]bool{}
@@ -433,6 +444,64 @@ func validSigs(f string, sigs []Signature) error {
 		}
 		if !hex128Re.MatchString(s.Sig) {
 			return invalid(fmt.Sprintf("%s[%d].sig", f, i), "must be 128 hex digits")
+		}
+	}
+	return nil
+}
+
+func (ix *Index) validKeyLifecycle() error {
+	if len(ix.RootChain) > 1024 {
+		return invalid("rootChain", "must hold at most 1024 root versions")
+	}
+	for i := range ix.RootChain {
+		l := &ix.RootChain[i]
+		f := fmt.Sprintf("rootChain[%d]", i)
+		if l.Version != int64(i+1) {
+			return invalid(f+".version", fmt.Sprintf("must be %d: root versions start at 1 and grow by one", i+1))
+		}
+		if len(l.Keys) == 0 || len(l.Keys) > 16 {
+			return invalid(f+".keys", "must list 1 to 16 root public keys")
+		}
+		for j, k := range l.Keys {
+			if _, err := sign.ParsePublicKey(k); err != nil {
+				return invalid(fmt.Sprintf("%s.keys[%d]", f, j), "must be 64 lowercase hex digits")
+			}
+			if slices.Index(l.Keys, k) != j {
+				return invalid(fmt.Sprintf("%s.keys[%d]", f, j), "duplicate key")
+			}
+		}
+		if l.Threshold < 1 || l.Threshold > len(l.Keys) {
+			return invalid(f+".threshold", "must be between 1 and the number of keys")
+		}
+		if len(l.Signatures) == 0 {
+			return invalid(f+".signatures", "a root version must be signed")
+		}
+		if err := validSigs(f+".signatures", l.Signatures); err != nil {
+			return err
+		}
+	}
+	seen := map[string]bool{}
+	for i := range ix.Revoked {
+		r := &ix.Revoked[i]
+		f := fmt.Sprintf("revoked[%d]", i)
+		if !keyIDRe.MatchString(r.KeyID) {
+			return invalid(f+".keyId", "must be 16 hex digits")
+		}
+		if seen[r.KeyID] {
+			return invalid(f+".keyId", "duplicate revocation")
+		}
+		seen[r.KeyID] = true
+		if !validRevocationReason(r.Reason) {
+			return invalid(f+".reason", "must say why the key was revoked (at most 1024 bytes)")
+		}
+		if err := validTime(f+".revoked", r.Revoked); err != nil {
+			return err
+		}
+		if len(r.Signatures) == 0 {
+			return invalid(f+".signatures", "a revocation must be signed by a root key")
+		}
+		if err := validSigs(f+".signatures", r.Signatures); err != nil {
+			return err
 		}
 	}
 	return nil

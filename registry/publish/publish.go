@@ -39,15 +39,28 @@ const DefaultValidity = 30 * 24 * time.Hour
 
 // Options are shared by every operation that re-signs the index.
 type Options struct {
-	// RootKey signs the index.
+	// RootKey signs the index, and the delegations, revocations and root
+	// versions that need the root. It may be nil for operations a
+	// publisher does alone (Publish, SignArtifacts): IndexKey then signs
+	// the index.
 	RootKey ed25519.PrivateKey
 	// CoSigners are further root keys that sign the index too, for
 	// registries whose clients require more than one root signature.
 	CoSigners []ed25519.PrivateKey
+	// IndexKey is a publisher key delegated with Index, used to sign the
+	// index when RootKey is nil, so the root key can stay offline.
+	IndexKey ed25519.PrivateKey
 	// Validity is how long the new index is valid (0: DefaultValidity).
 	Validity time.Duration
 	// Now returns the current time (nil: time.Now).
 	Now func() time.Time
+}
+
+func (o *Options) rootKeys() []ed25519.PrivateKey {
+	if o.RootKey == nil {
+		return nil
+	}
+	return append([]ed25519.PrivateKey{o.RootKey}, o.CoSigners...)
 }
 
 func (o *Options) now() time.Time {
@@ -85,25 +98,59 @@ func Init(dir, name string, o Options) (*index.Index, error) {
 	return ix, nil
 }
 
-// load reads the registry's index and checks it is signed by o.RootKey, so
-// a tampered index on disk is never re-signed. Expiry is not checked: an
-// expired index must be re-signable.
-func load(dir string, o Options) (*index.Index, error) {
-	if len(o.RootKey) != ed25519.PrivateKeySize {
-		return nil, registry.Errorf(registry.ErrInvalidArgument, "rootKey", "an ed25519 root key is required")
+// load reads the registry's index and checks it as a client would (but
+// for its expiry: an expired index must be re-signable), from the root it
+// records (its root chain) or, for an index without one, o.RootKey. So a
+// tampered index on disk is never re-signed. With o.RootKey, the key must
+// be the current root; without it, o.IndexKey must be a publisher
+// delegated to sign the index.
+func load(dir string, o Options) (*index.Index, *index.Trust, error) {
+	if o.RootKey == nil && o.IndexKey == nil {
+		return nil, nil, registry.Errorf(registry.ErrInvalidArgument, "rootKey", "an ed25519 root key (or a publisher key delegated to sign the index) is required")
+	}
+	for _, k := range append(o.rootKeys(), o.IndexKey) {
+		if k != nil && len(k) != ed25519.PrivateKeySize {
+			return nil, nil, registry.Errorf(registry.ErrInvalidArgument, "rootKey", "not an ed25519 private key")
+		}
 	}
 	data, err := os.ReadFile(indexPath(dir))
 	if err != nil {
-		return nil, fmt.Errorf("read registry index: %w", err)
+		return nil, nil, fmt.Errorf("read registry index: %w", err)
 	}
 	ix, err := index.Parse(data)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if err := ix.CheckRootSignatures(index.Roots{Keys: []ed25519.PublicKey{o.RootKey.Public().(ed25519.PublicKey)}}); err != nil {
-		return nil, fmt.Errorf("refusing to re-sign %s: %w", indexPath(dir), err)
+	var roots index.Roots
+	var rootV int64
+	switch cur := ix.CurrentRoot(); {
+	case cur != nil:
+		roots, rootV = cur.Roots(), cur.Version
+	case o.RootKey != nil:
+		roots = index.Roots{Keys: []ed25519.PublicKey{o.RootKey.Public().(ed25519.PublicKey)}}
+	default:
+		return nil, nil, &registry.Error{Kind: registry.ErrInvalidArgument, Field: "rootKey",
+			Detail: "the index does not record its root's public key, so a publisher key alone cannot check it",
+			Hint:   "pass --root-key once, or ask the root key holder to delegate with --index (which records it)"}
 	}
-	return ix, nil
+	if o.RootKey != nil {
+		pub := o.RootKey.Public().(ed25519.PublicKey)
+		if !slices.ContainsFunc(roots.Keys, func(k ed25519.PublicKey) bool { return k.Equal(pub) }) {
+			return nil, nil, &registry.Error{Kind: registry.ErrSignature, Field: "rootKey",
+				Detail: "key " + sign.KeyID(pub) + " is not the registry's current root key",
+				Hint:   "after a root rotation, sign with the new root key"}
+		}
+	}
+	trust, err := ix.VerifyWith(index.VerifyOptions{Roots: roots, RootVersion: rootV, Now: o.now(), IgnoreExpiry: true})
+	if err != nil {
+		return nil, nil, fmt.Errorf("refusing to re-sign %s: %w", indexPath(dir), err)
+	}
+	if o.RootKey == nil {
+		if err := trust.CanSignIndex(sign.KeyID(o.IndexKey.Public().(ed25519.PublicKey))); err != nil {
+			return nil, nil, err
+		}
+	}
+	return ix, trust, nil
 }
 
 // save bumps the version, refreshes the expiry, signs and writes the index.
@@ -113,7 +160,11 @@ func save(dir string, ix *index.Index, o Options) error {
 	if ix.Publishers == nil {
 		ix.Publishers = []index.Publisher{}
 	}
-	if err := ix.SignRoot(append([]ed25519.PrivateKey{o.RootKey}, o.CoSigners...)...); err != nil {
+	signers := o.rootKeys()
+	if signers == nil {
+		signers = []ed25519.PrivateKey{o.IndexKey}
+	}
+	if err := ix.SignRoot(signers...); err != nil {
 		return err
 	}
 	data, err := ix.Marshal()
@@ -123,10 +174,40 @@ func save(dir string, ix *index.Index, o Options) error {
 	return fsutil.WriteFileAtomic(indexPath(dir), data, 0o644)
 }
 
+// needRoot refuses an operation only the root may do.
+func needRoot(o Options, what string) error {
+	if o.RootKey == nil {
+		return registry.Errorf(registry.ErrInvalidArgument, "rootKey", what+" needs the root key")
+	}
+	return nil
+}
+
+// recordRoot writes root version 1 (the current root keys, signed by
+// themselves) into an index that has no root chain yet, so publishers and
+// later root versions can find the root's public key in the index.
+// Clients never take trust from it: they start from the key they pinned.
+func recordRoot(ix *index.Index, o Options) error {
+	if len(ix.RootChain) > 0 || o.RootKey == nil {
+		return nil
+	}
+	keys := o.rootKeys()
+	l := index.RootLink{Version: 1, Threshold: len(keys)}
+	for _, k := range keys {
+		l.Keys = append(l.Keys, sign.EncodePublicKey(k.Public().(ed25519.PublicKey)))
+	}
+	for _, k := range keys {
+		if err := index.SignRootLink(k, ix.Name, &l); err != nil {
+			return err
+		}
+	}
+	ix.RootChain = []index.RootLink{l}
+	return nil
+}
+
 // Resign refreshes the expiry of the index (bumping its version), as an
 // operator does on a schedule so clients never see it expire.
 func Resign(dir string, o Options) (*index.Index, error) {
-	ix, err := load(dir, o)
+	ix, _, err := load(dir, o)
 	if err != nil {
 		return nil, err
 	}
@@ -140,22 +221,53 @@ func Resign(dir string, o Options) (*index.Index, error) {
 // "engine-*") to the publisher key pub until expires, replacing any earlier
 // delegation of that key.
 func AddPublisher(dir string, pub ed25519.PublicKey, patterns []string, expires time.Time, o Options) (*index.Index, error) {
-	if len(pub) != ed25519.PublicKeySize {
+	return Delegate(dir, Delegation{PublicKey: pub, Plugins: patterns, Expires: expires}, o)
+}
+
+// Delegation is what the root grants a publisher key.
+type Delegation struct {
+	PublicKey ed25519.PublicKey
+	// Plugins are the name patterns the key may sign.
+	Plugins []string
+	Expires time.Time
+	// Index lets the key sign the index too, so it can publish with the
+	// root key offline.
+	Index bool
+}
+
+// Delegate records a delegation signed by the root key (replacing any
+// earlier one of the same key). The root does this once, offline; with
+// Index, the publisher then publishes with its own key alone.
+func Delegate(dir string, d Delegation, o Options) (*index.Index, error) {
+	if len(d.PublicKey) != ed25519.PublicKeySize {
 		return nil, registry.Errorf(registry.ErrInvalidArgument, "publicKey", "not an ed25519 public key")
 	}
-	ix, err := load(dir, o)
+	if err := needRoot(o, "a delegation"); err != nil {
+		return nil, err
+	}
+	ix, trust, err := load(dir, o)
 	if err != nil {
 		return nil, err
 	}
-	p := index.Publisher{KeyID: sign.KeyID(pub), PublicKey: sign.EncodePublicKey(pub),
-		Plugins: slices.Clone(patterns), Expires: expires.UTC().Truncate(time.Second).Format(time.RFC3339)}
-	for _, k := range append([]ed25519.PrivateKey{o.RootKey}, o.CoSigners...) {
+	id := sign.KeyID(d.PublicKey)
+	if why, ok := trust.Revoked[id]; ok {
+		return nil, &registry.Error{Kind: registry.ErrInvalidArgument, Field: "publicKey",
+			Detail: "key " + id + " was revoked (" + why + "); a revoked key is never delegated again", Hint: "generate a new key"}
+	}
+	p := index.Publisher{KeyID: id, PublicKey: sign.EncodePublicKey(d.PublicKey),
+		Plugins: slices.Clone(d.Plugins), Expires: d.Expires.UTC().Truncate(time.Second).Format(time.RFC3339), Index: d.Index}
+	for _, k := range o.rootKeys() {
 		if err := index.SignDelegation(k, ix.Name, &p); err != nil {
 			return nil, err
 		}
 	}
 	ix.Publishers = slices.DeleteFunc(ix.Publishers, func(x index.Publisher) bool { return x.KeyID == p.KeyID })
 	ix.Publishers = append(ix.Publishers, p)
+	if d.Index {
+		if err := recordRoot(ix, o); err != nil {
+			return nil, err
+		}
+	}
 	if err := save(dir, ix, o); err != nil {
 		return nil, fmt.Errorf("add publisher %s: %w", p.KeyID, err)
 	}
@@ -233,14 +345,15 @@ func Publish(ctx context.Context, dir string, req PublishRequest, o Options) (*i
 	if _, err := semver.StrictNewVersion(req.Version); err != nil {
 		return nil, registry.Errorf(registry.ErrInvalidArgument, "version", "must be a semantic version such as 1.2.3")
 	}
-	ix, err := load(dir, o)
+	ix, trust, err := load(dir, o)
 	if err != nil {
 		return nil, err
 	}
 	pubID := sign.KeyID(req.PublisherKey.Public().(ed25519.PublicKey))
-	if !slices.ContainsFunc(ix.Publishers, func(p index.Publisher) bool { return p.KeyID == pubID }) {
-		return nil, &registry.Error{Kind: registry.ErrSignature, Field: "publisherKey",
-			Detail: "publisher key " + pubID + " is not delegated in this registry", Hint: "add it with AddPublisher first"}
+	// Never sign outside the delegation: clients would refuse the
+	// artifact, and an export of the registry would fail on it.
+	if err := trust.CanSign(pubID, req.Name); err != nil {
+		return nil, err
 	}
 
 	plugin := ix.Lookup(req.Name)
@@ -284,12 +397,34 @@ func Publish(ctx context.Context, dir string, req PublishRequest, o Options) (*i
 	if req.Advisory != "" {
 		ver.Advisory = req.Advisory
 	}
-	for _, a := range ver.Artifacts {
-		if a.OS == req.OS && a.Arch == req.Arch {
+	for i := range ver.Artifacts {
+		a := &ver.Artifacts[i]
+		if a.OS != req.OS || a.Arch != req.Arch {
+			continue
+		}
+		// The same bytes again: sign them with this key (after a key was
+		// revoked, or to add a second publisher). Other bytes: refused.
+		sum, size, err := hashFile(req.Binary)
+		if err != nil {
+			return nil, fmt.Errorf("publish %s@%s: %w", req.Name, req.Version, err)
+		}
+		if sum != a.SHA256 || size != a.Size {
 			return nil, &registry.Error{Kind: registry.ErrInvalidArgument, Plugin: req.Name, Version: req.Version,
-				Detail: req.OS + "/" + req.Arch + " is already published; published artifacts never change",
+				Detail: req.OS + "/" + req.Arch + " is already published with other bytes; published artifacts never change",
 				Hint:   "publish a new version"}
 		}
+		if slices.ContainsFunc(a.Signatures, func(s index.Signature) bool { return s.KeyID == pubID }) {
+			return nil, &registry.Error{Kind: registry.ErrInvalidArgument, Plugin: req.Name, Version: req.Version,
+				Detail: req.OS + "/" + req.Arch + " is already published and signed by key " + pubID + "; published artifacts never change",
+				Hint:   "publish a new version"}
+		}
+		if err := index.SignArtifact(req.PublisherKey, req.Name, ver, a); err != nil {
+			return nil, err
+		}
+		if err := save(dir, ix, o); err != nil {
+			return nil, fmt.Errorf("publish %s@%s: %w", req.Name, req.Version, err)
+		}
+		return ix, nil
 	}
 
 	rel := fmt.Sprintf("artifacts/%s/%s/%s_%s_%s", req.Name, req.Version, req.Name, req.OS, req.Arch)
@@ -356,9 +491,15 @@ func Yank(dir, name, version, reason string, o Options) (*index.Index, error) {
 	if reason == "" {
 		return nil, registry.Errorf(registry.ErrInvalidArgument, "reason", "say why the version is yanked")
 	}
-	ix, err := load(dir, o)
+	ix, trust, err := load(dir, o)
 	if err != nil {
 		return nil, err
+	}
+	if o.RootKey == nil {
+		// A publisher signing the index yanks only what it may sign.
+		if err := trust.CanSign(sign.KeyID(o.IndexKey.Public().(ed25519.PublicKey)), name); err != nil {
+			return nil, err
+		}
 	}
 	p := ix.Lookup(name)
 	if p == nil {
@@ -373,4 +514,18 @@ func Yank(dir, name, version, reason string, o Options) (*index.Index, error) {
 		return nil, fmt.Errorf("yank %s@%s: %w", name, version, err)
 	}
 	return ix, nil
+}
+
+func hashFile(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, fmt.Errorf("open binary: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, fmt.Errorf("read binary: %w", err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
