@@ -67,6 +67,7 @@ var errMismatch = fmt.Errorf("%w", goplugin.ErrChecksumsDoNotMatch)
 // for one launch: hashed now if its identity is not known or has changed.
 // The caller executes h.exe and then calls release.
 func (c *execCache) acquire(path string, want []byte) (*heldExec, error) {
+	c.sweep(path)
 	for {
 		c.mu.Lock()
 		if h := c.held[path]; h != nil {
@@ -114,6 +115,23 @@ func (c *execCache) acquire(path string, want []byte) (*heldExec, error) {
 		}
 		c.mu.Unlock()
 		return h, nil
+	}
+}
+
+// sweep lets go of the files held for other paths than except that no
+// longer name them (a plugin upgraded and its old binary removed, or
+// replaced): a held descriptor would keep a removed file's blocks on disk.
+// It costs a stat per file held, a handful.
+func (c *execCache) sweep(except string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for p, h := range c.held {
+		if p == except {
+			continue
+		}
+		if at, ok := pathIdentity(p); !ok || at != h.id {
+			c.dropLocked(h)
+		}
 	}
 }
 

@@ -170,3 +170,34 @@ func TestBinaryRenamedOverBySameContentStillLaunches(t *testing.T) {
 		t.Errorf("a binary replaced by another file was hashed %d times at its launch, want 1", n)
 	}
 }
+
+// A binary removed from its path (an upgrade that deleted the old version)
+// is let go at the next launch of any plugin, so that its blocks on disk
+// are freed.
+func TestRemovedBinaryIsLetGo(t *testing.T) {
+	bin, _ := copyPlugin(t)
+	sum, err := pluginhost.SHA256File(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := copyPlugin(t)
+	m := newManager(t)
+	if err := addAs(t, m, "old", bin, sum).Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !pluginhost.Holds(bin) {
+		t.Fatalf("%s is not held after its launch", bin)
+	}
+	if err := m.Remove("old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(bin); err != nil {
+		t.Fatal(err)
+	}
+	if err := addAs(t, m, "other", other, sum).Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if pluginhost.Holds(bin) {
+		t.Errorf("%s, removed, is still held after another plugin's launch", bin)
+	}
+}

@@ -16,3 +16,10 @@ func Hashes() int {
 	defer executables.mu.Unlock()
 	return executables.hashes
 }
+
+// Holds reports whether the plugin host holds the binary at path open.
+func Holds(path string) bool {
+	executables.mu.Lock()
+	defer executables.mu.Unlock()
+	return executables.held[path] != nil
+}
