@@ -35,9 +35,13 @@ type pluginRow struct {
 	Version    string         `json:"version"`
 	Categories []sdk.Category `json:"categories"`
 	Source     string         `json:"source"`
-	State      string         `json:"state"`
-	Path       string         `json:"path"`
-	Problem    string         `json:"problem,omitempty"`
+	// Registry and SignedBy say where an installed plugin came from and
+	// which publisher keys signed it (see provenance).
+	Registry string   `json:"registry,omitempty"`
+	SignedBy []string `json:"signedBy,omitempty"`
+	State    string   `json:"state"`
+	Path     string   `json:"path"`
+	Problem  string   `json:"problem,omitempty"`
 	// Instances are the processes the server of this home runs for the
 	// plugin (empty when none runs or no server answers): during an
 	// upgrade, the new version serving and the old one draining.
@@ -50,9 +54,11 @@ func newPluginListCmd(app *App) *cobra.Command {
 		Use:   "list",
 		Short: "List builtin and installed plugins",
 		Long: `List builtin and installed plugins with their categories, version, source and
-state. The state of an installed plugin comes from checking its binary against
-the sha256 recorded at install: "ready", "modified" (refused at launch) or
-"missing".
+state. SOURCE is "builtin", "registry NAME (key ID)" with the publisher keys
+that signed it, or "local (unsigned)". The state of an installed plugin comes
+from checking its binary against the sha256 recorded at install: "ready",
+"modified" (refused at launch) or "missing"; "revoked" when every key that
+signed it was revoked by its registry's root since.
 
 When a server runs on this home, RUNNING shows the processes it runs for each
 plugin and the version each serves: after an upgrade, the new version, and
@@ -71,9 +77,14 @@ removed while jobs used it is listed in state "draining" until they end.`,
 			if output == "json" {
 				return writeJSON(app.Out, rows)
 			}
+			prov := app.provenances()
 			t := newTable(app.Out, "NAME", "VERSION", "CATEGORIES", "SOURCE", "STATE", "RUNNING")
 			for _, r := range rows {
-				t.row(r.Name, r.Version, joinCategories(r.Categories), r.Source, r.State, runningColumn(r.Instances))
+				src := r.Source
+				if p, ok := prov[r.Name]; ok && r.Source != string(pluginhost.SourceBuiltin) {
+					src = p.label()
+				}
+				t.row(r.Name, r.Version, joinCategories(r.Categories), src, r.State, runningColumn(r.Instances))
 			}
 			return t.flush()
 		},
@@ -88,8 +99,15 @@ func (app *App) pluginRows() ([]pluginRow, error) {
 		return nil, err
 	}
 	rows := make([]pluginRow, 0, len(specs))
+	prov := app.provenances()
 	for _, s := range specs {
 		r := pluginRow{Name: s.Name, Version: s.Version, Categories: s.Categories, Source: string(s.Source), Path: s.Path, State: "ready", Instances: []pluginhost.Instance{}}
+		if p, ok := prov[s.Name]; ok && s.Source != pluginhost.SourceBuiltin {
+			r.Registry, r.SignedBy = p.Registry, p.SignedBy
+			if p.AllRevoked {
+				r.State, r.Problem = "revoked", p.revokedProblem()
+			}
+		}
 		if s.Source != pluginhost.SourceBuiltin {
 			sum, err := pluginhost.SHA256File(s.Path)
 			switch {

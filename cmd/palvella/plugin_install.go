@@ -561,10 +561,14 @@ provides its type.`,
 
 // verifyRow is one plugin in `plugin verify`.
 type verifyRow struct {
-	Name    string `json:"name"`
-	Path    string `json:"path"`
-	OK      bool   `json:"ok"`
-	Problem string `json:"problem,omitempty"`
+	Name string `json:"name"`
+	Path string `json:"path"`
+	OK   bool   `json:"ok"`
+	// Status is "ok", "failed" or "revoked" (every signer revoked since).
+	Status   string   `json:"status"`
+	Source   string   `json:"source"`
+	SignedBy []string `json:"signedBy,omitempty"`
+	Problem  string   `json:"problem,omitempty"`
 }
 
 func newPluginVerifyCmd(app *App) *cobra.Command {
@@ -575,7 +579,9 @@ func newPluginVerifyCmd(app *App) *cobra.Command {
 		Long: `Re-hash every installed plugin and compare it with the sha256 recorded in
 $PALVELLA_HOME/plugins.lock at install. Exits non-zero if any plugin is
 missing or changed; a changed plugin is also refused at launch. Reinstall it
-with plugin remove NAME and plugin add NAME.`,
+with plugin remove NAME and plugin add NAME. A plugin whose every signing key
+was revoked by its registry's root (as learnt at the last read of the
+registry) is REVOKED and fails too.`,
 		Example: `  palvella plugin verify
   palvella plugin verify -o json`,
 		Args: cobra.NoArgs,
@@ -590,10 +596,17 @@ with plugin remove NAME and plugin add NAME.`,
 			}
 			rows := make([]verifyRow, 0, len(checks))
 			bad := 0
+			prov := app.provenances()
 			for _, ch := range checks {
-				r := verifyRow{Name: ch.Name, Path: ch.Path, OK: ch.Err == nil}
-				if ch.Err != nil {
-					r.Problem = ch.Err.Error()
+				p := prov[ch.Name]
+				r := verifyRow{Name: ch.Name, Path: ch.Path, OK: ch.Err == nil, Status: "ok", Source: p.label(), SignedBy: p.SignedBy}
+				switch {
+				case ch.Err != nil:
+					r.Status, r.Problem = "failed", ch.Err.Error()
+				case p.AllRevoked:
+					r.OK, r.Status, r.Problem = false, "revoked", p.revokedProblem()
+				}
+				if !r.OK {
 					bad++
 				}
 				rows = append(rows, r)
@@ -605,13 +618,13 @@ with plugin remove NAME and plugin add NAME.`,
 			} else if len(rows) == 0 {
 				fmt.Fprintln(app.Out, "No plugin is installed.")
 			} else {
-				t := newTable(app.Out, "NAME", "STATUS", "PROBLEM")
+				t := newTable(app.Out, "NAME", "STATUS", "SOURCE", "PROBLEM")
 				for _, r := range rows {
-					st := "ok"
+					st := r.Status
 					if !r.OK {
-						st = "FAILED"
+						st = strings.ToUpper(st) // FAILED, REVOKED
 					}
-					t.row(r.Name, st, r.Problem)
+					t.row(r.Name, st, r.Source, r.Problem)
 				}
 				if err := t.flush(); err != nil {
 					return err

@@ -257,7 +257,9 @@ remembered in $PALVELLA_HOME/registries.state.json so an old index replayed
 later is refused, even after the registry is removed and added again.
 
 Publisher side: keygen, init, publish, yank, resign, delegate, serve, verify,
-export and import manage a registry folder. See docs/registry/hosting.md.`,
+export and import manage a registry folder; revoke-key, rotate-root and
+sign-artifacts recover from a lost key. See docs/registry/hosting.md and
+docs/registry/keys.md.`,
 	}
 	cmd.AddCommand(
 		newRegistryAddCmd(app), newRegistryListCmd(app), newRegistryRemoveCmd(app), newRegistryResetRollbackCmd(app),
@@ -265,6 +267,7 @@ export and import manage a registry folder. See docs/registry/hosting.md.`,
 		newRegistryYankCmd(app), newRegistryResignCmd(app), newRegistryDelegateCmd(app),
 		newRegistryServeCmd(app), newRegistryVerifyCmd(app),
 		newRegistryExportCmd(app), newRegistryImportCmd(app),
+		newRegistryRevokeKeyCmd(app), newRegistryRotateRootCmd(app), newRegistrySignArtifactsCmd(app),
 	)
 	return cmd
 }
@@ -674,12 +677,12 @@ server, and give clients KEY.pub to pin.`,
 
 func newRegistryPublishCmd(app *App) *cobra.Command {
 	var (
-		sf                               signingFlags
-		key                              string
-		req                              publish.PublishRequest
-		manifestFile, baseURL            string
-		delegationValidity               time.Duration
-		rootKeyFlagName, publisherFlagNm = "root-key", "key"
+		sf                    signingFlags
+		key                   string
+		req                   publish.PublishRequest
+		manifestFile, baseURL string
+		delegationValidity    time.Duration
+		publisherFlagNm       = "key"
 	)
 	cmd := &cobra.Command{
 		Use:   "publish DIR --key KEY --plugin BINARY --name NAME --version V",
@@ -690,10 +693,14 @@ index with the root key. The binary is run with --describe (10 s limit) and
 its manifest must agree with --name and --version. A published platform of a
 version can never be replaced: publish a new version instead.
 
---key is the publisher key; --root-key (default: the same key) signs the
-index. When one key is both, as in a small registry, it is delegated to sign
-every plugin name automatically. Otherwise the publisher key must have been
-delegated with 'palvella registry delegate'.
+--key is the publisher key; it must have been delegated the plugin's name
+with 'palvella registry delegate' (a name outside its delegation is refused).
+The index is signed by --root-key when given; without it, by --key: the
+registry's root key itself (then, as in a small registry, it is delegated
+every plugin name automatically), or a publisher key delegated with --index,
+so the root key stays offline. Publishing the same bytes again under another
+key adds that key's signature (after a key was revoked); other bytes for a
+published platform are refused.
 
 For a binary built for another platform (--os/--arch), pass its manifest with
 --manifest FILE (the output of BINARY --describe on its own platform).
@@ -710,16 +717,19 @@ in the folder, for artifacts hosted elsewhere (such as release downloads).`,
 			if req.Binary == "" {
 				return errors.New("--plugin is required: the plugin binary to publish")
 			}
-			if sf.rootKey == "" {
-				sf.rootKey = key
-			}
-			o, err := sf.options(rootKeyFlagName)
-			if err != nil {
-				return err
-			}
 			pk, err := sign.LoadPrivateKey(key)
 			if err != nil {
 				return fmt.Errorf("--key %s: %w", key, err)
+			}
+			// Without --root-key, a key that is the registry's root signs
+			// the index as before; any other key publishes alone, signing
+			// the index under its delegation (made with delegate --index).
+			if sf.rootKey == "" && isRootOf(dir, pk.Public().(ed25519.PublicKey)) {
+				sf.rootKey = key
+			}
+			o, err := publisherOptions(&sf, pk)
+			if err != nil {
+				return err
 			}
 			req.PublisherKey = pk
 			if manifestFile != "" {
@@ -747,7 +757,7 @@ in the folder, for artifacts hosted elsewhere (such as release downloads).`,
 				}
 			}
 			pub := pk.Public().(ed25519.PublicKey)
-			if pub.Equal(o.RootKey.Public()) {
+			if o.RootKey != nil && pub.Equal(o.RootKey.Public()) {
 				if err := ensureSelfDelegation(dir, pub, delegationValidity, o); err != nil {
 					return err
 				}
@@ -870,7 +880,11 @@ func pointArtifactAt(dir string, req publish.PublishRequest, baseURL string, o p
 	}
 	ix.Version++
 	ix.Signatures = nil
-	if err := ix.SignRoot(append([]ed25519.PrivateKey{o.RootKey}, o.CoSigners...)...); err != nil {
+	signers := []ed25519.PrivateKey{o.IndexKey}
+	if o.RootKey != nil {
+		signers = append([]ed25519.PrivateKey{o.RootKey}, o.CoSigners...)
+	}
+	if err := ix.SignRoot(signers...); err != nil {
 		return nil, fmt.Errorf("re-sign index: %w", err)
 	}
 	data, err := ix.Marshal()
@@ -948,15 +962,20 @@ func newRegistryDelegateCmd(app *App) *cobra.Command {
 	var pubFile string
 	var patterns []string
 	var validity time.Duration
+	var signsIndex bool
 	cmd := &cobra.Command{
-		Use:   "delegate DIR --key ROOTKEY --publisher PUB.pub --plugins PATTERN",
+		Use:   "delegate DIR --key ROOTKEY --publisher PUB.pub --plugins PATTERN [--index]",
 		Short: "Let a publisher key sign plugins whose names match a pattern",
 		Long: `Delegate signing of plugins whose names match the patterns (path.Match
 syntax, such as engine-* or action-acme) to a publisher's public key, for a
-limited time. The root key signs the delegation; the publisher then runs
-'palvella registry publish --key PUBLISHER.key --root-key ROOT.key' or sends
-the binary to whoever holds the root key. Running it again for the same key
-replaces its delegation (to widen, narrow or extend it).`,
+limited time. The root key signs the delegation. With --index the publisher
+may also sign the index itself, so it publishes alone with
+'palvella registry publish --key PUBLISHER.key' and the root key stays
+offline (the delegation also records the root's public key in the index, so
+the publisher's tool can check the index it signs); without it, the index is
+signed by whoever holds the root key. Running it again for the same key
+replaces its delegation (to widen, narrow or extend it). A revoked key is
+never delegated again.`,
 		Example: `  palvella registry delegate ./acme --key root.key --publisher team-ci.key.pub --plugins 'engine-*' --valid-for 2160h`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -971,7 +990,8 @@ replaces its delegation (to widen, narrow or extend it).`,
 			if err != nil {
 				return fmt.Errorf("--publisher %s: %w", pubFile, err)
 			}
-			ix, err := publish.AddPublisher(args[0], pub, patterns, time.Now().Add(validity).UTC().Truncate(time.Second), o)
+			ix, err := publish.Delegate(args[0], publish.Delegation{PublicKey: pub, Plugins: patterns,
+				Expires: time.Now().Add(validity).UTC().Truncate(time.Second), Index: signsIndex}, o)
 			if err != nil {
 				return fmt.Errorf("delegate to %s: %w", sign.KeyID(pub), err)
 			}
@@ -983,6 +1003,7 @@ replaces its delegation (to widen, narrow or extend it).`,
 	cmd.Flags().StringVar(&pubFile, "publisher", "", "the publisher's public key file (KEY.pub)")
 	cmd.Flags().StringArrayVar(&patterns, "plugins", nil, "plugin name pattern the key may sign; repeatable")
 	cmd.Flags().DurationVar(&validity, "valid-for", 90*24*time.Hour, "how long the delegation lasts")
+	cmd.Flags().BoolVar(&signsIndex, "index", false, "let the key sign the index too, so it can publish with the root key offline")
 	return cmd
 }
 
