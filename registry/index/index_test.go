@@ -213,6 +213,7 @@ func FuzzParse(f *testing.F) {
 	f.Add(marshal(f, ix))
 	f.Add([]byte(`{"formatVersion":1,"name":"x","version":1,"expires":"2030-01-01T00:00:00Z","publishers":[],"plugins":[]}`))
 	f.Add([]byte(`{"a":{"a":{"a":[[[[1]]]]}}}`))
+	f.Add([]byte(lifecycleIndex))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ix, err := index.Parse(data)
 		if err != nil {
@@ -237,4 +238,38 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("payload of re-encoded index differs:\n%s\n%s", p2, p3)
 		}
 	})
+}
+
+const lifecycleIndex = `{"formatVersion":1,"name":"x","version":1,"expires":"2030-01-01T00:00:00Z","publishers":[],"plugins":[],` +
+	`"rootChain":[{"version":1,"keys":["` + hex64a + `"],"threshold":1,"signatures":[{"keyId":"0123456789abcdef","sig":"` + hex64a + hex64a + `"}]}],` +
+	`"revoked":[{"keyId":"0123456789abcdef","reason":"lost","revoked":"2026-01-01T00:00:00Z","signatures":[{"keyId":"0123456789abcdef","sig":"` + hex64a + hex64a + `"}]}]}`
+
+const hex64a = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+
+// The key lifecycle fields are checked like the others: every refusal
+// names the field.
+func TestKeyLifecycleFieldsNamed(t *testing.T) {
+	if _, err := index.Parse([]byte(lifecycleIndex)); err != nil {
+		t.Fatalf("valid index refused: %v", err)
+	}
+	for _, c := range []struct{ from, to, field string }{
+		{`"version":1,"keys"`, `"version":2,"keys"`, "rootChain[0].version"},
+		{`"threshold":1`, `"threshold":2`, "rootChain[0].threshold"},
+		{`"keys":["` + hex64a + `"]`, `"keys":["zz"]`, "rootChain[0].keys[0]"},
+		{`"keys":["` + hex64a + `"]`, `"keys":[]`, "rootChain[0].keys"},
+		{`"reason":"lost"`, `"reason":" "`, "revoked[0].reason"},
+		{`"revoked":"2026-01-01T00:00:00Z"`, `"revoked":"yesterday"`, "revoked[0].revoked"},
+		{`"keyId":"0123456789abcdef","reason"`, `"keyId":"xyz","reason"`, "revoked[0].keyId"},
+		{`"threshold":1,`, `"threshold":1,"extra":true,`, "rootChain[0].extra"},
+	} {
+		bad := strings.Replace(lifecycleIndex, c.from, c.to, 1)
+		if bad == lifecycleIndex {
+			t.Fatalf("case %s: replacement did not apply", c.field)
+		}
+		_, err := index.Parse([]byte(bad))
+		var re *registry.Error
+		if !errors.As(err, &re) || re.Field != c.field {
+			t.Errorf("%s: got %v, want a refusal naming %s", c.field, err, c.field)
+		}
+	}
 }
