@@ -16,9 +16,16 @@ func (o *Orchestrator) Start(ctx context.Context) error {
 	if _, err := o.typeIdx(ctx); err != nil {
 		return fmt.Errorf("index plugin types: %w", err)
 	}
+	// The revisions come first: what other servers change from then on is
+	// watched, and what they changed before is in what recover reads.
+	revs, err := o.peerRevisions(ctx)
+	if err != nil {
+		return fmt.Errorf("read the database's revision: %w", err)
+	}
 	if err := o.recover(ctx); err != nil {
 		return fmt.Errorf("recover unfinished runs: %w", err)
 	}
+	o.watchPeers(ctx, revs)
 	for i := 0; i < o.opts.Workers; i++ {
 		o.wg.Add(1)
 		o.inflight.Add(1)

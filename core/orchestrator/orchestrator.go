@@ -131,7 +131,12 @@ func New(opts Options) (*Orchestrator, error) {
 	if err := opts.setEngines(); err != nil {
 		return nil, err
 	}
-	if opts.Workers == 0 && !opts.NoWorker {
+	switch {
+	case opts.NoWorker:
+		// An API and scheduling server only (`--no-worker`): its worker
+		// count, if one is given, is ignored.
+		opts.Workers = 0
+	case opts.Workers == 0:
 		opts.Workers = 4
 	}
 	if opts.LeaseTTL == 0 {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/palvella/palvella/core/api/wire"
@@ -333,14 +332,9 @@ func (o *Orchestrator) endRun(ctx context.Context, ns, name string, status resou
 	if err != nil {
 		return nil, err
 	}
-	prefix := ns + "/" + name + "/"
-	o.mu.Lock()
-	for k, cancel := range o.running {
-		if strings.HasPrefix(k, prefix) {
-			cancel(errRunCancelled)
-		}
-	}
-	o.mu.Unlock()
+	// Its jobs running here stop now; those on other servers when they
+	// see the run's change (peers.go).
+	o.stopRunJobs(ns, name)
 	o.runEnded(ctx, run)
 	return run, nil
 }
