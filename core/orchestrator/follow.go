@@ -125,6 +125,11 @@ func (o *Orchestrator) followAction(ctx context.Context, run *resource.Run, job,
 				st = as.Status
 			}
 		}
+		if st == resource.StatusRunning && !o.runsJob(run.Namespace, run.Name, job) {
+			// It runs on another server: its log is read from storage
+			// as that server stores it.
+			return o.followStored(ctx, run, job, action, send)
+		}
 		if st.Terminal() || (cur.Status.Terminal() && st != resource.StatusRunning) {
 			// Ended: its log was saved before it left the live set. A
 			// check of the live set again closes the race with an action
@@ -169,6 +174,117 @@ func (o *Orchestrator) followLive(ctx context.Context, l *actionLog, job, action
 		case <-wake:
 		}
 	}
+}
+
+// runsJob reports whether this process runs a job now.
+func (o *Orchestrator) runsJob(ns, run, job string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	_, ok := o.running[ns+"/"+run+"/"+job]
+	return ok
+}
+
+// storedPoll is how often a follower of an action that runs on another
+// server looks for more of its log in storage.
+const storedPoll = 250 * time.Millisecond
+
+// followStored follows the log of an action that runs on another server,
+// from run storage, where that server stores the chunk being filled every
+// liveFlush and each chunk once it is sealed (logs.go). Chunks are stored
+// in order and each one always ends at a line's end, so a position (chunk,
+// offset) gives every line once, in order: a chunk is read again from the
+// offset reached while it grows, and left once the next one exists (it is
+// complete by then). The action's end is recorded after its whole log is
+// stored, so once it is seen ended, what storage holds is the whole log.
+func (o *Orchestrator) followStored(ctx context.Context, run *resource.Run, job, action string, send func([]wire.LogLine) error) error {
+	s := o.logChunks(run, job, action)
+	pos := logPos{}
+	for {
+		ended, err := o.actionEnded(ctx, run, job, action)
+		if err != nil {
+			return err
+		}
+		chunks, err := s.list(ctx)
+		if err != nil {
+			return fmt.Errorf("read the log of %s job %s action %s: %w", run.Name, job, action, err)
+		}
+		for k, c := range chunks {
+			if c < pos.chunk {
+				continue
+			}
+			if c > pos.chunk {
+				pos = logPos{chunk: c} // a chunk that could not be stored
+			}
+			n, err := o.sendChunkFrom(ctx, s, pos, job, action, send)
+			if err != nil {
+				return err
+			}
+			pos.off += n
+			if k+1 < len(chunks) {
+				pos = logPos{chunk: chunks[k+1]}
+			}
+		}
+		if ended {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(storedPoll):
+		}
+	}
+}
+
+// sendChunkFrom sends the whole lines of a stored chunk from pos.off on,
+// and returns how many bytes they took.
+func (o *Orchestrator) sendChunkFrom(ctx context.Context, s *storedLogChunks, pos logPos, job, action string, send func([]wire.LogLine) error) (int, error) {
+	rc, err := s.get(ctx, pos.chunk)
+	if errors.Is(err, sdk.ErrNotFound) {
+		return 0, nil // the attempt's log was cleared for another attempt
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read chunk %d of the log of job %s action %s: %w", pos.chunk, job, action, err)
+	}
+	defer rc.Close()
+	if _, err := io.CopyN(io.Discard, rc, int64(pos.off)); err != nil {
+		if errors.Is(err, io.EOF) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return 0, err
+	}
+	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+		b = b[:i+1]
+	} else {
+		b = nil
+	}
+	if len(b) == 0 {
+		return 0, nil
+	}
+	return len(b), sendText(bytes.NewReader(b), job, action, send)
+}
+
+// actionEnded reports whether an action has ended (or waits for an
+// approval), or its run has, from its job's document.
+func (o *Orchestrator) actionEnded(ctx context.Context, run *resource.Run, job, action string) (bool, error) {
+	doc := &resource.Job{}
+	if err := o.store.get(ctx, resource.KindJob, run.Namespace, resource.JobResourceName(run.Name, job), doc); err != nil {
+		return false, fmt.Errorf("read job %s of run %s: %w", job, run.Name, err)
+	}
+	if as := doc.JobStatus.Action(action); as != nil && (as.Status.Terminal() || as.Status == resource.StatusWaiting) {
+		return true, nil
+	}
+	if doc.JobStatus.Status.Terminal() {
+		return true, nil
+	}
+	r := &resource.Run{}
+	if err := o.store.get(ctx, resource.KindRun, run.Namespace, run.Name, r); err != nil {
+		return false, fmt.Errorf("read run %s: %w", run.Name, err)
+	}
+	return r.Status.Terminal(), nil
 }
 
 // sendStored sends an ended action's log from run storage.

@@ -35,6 +35,15 @@ const (
 	// continued ends the stream of a line that continues the line before:
 	// "stdout+" is the rest of a long stdout line.
 	continued = "+"
+	// liveFlush is how often the chunk being filled is stored while it
+	// grows, so that a follower on another server (which reads the log
+	// from storage) gets each line within about this much of it being
+	// written. The same object is stored again as it grows, until it
+	// reaches liveSealBytes: then it is sealed and the next chunk starts,
+	// so that each rewrite stays small (at most liveSealBytes a second
+	// per running action).
+	liveFlush     = time.Second
+	liveSealBytes = 64 << 10
 )
 
 // logStore keeps the chunks of one action's log.
@@ -81,6 +90,10 @@ type actionLog struct {
 	stored chan struct{}
 	// waiters are the live followers' wake-ups.
 	waiters map[chan struct{}]struct{}
+	// curStored is how much of cur storage holds (liveFlush); flushDue is
+	// set each liveFlush, to store cur if it grew.
+	curStored int
+	flushDue  bool
 }
 
 // newActionLog returns a log that writes its chunks to st and starts its
@@ -98,7 +111,26 @@ func newActionLog(mask func(string) string, limit int64, st logStore, report fun
 	l := &actionLog{mask: mask, limit: limit, store: st, report: report, stored: make(chan struct{})}
 	l.cond.L = &l.mu
 	go l.write()
+	go l.flushTicker()
 	return l
+}
+
+// flushTicker asks the writer to store the chunk being filled every
+// liveFlush, until the log is stored.
+func (l *actionLog) flushTicker() {
+	t := time.NewTicker(liveFlush)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stored:
+			return
+		case <-t.C:
+		}
+		l.mu.Lock()
+		l.flushDue = true
+		l.cond.Broadcast()
+		l.mu.Unlock()
+	}
 }
 
 // line appends one line of text, masked, and split in pieces of at most
@@ -169,7 +201,14 @@ func (l *actionLog) sealLocked() {
 	}
 	l.pending = append(l.pending, l.cur)
 	l.cur = nil
+	l.curStored = 0
 	l.cond.Broadcast()
+}
+
+// growing reports whether the chunk being filled has lines storage does
+// not hold, and it is time to store them (liveFlush).
+func (l *actionLog) growingLocked() bool {
+	return l.flushDue && len(l.cur) > l.curStored
 }
 
 func (l *actionLog) wakeLocked() {
@@ -191,8 +230,26 @@ func (l *actionLog) write() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for {
-		for len(l.pending) == 0 && !l.ended {
+		for len(l.pending) == 0 && !l.ended && !l.growingLocked() {
 			l.cond.Wait()
+		}
+		if len(l.pending) == 0 && !l.ended {
+			// The chunk being filled grew: store what it holds, or seal
+			// it once it is large enough that storing it again each
+			// second would cost more than a chunk of its own.
+			l.flushDue = false
+			if len(l.cur) >= liveSealBytes {
+				l.sealLocked()
+				continue
+			}
+			i, part := l.base, l.cur[:len(l.cur):len(l.cur)] // cur only grows: part is never written again
+			l.mu.Unlock()
+			err := putChunk(l.store, i, part)
+			l.mu.Lock()
+			if err == nil && l.base == i && len(l.pending) == 0 && len(l.cur) >= len(part) {
+				l.curStored = len(part)
+			}
+			continue
 		}
 		if len(l.pending) == 0 {
 			return

@@ -289,6 +289,14 @@ func (o *Orchestrator) runJob(ctx context.Context, it jobItem) disposition {
 		resume             int
 		recovered, tooMany bool
 	)
+	// The run may have ended on another server a moment ago, before this
+	// one heard of it: its summary says so. (A run that ends after this
+	// read stops the job through stopRunJobs, since the job is already
+	// listed as running here.)
+	if cur := (&resource.Run{}); o.store.get(ctx, resource.KindRun, it.Namespace, it.Run, cur) == nil && cur.Status.Terminal() {
+		o.forgetRun(it.Namespace, it.Run)
+		return done
+	}
 	now := o.now()
 	err := o.withRun(ctx, it.Namespace, it.Run, func(st *runState) error {
 		if st.run.Status.Terminal() {
@@ -697,10 +705,21 @@ func (o *Orchestrator) runAction(ctx context.Context, run *resource.Run, p *plan
 	record(resource.StatusRunning, "", nil)
 	key := logKey(ns, run.Name, pj.Name, a.Name)
 	lg := o.openLog(run, pj.Name, a.Name, o.maskerFor(ref))
-	defer func() {
+	closeLog := sync.OnceFunc(func() {
 		o.saveLog(context.WithoutCancel(ctx), run, pj.Name, a.Name, lg)
 		o.logs.close(key)
-	}()
+	})
+	defer closeLog()
+	// The action's end is recorded once its whole log is stored: a
+	// follower on another server, which reads the log from storage, has
+	// read all of it once it sees the action ended.
+	running := record
+	record = func(st resource.Status, msg string, outputs map[string]any) {
+		if st.Terminal() || st == resource.StatusWaiting {
+			closeLog()
+		}
+		running(st, msg, outputs)
+	}
 
 	mask := o.maskerFor(ref)
 	failErr := func(err error) (resource.Status, string, map[string]any) {
