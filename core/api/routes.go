@@ -169,6 +169,8 @@ func routes() []Route {
 			Summary: "Create the first management token of a server that has never issued one; refused afterwards", handle: (*server).bootstrap},
 		{Method: http.MethodGet, Pattern: Prefix + "/whoami", Resource: "identity:self", Permission: read, Scope: ScopeCaller,
 			Summary: "Say who the request's token authenticates as", handle: (*server).whoami},
+		{Method: http.MethodPost, Pattern: Prefix + "/whoami/access", Resource: "identity:self", Permission: read, Scope: ScopeCaller, Body: BodyJSON,
+			Summary: "Say whether the caller has each of the given permissions on resources, as the routes would decide, so that a client shows only what it may do", handle: (*server).access},
 		{Method: http.MethodPost, Pattern: Prefix + "/tokens", Resource: "token:*", Permission: write, Scope: ScopeFiltered, Body: BodyJSON,
 			Summary: "Issue a token, shown once; its roles and namespaces may not exceed the caller's", handle: (*server).createToken},
 		{Method: http.MethodGet, Pattern: Prefix + "/tokens", Resource: "token:*", Permission: read, Scope: ScopeFiltered,
