@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -39,9 +40,14 @@ type pluginRow struct {
 	// which publisher keys signed it (see provenance).
 	Registry string   `json:"registry,omitempty"`
 	SignedBy []string `json:"signedBy,omitempty"`
-	State    string   `json:"state"`
-	Path     string   `json:"path"`
-	Problem  string   `json:"problem,omitempty"`
+	// State is "ready", "missing", "modified", "unreadable", "edited" (the
+	// lock disagrees with the binary's manifest or its artifact), "broken"
+	// (its lock entry cannot be used), "revoked" or "yanked".
+	State string `json:"state"`
+	// Yanked is the reason its registry gave for yanking this version.
+	Yanked  string `json:"yanked,omitempty"`
+	Path    string `json:"path"`
+	Problem string `json:"problem,omitempty"`
 	// Instances are the processes the server of this home runs for the
 	// plugin (empty when none runs or no server answers): during an
 	// upgrade, the new version serving and the old one draining.
@@ -58,7 +64,14 @@ state. SOURCE is "builtin", "registry NAME (key ID)" with the publisher keys
 that signed it, or "local (unsigned)". The state of an installed plugin comes
 from checking its binary against the sha256 recorded at install: "ready",
 "modified" (refused at launch) or "missing"; "revoked" when every key that
-signed it was revoked by its registry's root since.
+signed it was revoked by its registry's root since; "yanked" when its
+registry yanked the installed version (as of the last read of the registry).
+"edited" means the lock was edited by hand: the version it records is not
+the one the binary reports, or its sha256 is not the signed artifact's.
+"broken" means the lock entry cannot be used (it names a category this
+palvella does not know, or does not validate): the plugin is not launched,
+the others work, and plugin remove NAME takes it out. The reason of every
+state but "ready" is printed under the table.
 
 When a server runs on this home, RUNNING shows the processes it runs for each
 plugin and the version each serves: after an upgrade, the new version, and
@@ -69,7 +82,7 @@ removed while jobs used it is listed in state "draining" until they end.`,
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			rows, err := app.pluginRows()
+			rows, err := app.pluginRows(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -79,34 +92,60 @@ removed while jobs used it is listed in state "draining" until they end.`,
 			}
 			prov := app.provenances()
 			t := newTable(app.Out, "NAME", "VERSION", "CATEGORIES", "SOURCE", "STATE", "RUNNING")
+			var notes []string
 			for _, r := range rows {
 				src := r.Source
 				if p, ok := prov[r.Name]; ok && r.Source != string(pluginhost.SourceBuiltin) {
 					src = p.label()
 				}
-				t.row(r.Name, r.Version, joinCategories(r.Categories), src, r.State, runningColumn(r.Instances))
+				t.row(r.Name, orDash(r.Version), orDash(joinCategories(r.Categories)), src, r.State, runningColumn(r.Instances))
+				if r.Problem != "" && r.State != "ready" && r.State != string(pluginhost.StateDraining) {
+					notes = append(notes, fmt.Sprintf("%s is %s: %s", r.Name, r.State, r.Problem))
+				}
 			}
-			return t.flush()
+			if err := t.flush(); err != nil {
+				return err
+			}
+			for _, n := range notes {
+				fmt.Fprintln(app.Out, n)
+			}
+			return nil
 		},
 	}
 	outputFlag(cmd, &output)
 	return cmd
 }
 
-func (app *App) pluginRows() ([]pluginRow, error) {
+func (app *App) pluginRows(ctx context.Context) ([]pluginRow, error) {
 	specs, err := app.pluginSpecs()
 	if err != nil {
 		return nil, err
 	}
 	rows := make([]pluginRow, 0, len(specs))
 	prov := app.provenances()
+	edited := app.editedLocks(ctx, specs)
 	for _, s := range specs {
 		r := pluginRow{Name: s.Name, Version: s.Version, Categories: s.Categories, Source: string(s.Source), Path: s.Path, State: "ready", Instances: []pluginhost.Instance{}}
+		if r.Categories == nil {
+			r.Categories = []sdk.Category{}
+		}
 		if p, ok := prov[s.Name]; ok && s.Source != pluginhost.SourceBuiltin {
 			r.Registry, r.SignedBy = p.Registry, p.SignedBy
+			if p.Yanked {
+				r.Yanked = cmpOr(p.YankedReason, "yanked")
+				r.State, r.Problem = "yanked", p.yankedProblem(s.Version)
+			}
 			if p.AllRevoked {
 				r.State, r.Problem = "revoked", p.revokedProblem()
 			}
+		}
+		if s.Broken != "" {
+			r.State, r.Problem = "broken", s.Broken+"; it is not launched (remove it with palvella plugin remove "+s.Name+")"
+			rows = append(rows, r)
+			continue
+		}
+		if err := edited[s.Name]; err != nil {
+			r.State, r.Problem = "edited", err.Error()
 		}
 		if s.Source != pluginhost.SourceBuiltin {
 			sum, err := pluginhost.SHA256File(s.Path)
@@ -134,7 +173,13 @@ minimal environment), ask it to describe itself, and stop it.
 
 The argument is the name of a builtin or installed plugin, or the path of a
 plugin binary (anything containing a slash, such as ./bin/my-plugin). A binary
-given by path is checked against the sha256 it has now.`,
+given by path is checked against the sha256 it has now.
+
+Source says where the plugin came from: "builtin", "registry NAME (key ID)"
+with the publisher keys that signed it, "local (unsigned)" for a binary
+installed from a file, or "path". A version its registry yanked, or whose
+every signing key its registry's root revoked, says so. A plugin whose lock
+entry is broken is not launched: the command says why.`,
 		Example: `  palvella plugin describe engine-local
   palvella plugin describe ./bin/my-plugin -o json`,
 		Args: cobra.ExactArgs(1),
@@ -145,6 +190,9 @@ given by path is checked against the sha256 it has now.`,
 			spec, err := app.resolvePlugin(args[0])
 			if err != nil {
 				return err
+			}
+			if spec.Broken != "" {
+				return fmt.Errorf("plugin %s is broken: %s; it is not launched: remove it with palvella plugin remove %s, then add it again", spec.Name, spec.Broken, spec.Name)
 			}
 			m, err := pluginhost.New(pluginhost.Options{Logger: app.logger("plugin")})
 			if err != nil {
@@ -159,10 +207,11 @@ given by path is checked against the sha256 it has now.`,
 			if err != nil {
 				return err
 			}
+			d := app.describeLabels(spec, manifest)
 			if output == "json" {
-				return writeJSON(app.Out, manifest)
+				return writeJSON(app.Out, d)
 			}
-			printManifest(app, manifest, p.Status())
+			printManifest(app, d, p.Status())
 			return nil
 		},
 	}
@@ -170,13 +219,52 @@ given by path is checked against the sha256 it has now.`,
 	return cmd
 }
 
-func printManifest(app *App, m *sdk.Manifest, st pluginhost.Status) {
+// described is plugin describe's output: the plugin's manifest and where
+// it came from.
+type described struct {
+	*sdk.Manifest
+	// Source is "builtin", "registry NAME (key ID)", "local (unsigned)" or
+	// "path" (a binary named on the command line).
+	Source   string   `json:"source"`
+	Registry string   `json:"registry,omitempty"`
+	SignedBy []string `json:"signedBy,omitempty"`
+	// Yanked and Revoked say why the installed version should be moved
+	// off: its registry yanked it, or revoked every key that signed it.
+	Yanked  string `json:"yanked,omitempty"`
+	Revoked string `json:"revoked,omitempty"`
+}
+
+func (app *App) describeLabels(spec pluginhost.Spec, m *sdk.Manifest) described {
+	d := described{Manifest: m, Source: string(spec.Source)}
+	if spec.Source != pluginhost.SourceInstalled {
+		return d
+	}
+	if p, ok := app.provenances()[spec.Name]; ok {
+		d.Source, d.Registry, d.SignedBy = p.label(), p.Registry, p.SignedBy
+		if p.Yanked {
+			d.Yanked = p.yankedProblem(spec.Version)
+		}
+		if p.AllRevoked {
+			d.Revoked = p.revokedProblem()
+		}
+	}
+	return d
+}
+
+func printManifest(app *App, d described, st pluginhost.Status) {
+	m := d.Manifest
 	fmt.Fprintf(app.Out, "Name:        %s\nVersion:     %s\n", m.Name, m.Version)
 	if m.Description != "" {
 		fmt.Fprintf(app.Out, "Description: %s\n", m.Description)
 	}
 	fmt.Fprintf(app.Out, "Categories:  %s\nProtocols:   %s\nSource:      %s\nPath:        %s\n",
-		joinCategories(m.Categories), joinInts(m.ProtocolVersions), st.Source, st.Path)
+		joinCategories(m.Categories), joinInts(m.ProtocolVersions), d.Source, st.Path)
+	if d.Yanked != "" {
+		fmt.Fprintf(app.Out, "Yanked:      %s\n", d.Yanked)
+	}
+	if d.Revoked != "" {
+		fmt.Fprintf(app.Out, "Revoked:     %s\n", d.Revoked)
+	}
 	if len(m.Types) > 0 {
 		fmt.Fprintln(app.Out, "Types:")
 		t := newTable(app.Out, "  CATEGORY", "NAME", "DESCRIPTION")

@@ -539,11 +539,11 @@ provides its type.`,
 		Example: `  palvella plugin remove engine-docker`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			lf, err := lock.Load(app.lockPath())
+			lf, broken, err := lock.LoadLenient(app.lockPath())
 			if err != nil {
 				return err
 			}
-			if lf.Get(args[0]) == nil {
+			if lf.Get(args[0]) == nil && !slices.ContainsFunc(broken, func(b lock.Broken) bool { return b.Name == args[0] }) {
 				if _, ok := findBuiltin(app.Builtins, args[0]); ok {
 					return fmt.Errorf("%s is a builtin plugin, compiled into palvella; it cannot be removed", args[0])
 				}
@@ -564,11 +564,31 @@ type verifyRow struct {
 	Name string `json:"name"`
 	Path string `json:"path"`
 	OK   bool   `json:"ok"`
-	// Status is "ok", "failed" or "revoked" (every signer revoked since).
+	// Status is "ok", "failed" (binary missing or changed), "edited" (the
+	// lock disagrees with the binary's manifest or its recorded artifact),
+	// "broken" (the lock entry is unusable) or "revoked" (every signer
+	// revoked since). A yanked version is "ok" with Yanked set: yanking
+	// withdraws a version from new installs, it does not say it was
+	// tampered with.
 	Status   string   `json:"status"`
 	Source   string   `json:"source"`
 	SignedBy []string `json:"signedBy,omitempty"`
-	Problem  string   `json:"problem,omitempty"`
+	// Yanked is the reason the registry gave for yanking this version.
+	Yanked  string `json:"yanked,omitempty"`
+	Problem string `json:"problem,omitempty"`
+}
+
+// versionOf is the version of an installed plugin in the lock ("" when
+// none).
+func versionOf(name string, app *App) string {
+	lf, _, err := lock.LoadLenient(app.lockPath())
+	if err != nil {
+		return ""
+	}
+	if e := lf.Get(name); e != nil {
+		return e.Version
+	}
+	return ""
 }
 
 func newPluginVerifyCmd(app *App) *cobra.Command {
@@ -581,7 +601,15 @@ $PALVELLA_HOME/plugins.lock at install. Exits non-zero if any plugin is
 missing or changed; a changed plugin is also refused at launch. Reinstall it
 with plugin remove NAME and plugin add NAME. A plugin whose every signing key
 was revoked by its registry's root (as learnt at the last read of the
-registry) is REVOKED and fails too.`,
+registry) is REVOKED and fails too.
+
+The lock itself is checked: each binary is asked its manifest (--describe)
+and its name and version must be the lock's, and the recorded sha256 must be
+the artifact's the registry signed (for a binary downloaded as is). A lock
+edited by hand is EDITED and fails. An entry that cannot be used at all (it
+does not validate, or names an unknown category) is BROKEN and fails;
+palvella plugin remove NAME removes it. A version its registry yanked (as
+of the last read) passes, shown as "ok (yanked)" with the reason.`,
 		Example: `  palvella plugin verify
   palvella plugin verify -o json`,
 		Args: cobra.NoArgs,
@@ -590,21 +618,39 @@ registry) is REVOKED and fails too.`,
 				return err
 			}
 			c := &client.Client{PluginDir: app.pluginDir(), LockPath: app.lockPath(), StatePath: app.statePath()}
-			checks, verr := c.Verify()
+			checks, verr := c.VerifyDeep(cmd.Context(), 0)
 			if checks == nil && verr != nil {
 				return fmt.Errorf("verify installed plugins: %w", verr)
 			}
 			rows := make([]verifyRow, 0, len(checks))
 			bad := 0
 			prov := app.provenances()
+			brokenSpec := map[string]string{}
+			if specs, err := app.installedSpecs(); err == nil {
+				for _, sp := range specs {
+					brokenSpec[sp.Name] = sp.Broken
+				}
+			}
 			for _, ch := range checks {
 				p := prov[ch.Name]
+				if why := brokenSpec[ch.Name]; why != "" && !ch.Broken {
+					ch.Broken, ch.Err = true, errors.New(why)
+				}
 				r := verifyRow{Name: ch.Name, Path: ch.Path, OK: ch.Err == nil, Status: "ok", Source: p.label(), SignedBy: p.SignedBy}
+				if p.Yanked {
+					r.Yanked = cmpOr(p.YankedReason, "yanked")
+				}
 				switch {
+				case ch.Broken:
+					r.OK, r.Status, r.Problem = false, "broken", ch.Err.Error()
+				case ch.Edited:
+					r.Status, r.Problem = "edited", ch.Err.Error()
 				case ch.Err != nil:
 					r.Status, r.Problem = "failed", ch.Err.Error()
 				case p.AllRevoked:
 					r.OK, r.Status, r.Problem = false, "revoked", p.revokedProblem()
+				case p.Yanked:
+					r.Problem = p.yankedProblem(versionOf(ch.Name, app))
 				}
 				if !r.OK {
 					bad++
@@ -622,7 +668,9 @@ registry) is REVOKED and fails too.`,
 				for _, r := range rows {
 					st := r.Status
 					if !r.OK {
-						st = strings.ToUpper(st) // FAILED, REVOKED
+						st = strings.ToUpper(st) // FAILED, EDITED, BROKEN, REVOKED
+					} else if r.Yanked != "" {
+						st = "ok (yanked)"
 					}
 					t.row(r.Name, st, r.Source, r.Problem)
 				}
@@ -641,23 +689,41 @@ registry) is REVOKED and fails too.`,
 }
 
 // installedSpecsFromLock turns the lock file's entries into launch specs.
+// A broken entry (one that does not validate, or names a category this
+// palvella does not know) becomes a spec with Broken set: it is listed and
+// hosted as failed, never launched, and the other plugins go on. An entry
+// too broken to have a name is left out here; plugin verify reports it.
 func installedSpecsFromLock(lockPath string) ([]pluginhost.Spec, error) {
-	lf, err := lock.Load(lockPath)
+	lf, broken, err := lock.LoadLenient(lockPath)
 	if err != nil {
 		return nil, fmt.Errorf("read plugin lock file: %w", err)
 	}
-	specs := make([]pluginhost.Spec, 0, len(lf.Plugins))
+	specs := make([]pluginhost.Spec, 0, len(lf.Plugins)+len(broken))
 	for _, e := range lf.Plugins {
-		cats := make([]sdk.Category, 0, len(e.Categories))
+		spec := pluginhost.Spec{Name: e.Name, Source: pluginhost.SourceInstalled, Path: e.Path,
+			SHA256: e.SHA256, Version: e.Version}
 		for _, s := range e.Categories {
 			c, err := sdk.ParseCategory(s)
 			if err != nil {
-				return nil, fmt.Errorf("plugin lock file, %s: %w", e.Name, err)
+				spec.Broken = fmt.Sprintf("its lock entry names the unknown category %q (%v)", s, err)
+				continue
 			}
-			cats = append(cats, c)
+			spec.Categories = append(spec.Categories, c)
 		}
-		specs = append(specs, pluginhost.Spec{Name: e.Name, Source: pluginhost.SourceInstalled, Path: e.Path,
-			SHA256: e.SHA256, Version: e.Version, Categories: cats})
+		if spec.Broken != "" {
+			spec.Categories = nil
+		}
+		specs = append(specs, spec)
+	}
+	have := map[string]bool{}
+	for _, s := range specs {
+		have[s.Name] = true
+	}
+	for _, b := range broken {
+		if b.Name != "" && !have[b.Name] {
+			have[b.Name] = true
+			specs = append(specs, pluginhost.Spec{Name: b.Name, Source: pluginhost.SourceInstalled, Broken: "its lock entry is broken: " + b.Err.Error()})
+		}
 	}
 	return specs, nil
 }

@@ -67,6 +67,14 @@ A flag given on the command line wins over its PALVELLA_* variable
 				return specs, err
 			}
 			cfg.CollectPlugins = app.collectPlugins(cfg.Logger.Named("plugin").Info)
+			for _, s := range cfg.Plugins {
+				if s.Broken != "" {
+					// Hosted as failed with the reason (GET /api/v1/plugins);
+					// the other plugins and the server go on.
+					cfg.Logger.Named("plugin").Error("plugin is broken and is not launched", "plugin", s.Name, "reason", s.Broken,
+						"fix", "palvella plugin remove "+s.Name)
+				}
+			}
 			return server.Run(cmd.Context(), cfg)
 		},
 	}

@@ -26,6 +26,9 @@ var (
 	ErrShutdown = errors.New("pluginhost: shutting down")
 	// ErrConfig means the plugin rejected its configuration.
 	ErrConfig = errors.New("pluginhost: plugin rejected its configuration")
+	// ErrBroken means the plugin's record (its lock entry) is broken, so it
+	// is hosted as failed and never launched (Spec.Broken says why).
+	ErrBroken = errors.New("pluginhost: plugin record is broken")
 )
 
 // HandshakeProblem says which way a launch failed before the plugin served.

@@ -142,7 +142,17 @@ func (m *Manager) Add(spec Spec) (*Plugin, error) {
 }
 
 func (m *Manager) newPlugin(spec Spec) *Plugin {
-	return &Plugin{m: m, spec: spec, logger: m.opts.Logger.Named(spec.Name), state: StateStopped, stop: make(chan struct{})}
+	p := &Plugin{m: m, spec: spec, logger: m.opts.Logger.Named(spec.Name), state: StateStopped, stop: make(chan struct{})}
+	if spec.Broken != "" {
+		// Failed from the start, with its reason, so the API shows why
+		// before anything asks for it.
+		p.state, p.lastErr = StateFailed, brokenError(&spec)
+	}
+	return p
+}
+
+func brokenError(spec *Spec) error {
+	return fmt.Errorf("plugin %q: %s: %w", spec.Name, spec.Broken, ErrBroken)
 }
 
 // Remove forgets a plugin: it is no longer found by name, and its process
@@ -458,6 +468,9 @@ func (p *Plugin) launch(ctx context.Context) error {
 
 // start runs one launch: checksum, handshake, describe, configure.
 func (p *Plugin) start(ctx context.Context) (*goplugin.Client, goplugin.ClientProtocol, *sdk.Manifest, error) {
+	if p.spec.Broken != "" {
+		return nil, nil, nil, brokenError(&p.spec)
+	}
 	sum, err := hex.DecodeString(p.spec.SHA256)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("plugin %q: sha256: %w", p.spec.Name, err)

@@ -155,6 +155,7 @@ func (c *Client) Load(ctx context.Context) ([]Loaded, error) {
 	for i, l := range out {
 		p, _ := l.Index.SignedPayload()
 		state.RecordTrust(keys[i], l.Index.Version, p, l.Index.Expires, l.Trust)
+		state.RecordYanked(keys[i], l.Index)
 	}
 	if err := state.Save(c.StatePath); err != nil {
 		return nil, fmt.Errorf("save registry state: %w", err)
@@ -474,12 +475,17 @@ func (c *Client) Remove(ctx context.Context, name string) error {
 	if err := c.checkDirs(); err != nil {
 		return err
 	}
-	lf, err := lock.Load(c.LockPath)
-	if err != nil {
-		return err
-	}
 	if !index.ValidPluginName(name) {
 		return registry.Errorf(registry.ErrInvalidArgument, "name", "is not a valid plugin name")
+	}
+	lf, err := lock.Load(c.LockPath)
+	if err != nil {
+		// A broken entry must not keep itself in: removing it is how the
+		// user repairs the lock.
+		if removed, rerr := lock.RemoveBroken(c.LockPath, name); rerr == nil && removed {
+			return nil
+		}
+		return err
 	}
 	e := lf.Get(name)
 	if e == nil {
@@ -497,15 +503,6 @@ func (c *Client) Remove(ctx context.Context, name string) error {
 		return fmt.Errorf("remove %s: delete %s: %w", name, dir, err)
 	}
 	return nil
-}
-
-// Verify re-hashes every installed plugin against the lock file.
-func (c *Client) Verify() ([]lock.Check, error) {
-	lf, err := lock.Load(c.LockPath)
-	if err != nil {
-		return nil, err
-	}
-	return lf.Verify()
 }
 
 func (c *Client) checkDirs() error {

@@ -103,7 +103,7 @@ func (c *Client) installSelection(ctx context.Context, src Source, sel *resolve.
 		Name: name, Version: version, Constraint: constraint, Source: lock.SourceRegistry, Registry: sel.Registry,
 		Categories: slices.Clone(sel.Plugin.Categories), ProtocolVersions: slices.Clone(sel.Version.ProtocolVersions),
 		Path:   filepath.Join(c.PluginDir, name, version, rel),
-		SHA256: installedSum, Artifacts: arts, SignedBy: sel.SignedBy,
+		SHA256: installedSum, Artifacts: arts, SignedBy: sel.SignedBy, Unpacked: art.IsArchive(),
 	}
 	prev, err := c.commit(work, pkg, entry)
 	if err != nil {

@@ -101,6 +101,11 @@ type Seen struct {
 	// They are never forgotten: an index that stops listing a revocation
 	// does not make the key good again.
 	Revoked map[string]string `json:"revoked,omitempty"`
+	// Yanked are the versions the index at Version yanks ("name@version"
+	// -> reason), so plugin list and verify can say an installed version
+	// was yanked without reading the registry. Unlike revocations they
+	// follow the index: a version un-yanked is no longer listed.
+	Yanked map[string]string `json:"yanked,omitempty"`
 }
 
 // LoadState reads a state file; a missing file is an empty state.
@@ -190,6 +195,40 @@ func (s *State) RecordTrust(key string, version int64, payload []byte, expires s
 	if name, _, _ := strings.Cut(key, "@"); name != key {
 		delete(s.Registries, name) // an older palvella's entry, now superseded
 	}
+}
+
+// RecordYanked remembers the versions ix yanks for key, replacing what
+// was remembered from an older index.
+func (s *State) RecordYanked(key string, ix *index.Index) {
+	seen, ok := s.Registries[key]
+	if !ok || seen.Version != ix.Version {
+		return
+	}
+	seen.Yanked = nil
+	for _, p := range ix.Plugins {
+		for _, v := range p.Versions {
+			if v.Yanked != nil {
+				if seen.Yanked == nil {
+					seen.Yanked = map[string]string{}
+				}
+				seen.Yanked[p.Name+"@"+v.Version] = v.Yanked.Reason
+			}
+		}
+	}
+	s.Registries[key] = seen
+}
+
+// YankedReason says whether registry name yanked plugin's version in the
+// newest index read from it, and why.
+func (s *State) YankedReason(name, plugin, version string) (string, bool) {
+	for k, seen := range s.Registries {
+		if n, _, _ := strings.Cut(k, "@"); n == name {
+			if why, ok := seen.Yanked[plugin+"@"+version]; ok {
+				return why, true
+			}
+		}
+	}
+	return "", false
 }
 
 func digest(b []byte) string {
