@@ -10,6 +10,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
@@ -341,7 +342,9 @@ func TestReplicasFollowLogsOfAJobOnAnotherReplica(t *testing.T) {
 		t.Fatalf("the job runs under replica %d; want the replica with a worker (1)", on)
 	}
 
-	cmd := exec.Command(palvellaBin, "run", "logs", "chatty-1", "--follow", "--no-timestamps")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, palvellaBin, "run", "logs", "chatty-1", "--follow", "--no-timestamps")
 	cmd.Env = append(os.Environ(), "PALVELLA_HOME="+a.home)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -367,7 +370,7 @@ func TestReplicasFollowLogsOfAJobOnAnotherReplica(t *testing.T) {
 		}
 	}
 	if err := cmd.Wait(); err != nil {
-		t.Fatalf("run logs --follow: %v: %s", err, stderr.String())
+		t.Fatalf("run logs --follow: %v (after %d lines): %s\n%s", err, len(lines), stderr.String(), rs.logTails())
 	}
 	if len(lines) != 40 {
 		t.Fatalf("the follower on the replica without a worker got %d lines; want 40\n%s", len(lines), rs.logTails())
