@@ -48,7 +48,9 @@ func startReplicas(t *testing.T, n int, args ...string) *replicaSet {
 // startReplicasEach is startReplicas with the flags of each replica.
 func startReplicasEach(t *testing.T, n int, args func(i int) []string) *replicaSet {
 	t.Helper()
-	dsn := pgtest.Shared(t).NewDatabase(t)
+	// A server of its own, stopped at the end (this package does not stop
+	// pgtest's shared one).
+	dsn := pgtest.Start(t).NewDatabase(t)
 	t.Setenv("PALVELLA_DATABASE_DSN", dsn)
 	shared := t.TempDir()
 	key := make([]byte, 32)
