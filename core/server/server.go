@@ -24,6 +24,7 @@ import (
 	"github.com/palvella/palvella/core/metrics"
 	"github.com/palvella/palvella/core/orchestrator"
 	"github.com/palvella/palvella/core/pluginhost"
+	"github.com/palvella/palvella/core/ui"
 	sdk "github.com/palvella/palvella/plugin-sdk"
 )
 
@@ -233,7 +234,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer stopTriggers()
 	authorizer := scoped{next: &authz{mgr: mgr, plugin: choices[sdk.CategoryAuthorization], log: cfg.Logger.Named("authz")}}
 	sec := &security{mgr: mgr, choices: choices, authz: authorizer, managed: loopback, home: cfg.Home, url: url, now: time.Now}
-	handler := withRemote(api.New(reloadable{backend{orch, sec}, live}, &authn{mgr: mgr, plugin: choices[sdk.CategoryAuthentication], throttle: newThrottle()}, authorizer, api.Options{}))
+	handler := withRemote(ui.Handler(api.New(reloadable{backend{orch, sec}, live}, &authn{mgr: mgr, plugin: choices[sdk.CategoryAuthentication], throttle: newThrottle()}, authorizer, api.Options{})))
 	srv := cfg.HTTP.apply(&http.Server{Handler: handler})
 	errc := make(chan error, 1)
 	go func() {
