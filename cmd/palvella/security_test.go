@@ -155,6 +155,7 @@ func TestEveryRouteRefusesWhatItShould(t *testing.T) {
 		"POST /api/v1/namespaces/{ns}/pipelines/{name}/runs":        {path: "/api/v1/namespaces/default/pipelines/gate/runs", body: "{}"},
 		"DELETE /api/v1/namespaces/{ns}/pipelines/{name}":           {path: "/api/v1/namespaces/default/pipelines/sleepy"},
 		"POST /api/v1/tokens":                                       {body: `{"name":"made","roles":["viewer"]}`},
+		"POST /api/v1/whoami/access":                                {body: `{"checks":[{"resource":"run:default/gate/1","permission":"approve"}]}`},
 		"DELETE /api/v1/tokens/{name}":                              {path: "/api/v1/tokens/" + victim.ID},
 		"PUT /api/v1/credentials/{name}":                            {path: "/api/v1/credentials/fresh", body: `{"value":"another-secret"}`},
 		"DELETE /api/v1/credentials/{name}":                         {path: "/api/v1/credentials/build"},

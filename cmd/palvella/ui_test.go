@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -104,5 +105,35 @@ func npmCI(t *testing.T) {
 	cmd.Dir = uiTestDir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("npm ci in %s: %v\n%s", uiTestDir, err, out)
+	}
+}
+
+// TestWebUIIsServedWithoutATokenAndOpensNoData: the UI's files need no
+// token and carry their security headers; the API behind them still asks
+// for one, and methods other than GET reach the API, not the files.
+func TestWebUIIsServedWithoutATokenAndOpensNoData(t *testing.T) {
+	s := startServer(t, "")
+	r := s.call(http.MethodGet, "/", "", "")
+	if r.status != http.StatusOK || !strings.Contains(string(r.body), `<script type="module" src="/ui/js/main.js">`) {
+		t.Fatalf("GET / = %d: %.200s", r.status, r.body)
+	}
+	for _, h := range []string{"Content-Security-Policy", "X-Content-Type-Options"} {
+		if r.header.Get(h) == "" {
+			t.Errorf("GET / has no %s header", h)
+		}
+	}
+	if r := s.call(http.MethodGet, "/ui/js/run.js", "", ""); r.status != http.StatusOK || !strings.HasPrefix(r.header.Get("Content-Type"), "text/javascript") {
+		t.Errorf("GET /ui/js/run.js = %d %s", r.status, r.header.Get("Content-Type"))
+	}
+	for _, c := range []struct{ method, path string }{
+		{http.MethodGet, "/api/v1/whoami"}, {http.MethodGet, "/api/v1/namespaces/default/pipelines"},
+		{http.MethodPost, "/api/v1/whoami/access"}, {http.MethodGet, "/metrics"},
+	} {
+		if r := s.call(c.method, c.path, "", "{}"); r.status != http.StatusUnauthorized {
+			t.Errorf("%s %s without a token = %d, want 401", c.method, c.path, r.status)
+		}
+	}
+	if r := s.call(http.MethodPost, "/", "", "{}"); r.status == http.StatusOK {
+		t.Errorf("POST / = 200: only GET and HEAD reach the UI's files")
 	}
 }
