@@ -148,9 +148,7 @@ func TestAttackIndexSignedByUnpinnedRoot(t *testing.T) {
 func TestAttackEditedIndexWithoutResign(t *testing.T) {
 	f := regtest.NewRegistry(t, "acme")
 	publishVersions(t, f, "1.0.0")
-	p := filepath.Join(f.Dir, "index.json")
-	b, _ := os.ReadFile(p)
-	os.WriteFile(p, bytes.Replace(b, []byte(`"Apache-2.0"`), []byte(`"MIT"`), 1), 0o644)
+	editSignedIndex(t, f, `"Apache-2.0"`, `"MIT"`)
 	err := refuse(t, newClient(t, reg(f, f.Dir)), "1.0.0", registry.ErrSignature)
 	// Say what happened, not "signed by 0 of 1 keys (signatures by: the pinned key)".
 	if !strings.Contains(err.Error(), "the index content was altered after signing") || strings.Contains(err.Error(), "0 of the 1") {

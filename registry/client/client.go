@@ -156,6 +156,9 @@ func (c *Client) Load(ctx context.Context) ([]Loaded, error) {
 		p, _ := l.Index.SignedPayload()
 		state.RecordTrust(keys[i], l.Index.Version, p, l.Index.Expires, l.Trust)
 		state.RecordYanked(keys[i], l.Index)
+		if l.Index.IsEnvelope() && l.Trust != nil {
+			state.RecordEnvelope(keys[i])
+		}
 	}
 	if err := state.Save(c.StatePath); err != nil {
 		return nil, fmt.Errorf("save registry state: %w", err)
@@ -175,7 +178,24 @@ func (c *Client) loadOne(ctx context.Context, r Registry, state *State, now time
 	if err != nil {
 		return nil, unreachable(r, err)
 	}
-	ix, err := index.Parse(data)
+	// An envelope is verified over its raw bytes before its payload is
+	// decoded (index.Open); a registry that once served one may not go
+	// back to the format that is parsed first.
+	envelope := index.IsEnvelope(data)
+	if seen, ok := state.Lookup(StateKey(r)); ok && seen.Envelope >= index.EnvelopeFormat && !envelope {
+		return nil, &registry.Error{Kind: registry.ErrRollback, Registry: r.Name, Field: "formatVersion",
+			Detail: "this registry moved to signed envelopes (format 2), and this index is in the older format 1",
+			Hint:   "a mirror or attacker is serving an old-format copy; report it to the registry operator (palvella registry reset-rollback " + r.Name + " forgets the format with the version, if the operator really went back)"}
+	}
+	var ix *index.Index
+	var trust *index.Trust
+	signed := !(len(r.RootKeys) == 0 && c.Policy.AllowUnsigned)
+	if signed && envelope {
+		roots, rootV, revoked := state.Trusted(StateKey(r), index.Roots{Keys: r.RootKeys, Threshold: r.Threshold})
+		ix, trust, err = index.Open(data, index.VerifyOptions{Roots: roots, RootVersion: rootV, Revoked: revoked, Now: now})
+	} else {
+		ix, err = index.Parse(data)
+	}
 	if err != nil {
 		return nil, withRegistry(err, r.Name)
 	}
@@ -187,13 +207,12 @@ func (c *Client) loadOne(ctx context.Context, r Registry, state *State, now time
 			Detail: fmt.Sprintf("the index is signed for registry %q, but it is configured as %q", ix.Name, r.Name),
 			Hint:   "check the registry's location; to use this index, add it under its own name: palvella registry add " + ix.Name + " LOCATION --root-key KEY.pub"}
 	}
-	var trust *index.Trust
-	if len(r.RootKeys) == 0 && c.Policy.AllowUnsigned {
+	if !signed {
 		if !now.Before(ix.ExpiresAt()) {
 			return nil, &registry.Error{Kind: registry.ErrExpired, Registry: r.Name, Field: "expires",
 				Detail: "index expired at " + ix.Expires, Hint: "ask the registry operator to re-sign it"}
 		}
-	} else {
+	} else if trust == nil {
 		roots, rootV, revoked := state.Trusted(StateKey(r), index.Roots{Keys: r.RootKeys, Threshold: r.Threshold})
 		trust, err = ix.VerifyWith(index.VerifyOptions{Roots: roots, RootVersion: rootV, Revoked: revoked, Now: now})
 		if err != nil {

@@ -106,6 +106,11 @@ type Seen struct {
 	// was yanked without reading the registry. Unlike revocations they
 	// follow the index: a version un-yanked is no longer listed.
 	Yanked map[string]string `json:"yanked,omitempty"`
+	// Envelope is 2 once a signed envelope (index format 2, verified over
+	// its raw bytes before parsing) was accepted from the registry: from
+	// then on an index in format 1 is refused as a rollback, so the
+	// parse-first path cannot be forced back. Reset forgets it.
+	Envelope int `json:"envelope,omitempty"`
 }
 
 // LoadState reads a state file; a missing file is an empty state.
@@ -170,7 +175,7 @@ func (s *State) RecordTrust(key string, version int64, payload []byte, expires s
 		return
 	}
 	next := Seen{Version: version, Digest: digest(payload), Expires: expires,
-		RootVersion: old.RootVersion, RootKeys: old.RootKeys, RootThreshold: old.RootThreshold}
+		RootVersion: old.RootVersion, RootKeys: old.RootKeys, RootThreshold: old.RootThreshold, Envelope: old.Envelope}
 	if len(old.Revoked) > 0 {
 		next.Revoked = maps.Clone(old.Revoked)
 	}
@@ -194,6 +199,14 @@ func (s *State) RecordTrust(key string, version int64, payload []byte, expires s
 	s.Registries[key] = next
 	if name, _, _ := strings.Cut(key, "@"); name != key {
 		delete(s.Registries, name) // an older palvella's entry, now superseded
+	}
+}
+
+// RecordEnvelope remembers that key's registry serves signed envelopes.
+func (s *State) RecordEnvelope(key string) {
+	if seen, ok := s.Registries[key]; ok {
+		seen.Envelope = index.EnvelopeFormat
+		s.Registries[key] = seen
 	}
 }
 

@@ -59,8 +59,9 @@ type Index struct {
 	// current root keys, or by a publisher delegated to sign the index.
 	Signatures []Signature `json:"signatures,omitempty"`
 
-	payload []byte         // signed bytes as read by Parse
-	byName  map[string]int // plugin name -> position, built by Parse
+	payload  []byte         // signed bytes as read by Parse
+	byName   map[string]int // plugin name -> position, built by Parse
+	envelope bool           // read from, and written as, an envelope
 }
 
 // Signature is one ed25519 signature by the key with KeyID.
@@ -146,7 +147,17 @@ func (a *Artifact) Platform() string { return a.OS + "/" + a.Arch }
 
 // Parse reads and validates an index. Every problem is an *registry.Error
 // of kind ErrInvalidIndex whose Field names the offending field.
+//
+// An envelope (format 2) is parsed too, without checking its signatures:
+// Open is how a client reads a registry's index.
 func Parse(data []byte) (*Index, error) {
+	if IsEnvelope(data) {
+		env, err := decodeEnvelope(data)
+		if err != nil {
+			return nil, err
+		}
+		return fromEnvelope(env)
+	}
 	if len(data) > MaxSize {
 		return nil, invalid("index", fmt.Sprintf("larger than %d bytes", MaxSize))
 	}
@@ -270,11 +281,15 @@ func (ix *Index) Payload() ([]byte, error) {
 	return append([]byte(IndexDomain), c...), nil
 }
 
-// Marshal validates the index and encodes it as indented JSON for writing.
+// Marshal validates the index and encodes it as indented JSON for writing
+// (as an envelope, signed by SignRoot, when IsEnvelope).
 func (ix *Index) Marshal() ([]byte, error) {
 	ix.normalize()
 	if err := ix.Validate(); err != nil {
 		return nil, err
+	}
+	if ix.envelope {
+		return ix.marshalEnvelope()
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -297,6 +312,11 @@ func (ix *Index) SignRoot(keys ...ed25519.PrivateKey) error {
 		return err
 	}
 	p, err := ix.Payload()
+	if ix.envelope {
+		var raw []byte
+		raw, err = ix.envelopePayload()
+		p = append([]byte(EnvelopeDomain), raw...)
+	}
 	if err != nil {
 		return err
 	}

@@ -153,8 +153,13 @@ func load(dir string, o Options) (*index.Index, *index.Trust, error) {
 	return ix, trust, nil
 }
 
-// save bumps the version, refreshes the expiry, signs and writes the index.
+// save bumps the version, refreshes the expiry, signs and writes the index
+// as a signed envelope (format 2: clients check its signatures over the
+// raw bytes before decoding it). An index in format 1 is converted at its
+// first save; a client that has read the envelope refuses format 1 from
+// the registry afterwards.
 func save(dir string, ix *index.Index, o Options) error {
+	ix.UseEnvelope()
 	ix.Version++
 	ix.Expires = o.now().Add(o.validity()).Truncate(time.Second).Format(time.RFC3339)
 	if ix.Publishers == nil {
