@@ -60,10 +60,12 @@ export async function stream(path, onEvent, signal) {
     const { value, done } = await reader.read();
     if (done) break;
     buf += value;
-    let i;
-    while ((i = buf.indexOf('\n\n')) >= 0) {
-      const block = buf.slice(0, i);
-      buf = buf.slice(i + 2);
+    // Events are cut out by index and the rest kept once per chunk: slicing
+    // the buffer per event copies it again and again on a long log.
+    let start = 0, i;
+    while ((i = buf.indexOf('\n\n', start)) >= 0) {
+      const block = buf.slice(start, i);
+      start = i + 2;
       let name = 'message';
       const data = [];
       for (const line of block.split('\n')) {
@@ -75,6 +77,7 @@ export async function stream(path, onEvent, signal) {
       try { parsed = JSON.parse(parsed); } catch { /* plain text */ }
       onEvent(name, parsed);
     }
+    buf = buf.slice(start);
   }
 }
 

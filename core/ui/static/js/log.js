@@ -58,12 +58,16 @@ export function logView({ path, lineHref, highlight, withSource, signal, onEnd }
       frag.append(li);
     }
     pending = [];
-    const atBottom = box.scrollTop + box.clientHeight >= box.scrollHeight - 24;
     list.append(frag);
     count.textContent = query ? `${list.querySelectorAll('li:not([hidden])').length} of ${total} lines` : `${total} lines`;
     if (target) { target.scrollIntoView({ block: 'center' }); follow.checked = false; }
     else if (follow.checked && atBottom) box.scrollTop = box.scrollHeight;
   };
+
+  // Whether the reader is at the end is noted as they scroll, not measured
+  // at each batch: measuring lays the whole log out again every frame.
+  let atBottom = true;
+  box.addEventListener('scroll', () => { atBottom = box.scrollTop + box.clientHeight >= box.scrollHeight - 24; }, { passive: true });
 
   search.addEventListener('input', () => {
     query = search.value.toLowerCase();
