@@ -220,6 +220,33 @@ func BenchmarkDBGrowthPerTrivialRun(b *testing.B) {
 	b.ReportMetric(float64(dbBytes(b, home)-before)/float64(runs), "db-B/run")
 }
 
+// BenchmarkDBGrowthPerTrivialRunSteady is the same once the change
+// history has reached its count (history_changes, here 300), which it
+// keeps from then on: what a long-running server's database grows by.
+func BenchmarkDBGrowthPerTrivialRunSteady(b *testing.B) {
+	conf, err := os.CreateTemp("", "palvella-bench-*.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.Remove(conf.Name()) })
+	if _, err := conf.WriteString("apiVersion: palvella.dev/v1\nkind: ServerConfig\ndatabase:\n  plugin: database-sqlite\n  config: {history_changes: 300}\n"); err != nil {
+		b.Fatal(err)
+	}
+	conf.Close()
+	c, home := scaleServer(b, "--workers", "4", "--config", conf.Name())
+	apply(b, c, trivialPipeline)
+	for range 100 { // about ten changes a run: the history is at its count
+		runPipeline(b, c, "trivial", time.Millisecond)
+	}
+	before := dbBytes(b, home)
+	runs := 0
+	for b.Loop() {
+		runPipeline(b, c, "trivial", time.Millisecond)
+		runs++
+	}
+	b.ReportMetric(float64(dbBytes(b, home)-before)/float64(runs), "db-B/run")
+}
+
 // BenchmarkStartCancelDelete10000 starts a run of a 10,000-job pipeline
 // (fan-out/fan-in), cancels it, and deletes the pipeline with its run.
 func BenchmarkStartCancelDelete10000(b *testing.B) {
