@@ -4,6 +4,7 @@ package local
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -58,22 +59,29 @@ func BenchmarkSandboxRuleset(b *testing.B) {
 	}
 	root := reachableDir(b)
 	spec := &sandboxSpec{Deny: []string{filepath.Join(root, "home"), filepath.Join(root, "workspaces")}, Allow: []string{root}}
-	for _, warm := range []bool{false, true} {
-		name := "cold"
-		if warm {
-			name = "warm"
-		}
-		if warm {
+	// changed: an entry is added to the directory holding root (/tmp) and
+	// removed again before each command, as other programs do on a busy
+	// machine.
+	for _, name := range []string{"cold", "warm", "changed"} {
+		if name == "warm" {
 			// A directory changed within the last second is listed
 			// again each time (grantCache): let the new root settle.
 			time.Sleep(1100 * time.Millisecond)
 		}
 		b.Run(name, func(b *testing.B) {
 			for b.Loop() {
-				if !warm {
+				switch name {
+				case "cold":
 					grants.mu.Lock()
-					grants.stamps = nil
+					grants.forget()
 					grants.mu.Unlock()
+				case "changed":
+					if err := os.Mkdir(root+"-churn", 0o700); err != nil {
+						b.Fatal(err)
+					}
+					if err := os.Remove(root + "-churn"); err != nil {
+						b.Fatal(err)
+					}
 				}
 				fd, err := buildRuleset(spec)
 				if err != nil {

@@ -1,8 +1,9 @@
 package local
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -158,20 +159,40 @@ func openGrant(path string, handled uint64) (grant, bool) {
 	return grant{path: path, fd: pfd, access: access}, true
 }
 
-// grantCache keeps the grants outside the denied paths between commands.
-// Finding them lists every directory on the way from / to each denied path
-// and opens each entry: with a busy /tmp, hundreds of system calls a
-// command. They are kept with the inode and modification time of each
-// directory listed, and found again when one changed. A directory changed
-// less than a second before it was listed is not trusted to show a later
-// change in its time (file systems with coarse timestamps), so it is
-// listed again next time.
+// grantCache keeps the grants outside the denied paths between commands,
+// directory by directory. Finding them lists every directory on the way
+// from / to each denied path and opens each entry: with a busy /tmp,
+// thousands of system calls. Each directory listed is kept with its inode
+// and modification time, and each of its entries with its inode and the
+// descriptor that grants it. A directory whose time changed is listed
+// again (one getdents), and only the entries that are new or now another
+// inode under their name are opened; symbolic links are resolved again.
+// A directory changed less than a second before it was listed is not
+// trusted to show a later change in its time (file systems with coarse
+// timestamps), so it is listed again next time.
 type grantCache struct {
 	mu      sync.Mutex
 	key     string
 	handled uint64
-	stamps  map[string]dirStamp
-	grants  []grant
+	dirs    map[string]*dirGrants
+}
+
+// dirGrants is one listed directory: its stamp when listed and its entries
+// by name.
+type dirGrants struct {
+	stamp   dirStamp
+	stamped bool
+	entries map[string]entryGrant
+}
+
+// entryGrant is an entry of a listed directory: its inode, whether it
+// leads to a denied path (its own entries are granted then), and what it
+// grants (fd < 0: nothing, as a denied path or a link into one).
+type entryGrant struct {
+	ino  uint64
+	link bool
+	walk bool
+	g    grant
 }
 
 type dirStamp struct {
@@ -191,60 +212,33 @@ func stampOf(dir string, at time.Time) (dirStamp, bool) {
 	return dirStamp{ino: st.Ino, mtime: mtime, racy: at.UnixNano()-mtime < int64(time.Second)}, true
 }
 
-func (c *grantCache) fresh(key string, handled uint64) bool {
-	if c.stamps == nil || c.key != key || c.handled != handled {
-		return false
-	}
-	for dir, was := range c.stamps {
-		now, ok := stampOf(dir, time.Now())
-		if !ok || was.racy || now.ino != was.ino || now.mtime != was.mtime {
-			return false
+func (d *dirGrants) close() {
+	for _, e := range d.entries {
+		if e.g.fd >= 0 {
+			syscall.Close(e.g.fd)
 		}
 	}
-	return true
+	d.entries = nil
 }
 
-// with calls fn with the grants outside deny, found again if needed. The
-// descriptors are valid during fn only.
+// forget closes every kept descriptor.
+func (c *grantCache) forget() {
+	for _, d := range c.dirs {
+		d.close()
+	}
+	c.dirs = nil
+}
+
+// with calls fn with the grants outside deny: every entry of each
+// directory on the way from / to a denied path, except the entries that
+// are (or lead to) a denied path. Symbolic links are granted by their
+// target, and a link whose target is, holds or lies in a denied path is
+// left out. The descriptors are valid during fn only.
 func (c *grantCache) with(deny []string, handled uint64, fn func([]grant) error) error {
-	key := strings.Join(deny, "\x00")
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.fresh(key, handled) {
-		for _, g := range c.grants {
-			syscall.Close(g.fd)
-		}
-		c.grants, c.stamps = nil, nil
-		at := time.Now()
-		stamps := map[string]dirStamp{}
-		paths, err := allowedOutside(deny, func(dir string) {
-			if st, ok := stampOf(dir, at); ok {
-				stamps[dir] = st
-			}
-		})
-		if err != nil {
-			return err
-		}
-		for _, p := range paths {
-			if g, ok := openGrant(p, handled); ok {
-				c.grants = append(c.grants, g)
-			}
-		}
-		c.key, c.handled, c.stamps = key, handled, stamps
-	}
-	return fn(c.grants)
-}
-
-// allowedOutside lists the paths whose hierarchies together cover the whole
-// filesystem except the denied paths: every entry of each directory on the
-// way from / to a denied path, except the entries that are (or lead to) a
-// denied path. Symbolic links are granted by their target, and a link
-// whose target is, holds or lies in a denied path is left out.
-func allowedOutside(deny []string, listed func(dir string)) ([]string, error) {
 	var clean []string
 	for _, d := range deny {
 		if !filepath.IsAbs(d) {
-			return nil, fmt.Errorf("denied path %q is not absolute", d)
+			return fmt.Errorf("denied path %q is not absolute", d)
 		}
 		d = filepath.Clean(d)
 		clean = append(clean, d)
@@ -272,43 +266,174 @@ func allowedOutside(deny []string, listed func(dir string)) ([]string, error) {
 		return false
 	}
 	if len(clean) == 0 {
-		return []string{"/"}, nil
-	}
-	var out []string
-	var walk func(dir string)
-	walk = func(dir string) {
-		listed(dir)
-		f, err := os.Open(dir)
-		if err != nil {
-			return
+		g, ok := openGrant("/", handled)
+		if !ok {
+			return fn(nil)
 		}
-		names, _ := f.Readdirnames(-1)
-		f.Close()
-		for _, n := range names {
-			p := filepath.Join(dir, n)
-			if denied(p) {
-				continue
+		defer syscall.Close(g.fd)
+		return fn([]grant{g})
+	}
+	if denied("/") {
+		return fn(nil)
+	}
+
+	key := strings.Join(clean, "\x00")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.key != key || c.handled != handled {
+		c.forget()
+		c.key, c.handled = key, handled
+	}
+	if c.dirs == nil {
+		c.dirs = map[string]*dirGrants{}
+	}
+	seen := map[string]bool{}
+	var out []grant
+	var walk func(dir string) error
+	walk = func(dir string) error {
+		seen[dir] = true
+		d, err := c.listing(dir, handled, denied, leadsTo)
+		if err != nil {
+			return err
+		}
+		for name, e := range d.entries {
+			switch {
+			case e.walk:
+				if err := walk(filepath.Join(dir, name)); err != nil {
+					return err
+				}
+			case e.g.fd >= 0:
+				out = append(out, e.g)
 			}
-			if leadsTo(p) {
-				walk(p)
-				continue
-			}
+		}
+		return nil
+	}
+	if err := walk("/"); err != nil {
+		return err
+	}
+	for dir, d := range c.dirs {
+		if !seen[dir] {
+			d.close()
+			delete(c.dirs, dir)
+		}
+	}
+	return fn(out)
+}
+
+// listing returns dir's entries and their grants, listing it again if it
+// changed since it was last listed.
+func (c *grantCache) listing(dir string, handled uint64, denied, leadsTo func(string) bool) (*dirGrants, error) {
+	now := time.Now()
+	st, ok := stampOf(dir, now)
+	d := c.dirs[dir]
+	if d != nil && ok && d.stamped && !d.stamp.racy && st.ino == d.stamp.ino && st.mtime == d.stamp.mtime {
+		return d, nil
+	}
+	if d == nil {
+		d = &dirGrants{}
+		c.dirs[dir] = d
+	}
+	// Stamped before the listing: a change made during it shows next time.
+	old := d.entries
+	if !ok || !d.stamped || st.ino != d.stamp.ino {
+		// Another directory under the name, or not known to be the
+		// same one: nothing carries over.
+		(&dirGrants{entries: old}).close()
+		old = nil
+	}
+	d.stamp, d.stamped, d.entries = st, ok, map[string]entryGrant{}
+	ents, err := readDirents(dir)
+	if err != nil {
+		// Unreadable or gone: nothing below it is granted, and it is
+		// listed again next time.
+		d.stamped = false
+		(&dirGrants{entries: old}).close()
+		return d, nil
+	}
+	for _, de := range ents {
+		if e, ok := old[de.name]; ok && e.ino == de.ino && !e.link {
+			d.entries[de.name] = e
+			delete(old, de.name)
+			continue
+		}
+		p := filepath.Join(dir, de.name)
+		e := entryGrant{ino: de.ino, g: grant{fd: -1}}
+		isLink := de.typ == syscall.DT_LNK
+		if de.typ == syscall.DT_UNKNOWN {
+			var lst syscall.Stat_t
+			isLink = syscall.Lstat(p, &lst) == nil && lst.Mode&syscall.S_IFMT == syscall.S_IFLNK
+		}
+		e.link = isLink
+		switch {
+		case denied(p):
+		case leadsTo(p):
+			e.walk = true
+		default:
 			real := p
-			if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			if isLink {
 				r, err := filepath.EvalSymlinks(p)
 				if err != nil || denied(r) || leadsTo(r) {
-					continue
+					break
 				}
 				real = r
 			}
-			out = append(out, real)
+			if g, ok := openGrant(real, handled); ok {
+				e.g = g
+			}
+		}
+		d.entries[de.name] = e
+	}
+	(&dirGrants{entries: old}).close()
+	return d, nil
+}
+
+// dirent is an entry of a directory as getdents gives it.
+type dirent struct {
+	name string
+	ino  uint64
+	typ  uint8
+}
+
+// readDirents lists dir with the inode and type of each entry, which
+// getdents gives without a stat per entry.
+func readDirents(dir string) ([]dirent, error) {
+	fd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer syscall.Close(fd)
+	var out []dirent
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := syscall.ReadDirent(fd, buf)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n <= 0 {
+			return out, nil
+		}
+		// struct linux_dirent64: ino u64, off s64, reclen u16, type u8, name.
+		for off := 0; off+19 <= n; {
+			reclen := int(binary.NativeEndian.Uint16(buf[off+16:]))
+			if reclen < 19 || off+reclen > n {
+				return nil, fmt.Errorf("list %s: malformed directory entry", dir)
+			}
+			ino := binary.NativeEndian.Uint64(buf[off:])
+			typ := buf[off+18]
+			name := buf[off+19 : off+reclen]
+			if i := bytes.IndexByte(name, 0); i >= 0 {
+				name = name[:i]
+			}
+			off += reclen
+			if ino == 0 || string(name) == "." || string(name) == ".." {
+				continue
+			}
+			out = append(out, dirent{name: string(name), ino: ino, typ: typ})
 		}
 	}
-	if denied("/") {
-		return nil, nil
-	}
-	walk("/")
-	return out, nil
 }
 
 // startSandboxed starts cmd inside a Landlock domain without a launcher:

@@ -198,3 +198,62 @@ func TestCommandsCannotReachTheServersSecrets(t *testing.T) {
 		}
 	})
 }
+
+// TestSandboxFollowsChangesBesideTheDeniedPaths checks that what the
+// sandbox grants outside the denied paths, kept between commands, follows
+// what changes in the directories on the way to them: a directory made
+// after the first command is reachable by the next, and a link to the home
+// made meanwhile, or put in place of a directory granted before, is not a
+// way in.
+func TestSandboxFollowsChangesBesideTheDeniedPaths(t *testing.T) {
+	if landlockABI() < 1 {
+		t.Skip("this kernel has no Landlock")
+	}
+	uid, extra := -1, map[string]any{"sandbox": "landlock"}
+	if os.Geteuid() == 0 {
+		uid, extra["user"] = defaultJobID, strconv.Itoa(defaultJobID)
+	}
+	s := newSecrets(t, uid) // the home's file is the command's user's own: only the sandbox keeps it out
+	extra["home"] = s.home
+	p := engineWith(t, extra)
+	beside := filepath.Dir(s.home)
+	replaced := reachableDir(t)
+	run := func(script string) string {
+		t.Helper()
+		ws := setup(t, p)
+		var out bytes.Buffer
+		var mu sync.Mutex
+		res, err := p.Exec(context.Background(), &engine.ExecRequest{WorkspaceID: ws.ID, Script: script, Shell: []string{"sh", "-c"}},
+			func(_ string, b []byte) error { mu.Lock(); out.Write(b); mu.Unlock(); return nil })
+		if err != nil || res.ExitCode != 0 {
+			t.Fatalf("exec: %v %+v %q", err, res, out.String())
+		}
+		return out.String()
+	}
+	if out := run("cd " + replaced + " && echo listed"); !strings.Contains(out, "listed") {
+		t.Fatalf("a directory beside the home: %q, want it reachable", out)
+	}
+
+	made := reachableDir(t)
+	if err := os.WriteFile(filepath.Join(made, "f"), []byte("NEW-DIR-READ"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(beside, fmt.Sprintf("palvella-test-link-%d", time.Now().UnixNano()))
+	if err := os.Symlink(s.home, link); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Remove(link) })
+	if err := os.Remove(replaced); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(s.home, replaced); err != nil {
+		t.Fatal(err)
+	}
+	out := run(fmt.Sprintf("cat %s/f; cat %s/secret.key; cat %s/secret.key; echo done", made, link, replaced))
+	if !strings.Contains(out, "NEW-DIR-READ") {
+		t.Errorf("a directory made after the first command: %q, want it reachable", out)
+	}
+	if strings.Contains(out, s.value) {
+		t.Errorf("a link to the home made between commands let a command read the secret: %q", out)
+	}
+}
