@@ -169,7 +169,7 @@ func TestEveryRouteRefusesWhatItShould(t *testing.T) {
 	for _, k := range []string{"GET /api/v1/openapi.yaml", "GET /api/v1/plugins", "GET /api/v1/namespaces/{ns}/pipelines",
 		"GET /api/v1/namespaces/{ns}/pipelines/{name}", "GET /api/v1/namespaces/{ns}/pipelines/{name}/versions",
 		"GET /api/v1/namespaces/{ns}/runs", "GET /api/v1/namespaces/{ns}/runs/{run}", "GET /api/v1/namespaces/{ns}/runs/{run}/jobs",
-		"GET /api/v1/whoami", "GET /api/v1/tokens", "GET /api/v1/credentials"} {
+		"GET /api/v1/whoami", "GET /api/v1/tokens", "GET /api/v1/credentials", "GET /api/v1/types"} {
 		sampled[k] = true
 	}
 	// Deleting a pipeline and a credential goes last, so the others find them.

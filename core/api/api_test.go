@@ -131,6 +131,10 @@ func (f *fakeBackend) Plugins(context.Context) []pluginhost.Status {
 	return []pluginhost.Status{{Name: "engine-local", State: "running"}}
 }
 
+func (f *fakeBackend) Types(context.Context) (*TypeList, error) {
+	return &TypeList{Items: []TypeInfo{{Category: "action", Name: "run", Plugin: "action-standard"}}}, nil
+}
+
 func (f *fakeBackend) ReloadPlugins(ctx context.Context) (*ReloadResult, error) {
 	return &ReloadResult{SyncResult: pluginhost.SyncResult{Added: []string{}, Replaced: []string{}, Removed: []string{}}, Plugins: f.Plugins(ctx)}, nil
 }

@@ -86,7 +86,7 @@ const (
 	// token): a limited identity is refused (403).
 	ScopeServer Scope = "server"
 	// ScopeCaller: about the caller or the API itself (whoami, the OpenAPI
-	// document): no namespace's data.
+	// document, the types a pipeline may name): no namespace's data.
 	ScopeCaller Scope = "caller"
 )
 
@@ -112,6 +112,8 @@ func routes() []Route {
 			Summary: "This document", handle: (*server).openapi},
 		{Method: http.MethodGet, Pattern: Prefix + "/plugins", Resource: "plugin:*", Permission: read, Scope: ScopeServer,
 			Summary: "List the plugins the server runs and their state", handle: (*server).plugins},
+		{Method: http.MethodGet, Pattern: Prefix + "/types", Resource: "type:*", Permission: read, Scope: ScopeCaller,
+			Summary: "List the action, job and engine types of the installed plugins, as a pipeline names them, with the JSON Schema of their params", handle: (*server).types},
 		{Method: http.MethodPost, Pattern: Prefix + "/plugins/reload", Resource: "plugin:*", Permission: write, Scope: ScopeServer, Body: BodyJSON,
 			Summary: "Re-read the plugins to host and apply the changes live: added plugins start, upgraded ones serve new jobs while the old version finishes the jobs it had, removed ones stop after their last job", handle: (*server).reloadPlugins},
 

@@ -26,9 +26,10 @@ type backend struct {
 }
 
 var (
-	_ api.Security  = (*security)(nil)
-	_ api.Backend   = backend{}
-	_ api.Following = (*orchestrator.Orchestrator)(nil)
+	_ api.Security    = (*security)(nil)
+	_ api.Backend     = backend{}
+	_ api.Following   = (*orchestrator.Orchestrator)(nil)
+	_ api.TypeCatalog = (*orchestrator.Orchestrator)(nil)
 )
 
 // security serves the token and credential routes through the plugins.

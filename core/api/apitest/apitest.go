@@ -390,6 +390,11 @@ func (b *Backend) Plugins(context.Context) []pluginhost.Status {
 	return []pluginhost.Status{{Name: "engine-local", Source: pluginhost.SourceBuiltin, Version: "0.1.0", State: "running"}}
 }
 
+// Types lists the local engine's type.
+func (b *Backend) Types(context.Context) (*api.TypeList, error) {
+	return &api.TypeList{Items: []api.TypeInfo{{Category: "engine", Name: "local", Plugin: "engine-local"}}}, nil
+}
+
 // ReloadPlugins changes nothing and reports the plugins.
 func (b *Backend) ReloadPlugins(ctx context.Context) (*api.ReloadResult, error) {
 	return &api.ReloadResult{SyncResult: pluginhost.SyncResult{Added: []string{}, Replaced: []string{}, Removed: []string{}}, Plugins: b.Plugins(ctx)}, nil
