@@ -1,7 +1,8 @@
 // Package ui is Palvella's web UI: static files embedded in the binary and
 // served at / on the API's listener. The files are plain ES modules and
-// CSS with no build step and no third-party code (docs/design/web-ui.md
-// says why). They hold no data: every page asks the API for it with the
+// CSS with no build step; the only third-party file is js-yaml
+// (static/vendor, the npm package's ES module copied unchanged) for the
+// pipeline editor (docs/design/web-ui.md says why). They hold no data: every page asks the API for it with the
 // signed-in token, so serving them needs no token and opens nothing.
 package ui
 

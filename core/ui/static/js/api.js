@@ -37,7 +37,7 @@ async function check(resp) {
 
 // api calls the route at /api/v1 + path with a JSON body (or none).
 export async function api(method, path, body, opts = {}) {
-  const init = { method, headers: headers(body !== undefined ? { 'Content-Type': 'application/json' } : {}), signal: opts.signal };
+  const init = { method, headers: headers(body !== undefined ? { 'Content-Type': opts.contentType || 'application/json' } : {}), signal: opts.signal };
   if (body !== undefined) init.body = typeof body === 'string' ? body : JSON.stringify(body);
   const resp = await check(await fetch('/api/v1' + path, init));
   if (resp.status === 204) return null;

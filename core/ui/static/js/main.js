@@ -5,6 +5,7 @@ import { h, clear, errorBox } from './dom.js';
 import { session, get, can } from './api.js';
 import { pipelinesPage, pipelinePage, pluginsPage, credentialsPage, tokensPage } from './pages.js';
 import { runPage } from './run.js';
+import { editorPage } from './editor.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -16,6 +17,8 @@ const routes = [
   [/^\/?$/, () => { location.replace('#/ns/default/pipelines'); return null; }],
   [/^\/ns\/([^/]+)\/pipelines$/, (m) => pipelinesPage(m[1])],
   [/^\/ns\/([^/]+)\/pipelines\/([^/]+)$/, (m, q) => pipelinePage(m, q)],
+  [/^\/ns\/([^/]+)\/pipelines\/([^/]+)\/edit$/, (m) => editorPage(m)],
+  [/^\/ns\/([^/]+)\/new-pipeline$/, (m) => editorPage([m[0], m[1], null])],
   [/^\/ns\/([^/]+)\/runs\/([^/]+)(?:\/jobs\/([^/]+)(?:\/actions\/([^/]+))?)?$/, (m, q) => runPage(m, q)],
   [/^\/plugins$/, () => pluginsPage()],
   [/^\/credentials$/, () => credentialsPage()],

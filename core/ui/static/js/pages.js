@@ -3,6 +3,7 @@
 import { h, clear, status, time, duration, table, errorBox, toast } from './dom.js';
 import { get, post, del, can, enc } from './api.js';
 import { app } from './main.js';
+import { editHref } from './editor.js';
 
 const nsPath = (ns) => '/namespaces/' + enc(ns);
 export const runHref = (ns, run) => `#/ns/${enc(ns)}/runs/${enc(run)}`;
@@ -16,7 +17,10 @@ function nsPicker(ns, to) {
 }
 
 export async function pipelinesPage(ns) {
-  const page = await get(`${nsPath(ns)}/pipelines?pageSize=200`, { signal: app.signal });
+  const [page, [mayWrite]] = await Promise.all([
+    get(`${nsPath(ns)}/pipelines?pageSize=200`, { signal: app.signal }),
+    can([[`pipeline:${ns}/*`, 'write']], { signal: app.signal }),
+  ]);
   const rows = page.items.map((p) => h('tr', {},
     h('td', {}, h('a', { href: pipelineHref(ns, p.name) }, p.name)),
     h('td', {}, p.description || ''),
@@ -25,6 +29,7 @@ export async function pipelinesPage(ns) {
   return h('section', {},
     h('h1', {}, 'Pipelines'),
     nsPicker(ns, (n) => `#/ns/${enc(n)}/pipelines`),
+    mayWrite ? h('p', {}, h('a', { href: editHref(ns), class: 'button' }, 'New pipeline')) : null,
     rows.length ? table(['Pipeline', 'Description', 'Version', 'Updated'], rows, `Pipelines of ${ns}`)
       : h('p', { class: 'muted' }, `No pipelines in ${ns} yet: palvella pipeline apply -f pipeline.yaml`));
 }
@@ -58,12 +63,13 @@ async function allRuns(ns, pipeline, signal) {
 
 export async function pipelinePage([, ns, name], q) {
   const signal = app.signal;
-  const [p, [mayRun]] = await Promise.all([
+  const [p, [mayRun, mayWrite]] = await Promise.all([
     get(`${nsPath(ns)}/pipelines/${enc(name)}`, { signal }),
-    can([[`pipeline:${ns}/${name}`, 'run']], { signal }),
+    can([[`pipeline:${ns}/${name}`, 'run'], [`pipeline:${ns}/${name}`, 'write']], { signal }),
   ]);
   const el = h('section', {}, h('h1', {}, name), p.description ? h('p', {}, p.description) : null,
-    h('p', { class: 'muted' }, `Version ${p.version} · ${p.hash || ''}`));
+    h('p', { class: 'muted' }, `Version ${p.version} · ${p.hash || ''}`),
+    h('p', {}, h('a', { href: editHref(ns, name), class: 'button' }, mayWrite ? 'Edit' : 'View the file')));
   if (mayRun) el.append(runForm(ns, name, (p.spec && p.spec.spec && p.spec.spec.params) || []));
 
   // Runs, newest first, a page at a time. The API lists runs in its
