@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/palvella/palvella/core/api"
-	"github.com/palvella/palvella/core/api/wire"
 	"github.com/palvella/palvella/core/api/apitest"
+	"github.com/palvella/palvella/core/api/wire"
 	"github.com/palvella/palvella/core/resource"
 	sdk "github.com/palvella/palvella/plugin-sdk"
 	"github.com/palvella/palvella/plugin-sdk/authentication"
