@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -288,30 +287,6 @@ func (s *store) deleteIn(ctx context.Context, tx *sql.Tx, req *database.DeleteRe
 	return nil
 }
 
-// pageToken is the position after which the next page starts. It is sent
-// base64-encoded; callers treat it as opaque.
-type pageToken struct {
-	Namespace string `json:"n"`
-	Name      string `json:"m"`
-}
-
-func encodePageToken(r database.Resource) string {
-	b, _ := json.Marshal(pageToken{Namespace: r.Key.Namespace, Name: r.Key.Name}) // two strings always encode
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func decodePageToken(s string) (*pageToken, error) {
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	var tok pageToken
-	if err == nil {
-		err = json.Unmarshal(b, &tok)
-	}
-	if err != nil || tok.Name == "" {
-		return nil, sdk.Errorf(sdk.ErrInvalidArgument, "pageToken", "is not a page token returned by List")
-	}
-	return &tok, nil
-}
-
 func (s *store) list(ctx context.Context, req *database.ListRequest) (*database.ListResponse, error) {
 	pageSize, err := req.Validate()
 	if err != nil {
@@ -326,7 +301,7 @@ func (s *store) list(ctx context.Context, req *database.ListRequest) (*database.
 		args = append(args, req.Namespace)
 	}
 	if req.PageToken != "" {
-		tok, err := decodePageToken(req.PageToken)
+		tok, err := database.DecodePageToken(req.PageToken)
 		if err != nil {
 			return nil, err
 		}
@@ -386,9 +361,9 @@ func (s *store) list(ctx context.Context, req *database.ListRequest) (*database.
 	switch {
 	case len(out.Items) > pageSize:
 		out.Items = out.Items[:pageSize]
-		out.NextPageToken = encodePageToken(out.Items[pageSize-1])
+		out.NextPageToken = database.EncodePageToken(out.Items[pageSize-1])
 	case full:
-		out.NextPageToken = encodePageToken(out.Items[len(out.Items)-1])
+		out.NextPageToken = database.EncodePageToken(out.Items[len(out.Items)-1])
 	}
 	return out, nil
 }
