@@ -52,8 +52,8 @@ func TestMigrationsApplyOnceInOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 1; i < len(ms); i++ {
-		if ms[i].version <= ms[i-1].version {
-			t.Fatalf("migrations out of order: %s after %s", ms[i].name, ms[i-1].name)
+		if ms[i].Version <= ms[i-1].Version {
+			t.Fatalf("migrations out of order: %s after %s", ms[i].Name, ms[i-1].Name)
 		}
 	}
 	path := filepath.Join(t.TempDir(), "m.db")
@@ -67,7 +67,7 @@ func TestMigrationsApplyOnceInOrder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := ms[len(ms)-1].version; v != want {
+		if want := ms[len(ms)-1].Version; v != want {
 			t.Fatalf("schema version %d, want %d", v, want)
 		}
 		var rows int
