@@ -85,8 +85,8 @@ func TestServersStartingTogetherMigrateOnce(t *testing.T) {
 		t.Errorf("palvella_schema records %d versions, want %d", len(applied), len(ms))
 	}
 	for _, m := range ms {
-		if applied[m.version] != 1 {
-			t.Errorf("migration %s recorded %d times, want once", m.name, applied[m.version])
+		if applied[m.Version] != 1 {
+			t.Errorf("migration %s recorded %d times, want once", m.Name, applied[m.Version])
 		}
 	}
 	ctx := context.Background()
