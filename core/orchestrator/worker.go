@@ -570,6 +570,9 @@ actions:
 		case resource.StatusSuccess:
 			switch a.OnSuccess {
 			case "succeed":
+				if a.Phase == phaseSetup {
+					continue // ends the setup, not the job: the job's own actions follow
+				}
 				break actions
 			case "fail":
 				outcome.status, outcome.reason = resource.StatusFailure, fmt.Sprintf("action %s succeeded and its on_success is fail", a.Name)
