@@ -79,7 +79,7 @@ A flag given on the command line wins over its PALVELLA_* variable
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "the server's configuration file (env PALVELLA_CONFIG; default $PALVELLA_HOME/palvella.yaml when it exists)")
-	cmd.Flags().BoolVar(&checkConfig, "check-config", false, "read the configuration with the flags and PALVELLA_* variables, say what it selects, and exit: 0 when it is valid (it runs no plugin: plugins' configurations and engines' types and parameters are checked against the plugins' schemas when the server starts)")
+	cmd.Flags().BoolVar(&checkConfig, "check-config", false, "read the configuration with the flags and PALVELLA_* variables, say what it selects, and exit: 0 when it is valid (it runs no plugin: a plugin's configuration is checked against its schema when it launches, and named engines' types and parameters when the server starts)")
 	cmd.Flags().StringVar(&cfg.Listen, "listen", "127.0.0.1:7700", "address of the API")
 	cmd.Flags().IntVar(&cfg.Workers, "workers", 4, "jobs the embedded worker runs at once")
 	cmd.Flags().BoolVar(&cfg.NoWorker, "no-worker", false, "run no embedded worker")

@@ -228,7 +228,7 @@ func printConfig(w io.Writer, file *config.File, cfg *server.Config) {
 		}
 		fmt.Fprintf(w, "%-15s %s (type %s%s; %d setup and %d teardown actions)\n", label, e.Name, e.Type, def, len(e.Setup), len(e.Teardown))
 	}
-	fmt.Fprintln(w, "The configuration is valid. Plugins' configurations, and engines' types and parameters, are checked against the plugins' schemas when the server starts.")
+	fmt.Fprintln(w, "The configuration is valid. Each plugin's configuration is checked against its schema when it launches, and named engines' types and parameters when the server starts.")
 }
 
 func categoryNames(cs []sdk.Category) string {
