@@ -29,6 +29,13 @@ const (
 	SchemaEnv        = "x-palvella-env"
 	SchemaShell      = "x-palvella-shell"
 	SchemaExpression = "x-palvella-expression"
+	// SchemaPipeline, true on a property of an engine type's params,
+	// lets a pipeline set it in an inline engine (`engine: {type: T, ...}`).
+	// The core refuses at apply, and again when the job runs, every inline
+	// parameter without it: parameters that reach beyond the job (host
+	// paths, the daemon, the host's network, logins) are set by the
+	// server's administrator in a named engine.
+	SchemaPipeline = "x-palvella-pipeline"
 )
 
 // ExpressionBoolean is the value of SchemaExpression for an expression

@@ -30,7 +30,10 @@ func TestDockerEngineRunsAPipeline(t *testing.T) {
 		}
 	})
 	home := t.TempDir()
-	conf := configHead + `engines:
+	conf := configHead + `plugins:
+  engine-docker:
+    config: {host: ` + d.Host + `}
+engines:
   - name: local
     type: local
     default: true
@@ -69,7 +72,7 @@ spec:
             echo "made it"
     - name: use
       requires: [make]
-      engine: {type: docker, image: "`+dockertest.Image+`", host: "`+d.Host+`"}
+      engine: {type: docker, image: "`+dockertest.Image+`"}
       storage: {get: [out/result.txt]}
       actions:
         - name: show
@@ -105,13 +108,40 @@ metadata: {name: absent}
 spec:
   jobs:
     - name: nope
-      engine: {type: docker, image: "palvella-test/absent:1", host: "`+d.Host+`"}
+      engine: {type: docker, image: "palvella-test/absent:1"}
       actions:
         - {name: x, run: "true"}
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	s.mustCLI("pipeline", "apply", "-f", absent)
+
+	// A pipeline's inline engine cannot reach beyond its job: a host
+	// folder to mount, another daemon or the host's network are the
+	// administrator's, in a named engine.
+	escape := filepath.Join(t.TempDir(), "escape.yaml")
+	if err := os.WriteFile(escape, []byte(`apiVersion: palvella.dev/v1
+kind: Pipeline
+metadata: {name: escape}
+spec:
+  jobs:
+    - name: grab
+      engine:
+        type: docker
+        image: "`+dockertest.Image+`"
+        volumes: [{name: /, path: /host}]
+        network: host
+      actions:
+        - {name: x, run: "ls /host"}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := s.cli("pipeline", "apply", "-f", escape)
+	for _, want := range []string{"escape.yaml:7: spec.jobs[0].engine: a pipeline cannot set network of engine type docker", "a pipeline cannot set volumes of engine type docker"} {
+		if code == 0 || !strings.Contains(out+errOut, want) {
+			t.Errorf("apply of an inline engine mounting the host: exit %d, lacks %q:\n%s%s", code, want, out, errOut)
+		}
+	}
 	s.cli("pipeline", "run", "absent", "--wait")
 	ra := s.run("absent-1")
 	j := ra.Job("nope")

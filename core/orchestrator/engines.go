@@ -137,8 +137,9 @@ func (o *Orchestrator) addEngineJobs(p *plan) {
 
 // checkEngines refuses a pipeline whose jobs name an engine that is
 // neither configured nor a type an engine plugin provides.
-func (o *Orchestrator) checkEngines(p *spec.Pipeline, idx *typeIndex) error {
+func (o *Orchestrator) checkEngines(ctx context.Context, p *spec.Pipeline, idx *typeIndex) error {
 	var problems spec.Errors
+	var failed error
 	check := func(path string, e *spec.Engine) {
 		if e == nil || e.Type == "" {
 			return
@@ -147,6 +148,13 @@ func (o *Orchestrator) checkEngines(p *spec.Pipeline, idx *typeIndex) error {
 			return
 		}
 		if _, ok := idx.engines[e.Type]; ok {
+			msgs, err := o.inlineProblems(ctx, idx, e.Type, engineOf(e).Options)
+			if err != nil {
+				failed = err
+			}
+			for _, m := range msgs {
+				problems = append(problems, p.Errorf(path, "%s", m))
+			}
 			return
 		}
 		known := engineNames(o.opts.Engines)
@@ -165,7 +173,7 @@ func (o *Orchestrator) checkEngines(p *spec.Pipeline, idx *typeIndex) error {
 	if len(problems) > 0 {
 		return problems
 	}
-	return nil
+	return failed
 }
 
 // didYouMean suggests the closest of names to s, or "".
@@ -252,6 +260,38 @@ func (o *Orchestrator) CheckEngines(ctx context.Context) ([]EngineProblem, error
 		for _, pr := range s.Check(params, schema.Options{}) {
 			out = append(out, EngineProblem{Engine: i, Field: pr.Path, Message: pr.Message})
 		}
+	}
+	return out, nil
+}
+
+// inlineProblems says which options of an inline engine of type typ its
+// type does not let a pipeline set, one message per option.
+func (o *Orchestrator) inlineProblems(ctx context.Context, idx *typeIndex, typ string, opts map[string]any) ([]string, error) {
+	if len(opts) == 0 {
+		return nil, nil
+	}
+	plugin, ok := idx.engines[typ]
+	if !ok {
+		return nil, nil // an unknown type is reported on its own
+	}
+	p, err := o.plugin(plugin)
+	if err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, o.opts.PluginWait)
+	defer cancel()
+	s, err := p.TypeSchema(wctx, sdk.CategoryEngine, typ)
+	if err != nil {
+		return nil, fmt.Errorf("engine type %s: its schema from %s: %w", typ, plugin, err)
+	}
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(opts)) {
+		if s != nil {
+			if allowed, _ := s.Property(k)[sdk.SchemaPipeline].(bool); allowed {
+				continue
+			}
+		}
+		out = append(out, fmt.Sprintf("a pipeline cannot set %s of engine type %s (it reaches beyond the job); the server's administrator sets it in a named engine of the server's configuration, which the pipeline selects with engine: NAME", k, typ))
 	}
 	return out, nil
 }

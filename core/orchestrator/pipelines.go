@@ -39,7 +39,7 @@ func (o *Orchestrator) load(ctx context.Context, filename string, source []byte)
 	if err != nil {
 		return nil, err
 	}
-	if err := o.checkEngines(p, idx); err != nil {
+	if err := o.checkEngines(ctx, p, idx); err != nil {
 		return nil, validationError(err)
 	}
 	return p, nil

@@ -500,6 +500,21 @@ func (o *Orchestrator) execute(ctx context.Context, run *resource.Run, p *plan, 
 		}
 	}
 
+	if named == nil && len(engOpts) > 0 {
+		// An inline engine of a pipeline applied before its type said what
+		// a pipeline may set is checked here too.
+		idx, err := o.typeIdx(ctx)
+		if err != nil {
+			return jobOutcome{status: resource.StatusFailure, reason: err.Error()}
+		}
+		msgs, err := o.inlineProblems(ctx, idx, engType, engOpts)
+		if err != nil {
+			return jobOutcome{status: resource.StatusFailure, reason: err.Error(), noRetry: isNotStarted(err)}
+		}
+		if len(msgs) > 0 {
+			return jobOutcome{status: resource.StatusFailure, reason: "engine: " + strings.Join(msgs, "; "), noRetry: true}
+		}
+	}
 	eng, err := o.engineClient(ctx, engType)
 	if err != nil {
 		return jobOutcome{status: resource.StatusFailure, reason: err.Error(), noRetry: isNotStarted(err)}

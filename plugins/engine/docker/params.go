@@ -434,6 +434,15 @@ func paramsSchema(extra map[string]any) map[string]any {
 			"description": "Most processes a container may have; 0 for the daemon's default."},
 		"init": map[string]any{"type": "boolean", "description": "Run an init process as PID 1 that forwards signals and reaps zombies (default true)."},
 	}
+	// What a pipeline may set in an inline engine: what stays inside the
+	// job's own containers. Volumes, the daemon (host, context, proxies),
+	// the network (host) and registry logins reach beyond the job: only a
+	// named engine of the server's configuration sets them.
+	for _, k := range []string{"image", "platform", "environ", "shell", "user", "pull", "memory", "cpus", "pids_limit", "init"} {
+		p := maps.Clone(props[k].(map[string]any))
+		p[sdk.SchemaPipeline] = true
+		props[k] = p
+	}
 	maps.Copy(props, extra)
 	return map[string]any{"type": "object", "additionalProperties": false, "properties": props}
 }

@@ -163,11 +163,13 @@ func (p *Plugin) Describe(ctx context.Context) (*sdk.Manifest, error) {
 				"properties": map[string]any{
 					"shell": map[string]any{
 						"type": "array", "minItems": 1, "items": map[string]any{"type": "string", "minLength": 1},
-						"description": "Program and arguments that run a script, instead of the configuration's shell.",
+						"description":      "Program and arguments that run a script, instead of the configuration's shell.",
+						sdk.SchemaPipeline: true,
 					},
 					"environ": map[string]any{
 						"type": "object", "additionalProperties": map[string]any{"type": "string"},
-						"description": "Variables every command of the job gets; an action's env overrides them.",
+						"description":      "Variables every command of the job gets; an action's env overrides them.",
+						sdk.SchemaPipeline: true,
 					},
 				},
 			},
