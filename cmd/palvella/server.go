@@ -1,12 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	_ "net/http/pprof" // served only when PALVELLA_PPROF names an address
 	"os"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/palvella/palvella/core/config"
 	"github.com/palvella/palvella/core/orchestrator"
 	"github.com/palvella/palvella/core/pluginhost"
 	"github.com/palvella/palvella/core/server"
@@ -80,6 +82,9 @@ A flag given on the command line wins over its PALVELLA_* variable
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "the server's configuration file (env PALVELLA_CONFIG; default $PALVELLA_HOME/palvella.yaml when it exists)")
 	cmd.Flags().BoolVar(&checkConfig, "check-config", false, "read the configuration with the flags and PALVELLA_* variables, say what it selects, and exit: 0 when it is valid (it runs no plugin: a plugin's configuration is checked against its schema when it launches, and named engines' types and parameters when the server starts)")
+	for _, c := range config.Singletons {
+		cmd.Flags().String(c.String(), "", fmt.Sprintf("the %s plugin (builtin or installed), over the configuration file's %s.plugin; default: the builtin one", c, c))
+	}
 	cmd.Flags().StringVar(&cfg.Listen, "listen", "127.0.0.1:7700", "address of the API")
 	cmd.Flags().IntVar(&cfg.Workers, "workers", 4, "jobs the embedded worker runs at once")
 	cmd.Flags().BoolVar(&cfg.NoWorker, "no-worker", false, "run no embedded worker")

@@ -186,6 +186,19 @@ func (app *App) configureServer(cmd *cobra.Command, cfg *server.Config, configPa
 	if err := applySettings(cmd.Flags(), file); err != nil {
 		return nil, err
 	}
+	// --database PLUGIN (or PALVELLA_DATABASE) and the like choose a
+	// category's plugin over the file; the file's configuration of that
+	// category stays only when it names the same plugin.
+	for _, c := range config.Singletons {
+		name, _ := cmd.Flags().GetString(c.String())
+		if name == "" || file.Choices[c].Name == name {
+			continue
+		}
+		if file.Choices == nil {
+			file.Choices = map[sdk.Category]config.Plugin{}
+		}
+		file.Choices[c] = config.Plugin{Name: name}
+	}
 	specs, choices, secretKey, err := app.serverPlugins(file)
 	if err != nil {
 		return nil, err
