@@ -5,7 +5,7 @@ import (
 	"context"
 	"slices"
 
-	"github.com/palvella/palvella/core/api"
+	"github.com/palvella/palvella/core/api/wire"
 	sdk "github.com/palvella/palvella/plugin-sdk"
 )
 
@@ -14,12 +14,12 @@ import (
 // plugin's manifest (GET /api/v1/types, for pipeline editors). The
 // plugins whose types are not known because they did not start are listed
 // apart, with why.
-func (o *Orchestrator) Types(ctx context.Context) (*api.TypeList, error) {
+func (o *Orchestrator) Types(ctx context.Context) (*wire.TypeList, error) {
 	idx, err := o.typeIdx(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := &api.TypeList{Items: []api.TypeInfo{}}
+	out := &wire.TypeList{Items: []wire.TypeInfo{}}
 	for _, st := range o.opts.Plugins.List() {
 		if _, down := idx.down[st.Name]; down {
 			continue
@@ -37,11 +37,11 @@ func (o *Orchestrator) Types(ctx context.Context) (*api.TypeList, error) {
 		}
 		m, err := o.manifestWithin(ctx, p)
 		if err != nil {
-			out.Unavailable = append(out.Unavailable, api.UnavailablePlugin{Plugin: st.Name, Error: firstLine(err)})
+			out.Unavailable = append(out.Unavailable, wire.UnavailablePlugin{Plugin: st.Name, Error: firstLine(err)})
 			continue
 		}
 		for _, t := range m.Types {
-			info := api.TypeInfo{Category: t.Category.String(), Plugin: st.Name, Description: t.Description, ParamsSchema: t.ParamsSchema}
+			info := wire.TypeInfo{Category: t.Category.String(), Plugin: st.Name, Description: t.Description, ParamsSchema: t.ParamsSchema}
 			switch t.Category {
 			case sdk.CategoryAction:
 				// The bare name when it is this plugin's, as the index
@@ -61,11 +61,11 @@ func (o *Orchestrator) Types(ctx context.Context) (*api.TypeList, error) {
 		}
 	}
 	for p, err := range idx.down {
-		out.Unavailable = append(out.Unavailable, api.UnavailablePlugin{Plugin: p, Error: firstLine(err)})
+		out.Unavailable = append(out.Unavailable, wire.UnavailablePlugin{Plugin: p, Error: firstLine(err)})
 	}
-	slices.SortFunc(out.Items, func(a, b api.TypeInfo) int {
+	slices.SortFunc(out.Items, func(a, b wire.TypeInfo) int {
 		return cmp.Or(cmp.Compare(a.Category, b.Category), cmp.Compare(a.Name, b.Name))
 	})
-	slices.SortFunc(out.Unavailable, func(a, b api.UnavailablePlugin) int { return cmp.Compare(a.Plugin, b.Plugin) })
+	slices.SortFunc(out.Unavailable, func(a, b wire.UnavailablePlugin) int { return cmp.Compare(a.Plugin, b.Plugin) })
 	return out, nil
 }
