@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/palvella/palvella/core/config"
 	"github.com/palvella/palvella/core/resource"
@@ -238,6 +239,50 @@ spec:
 	got, _ = os.ReadFile(trace)
 	if want := "job plain\nsetup build\njob build\nteardown build\n"; string(got) != want {
 		t.Fatalf("trace after a failure:\n%s\nwant:\n%s", got, want)
+	}
+
+	// A job that times out, and one that is cancelled, still get their
+	// teardown.
+	write(`apiVersion: palvella.dev/v1
+kind: Pipeline
+metadata: {name: slow}
+spec:
+  jobs:
+    - name: built
+      engine: build
+      timeout: 2s
+      actions:
+        - name: sleep
+          run: sleep 30
+`)
+	s.mustCLI("pipeline", "apply", "-f", pipeline)
+	if err := os.WriteFile(trace, nil, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	s.cli("pipeline", "run", "slow", "--wait")
+	if r := s.run("slow-1"); r.Job("built").Status != resource.StatusFailure || !strings.Contains(r.Job("built").Reason, "timed out") {
+		t.Fatalf("slow-1: built = %s (%s), want timed out", r.Job("built").Status, r.Job("built").Reason)
+	}
+	if got, _ := os.ReadFile(trace); string(got) != "setup build\nteardown build\n" {
+		t.Fatalf("trace after a timeout: %q, want the setup then the teardown", got)
+	}
+	if err := os.WriteFile(trace, nil, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	s.mustCLI("pipeline", "run", "slow")
+	s.waitRun("slow-2", "running", func(r *resource.Run) bool {
+		a := r.Job("built").Action("sleep")
+		return a != nil && a.Status == resource.StatusRunning
+	})
+	s.mustCLI("run", "cancel", "slow-2")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if got, _ := os.ReadFile(trace); string(got) == "setup build\nteardown build\n" {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("trace after a cancel: %q, want the setup then the teardown", got)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 
 	// An engine the server does not have is refused at apply, on its line.
