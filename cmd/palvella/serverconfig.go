@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -67,7 +68,7 @@ func applySettings(flags *pflag.FlagSet, file *config.File) error {
 		}
 	})
 	if len(errs) > 0 {
-		return joinLines(errs)
+		return errors.Join(errs...)
 	}
 	return nil
 }
@@ -141,7 +142,7 @@ func (app *App) serverPlugins(file *config.File) ([]pluginhost.Spec, map[sdk.Cat
 		settle("plugins."+n, file.Plugins[n])
 	}
 	if len(errs) > 0 {
-		return nil, nil, "", joinLines(errs)
+		return nil, nil, "", errors.Join(errs...)
 	}
 	chosen := map[string]bool{}
 	for _, n := range choices {
@@ -261,13 +262,4 @@ func suggestName(name string, specs []pluginhost.Spec) string {
 		return fmt.Sprintf("; did you mean %q?", s)
 	}
 	return ""
-}
-
-// joinLines is errors joined one per line.
-func joinLines(errs []error) error {
-	msgs := make([]string, len(errs))
-	for i, e := range errs {
-		msgs[i] = e.Error()
-	}
-	return fmt.Errorf("%s", strings.Join(msgs, "\n"))
 }

@@ -13,16 +13,13 @@ import (
 	sdk "github.com/palvella/palvella/plugin-sdk"
 )
 
-// singletons are the categories one plugin serves for the whole server.
-var singletons = []sdk.Category{sdk.CategoryDatabase, sdk.CategoryStorage, sdk.CategoryCredential, sdk.CategoryAuthentication, sdk.CategoryAuthorization}
-
 // choosePlugins names the plugin of each single-instance category: the
 // one chosen, or the only plugin among specs that declares the category.
 // The core knows no plugin by name: a server with two database plugins
 // and no choice refuses to start rather than pick one.
 func choosePlugins(specs []pluginhost.Spec, chosen map[sdk.Category]string) (map[sdk.Category]string, error) {
 	out := map[sdk.Category]string{}
-	for _, c := range singletons {
+	for _, c := range config.Singletons {
 		if name := chosen[c]; name != "" {
 			i := slices.IndexFunc(specs, func(s pluginhost.Spec) bool { return s.Name == name })
 			if i < 0 {
