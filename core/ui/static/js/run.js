@@ -6,6 +6,7 @@
 import { h, clear, status, time, duration, errorBox, toast, TERMINAL } from './dom.js';
 import { get, post, can, enc } from './api.js';
 import { dag } from './dag.js';
+import { timeline } from './timeline.js';
 import { logView } from './log.js';
 import { app } from './main.js';
 import { runHref } from './pages.js';
@@ -35,10 +36,12 @@ export async function runPage([, ns, runName, jobName, actionName], q) {
   const approvals = h('div', { class: 'approvals' });
   const graph = h('div', { class: 'graph', 'aria-label': 'Job graph' });
   const jobsBox = h('div', { class: 'jobs' });
+  const tl = timeline((job, action) => href(job, action));
   const el = h('section', { class: 'run', 'data-run': runName },
     h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: `#/ns/${enc(ns)}/pipelines` }, ns), ' / ',
       h('a', { href: `#/ns/${enc(ns)}/pipelines/${enc(run.pipeline)}` }, run.pipeline), ' / #' + run.number),
-    head, buttons, approvals, h('h2', {}, 'Jobs'), graph, jobsBox);
+    head, buttons, approvals, h('h2', {}, 'Jobs'), graph, jobsBox,
+    h('section', { class: 'run-timeline', 'aria-labelledby': 'timeline-title' }, h('h2', { id: 'timeline-title' }, 'Timeline'), tl.el));
 
   const renderHead = () => {
     clear(head).append(h('h1', {}, `${run.pipeline} #${run.number} `, status(run.status)),
@@ -111,6 +114,7 @@ export async function runPage([, ns, runName, jobName, actionName], q) {
 
   let revision = -1;
   const render = () => {
+    tl.update(run); // durations grow while the run goes on, whatever its revision
     if (run.revision === revision) { head.querySelector('.run-duration').textContent = duration(run.startedAt, run.finishedAt); return; }
     revision = run.revision;
     renderHead(); renderButtons(); renderApprovals(); renderJobs();
