@@ -37,8 +37,9 @@ type replicaSet struct {
 	shared  string
 }
 
-// startReplicas starts n servers on one new PostgreSQL database. Each has
-// a home of its own; its local engine gives every command
+// startReplicas starts n servers on one new PostgreSQL database, which
+// also holds their tokens and credentials (as on several machines). Each
+// has a home of its own; its local engine gives every command
 // PALVELLA_TEST_REPLICA=rI so that jobs can say where they ran.
 func startReplicas(t *testing.T, n int, args ...string) *replicaSet {
 	t.Helper()
@@ -73,10 +74,10 @@ storage:
   config: {root: %[1]s/storage}
 authentication:
   plugin: authentication-token
-  config: {path: %[1]s/tokens.db}
+  config: {dsn: {from_env: PALVELLA_DATABASE_DSN}}
 credential:
   plugin: credential-builtin
-  config: {path: %[1]s/credentials.db}
+  config: {dsn: {from_env: PALVELLA_DATABASE_DSN}}
 engines:
   - name: local
     type: local

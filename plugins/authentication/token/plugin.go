@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
-	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -16,6 +15,7 @@ import (
 
 	sdk "github.com/palvella/palvella/plugin-sdk"
 	"github.com/palvella/palvella/plugin-sdk/authentication"
+	"github.com/palvella/palvella/plugins/internal/sqlstore"
 )
 
 // Name and Version of the plugin.
@@ -46,9 +46,7 @@ func DefaultPath() string {
 // authentication.Authentication and authentication.TokenIssuer.
 type Plugin struct {
 	mu sync.RWMutex
-	db *sql.DB
-	// path of db, for messages.
-	path string
+	db *sqlstore.DB
 	// bootstrap is the hash of the bootstrap token, nil without one.
 	bootstrap []byte
 
@@ -77,7 +75,12 @@ var configSchema = map[string]any{
 	"properties": map[string]any{
 		"path": map[string]any{
 			"type":        "string",
-			"description": "The sqlite file that holds the token hashes. Default: palvella/authentication-token.db under the system's temporary directory.",
+			"description": "The sqlite file that holds the token hashes. Default: palvella/authentication-token.db under the system's temporary directory. Ignored when dsn is set.",
+		},
+		"dsn": map[string]any{
+			"type":        "string",
+			"minLength":   1,
+			"description": "A PostgreSQL connection string (URL or key=value pairs): keep the token hashes in table palvella_tokens of that database instead of a sqlite file, so that servers on several machines accept the same tokens. Write it as {from_env: NAME}, {from_file: PATH} or {from_credential: NAME} when it holds a password.",
 		},
 		"bootstrap_token": map[string]any{
 			"type":        "string",
@@ -92,7 +95,7 @@ func (p *Plugin) Describe(context.Context) (*sdk.Manifest, error) {
 	return &sdk.Manifest{
 		Name:             Name,
 		Version:          Version,
-		Description:      "API tokens, stored as sha256 hashes in a sqlite file, and a bootstrap management token.",
+		Description:      "API tokens, stored as sha256 hashes in a sqlite file or a PostgreSQL database, and a bootstrap management token.",
 		Categories:       []sdk.Category{sdk.CategoryAuthentication},
 		ProtocolVersions: slices.Clone(sdk.ProtocolVersions),
 		ConfigSchema:     configSchema,
@@ -112,7 +115,7 @@ func (p *Plugin) Configure(ctx context.Context, req *sdk.ConfigureRequest) (*sdk
 	}
 	for k := range cfg {
 		if _, ok := configSchema["properties"].(map[string]any)[k]; !ok {
-			bad(k, "unknown setting (known: path, bootstrap_token)")
+			bad(k, "unknown setting (known: path, dsn, bootstrap_token)")
 		}
 	}
 	path := DefaultPath()
@@ -125,6 +128,18 @@ func (p *Plugin) Configure(ctx context.Context, req *sdk.ConfigureRequest) (*sdk
 			bad("path", "must not be empty")
 		default:
 			path = s
+		}
+	}
+	dsn := ""
+	if v, ok := cfg["dsn"]; ok {
+		s, isString := v.(string)
+		switch {
+		case !isString:
+			bad("dsn", "must be a string")
+		case strings.TrimSpace(s) == "":
+			bad("dsn", "must not be empty")
+		default:
+			dsn = s
 		}
 	}
 	var bootstrap []byte
@@ -141,15 +156,21 @@ func (p *Plugin) Configure(ctx context.Context, req *sdk.ConfigureRequest) (*sdk
 	if sdk.HasErrors(diags) {
 		return &sdk.ConfigureResponse{Diagnostics: diags}, nil
 	}
-	db, err := openDB(ctx, path)
+	var db *sqlstore.DB
+	var err error
+	if dsn != "" {
+		db, err = sqlstore.OpenPostgres(ctx, dsn, schema)
+	} else {
+		db, err = sqlstore.OpenSQLite(ctx, path, schema)
+	}
 	if err != nil {
-		bad("path", err.Error())
+		bad(map[bool]string{true: "dsn", false: "path"}[dsn != ""], err.Error())
 		return &sdk.ConfigureResponse{Diagnostics: diags}, nil
 	}
 
 	p.mu.Lock()
 	old := p.db
-	p.db, p.path, p.bootstrap = db, path, bootstrap
+	p.db, p.bootstrap = db, bootstrap
 	p.mu.Unlock()
 	if old != nil {
 		_ = old.Close() // replaced; in-flight calls finish on their connection
@@ -170,7 +191,7 @@ func (p *Plugin) Close() error {
 }
 
 // state returns the configured database and bootstrap hash.
-func (p *Plugin) state() (*sql.DB, []byte, error) {
+func (p *Plugin) state() (*sqlstore.DB, []byte, error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.db == nil {
@@ -211,7 +232,7 @@ func (p *Plugin) Authenticate(ctx context.Context, req *authentication.Authentic
 		return authentication.Unknown(), nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("look the token up in %s: %w", p.path, err)
+		return nil, fmt.Errorf("look the token up in %s: %w", db.Where, err)
 	}
 	// The lookup was by hash; compare again in constant time, so that no
 	// answer depends on how much of a hash matched.

@@ -6,20 +6,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	sdk "github.com/palvella/palvella/plugin-sdk"
 	"github.com/palvella/palvella/plugin-sdk/authentication"
-
-	_ "github.com/mattn/go-sqlite3" // the sqlite driver
+	"github.com/palvella/palvella/plugins/internal/sqlstore"
 )
 
-// schema is the plugin's database. Times are Unix nanoseconds; expires and
+// schema is the plugin's tables. Times are Unix nanoseconds; expires and
 // revoked are NULL when unset. The hash column is unique, which also gives
-// the index tokens are looked up by.
-const schema = `
+// the index tokens are looked up by. In PostgreSQL, whose database is
+// shared with other plugins and servers, the table's name says whose it is.
+var schema = sqlstore.Schema{
+	Name: "token",
+	SQLite: `
 CREATE TABLE IF NOT EXISTS tokens (
 	id          TEXT PRIMARY KEY,
 	hash        BLOB NOT NULL UNIQUE,
@@ -32,28 +32,29 @@ CREATE TABLE IF NOT EXISTS tokens (
 	revoked     INTEGER
 );
 CREATE INDEX IF NOT EXISTS tokens_by_owner ON tokens (owner, created);
-`
+`,
+	Postgres: `
+CREATE TABLE IF NOT EXISTS palvella_tokens (
+	id          TEXT PRIMARY KEY,
+	hash        BYTEA NOT NULL UNIQUE,
+	owner       TEXT NOT NULL,
+	description TEXT NOT NULL DEFAULT '',
+	roles       TEXT NOT NULL DEFAULT '[]',
+	namespaces  TEXT NOT NULL DEFAULT '[]',
+	created     BIGINT NOT NULL,
+	expires     BIGINT,
+	revoked     BIGINT
+);
+CREATE INDEX IF NOT EXISTS palvella_tokens_by_owner ON palvella_tokens (owner, created);
+`,
+}
 
-// openDB opens (creating if needed) the token database at path. The file
-// is created readable by its owner only.
-func openDB(ctx context.Context, path string) (*sql.DB, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("create the directory of %s: %w", path, err)
+// table is the tokens' table in db.
+func table(db *sqlstore.DB) string {
+	if db.Postgres {
+		return "palvella_tokens"
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	_ = f.Close() // only created here; sqlite opens it again
-	db, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=WAL&_busy_timeout=5000&_foreign_keys=on&_txlock=immediate")
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	if _, err := db.ExecContext(ctx, schema); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("prepare the token database %s: %w", path, err)
-	}
-	return db, nil
+	return "tokens"
 }
 
 const metaColumns = `id, owner, description, roles, namespaces, created, expires, revoked`
@@ -107,28 +108,28 @@ func jsonList(s []string) string {
 }
 
 // insert stores a new token.
-func insert(ctx context.Context, db *sql.DB, m *authentication.TokenMeta, hash []byte) error {
-	_, err := db.ExecContext(ctx,
-		`INSERT INTO tokens (id, hash, owner, description, roles, namespaces, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+func insert(ctx context.Context, db *sqlstore.DB, m *authentication.TokenMeta, hash []byte) error {
+	_, err := db.Exec(ctx,
+		`INSERT INTO `+table(db)+` (id, hash, owner, description, roles, namespaces, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		m.ID, hash, m.Owner, m.Description, jsonList(m.Roles), jsonList(m.Namespaces), m.CreatedAt.UnixNano(), nullNanos(m.ExpiresAt))
 	return err
 }
 
 // byHash returns the token with the given hash, and the stored hash.
-func byHash(ctx context.Context, db *sql.DB, hash []byte) (authentication.TokenMeta, []byte, error) {
+func byHash(ctx context.Context, db *sqlstore.DB, hash []byte) (authentication.TokenMeta, []byte, error) {
 	var stored []byte
-	m, err := scanMeta(db.QueryRowContext(ctx, `SELECT `+metaColumns+`, hash FROM tokens WHERE hash = ?`, hash), &stored)
+	m, err := scanMeta(db.QueryRow(ctx, `SELECT `+metaColumns+`, hash FROM `+table(db)+` WHERE hash = ?`, hash), &stored)
 	return m, stored, err
 }
 
 // revoke marks a token revoked at now unless it already was, and returns it.
-func revoke(ctx context.Context, db *sql.DB, id string, now time.Time) (*authentication.TokenMeta, error) {
-	tx, err := db.BeginTx(ctx, nil)
+func revoke(ctx context.Context, db *sqlstore.DB, id string, now time.Time) (*authentication.TokenMeta, error) {
+	tx, err := db.Begin(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = tx.Rollback() }() // no-op after Commit
-	res, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked = COALESCE(revoked, ?) WHERE id = ?`, now.UnixNano(), id)
+	res, err := tx.Exec(ctx, `UPDATE `+table(db)+` SET revoked = COALESCE(revoked, ?) WHERE id = ?`, now.UnixNano(), id)
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +138,7 @@ func revoke(ctx context.Context, db *sql.DB, id string, now time.Time) (*authent
 	} else if n == 0 {
 		return nil, sdk.Errorf(sdk.ErrNotFound, "id", "no token has the id %q", id)
 	}
-	m, err := scanMeta(tx.QueryRowContext(ctx, `SELECT `+metaColumns+` FROM tokens WHERE id = ?`, id))
+	m, err := scanMeta(tx.QueryRow(ctx, `SELECT `+metaColumns+` FROM `+table(db)+` WHERE id = ?`, id))
 	if err != nil {
 		return nil, err
 	}
@@ -148,8 +149,8 @@ func revoke(ctx context.Context, db *sql.DB, id string, now time.Time) (*authent
 }
 
 // list returns the tokens of owner, or all tokens, oldest first.
-func list(ctx context.Context, db *sql.DB, owner string) ([]authentication.TokenMeta, error) {
-	rows, err := db.QueryContext(ctx, `SELECT `+metaColumns+` FROM tokens WHERE ? = '' OR owner = ? ORDER BY created, id`, owner, owner)
+func list(ctx context.Context, db *sqlstore.DB, owner string) ([]authentication.TokenMeta, error) {
+	rows, err := db.Query(ctx, `SELECT `+metaColumns+` FROM `+table(db)+` WHERE ? = '' OR owner = ? ORDER BY created, id`, owner, owner)
 	if err != nil {
 		return nil, err
 	}

@@ -31,6 +31,7 @@ import (
 
 	sdk "github.com/palvella/palvella/plugin-sdk"
 	"github.com/palvella/palvella/plugin-sdk/credential"
+	"github.com/palvella/palvella/plugins/internal/sqlstore"
 )
 
 // Name and Version of the plugin.
@@ -48,9 +49,8 @@ func DefaultPath() string {
 // Plugin is the builtin credential plugin.
 type Plugin struct {
 	mu     sync.RWMutex
-	db     *sql.DB
+	db     *sqlstore.DB
 	sealer *sealer
-	path   string
 
 	now func() time.Time
 }
@@ -73,7 +73,12 @@ var configSchema = map[string]any{
 	"properties": map[string]any{
 		"path": map[string]any{
 			"type":        "string",
-			"description": "The sqlite file that holds the encrypted credentials. Default: palvella/credential-builtin.db under the system's temporary directory.",
+			"description": "The sqlite file that holds the encrypted credentials. Default: palvella/credential-builtin.db under the system's temporary directory. Ignored when dsn is set (but for the default key file, path.key).",
+		},
+		"dsn": map[string]any{
+			"type":        "string",
+			"minLength":   1,
+			"description": "A PostgreSQL connection string (URL or key=value pairs): keep the encrypted credentials in table palvella_credentials of that database instead of a sqlite file, so that servers on several machines share them (each with the same key). Write it as {from_env: NAME}, {from_file: PATH} or {from_credential: NAME} when it holds a password.",
 		},
 		"key": map[string]any{
 			"type":        "string",
@@ -92,7 +97,7 @@ func (p *Plugin) Describe(context.Context) (*sdk.Manifest, error) {
 	return &sdk.Manifest{
 		Name:             Name,
 		Version:          Version,
-		Description:      "Credentials in a sqlite file, encrypted at rest with AES-256-GCM.",
+		Description:      "Credentials in a sqlite file or a PostgreSQL database, encrypted at rest with AES-256-GCM.",
 		Categories:       []sdk.Category{sdk.CategoryCredential},
 		ProtocolVersions: slices.Clone(sdk.ProtocolVersions),
 		ConfigSchema:     configSchema,
@@ -123,14 +128,15 @@ func (p *Plugin) Configure(ctx context.Context, req *sdk.ConfigureRequest) (*sdk
 		return s, true
 	}
 	for k := range cfg {
-		if k != "path" && k != "key" && k != "key_file" {
-			bad(k, "unknown setting (known: path, key, key_file)")
+		if k != "path" && k != "dsn" && k != "key" && k != "key_file" {
+			bad(k, "unknown setting (known: path, dsn, key, key_file)")
 		}
 	}
 	path := DefaultPath()
 	if s, ok := str("path"); ok {
 		path = s
 	}
+	dsn, _ := str("dsn")
 	keyText, haveKey := str("key")
 	keyFile, haveKeyFile := str("key_file")
 	keyField := "key"
@@ -170,24 +176,31 @@ func (p *Plugin) Configure(ctx context.Context, req *sdk.ConfigureRequest) (*sdk
 		bad(keyField, err.Error())
 		return &sdk.ConfigureResponse{Diagnostics: diags}, nil
 	}
-	db, err := openDB(ctx, path)
+	var db *sqlstore.DB
+	dbField := "path"
+	if dsn != "" {
+		dbField = "dsn"
+		db, err = sqlstore.OpenPostgres(ctx, dsn, schema)
+	} else {
+		db, err = sqlstore.OpenSQLite(ctx, path, schema)
+	}
 	if err != nil {
-		bad("path", err.Error())
+		bad(dbField, err.Error())
 		return &sdk.ConfigureResponse{Diagnostics: diags}, nil
 	}
 	if err := checkKey(ctx, db, s); err != nil {
 		_ = db.Close()
 		if errors.Is(err, errWrongKey) {
-			bad(keyField, fmt.Sprintf("this key does not open the credentials in %s: it is not the key they were stored with", path))
+			bad(keyField, fmt.Sprintf("this key does not open the credentials in %s: it is not the key they were stored with", db.Where))
 		} else {
-			bad("path", fmt.Sprintf("check the key against %s: %v", path, err))
+			bad(dbField, fmt.Sprintf("check the key against %s: %v", db.Where, err))
 		}
 		return &sdk.ConfigureResponse{Diagnostics: diags}, nil
 	}
 
 	p.mu.Lock()
 	old := p.db
-	p.db, p.sealer, p.path = db, s, path
+	p.db, p.sealer = db, s
 	p.mu.Unlock()
 	if old != nil {
 		_ = old.Close() // replaced
@@ -244,7 +257,7 @@ func (p *Plugin) Close() error {
 	return err
 }
 
-func (p *Plugin) state() (*sql.DB, *sealer, error) {
+func (p *Plugin) state() (*sqlstore.DB, *sealer, error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.db == nil {
@@ -303,8 +316,8 @@ func (p *Plugin) Put(ctx context.Context, req *credential.PutRequest) (*credenti
 	}
 	now := p.now().UTC().UnixNano()
 	var created int64
-	err = db.QueryRowContext(ctx, `
-		INSERT INTO credentials (name, type, labels, nonce, sealed, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?)
+	err = db.QueryRow(ctx, `
+		INSERT INTO `+tablesOf(db).credentials+` (name, type, labels, nonce, sealed, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET type = excluded.type, labels = excluded.labels,
 			nonce = excluded.nonce, sealed = excluded.sealed, updated = excluded.updated
 		RETURNING created`,
@@ -330,7 +343,7 @@ func (p *Plugin) Get(ctx context.Context, name string) (*credential.Secret, erro
 		nonce, sealed  []byte
 		created, updat int64
 	)
-	err = db.QueryRowContext(ctx, `SELECT name, type, labels, nonce, sealed, created, updated FROM credentials WHERE name = ?`, name).
+	err = db.QueryRow(ctx, `SELECT name, type, labels, nonce, sealed, created, updated FROM `+tablesOf(db).credentials+` WHERE name = ?`, name).
 		Scan(&m.Name, &m.Type, &labels, &nonce, &sealed, &created, &updat)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, sdk.Errorf(sdk.ErrNotFound, "name", "no credential is named %q", name)
@@ -364,7 +377,7 @@ func (p *Plugin) Delete(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	res, err := db.ExecContext(ctx, `DELETE FROM credentials WHERE name = ?`, name)
+	res, err := db.Exec(ctx, `DELETE FROM `+tablesOf(db).credentials+` WHERE name = ?`, name)
 	if err != nil {
 		return fmt.Errorf("delete credential %q: %w", name, err)
 	}
@@ -388,8 +401,8 @@ func (p *Plugin) List(ctx context.Context, prefix string) ([]credential.Meta, er
 	if err != nil {
 		return nil, err
 	}
-	rows, err := db.QueryContext(ctx, `SELECT name, type, labels, created, updated FROM credentials
-		WHERE substr(name, 1, length(?)) = ? ORDER BY name`, prefix, prefix)
+	rows, err := db.Query(ctx, `SELECT name, type, labels, created, updated FROM `+tablesOf(db).credentials+`
+		WHERE substr(name, 1, length(CAST(? AS TEXT))) = CAST(? AS TEXT) ORDER BY name`, prefix, prefix)
 	if err != nil {
 		return nil, fmt.Errorf("list credentials: %w", err)
 	}

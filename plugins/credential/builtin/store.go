@@ -5,16 +5,17 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
 
-	_ "github.com/mattn/go-sqlite3" // the sqlite driver
+	"github.com/palvella/palvella/plugins/internal/sqlstore"
 )
 
-// schema is the plugin's database. Names, types and labels are metadata
+// schema is the plugin's tables. Names, types and labels are metadata
 // and stay readable; the values are sealed. Times are Unix nanoseconds.
-const schema = `
+// In PostgreSQL, whose database is shared with other plugins and servers,
+// the tables' names say whose they are.
+var schema = sqlstore.Schema{
+	Name: "credential",
+	SQLite: `
 CREATE TABLE IF NOT EXISTS credentials (
 	name    TEXT PRIMARY KEY,
 	type    TEXT NOT NULL DEFAULT '',
@@ -29,43 +30,48 @@ CREATE TABLE IF NOT EXISTS key_check (
 	nonce  BLOB NOT NULL,
 	sealed BLOB NOT NULL
 );
-`
+`,
+	Postgres: `
+CREATE TABLE IF NOT EXISTS palvella_credentials (
+	name    TEXT PRIMARY KEY,
+	type    TEXT NOT NULL DEFAULT '',
+	labels  TEXT NOT NULL DEFAULT '{}',
+	nonce   BYTEA NOT NULL,
+	sealed  BYTEA NOT NULL,
+	created BIGINT NOT NULL,
+	updated BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS palvella_credential_key_check (
+	id     INTEGER PRIMARY KEY CHECK (id = 1),
+	nonce  BYTEA NOT NULL,
+	sealed BYTEA NOT NULL
+);
+`,
+}
 
-// openDB opens (creating if needed, readable by its owner only) the
-// credential database at path.
-func openDB(ctx context.Context, path string) (*sql.DB, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("create the directory of %s: %w", path, err)
+// tables are the names of the plugin's tables in one database.
+type tables struct{ credentials, keyCheck string }
+
+func tablesOf(db *sqlstore.DB) tables {
+	if db.Postgres {
+		return tables{"palvella_credentials", "palvella_credential_key_check"}
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	_ = f.Close() // only created here; sqlite opens it again
-	db, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=WAL&_busy_timeout=5000&_foreign_keys=on&_txlock=immediate")
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	if _, err := db.ExecContext(ctx, schema); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("prepare the credential database %s: %w", path, err)
-	}
-	return db, nil
+	return tables{"credentials", "key_check"}
 }
 
 var errWrongKey = errors.New("wrong key")
 
 // checkKey proves that s opens the database's records: it opens the key
 // check record, or writes one into a database that has none.
-func checkKey(ctx context.Context, db *sql.DB, s *sealer) error {
+func checkKey(ctx context.Context, db *sqlstore.DB, s *sealer) error {
 	var nonce, sealed []byte
-	err := db.QueryRowContext(ctx, `SELECT nonce, sealed FROM key_check WHERE id = 1`).Scan(&nonce, &sealed)
+	err := db.QueryRow(ctx, `SELECT nonce, sealed FROM `+tablesOf(db).keyCheck+` WHERE id = 1`).Scan(&nonce, &sealed)
 	if errors.Is(err, sql.ErrNoRows) {
 		nonce, sealed, err := s.seal(keyCheckPlaintext, keyCheckAAD)
 		if err != nil {
 			return err
 		}
-		_, err = db.ExecContext(ctx, `INSERT INTO key_check (id, nonce, sealed) VALUES (1, ?, ?) ON CONFLICT (id) DO NOTHING`, nonce, sealed)
+		_, err = db.Exec(ctx, `INSERT INTO `+tablesOf(db).keyCheck+` (id, nonce, sealed) VALUES (1, ?, ?) ON CONFLICT (id) DO NOTHING`, nonce, sealed)
 		if err != nil {
 			return err
 		}
