@@ -72,9 +72,9 @@ func BenchmarkSandboxRuleset(b *testing.B) {
 			for b.Loop() {
 				switch name {
 				case "cold":
-					grants.mu.Lock()
-					grants.forget()
-					grants.mu.Unlock()
+					oneLayerGrants.mu.Lock()
+					oneLayerGrants.forget()
+					oneLayerGrants.mu.Unlock()
 				case "changed":
 					if err := os.Mkdir(root+"-churn", 0o700); err != nil {
 						b.Fatal(err)
@@ -83,7 +83,7 @@ func BenchmarkSandboxRuleset(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				fd, err := buildRuleset(spec)
+				fd, err := buildRuleset(spec, oneLayerGrants)
 				if err != nil {
 					b.Fatal(err)
 				}

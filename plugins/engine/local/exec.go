@@ -302,15 +302,11 @@ func (p *Plugin) runCommand(ctx context.Context, cfg config, ws *workspace, r *r
 	}
 	// With Landlock, the command is forked from a thread of the engine
 	// that entered the sandbox first, and inherits it (startSandboxed).
-	var sandbox *sandboxSpec
-	if cfg.landlock {
-		sandbox = &sandboxSpec{Deny: append(append([]string(nil), cfg.deny...), cfg.root), Allow: []string{ws.dir}}
-	}
 	host.rmu.Lock()
 	var startErr error
-	if sandbox != nil {
+	if cfg.landlock {
 		var release func()
-		if release, startErr = startSandboxed(cmd, sandbox); startErr == nil {
+		if release, startErr = startSandboxed(cmd, sandboxFor(cfg.deny, cfg.root, ws.dir)); startErr == nil {
 			// Exec returns once the command has exited (or been killed).
 			defer release()
 		}

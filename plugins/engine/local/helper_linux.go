@@ -81,7 +81,7 @@ func superviseMain(in io.Reader) int {
 		}
 		// A root the engine chose in the temporary directory goes when
 		// empty (another engine may still use it: then it is not empty).
-		if strings.HasPrefix(filepath.Base(root), tmpRootPrefix) && filepath.Dir(root) == filepath.Clean(os.TempDir()) {
+		if strings.HasPrefix(filepath.Base(root), tmpRootPrefix) && filepath.Dir(root) == fallbackParent() {
 			_ = os.Remove(root)
 		}
 	}

@@ -65,16 +65,14 @@ func handledAccess(abi int) uint64 {
 const fileAccess = unix.LANDLOCK_ACCESS_FS_EXECUTE | unix.LANDLOCK_ACCESS_FS_WRITE_FILE | unix.LANDLOCK_ACCESS_FS_READ_FILE |
 	unix.LANDLOCK_ACCESS_FS_TRUNCATE | unix.LANDLOCK_ACCESS_FS_IOCTL_DEV
 
-// buildRuleset returns a Landlock ruleset file descriptor that grants
-// every right on every path outside the denied ones (found by listing the
-// directories on the way from / to each denied path, and granting each
-// entry that is not on that way), and on the allowed paths. With ABI 6 and
-// later, it also scopes signals and abstract Unix sockets to the sandbox,
-// so a command cannot signal the engine or the server.
-func buildRuleset(s *sandboxSpec) (int, error) {
+// newRuleset creates an empty Landlock ruleset handling every right the
+// kernel knows. With ABI 6 and later, it also scopes signals and abstract
+// Unix sockets to the sandbox, so a command cannot signal the engine or
+// the server.
+func newRuleset() (int, uint64, error) {
 	abi := landlockABI()
 	if abi < 1 {
-		return -1, fmt.Errorf("Landlock is not available in this kernel")
+		return -1, 0, fmt.Errorf("Landlock is not available in this kernel")
 	}
 	handled := handledAccess(abi)
 	attr := unix.LandlockRulesetAttr{Access_fs: handled}
@@ -90,40 +88,44 @@ func buildRuleset(s *sandboxSpec) (int, error) {
 	}
 	fd, _, e := syscall.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, uintptr(unsafe.Pointer(&attr)), size, 0)
 	if e != 0 {
-		return -1, fmt.Errorf("create a Landlock ruleset: %w", e)
+		return -1, 0, fmt.Errorf("create a Landlock ruleset: %w", e)
 	}
-	rs := int(fd)
-	addFD := func(pfd int, access uint64, path string) error {
-		rule := unix.LandlockPathBeneathAttr{Allowed_access: access, Parent_fd: int32(pfd)}
-		if _, _, e := syscall.Syscall6(unix.SYS_LANDLOCK_ADD_RULE, uintptr(rs), unix.LANDLOCK_RULE_PATH_BENEATH,
-			uintptr(unsafe.Pointer(&rule)), 0, 0, 0); e != 0 {
-			return fmt.Errorf("grant %s: %w", path, e)
-		}
-		return nil
+	return int(fd), handled, nil
+}
+
+// addGrant adds a rule granting g to the ruleset rs.
+func addGrant(rs int, g grant) error {
+	rule := unix.LandlockPathBeneathAttr{Allowed_access: g.access, Parent_fd: int32(g.fd)}
+	if _, _, e := syscall.Syscall6(unix.SYS_LANDLOCK_ADD_RULE, uintptr(rs), unix.LANDLOCK_RULE_PATH_BENEATH,
+		uintptr(unsafe.Pointer(&rule)), 0, 0, 0); e != 0 {
+		return fmt.Errorf("grant %s: %w", g.path, e)
+	}
+	return nil
+}
+
+// buildRuleset returns a Landlock ruleset file descriptor that grants
+// every right on every path outside the denied ones (found by listing the
+// directories on the way from / to each denied path, and granting each
+// entry that is not on that way), and on the allowed paths. What lies
+// outside the denied paths is kept in c between calls.
+func buildRuleset(s *sandboxSpec, c *grantCache) (int, error) {
+	rs, handled, err := newRuleset()
+	if err != nil {
+		return -1, err
 	}
 	// What lies outside the denied paths is the same for every command of
 	// an engine: it is opened once and kept while the directories listed
-	// to find it do not change (grantsOutside).
-	err := grants.with(s.Deny, handled, func(gs []grant) error {
+	// to find it do not change (grantCache).
+	err = c.with(s.Deny, handled, func(gs []grant, _ uint64) error {
 		for _, g := range gs {
-			if err := addFD(g.fd, g.access, g.path); err != nil {
+			if err := addGrant(rs, g); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	if err == nil {
-		for _, p := range s.Allow {
-			g, ok := openGrant(p, handled)
-			if !ok {
-				continue // gone meanwhile, or unreachable: nothing to grant
-			}
-			err = addFD(g.fd, g.access, p)
-			syscall.Close(g.fd)
-			if err != nil {
-				break
-			}
-		}
+		err = addAllowed(rs, s.Allow, handled)
 	}
 	if err != nil {
 		syscall.Close(rs)
@@ -132,12 +134,120 @@ func buildRuleset(s *sandboxSpec) (int, error) {
 	return rs, nil
 }
 
+// addAllowed grants the allowed paths that exist.
+func addAllowed(rs int, allow []string, handled uint64) error {
+	for _, p := range allow {
+		g, ok := openGrant(p, handled)
+		if !ok {
+			continue // gone meanwhile, or unreachable: nothing to grant
+		}
+		err := addGrant(rs, g)
+		syscall.Close(g.fd)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// keptRuleset is a ruleset built once and shared by every command whose
+// sandbox starts with it (the layer that denies PALVELLA_HOME and
+// deny_paths). Adding its rules, one per entry of each directory on the
+// way to a denied path, cost most of a command's start (about 7 µs a rule
+// here, and /tmp alone may hold thousands of entries); entering a kept
+// ruleset copies them inside the kernel at a fraction of that. It is
+// built again whenever what it grants changed: an entry added, removed or
+// replaced in a directory on the way (grantCache.gen), or an allowed path
+// replaced. Rules are never left over: a ruleset that granted an entry
+// since moved into a denied path is not used again.
+type keptRuleset struct {
+	mu    sync.Mutex
+	cache grantCache
+	fd    int // -1: none
+	gen   uint64
+	key   string
+}
+
+// ruleset returns a descriptor of the kept ruleset for s, up to date with
+// the directories on the way to its denied paths; the caller closes it.
+func (k *keptRuleset) ruleset(s *sandboxSpec) (int, error) {
+	_, handled, err := rulesetAccess()
+	if err != nil {
+		return -1, err
+	}
+	// The allowed paths are part of the key by inode: another directory
+	// under the name needs another rule.
+	key := fmt.Sprint(handled, s.Deny, s.Allow)
+	for _, p := range s.Allow {
+		var st syscall.Stat_t
+		if syscall.Stat(p, &st) == nil {
+			key += fmt.Sprintf(" %d:%d", st.Dev, st.Ino)
+		}
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	out := -1
+	err = k.cache.with(s.Deny, handled, func(gs []grant, gen uint64) error {
+		if k.fd < 0 || k.gen != gen || k.key != key {
+			rs, h, err := newRuleset()
+			if err != nil {
+				return err
+			}
+			for _, g := range gs {
+				if err == nil {
+					err = addGrant(rs, g)
+				}
+			}
+			if err == nil {
+				err = addAllowed(rs, s.Allow, h)
+			}
+			if err != nil {
+				syscall.Close(rs)
+				return err
+			}
+			if k.fd >= 0 {
+				syscall.Close(k.fd)
+			}
+			k.fd, k.gen, k.key = rs, gen, key
+		}
+		fd, err := unix.FcntlInt(uintptr(k.fd), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("duplicate the kept Landlock ruleset: %w", err)
+		}
+		out = fd
+		return nil
+	})
+	return out, err
+}
+
+// rulesetAccess is the kernel's Landlock ABI and the rights it handles.
+func rulesetAccess() (int, uint64, error) {
+	abi := landlockABI()
+	if abi < 1 {
+		return 0, 0, fmt.Errorf("Landlock is not available in this kernel")
+	}
+	return abi, handledAccess(abi), nil
+}
+
+var (
+	// sharedRuleset is the layer every command enters first: it denies
+	// PALVELLA_HOME and deny_paths and grants the workspace root.
+	sharedRuleset = &keptRuleset{fd: -1}
+	// rootGrants keeps what lies outside the workspace root, for the
+	// layer of each command that denies the root but its workspace.
+	rootGrants = &grantCache{}
+	// oneLayerGrants keeps what lies outside the denied paths for a
+	// sandbox of one layer (sandboxFor).
+	oneLayerGrants = &grantCache{}
+)
+
 // grant is a path granted by a ruleset: an O_PATH descriptor and the
 // rights it is granted.
 type grant struct {
 	path   string
 	fd     int
 	access uint64
+	ino    uint64
 }
 
 // openGrant opens path for a rule granting it handled rights (those that
@@ -156,7 +266,7 @@ func openGrant(path string, handled uint64) (grant, bool) {
 	if st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
 		access &= fileAccess
 	}
-	return grant{path: path, fd: pfd, access: access}, true
+	return grant{path: path, fd: pfd, access: access, ino: st.Ino}, true
 }
 
 // grantCache keeps the grants outside the denied paths between commands,
@@ -175,6 +285,11 @@ type grantCache struct {
 	key     string
 	handled uint64
 	dirs    map[string]*dirGrants
+	// gen changes whenever what the cache grants changes: an entry added,
+	// removed or replaced, a link that leads elsewhere, a directory no
+	// longer on the way. A ruleset built from the grants of one gen grants
+	// exactly what a new one would (keptRuleset).
+	gen uint64
 }
 
 // dirGrants is one listed directory: its stamp when listed and its entries
@@ -201,8 +316,6 @@ type dirStamp struct {
 	racy  bool
 }
 
-var grants = &grantCache{}
-
 func stampOf(dir string, at time.Time) (dirStamp, bool) {
 	var st syscall.Stat_t
 	if err := syscall.Stat(dir, &st); err != nil {
@@ -227,14 +340,16 @@ func (c *grantCache) forget() {
 		d.close()
 	}
 	c.dirs = nil
+	c.gen++
 }
 
 // with calls fn with the grants outside deny: every entry of each
 // directory on the way from / to a denied path, except the entries that
 // are (or lead to) a denied path. Symbolic links are granted by their
 // target, and a link whose target is, holds or lies in a denied path is
-// left out. The descriptors are valid during fn only.
-func (c *grantCache) with(deny []string, handled uint64, fn func([]grant) error) error {
+// left out. The descriptors are valid during fn only; gen is the cache's
+// generation (grantCache.gen).
+func (c *grantCache) with(deny []string, handled uint64, fn func(gs []grant, gen uint64) error) error {
 	var clean []string
 	for _, d := range deny {
 		if !filepath.IsAbs(d) {
@@ -268,13 +383,13 @@ func (c *grantCache) with(deny []string, handled uint64, fn func([]grant) error)
 	if len(clean) == 0 {
 		g, ok := openGrant("/", handled)
 		if !ok {
-			return fn(nil)
+			return fn(nil, 0)
 		}
 		defer syscall.Close(g.fd)
-		return fn([]grant{g})
+		return fn([]grant{g}, 0)
 	}
 	if denied("/") {
-		return fn(nil)
+		return fn(nil, 0)
 	}
 
 	key := strings.Join(clean, "\x00")
@@ -315,9 +430,10 @@ func (c *grantCache) with(deny []string, handled uint64, fn func([]grant) error)
 		if !seen[dir] {
 			d.close()
 			delete(c.dirs, dir)
+			c.gen++
 		}
 	}
-	return fn(out)
+	return fn(out, c.gen)
 }
 
 // listing returns dir's entries and their grants, listing it again if it
@@ -332,12 +448,16 @@ func (c *grantCache) listing(dir string, handled uint64, denied, leadsTo func(st
 	if d == nil {
 		d = &dirGrants{}
 		c.dirs[dir] = d
+		c.gen++
 	}
 	// Stamped before the listing: a change made during it shows next time.
 	old := d.entries
 	if !ok || !d.stamped || st.ino != d.stamp.ino {
 		// Another directory under the name, or not known to be the
 		// same one: nothing carries over.
+		if len(old) > 0 {
+			c.gen++
+		}
 		(&dirGrants{entries: old}).close()
 		old = nil
 	}
@@ -347,9 +467,13 @@ func (c *grantCache) listing(dir string, handled uint64, denied, leadsTo func(st
 		// Unreadable or gone: nothing below it is granted, and it is
 		// listed again next time.
 		d.stamped = false
+		if len(old) > 0 {
+			c.gen++
+		}
 		(&dirGrants{entries: old}).close()
 		return d, nil
 	}
+	changed := false
 	for _, de := range ents {
 		if e, ok := old[de.name]; ok && e.ino == de.ino && !e.link {
 			d.entries[de.name] = e
@@ -381,7 +505,20 @@ func (c *grantCache) listing(dir string, handled uint64, denied, leadsTo func(st
 				e.g = g
 			}
 		}
+		// A link is resolved again each time: it changed only if it now
+		// grants another file, or stopped or started granting one.
+		if o, ok := old[de.name]; !ok || o.ino != e.ino || o.link != e.link || o.walk != e.walk ||
+			(o.g.fd >= 0) != (e.g.fd >= 0) || o.g.path != e.g.path || o.g.ino != e.g.ino {
+			changed = true
+		}
+		if o, ok := old[de.name]; ok && o.g.fd >= 0 {
+			syscall.Close(o.g.fd) // replaced by e
+		}
+		delete(old, de.name)
 		d.entries[de.name] = e
+	}
+	if changed || len(old) > 0 {
+		c.gen++
 	}
 	(&dirGrants{entries: old}).close()
 	return d, nil
@@ -436,6 +573,48 @@ func readDirents(dir string) ([]dirent, error) {
 	}
 }
 
+// commandSandbox is what a command's sandbox denies: shared, when set, is
+// the layer every command of the engine enters first (kept between
+// commands); own is the command's own layer, built for it.
+type commandSandbox struct {
+	shared, own *sandboxSpec
+}
+
+// sandboxFor splits a command's sandbox into two layers: one shared by
+// every command, denying deny and granting the workspace root, and the
+// command's own, denying the root but its workspace. A path is reachable
+// when both layers grant it, which is what one ruleset denying deny and
+// the root but the workspace grants; the shared layer's rules, the many,
+// are then added once, not per command. When the root holds a denied path
+// (granting it in the shared layer would grant that path), it is one
+// layer as before.
+func sandboxFor(deny []string, root, ws string) commandSandbox {
+	holds := func(dir, p string) bool {
+		return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
+	}
+	variants := func(p string) []string {
+		p = filepath.Clean(p)
+		out := []string{p}
+		if r, err := filepath.EvalSymlinks(p); err == nil && r != p {
+			out = append(out, r)
+		}
+		return out
+	}
+	for _, d := range deny {
+		for _, dv := range variants(d) {
+			for _, rv := range variants(root) {
+				if holds(rv, dv) {
+					return commandSandbox{own: &sandboxSpec{Deny: append(append([]string(nil), deny...), root), Allow: []string{ws}}}
+				}
+			}
+		}
+	}
+	return commandSandbox{
+		shared: &sandboxSpec{Deny: append([]string(nil), deny...), Allow: []string{root}},
+		own:    &sandboxSpec{Deny: []string{root}, Allow: []string{ws}},
+	}
+}
+
 // startSandboxed starts cmd inside a Landlock domain without a launcher:
 // a new goroutine locks itself to its OS thread, sets no_new_privs and
 // enters the domain on that thread only (both are per-thread), and starts
@@ -445,12 +624,29 @@ func readDirents(dir string) ([]dirent, error) {
 // command has exited), then ends still locked, which ends its thread. The
 // engine's other threads never enter the domain (the Go runtime does not
 // create threads from a locked thread; it asks its template thread).
-func startSandboxed(cmd *exec.Cmd, s *sandboxSpec) (release func(), err error) {
-	rs, err := buildRuleset(s)
+func startSandboxed(cmd *exec.Cmd, s commandSandbox) (release func(), err error) {
+	var layers []int
+	defer func() {
+		for _, fd := range layers {
+			syscall.Close(fd)
+		}
+	}()
+	if s.shared != nil {
+		fd, err := sharedRuleset.ruleset(s.shared)
+		if err != nil {
+			return nil, fmt.Errorf("build the filesystem sandbox: %w", err)
+		}
+		layers = append(layers, fd)
+	}
+	cache := rootGrants
+	if s.shared == nil {
+		cache = oneLayerGrants
+	}
+	fd, err := buildRuleset(s.own, cache)
 	if err != nil {
 		return nil, fmt.Errorf("build the filesystem sandbox: %w", err)
 	}
-	defer syscall.Close(rs)
+	layers = append(layers, fd)
 	errc := make(chan error, 1)
 	done := make(chan struct{})
 	go func() {
@@ -459,9 +655,11 @@ func startSandboxed(cmd *exec.Cmd, s *sandboxSpec) (release func(), err error) {
 			errc <- fmt.Errorf("set no_new_privs: %w", err)
 			return
 		}
-		if _, _, e := syscall.RawSyscall(unix.SYS_LANDLOCK_RESTRICT_SELF, uintptr(rs), 0, 0); e != 0 {
-			errc <- fmt.Errorf("enforce the filesystem sandbox: %w", e)
-			return
+		for _, rs := range layers {
+			if _, _, e := syscall.RawSyscall(unix.SYS_LANDLOCK_RESTRICT_SELF, uintptr(rs), 0, 0); e != 0 {
+				errc <- fmt.Errorf("enforce the filesystem sandbox: %w", e)
+				return
+			}
 		}
 		err := cmd.Start()
 		errc <- err

@@ -23,6 +23,23 @@ const defaultJobID = 65534
 // directory when commands cannot reach the configured one.
 const tmpRootPrefix = "palvella-workspaces-"
 
+// fallbackParent is where the engine makes a workspace root when commands
+// cannot reach the configured one: $TMPDIR when it is set, else /var/tmp
+// when it is a directory every user may write (sticky), else the system's
+// temporary directory. /var/tmp rather than /tmp because a command's
+// sandbox lists every entry of the directories on the way to the root and
+// the command's own layer adds a rule for each (docs/design/job-containment.md):
+// /tmp commonly holds thousands of entries, /var/tmp a few.
+func fallbackParent() string {
+	if os.Getenv("TMPDIR") == "" {
+		var st syscall.Stat_t
+		if syscall.Stat("/var/tmp", &st) == nil && st.Mode&syscall.S_IFMT == syscall.S_IFDIR && st.Mode&0o1777 == 0o1777 {
+			return "/var/tmp"
+		}
+	}
+	return filepath.Clean(os.TempDir())
+}
+
 // resolve decides, from the configuration and what this host offers, which
 // user commands run as, whether they are sandboxed and how they are
 // contained.
@@ -52,7 +69,7 @@ func resolve(cfg config) (config, []sdk.Diagnostic) {
 
 	if cfg.jobUID >= 0 {
 		if blocker := unreachable(cfg.root, cfg.jobUID, cfg.jobGID); blocker != "" {
-			alt := filepath.Join(os.TempDir(), tmpRootPrefix+shortHash(cfg.root))
+			alt := filepath.Join(fallbackParent(), tmpRootPrefix+shortHash(cfg.root))
 			diags = append(diags, sdk.Diagnostic{Severity: sdk.SeverityWarning, Field: "config.root",
 				Summary: "workspaces moved where the commands' user can reach them",
 				Detail: fmt.Sprintf("uid %d cannot enter %s (on the way to %s), so workspaces go to %s",

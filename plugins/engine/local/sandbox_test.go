@@ -257,3 +257,85 @@ func TestSandboxFollowsChangesBesideTheDeniedPaths(t *testing.T) {
 		t.Errorf("a link to the home made between commands let a command read the secret: %q", out)
 	}
 }
+
+// TestSandboxKeepsOtherWorkspacesOut checks the layer of each command: a
+// command reaches its own workspace and not another's, though both are
+// under the same root and the shared layer grants the root.
+func TestSandboxKeepsOtherWorkspacesOut(t *testing.T) {
+	if landlockABI() < 1 {
+		t.Skip("this kernel has no Landlock")
+	}
+	extra := map[string]any{"sandbox": "landlock"}
+	if os.Geteuid() == 0 {
+		extra["user"] = strconv.Itoa(defaultJobID) // as the default as root: both jobs share the uid
+	}
+	p := engineWith(t, extra)
+	run := func(ws *engine.Workspace, script string) string {
+		t.Helper()
+		var out bytes.Buffer
+		var mu sync.Mutex
+		res, err := p.Exec(context.Background(), &engine.ExecRequest{WorkspaceID: ws.ID, Script: script, Shell: []string{"sh", "-c"}},
+			func(_ string, b []byte) error { mu.Lock(); out.Write(b); mu.Unlock(); return nil })
+		if err != nil || res.ExitCode != 0 {
+			t.Fatalf("exec: %v %+v %q", err, res, out.String())
+		}
+		return out.String()
+	}
+	a, b := setup(t, p), setup(t, p)
+	if out := run(a, "echo OTHER-WORKSPACE-READ > mine && chmod 644 mine && cat mine"); !strings.Contains(out, "OTHER-WORKSPACE-READ") {
+		t.Fatalf("a command in its own workspace: %q", out)
+	}
+	for range 2 { // the second time with the shared layer kept
+		out := run(b, fmt.Sprintf("cat %s/mine 2>&1; ls %s 2>&1; ls %s 2>&1; echo done", a.Workdir, a.Workdir, filepath.Dir(filepath.Dir(a.Workdir))))
+		if strings.Contains(out, "OTHER-WORKSPACE-READ") || strings.Contains(out, "\nmine\n") || strings.HasPrefix(out, "mine\n") {
+			t.Fatalf("a command read another job's workspace: %q", out)
+		}
+		if !strings.Contains(out, "done") {
+			t.Fatalf("the probe did not run to its end: %q", out)
+		}
+	}
+}
+
+// TestSandboxKeptLayerFollowsAMoveIntoTheHome checks the layer kept
+// between commands: a directory beside the home that a first command could
+// reach, moved into the home afterwards, is out of reach of the next
+// command (the kept layer is built again when an entry goes away).
+func TestSandboxKeptLayerFollowsAMoveIntoTheHome(t *testing.T) {
+	if landlockABI() < 1 {
+		t.Skip("this kernel has no Landlock")
+	}
+	uid, extra := -1, map[string]any{"sandbox": "landlock"}
+	if os.Geteuid() == 0 {
+		uid, extra["user"] = defaultJobID, strconv.Itoa(defaultJobID)
+	}
+	s := newSecrets(t, uid)
+	extra["home"] = s.home
+	p := engineWith(t, extra)
+	beside := reachableDir(t) // in the directory that holds the home
+	if err := os.WriteFile(filepath.Join(beside, "f"), []byte("MOVED-DIR-READ"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(script string) string {
+		t.Helper()
+		ws := setup(t, p)
+		var out bytes.Buffer
+		var mu sync.Mutex
+		res, err := p.Exec(context.Background(), &engine.ExecRequest{WorkspaceID: ws.ID, Script: script, Shell: []string{"sh", "-c"}},
+			func(_ string, b []byte) error { mu.Lock(); out.Write(b); mu.Unlock(); return nil })
+		if err != nil || res.ExitCode != 0 {
+			t.Fatalf("exec: %v %+v %q", err, res, out.String())
+		}
+		return out.String()
+	}
+	if out := run("cat " + beside + "/f"); !strings.Contains(out, "MOVED-DIR-READ") {
+		t.Fatalf("a directory beside the home: %q, want it reachable", out)
+	}
+	moved := filepath.Join(s.home, "moved")
+	if err := os.Rename(beside, moved); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(moved) })
+	if out := run("cat " + moved + "/f 2>&1; echo done"); strings.Contains(out, "MOVED-DIR-READ") || !strings.Contains(out, "done") {
+		t.Fatalf("a directory moved into the home after a command: %q, want it out of reach", out)
+	}
+}
