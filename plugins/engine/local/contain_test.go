@@ -5,6 +5,7 @@ package local
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -413,5 +414,82 @@ func TestCgroupsOfAGoneEngineAreKilled(t *testing.T) {
 	}
 	if _, err := os.Stat(h.instance); err != nil {
 		t.Fatalf("the sweep removed this engine's own cgroup: %v", err)
+	}
+}
+
+// TestNextEngineKillsACgroupEnginesLeftovers plays an engine that uses
+// cgroups and died with its supervisor (both SIGKILLed, so nothing
+// cleaned up): its commands' processes, setsid ones included, run on.
+// The next engine's sweep of the root finds the workspace's record, which
+// names the dead engine's cgroup (written once at Setup: no command's
+// start or end rewrites it), kills everything in it and removes the
+// workspace.
+func TestNextEngineKillsACgroupEnginesLeftovers(t *testing.T) {
+	if _, err := host.cgroups(); err != nil {
+		t.Skipf("no cgroups here (%v): the process-group record is TestNextEngineKillsWhatAPreviousOneLeft's", err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self)
+	cmd.Env = append(sdktest.MinimalEnv(), "PALVELLA_ENGINE_LOCAL_TEST_SERVE=1")
+	proc := sdktest.Launch(t, cmd)
+	pid := proc.Client.ReattachConfig().Pid
+	eng := sdktest.Dispense[engine.Engine](t, proc, sdk.CategoryEngine)
+	root := reachableDir(t)
+	resp, err := eng.Configure(context.Background(), &sdk.ConfigureRequest{Config: map[string]any{"root": root, "containment": "cgroup"}})
+	if err != nil || sdk.HasErrors(resp.Diagnostics) {
+		t.Fatalf("Configure: %v %v", err, resp)
+	}
+	ws, err := eng.Setup(context.Background(), &engine.SetupRequest{Job: t.Name()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wsDir := filepath.Dir(ws.Workdir)
+	f := newMarker(t)
+	go func() {
+		_, _ = eng.Exec(context.Background(), &engine.ExecRequest{WorkspaceID: ws.ID, Env: f.env(), Script: escapeScript("sleep 1000")}, nil)
+	}()
+	f.waitRecorded(t, 4)
+	var rec wsRecord
+	if b, err := os.ReadFile(statePath(wsDir)); err != nil || json.Unmarshal(b, &rec) != nil || rec.Cgroup == "" || len(rec.Execs) != 0 {
+		t.Fatalf("the record of a workspace with a running command: %+v (%v), want the engine's cgroup and no command", rec, err)
+	}
+	// The supervisor first, so that nothing cleans up after the engine.
+	killed := 0
+	for _, c := range children(pid) {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", c.pid)); err == nil && bytes.Contains(b, []byte(helperSupervise)) {
+			if err := syscall.Kill(c.pid, syscall.SIGKILL); err == nil {
+				killed++
+			}
+		}
+	}
+	if killed != 1 {
+		t.Fatalf("killed %d supervisors of engine %d, want 1", killed, pid)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill the engine (pid %d): %v", pid, err)
+	}
+	for i := 0; ; i++ {
+		if _, ok := readProc(pid); !ok || i > 100 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := len(f.live()); n < 3 {
+		t.Fatalf("%d processes of the job left after killing the engine and its supervisor, want the 3 that left its process group at least: the test proves nothing", n)
+	}
+	if err := sweepRoot(root, procIdentity{}); err != nil {
+		t.Fatal(err)
+	}
+	f.waitGone(t, 3*time.Second, "the next engine's sweep")
+	if _, err := os.Stat(wsDir); !os.IsNotExist(err) {
+		t.Fatalf("the interrupted workspace is still there: %v", err)
+	}
+	if _, err := os.Stat(rec.Cgroup); !os.IsNotExist(err) {
+		t.Fatalf("the dead engine's cgroup is still there: %v", err)
 	}
 }

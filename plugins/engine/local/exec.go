@@ -331,19 +331,24 @@ func (p *Plugin) runCommand(ctx context.Context, cfg config, ws *workspace, r *r
 		emit(engine.Stderr, fmt.Appendf(nil, "%s: %s: %v\n", Name, argv[0], startErr))
 		return &engine.ExecResult{ExitCode: code}, outErrOrNil(&outMu, &outErr)
 	}
-	p.mu.Lock()
-	ws.execs[r] = c.record()
-	recErr := ws.saveRecord()
-	p.mu.Unlock()
-	if recErr != nil {
-		emit(engine.Stderr, fmt.Appendf(nil, "%s: %v\n", Name, recErr))
-	}
-	defer func() {
+	// The record names what to kill should the engine die: the engine's
+	// cgroup, written at Setup, holds this command already; a process
+	// group is written now and struck off when it ends.
+	if x := c.record(); ws.cgroup == "" || !strings.HasPrefix(x.Cgroup, ws.cgroup+"/") {
 		p.mu.Lock()
-		delete(ws.execs, r)
-		_ = ws.saveRecord() // Teardown removes it anyway
+		ws.execs[r] = x
+		recErr := ws.saveRecord()
 		p.mu.Unlock()
-	}()
+		if recErr != nil {
+			emit(engine.Stderr, fmt.Appendf(nil, "%s: %v\n", Name, recErr))
+		}
+		defer func() {
+			p.mu.Lock()
+			delete(ws.execs, r)
+			_ = ws.saveRecord() // Teardown removes it anyway
+			p.mu.Unlock()
+		}()
+	}
 
 	var readers sync.WaitGroup
 	for _, s := range []struct {

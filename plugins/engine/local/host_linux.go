@@ -371,6 +371,26 @@ func (c *pgContainer) release() error {
 	return nil
 }
 
+// engineCgroup is the directory under which this engine runs its commands,
+// "" without cgroups.
+func engineCgroup() string {
+	h, err := host.cgroups()
+	if err != nil {
+		return ""
+	}
+	return h.instance
+}
+
+// killEngineCgroup kills everything a previous engine left in its cgroup
+// directory (named in its workspaces' records) and removes it.
+func killEngineCgroup(dir string) {
+	if !strings.HasPrefix(filepath.Base(dir), "palvella-engine-") {
+		return // not an engine's cgroup: never touch it
+	}
+	killCgroup(dir, fileExists(filepath.Join(dir, "cgroup.kill")), time.Now().Add(5*time.Second))
+	_ = removeCgroup(dir, 5*time.Second)
+}
+
 // killRecorded kills what a record of a previous engine lists.
 func killRecorded(x execRecord) {
 	if x.Cgroup != "" && strings.Contains(x.Cgroup, "/palvella-engine-") {

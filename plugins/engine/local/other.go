@@ -70,6 +70,10 @@ func (c *pgContainer) alive() bool               { return syscall.Kill(-c.pgid, 
 func (c *pgContainer) kill()                     { _ = syscall.Kill(-c.pgid, syscall.SIGKILL) }
 func (c *pgContainer) release() error            { return nil }
 
+func engineCgroup() string { return "" }
+
+func killEngineCgroup(string) {}
+
 func killRecorded(x execRecord) {
 	if x.PGID > 0 {
 		_ = syscall.Kill(-x.PGID, syscall.SIGKILL)

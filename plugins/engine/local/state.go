@@ -25,10 +25,16 @@ const stateSuffix = ".state"
 // directory).
 const orphanAge = time.Minute
 
-// wsRecord is the content of a workspace's record.
+// wsRecord is the content of a workspace's record. With cgroups, Cgroup
+// is the owner engine's own cgroup directory, under which every command
+// it starts runs: written once when the workspace is set up, it lets the
+// next engine kill whatever the owner left, so the record is not written
+// again at each command's start and end. Without cgroups, Execs lists
+// the running commands' process groups.
 type wsRecord struct {
-	Owner procIdentity `json:"owner"`
-	Execs []execRecord `json:"execs,omitempty"`
+	Owner  procIdentity `json:"owner"`
+	Cgroup string       `json:"cgroup,omitempty"`
+	Execs  []execRecord `json:"execs,omitempty"`
 }
 
 // execRecord identifies one running command: its cgroup when it has one,
@@ -91,6 +97,9 @@ func sweepRoot(root string, dead procIdentity) error {
 			}
 		} else if rec.Owner != dead && rec.Owner.running() {
 			continue // its engine still runs
+		}
+		if rec.Cgroup != "" {
+			killEngineCgroup(rec.Cgroup)
 		}
 		for _, x := range rec.Execs {
 			killRecorded(x)

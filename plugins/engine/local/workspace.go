@@ -31,8 +31,11 @@ type workspace struct {
 	all       map[*run]struct{} // every running Exec, with or without an ID
 	cancelled map[string]bool   // IDs cancelled before their Exec started
 	// execs identifies the processes of each running command, as written
-	// in the workspace's record.
-	execs map[*run]execRecord
+	// in the workspace's record; cgroup, when set, is the engine's cgroup
+	// directory, written in the record at Setup, below which every command
+	// runs when the engine uses cgroups (then execs stays empty).
+	execs  map[*run]execRecord
+	cgroup string
 }
 
 // run is one running Exec.
@@ -72,7 +75,10 @@ func (p *Plugin) Setup(ctx context.Context, req *engine.SetupRequest) (*engine.W
 		running: map[string]*run{}, all: map[*run]struct{}{}, cancelled: map[string]bool{},
 		execs: map[*run]execRecord{}, shell: shell, environ: environ,
 	}
-	if err := writeRecord(dir, &wsRecord{Owner: host.self}); err != nil {
+	if cfg.cgroup {
+		ws.cgroup = engineCgroup()
+	}
+	if err := writeRecord(dir, &wsRecord{Owner: host.self, Cgroup: ws.cgroup}); err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("set up workspace: %w", err)
 	}
@@ -205,7 +211,7 @@ func (p *Plugin) Teardown(ctx context.Context, workspaceID string) error {
 // saveRecord rewrites the workspace's record with its running commands.
 // The caller holds p.mu.
 func (ws *workspace) saveRecord() error {
-	rec := &wsRecord{Owner: host.self}
+	rec := &wsRecord{Owner: host.self, Cgroup: ws.cgroup}
 	for _, x := range ws.execs {
 		rec.Execs = append(rec.Execs, x)
 	}
