@@ -47,16 +47,25 @@ func pack(data []byte) []byte {
 	return buf.Bytes()
 }
 
+// readers keeps decompressors between calls: a new one allocates its
+// tables and window (tens of KiB) each time, and a watch unpacks every
+// change it sends.
+var readers = sync.Pool{New: func() any { return flate.NewReader(bytes.NewReader(nil)) }}
+
 // unpack returns a stored value as it was written.
 func unpack(stored []byte) ([]byte, error) {
 	if !bytes.HasPrefix(stored, packMagic) {
 		return stored, nil
 	}
-	r := flate.NewReader(bytes.NewReader(stored[len(packMagic):]))
-	defer r.Close()
-	out, err := io.ReadAll(r)
-	if err != nil {
+	r := readers.Get().(io.ReadCloser)
+	defer readers.Put(r)
+	if err := r.(flate.Resetter).Reset(bytes.NewReader(stored[len(packMagic):]), nil); err != nil {
 		return nil, fmt.Errorf("read a stored document: %w", err)
 	}
-	return out, nil
+	// JSON packs to a third of its size or less: start there.
+	out := bytes.NewBuffer(make([]byte, 0, 4*len(stored)))
+	if _, err := out.ReadFrom(r); err != nil {
+		return nil, fmt.Errorf("read a stored document: %w", err)
+	}
+	return out.Bytes(), nil
 }

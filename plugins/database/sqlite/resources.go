@@ -82,10 +82,10 @@ func (s *store) get(ctx context.Context, key database.Key) (*database.Resource, 
 
 // recordChange appends r to the change history as an event of type t and
 // returns the revision it took.
-func recordChange(ctx context.Context, tx *sql.Tx, t database.EventType, r *database.Resource, labels string) (int64, error) {
+func recordChange(ctx context.Context, tx *sql.Tx, t database.EventType, r *database.Resource, labels string, packed []byte) (int64, error) {
 	res, err := tx.ExecContext(ctx,
 		`INSERT INTO changes (type, kind, namespace, name, labels, data, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		int(t), r.Key.Kind, r.Key.Namespace, r.Key.Name, labels, pack(r.Data), toNanos(r.CreatedAt), toNanos(r.UpdatedAt))
+		int(t), r.Key.Kind, r.Key.Namespace, r.Key.Name, labels, packed, toNanos(r.CreatedAt), toNanos(r.UpdatedAt))
 	if err != nil {
 		return 0, fmt.Errorf("record change: %w", err)
 	}
@@ -141,13 +141,14 @@ func (s *store) createIn(ctx context.Context, tx *sql.Tx, in *database.Resource)
 	now := s.now().UTC()
 	out := database.Resource{Key: in.Key, Labels: in.Labels, Data: in.Data, CreatedAt: now, UpdatedAt: now}
 	err = func() error {
-		rev, err := recordChange(ctx, tx, database.EventCreated, &out, labels)
+		packed := pack(in.Data) // once, for the change and the resource
+		rev, err := recordChange(ctx, tx, database.EventCreated, &out, labels, packed)
 		if err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx,
 			`INSERT INTO resources (kind, namespace, name, revision, labels, data, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			in.Key.Kind, in.Key.Namespace, in.Key.Name, rev, labels, pack(in.Data), toNanos(now), toNanos(now))
+			in.Key.Kind, in.Key.Namespace, in.Key.Name, rev, labels, packed, toNanos(now), toNanos(now))
 		if isUniqueViolation(err) {
 			return sdk.Errorf(sdk.ErrAlreadyExists, "key", "%s %q already exists in namespace %q", in.Key.Kind, in.Key.Name, in.Key.Namespace)
 		}
@@ -172,7 +173,7 @@ type stored struct {
 	id       int64
 	revision int64
 	labels   string
-	data     []byte
+	data     []byte // as stored: packed (pack.go)
 	created  int64
 	updated  int64
 }
@@ -187,9 +188,6 @@ func readForWrite(ctx context.Context, tx *sql.Tx, key database.Key) (*stored, e
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read stored resource: %w", err)
-	}
-	if st.data, err = unpack(st.data); err != nil {
-		return nil, err
 	}
 	return &st, nil
 }
@@ -230,15 +228,22 @@ func (s *store) updateIn(ctx context.Context, tx *sql.Tx, in *database.Resource)
 			return sdk.Errorf(sdk.ErrConflict, "revision", "the stored revision is %d, not %d", st.revision, in.Revision)
 		}
 		out = database.Resource{Key: in.Key, Labels: in.Labels, Data: in.Data, CreatedAt: fromNanos(st.created), UpdatedAt: now}
-		rev, err := recordChange(ctx, tx, database.EventUpdated, &out, labels)
+		packed := pack(in.Data) // once, for the change and the resource
+		rev, err := recordChange(ctx, tx, database.EventUpdated, &out, labels, packed)
 		if err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE resources SET revision = ?, labels = ?, data = ?, updated_at = ? WHERE id = ?`,
-			rev, labels, pack(in.Data), toNanos(now), st.id); err != nil {
+			rev, labels, packed, toNanos(now), st.id); err != nil {
 			return fmt.Errorf("update resource: %w", err)
 		}
 		out.Revision = rev
+		if labels == st.labels {
+			// The index holds these labels already (it is written with
+			// the labels column, always): most updates change a
+			// document, not its labels.
+			return nil
+		}
 		return writeLabels(ctx, tx, st.id, in.Labels)
 	}()
 	if err != nil {
@@ -272,7 +277,7 @@ func (s *store) deleteIn(ctx context.Context, tx *sql.Tx, req *database.DeleteRe
 			return sdk.Errorf(sdk.ErrConflict, "expectedRevision", "the stored revision is %d, not %d", st.revision, req.ExpectedRevision)
 		}
 		last := database.Resource{Key: req.Key, Data: st.data, CreatedAt: fromNanos(st.created), UpdatedAt: s.now().UTC()}
-		if _, err := recordChange(ctx, tx, database.EventDeleted, &last, st.labels); err != nil {
+		if _, err := recordChange(ctx, tx, database.EventDeleted, &last, st.labels, st.data); err != nil {
 			return err
 		}
 		// The labels go with it: resource_labels references resources ON DELETE CASCADE.
