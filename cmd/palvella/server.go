@@ -69,6 +69,7 @@ A flag given on the command line wins over its PALVELLA_* variable
 				return specs, err
 			}
 			cfg.CollectPlugins = app.collectPlugins(cfg.Logger.Named("plugin").Info)
+			cfg.Registries = app.serverRegistries
 			for _, s := range cfg.Plugins {
 				if s.Broken != "" {
 					// Hosted as failed with the reason (GET /api/v1/plugins);

@@ -139,6 +139,10 @@ func (f *fakeBackend) ReloadPlugins(ctx context.Context) (*ReloadResult, error) 
 	return &ReloadResult{SyncResult: pluginhost.SyncResult{Added: []string{}, Replaced: []string{}, Removed: []string{}}, Plugins: f.Plugins(ctx)}, nil
 }
 
+func (f *fakeBackend) Registries(context.Context) ([]Registry, error) {
+	return []Registry{{Position: 1, Name: "public", Location: "https://example.org/registry", Names: []string{}, RootKeyIDs: []string{}, BuiltInRootKey: true, Threshold: 1}}, nil
+}
+
 // tokens is an Authenticator over a fixed table of tokens.
 type tokens map[string]*authentication.Identity
 

@@ -114,6 +114,8 @@ func routes() []Route {
 			Summary: "List the plugins the server runs and their state", handle: (*server).plugins},
 		{Method: http.MethodGet, Pattern: Prefix + "/types", Resource: "type:*", Permission: read, Scope: ScopeCaller,
 			Summary: "List the action, job and engine types of the installed plugins, as a pipeline names them, with the JSON Schema of their params", handle: (*server).types},
+		{Method: http.MethodGet, Pattern: Prefix + "/registries", Resource: "registry:*", Permission: read, Scope: ScopeServer,
+			Summary: "List the plugin registries the server's home adds plugins from, in order: name, location, the plugin name patterns each owns and its pinned root keys' ids", handle: (*server).registries},
 		{Method: http.MethodPost, Pattern: Prefix + "/plugins/reload", Resource: "plugin:*", Permission: write, Scope: ScopeServer, Body: BodyJSON,
 			Summary: "Re-read the plugins to host and apply the changes live: added plugins start, upgraded ones serve new jobs while the old version finishes the jobs it had, removed ones stop after their last job", handle: (*server).reloadPlugins},
 

@@ -39,6 +39,9 @@ type Config struct {
 	// /api/v1/plugins/reload, as `palvella plugin add`, `upgrade` and
 	// `remove` do): the changes apply live (reload.go).
 	ReloadPlugins func() ([]pluginhost.Spec, error)
+	// Registries, when set, lists the plugin registries of the home, for
+	// GET /api/v1/registries (registries.go).
+	Registries func(context.Context) ([]api.Registry, error)
 	// CollectPlugins, when set, is called at start, after each reload and
 	// each time a replaced plugin version stopped, with every binary the
 	// server may still run; it deletes installed versions not among them.

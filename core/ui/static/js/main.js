@@ -3,7 +3,7 @@
 // shared and the server serves one file.
 import { h, clear, errorBox } from './dom.js';
 import { session, get, can } from './api.js';
-import { pipelinesPage, pipelinePage, pluginsPage, credentialsPage, tokensPage } from './pages.js';
+import { pipelinesPage, pipelinePage, pluginsPage, credentialsPage, tokensPage, triggersPage, triggerRecordPage, registriesPage } from './pages.js';
 import { runPage } from './run.js';
 import { editorPage } from './editor.js';
 
@@ -20,7 +20,10 @@ const routes = [
   [/^\/ns\/([^/]+)\/pipelines\/([^/]+)\/edit$/, (m) => editorPage(m)],
   [/^\/ns\/([^/]+)\/new-pipeline$/, (m) => editorPage([m[0], m[1], null])],
   [/^\/ns\/([^/]+)\/runs\/([^/]+)(?:\/jobs\/([^/]+)(?:\/actions\/([^/]+))?)?$/, (m, q) => runPage(m, q)],
+  [/^\/ns\/([^/]+)\/triggers$/, (m, q) => triggersPage(m[1], q)],
+  [/^\/ns\/([^/]+)\/triggers\/([^/]+)$/, (m) => triggerRecordPage(m)],
   [/^\/plugins$/, () => pluginsPage()],
+  [/^\/registries$/, () => registriesPage()],
   [/^\/credentials$/, () => credentialsPage()],
   [/^\/tokens$/, () => tokensPage()],
 ];
@@ -53,11 +56,13 @@ function signIn(message) {
 
 async function start() {
   app.identity = await get('/whoami');
-  const [plugins, creds, tokens] = await can([['plugin:*', 'read'], ['credential:*', 'read'], ['token:*', 'read']]);
-  app.allowed = { plugins, creds, tokens };
+  const [plugins, creds, tokens, registries] = await can([['plugin:*', 'read'], ['credential:*', 'read'], ['token:*', 'read'], ['registry:*', 'read']]);
+  app.allowed = { plugins, creds, tokens, registries };
   clear(nav).append(h('ul', {},
     h('li', {}, h('a', { href: '#/ns/default/pipelines' }, 'Pipelines')),
+    h('li', {}, h('a', { href: '#/ns/default/triggers' }, 'Triggers')),
     plugins ? h('li', {}, h('a', { href: '#/plugins' }, 'Plugins')) : null,
+    registries ? h('li', {}, h('a', { href: '#/registries' }, 'Registries')) : null,
     creds ? h('li', {}, h('a', { href: '#/credentials' }, 'Credentials')) : null,
     tokens ? h('li', {}, h('a', { href: '#/tokens' }, 'Tokens')) : null));
   const roles = (app.identity.roles || []).join(', ');
@@ -76,7 +81,9 @@ async function route() {
   const [path, qs] = raw.split('?');
   const q = new URLSearchParams(qs || '');
   for (const a of nav.querySelectorAll('a')) {
-    const here = raw.startsWith(a.getAttribute('href').slice(1)) || (a.getAttribute('href').includes('pipelines') && /^\/ns\//.test(path));
+    const target = a.getAttribute('href');
+    const here = target.includes('/triggers') ? /^\/ns\/[^/]+\/triggers/.test(path)
+      : target.includes('/pipelines') ? /^\/ns\/[^/]+\/(pipelines|runs|new-pipeline)/.test(path) : raw.startsWith(target.slice(1));
     if (here) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
   for (const [re, page] of routes) {

@@ -69,7 +69,8 @@ export async function pipelinePage([, ns, name], q) {
   ]);
   const el = h('section', {}, h('h1', {}, name), p.description ? h('p', {}, p.description) : null,
     h('p', { class: 'muted' }, `Version ${p.version} · ${p.hash || ''}`),
-    h('p', {}, h('a', { href: editHref(ns, name), class: 'button' }, mayWrite ? 'Edit' : 'View the file')));
+    h('p', { class: 'inline' }, h('a', { href: editHref(ns, name), class: 'button' }, mayWrite ? 'Edit' : 'View the file'),
+      h('a', { href: triggersHref(ns, name) }, 'Trigger records')));
   if (mayRun) el.append(runForm(ns, name, (p.spec && p.spec.spec && p.spec.spec.params) || []));
 
   // Runs, newest first, a page at a time. The API lists runs in its
@@ -204,4 +205,100 @@ function tokenForm() {
     } catch (x) { clear(out).append(errorBox(x)); }
   });
   return form;
+}
+
+// readAll reads every page of a list route (pageSize 1000).
+async function readAll(path, signal) {
+  const out = [];
+  let token = '';
+  const sep = path.includes('?') ? '&' : '?';
+  do {
+    const page = await get(`${path}${sep}pageSize=1000${token ? '&pageToken=' + enc(token) : ''}`, { signal });
+    out.push(...page.items);
+    token = page.nextPageToken || '';
+  } while (token);
+  return out;
+}
+
+// pager shows items PAGE at a time in box, drawn by draw(items).
+function pager(box, items, draw, empty) {
+  const show = (i) => {
+    const last = (i + 1) * PAGE >= items.length;
+    clear(box).append(
+      items.length ? draw(items.slice(i * PAGE, (i + 1) * PAGE)) : h('p', { class: 'muted' }, empty),
+      h('div', { class: 'pager' },
+        h('button', { type: 'button', disabled: i === 0, onClick: () => show(i - 1) }, '← Newer'),
+        h('span', { class: 'muted' }, ` page ${i + 1} of ${Math.max(1, Math.ceil(items.length / PAGE))} `),
+        h('button', { type: 'button', disabled: last, onClick: () => show(i + 1) }, 'Older →')));
+  };
+  show(0);
+}
+
+const triggersHref = (ns, pipeline) => `#/ns/${enc(ns)}/triggers${pipeline ? '?pipeline=' + enc(pipeline) : ''}`;
+
+function outcome(o) {
+  return h('span', { class: 'status o-' + (o || 'none'), 'data-outcome': o || '' }, o || '');
+}
+
+// triggersPage lists the trigger records of a namespace (of one pipeline
+// with ?pipeline=): each firing of a webhook, interval, cron or manual
+// trigger and what came of it, newest first. The API lists records
+// oldest first (their names are their times), so all are read and
+// reversed, as `palvella trigger records` does.
+export async function triggersPage(ns, q) {
+  const signal = app.signal;
+  const pipeline = q.get('pipeline') || '';
+  const records = await readAll(`${nsPath(ns)}/triggers/records${pipeline ? '?pipeline=' + enc(pipeline) : ''}`, signal);
+  records.sort((a, b) => (b.firedAt || '').localeCompare(a.firedAt || '') || (b.name || '').localeCompare(a.name || ''));
+  const input = h('input', { id: 'trigger-pipeline', value: pipeline, size: 20 });
+  const filter = h('form', { class: 'inline', 'aria-label': 'Filter the records' },
+    h('label', { for: 'trigger-pipeline' }, 'Pipeline '), input, h('button', { type: 'submit' }, 'Filter'),
+    pipeline ? h('a', { href: triggersHref(ns) }, 'all pipelines') : null);
+  filter.addEventListener('submit', (e) => { e.preventDefault(); location.hash = triggersHref(ns, input.value.trim()); });
+  const box = h('div', { class: 'records' });
+  pager(box, records, (items) => table(['Fired', 'Pipeline', 'Trigger', 'Type', 'Outcome', 'Runs', 'Reason'], items.map((r) => h('tr', { 'data-record': r.name },
+    h('td', {}, h('a', { href: `#/ns/${enc(ns)}/triggers/${enc(r.name)}`, 'aria-label': `Record ${r.name}` }, time(r.firedAt))),
+    h('td', {}, h('a', { href: pipelineHref(ns, r.pipeline) }, r.pipeline)),
+    h('td', {}, r.trigger || '—'),
+    h('td', {}, r.type || ''),
+    h('td', {}, outcome(r.outcome)),
+    h('td', {}, (r.runs || []).map((n) => h('a', { href: runHref(ns, n), class: 'run-link' }, n))),
+    h('td', {}, r.reason || ''))), `Trigger records of ${pipeline || ns}, newest first`), 'No trigger records.');
+  return h('section', {}, h('h1', {}, 'Trigger records'),
+    h('p', { class: 'muted' }, 'Every firing of a webhook, interval, cron or manual trigger, and what came of it.'),
+    nsPicker(ns, (n) => triggersHref(n, pipeline)), filter, box);
+}
+
+// triggerRecordPage shows one record in full: params, headers, delivery.
+export async function triggerRecordPage([, ns, name]) {
+  const r = await get(`${nsPath(ns)}/triggers/records/${enc(name)}`, { signal: app.signal });
+  const kv = (o) => Object.entries(o || {}).map(([k, v]) => h('code', { class: 'param' }, `${k}=${v}`));
+  return h('section', {},
+    h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: triggersHref(ns) }, 'Trigger records'), ' / ', r.name),
+    h('h1', {}, `${r.pipeline} ${r.trigger || r.type} `, outcome(r.outcome)),
+    h('dl', { class: 'facts' },
+      h('dt', {}, 'Record'), h('dd', {}, h('code', {}, r.name)),
+      h('dt', {}, 'Type'), h('dd', {}, r.type || ''),
+      h('dt', {}, 'Pipeline'), h('dd', {}, h('a', { href: pipelineHref(ns, r.pipeline) }, r.pipeline)),
+      h('dt', {}, 'Trigger'), h('dd', {}, r.trigger || '—'),
+      h('dt', {}, 'Fired'), h('dd', {}, time(r.firedAt)),
+      r.due ? [h('dt', {}, 'Due'), h('dd', {}, time(r.due))] : null,
+      r.deliveryId ? [h('dt', {}, 'Delivery'), h('dd', {}, h('code', {}, r.deliveryId))] : null,
+      h('dt', {}, 'Outcome'), h('dd', {}, r.outcome || ''),
+      r.reason ? [h('dt', {}, 'Reason'), h('dd', {}, r.reason)] : null,
+      Object.keys(r.params || {}).length ? [h('dt', {}, 'Parameters'), h('dd', {}, kv(r.params))] : null,
+      Object.keys(r.headers || {}).length ? [h('dt', {}, 'Headers'), h('dd', {}, kv(r.headers))] : null,
+      (r.runs || []).length ? [h('dt', {}, 'Runs'), h('dd', {}, r.runs.map((n) => h('a', { href: runHref(ns, n), class: 'run-link' }, n)))] : null));
+}
+
+// registriesPage lists the plugin registries of the server's home, in
+// order: a registry that lists name patterns owns those names.
+export async function registriesPage() {
+  const page = await get('/registries', { signal: app.signal });
+  return h('section', {}, h('h1', {}, 'Registries'),
+    h('p', { class: 'muted' }, 'Where plugins are added from (palvella registry add on the server). A registry with name patterns owns those plugin names; an open one serves any other.'),
+    table(['#', 'Registry', 'Location', 'Owns', 'Root keys'], page.items.map((r) => h('tr', { 'data-registry': r.name },
+      h('td', {}, String(r.position)), h('td', {}, r.name), h('td', {}, h('code', {}, r.location)),
+      h('td', {}, (r.names || []).length ? r.names.map((n) => h('code', { class: 'param' }, n)) : h('span', { class: 'muted' }, 'open (any other name)')),
+      h('td', {}, r.builtInRootKey ? 'built in' : `${(r.rootKeyIds || []).join(', ')}${r.threshold > 1 ? ` (${r.threshold} must sign)` : ''}`))), 'Registries, in the order they are read'));
 }
