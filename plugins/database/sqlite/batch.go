@@ -37,6 +37,17 @@ func (s *store) batch(ctx context.Context, ops []database.Op) ([]database.OpResu
 	if err != nil {
 		return nil, err
 	}
-	s.notify()
+	var kinds []string
+	for _, op := range ops {
+		switch {
+		case op.Create != nil:
+			kinds = append(kinds, op.Create.Key.Kind)
+		case op.Update != nil:
+			kinds = append(kinds, op.Update.Key.Kind)
+		case op.Delete != nil:
+			kinds = append(kinds, op.Delete.Key.Kind)
+		}
+	}
+	s.notify(kinds...)
 	return out, nil
 }

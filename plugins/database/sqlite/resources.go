@@ -125,7 +125,7 @@ func (s *store) create(ctx context.Context, in *database.Resource) (*database.Re
 	if err != nil {
 		return nil, err
 	}
-	s.notify()
+	s.notify(in.Key.Kind)
 	return out, nil
 }
 
@@ -201,7 +201,7 @@ func (s *store) update(ctx context.Context, in *database.Resource) (*database.Re
 	if err != nil {
 		return nil, err
 	}
-	s.notify()
+	s.notify(in.Key.Kind)
 	return out, nil
 }
 
@@ -256,7 +256,7 @@ func (s *store) delete(ctx context.Context, req *database.DeleteRequest) error {
 	if err := s.tx(ctx, func(tx *sql.Tx) error { return s.deleteIn(ctx, tx, req) }); err != nil {
 		return err
 	}
-	s.notify()
+	s.notify(req.Key.Kind)
 	return nil
 }
 
@@ -427,7 +427,7 @@ func (s *store) watch(ctx context.Context, req *database.WatchRequest, fn func(d
 	timer := time.NewTimer(watchPoll)
 	defer timer.Stop()
 	for {
-		wake := s.changes() // before reading, so a commit during the read is not missed
+		wake := s.changesOf(req.Kind) // before reading, so a commit during the read is not missed
 		evs, err := s.changesAfter(ctx, req, after, watchBatch)
 		if err == nil {
 			// Checked after the read: a compaction that removed part of

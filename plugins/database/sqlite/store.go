@@ -37,6 +37,11 @@ type store struct {
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced after each committed change
+	// kindChanged holds, by kind, a channel closed at the next committed
+	// change of that kind: a watch wakes for its own kind only, not for
+	// every write (a job's change used to wake the watches of runs and
+	// pipeline versions too, each of which read the history for nothing).
+	kindChanged map[string]chan struct{}
 
 	done      chan struct{} // closed by close, to stop the background work
 	closeOnce sync.Once
@@ -199,12 +204,33 @@ func (s *store) read(ctx context.Context, fn func(*sql.Conn) error) error {
 	return ferr
 }
 
-// notify wakes the watchers after a committed change.
-func (s *store) notify() {
+// notify wakes the watchers after a committed change of the given kinds.
+func (s *store) notify(kinds ...string) {
 	s.mu.Lock()
 	close(s.changed)
 	s.changed = make(chan struct{})
+	for _, k := range kinds {
+		if ch, ok := s.kindChanged[k]; ok {
+			close(ch)
+			delete(s.kindChanged, k)
+		}
+	}
 	s.mu.Unlock()
+}
+
+// changesOf returns a channel closed at the next committed change of kind.
+func (s *store) changesOf(kind string) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch, ok := s.kindChanged[kind]
+	if !ok {
+		if s.kindChanged == nil {
+			s.kindChanged = map[string]chan struct{}{}
+		}
+		ch = make(chan struct{})
+		s.kindChanged[kind] = ch
+	}
+	return ch
 }
 
 // changes returns a channel closed at the next committed change.
