@@ -22,7 +22,7 @@ test-race: build
 	PALVELLA_BIN=$(CURDIR)/$(BIN)/palvella $(GO) test -race -count=1 ./core/... ./plugin-sdk/...
 
 bench: build
-	PALVELLA_BIN=$(CURDIR)/$(BIN)/palvella $(GO) test -run '^$$' -bench . -benchtime 2s ./bench/...
+	PALVELLA_BIN=$(CURDIR)/$(BIN)/palvella $(GO) test -run '^$$' -bench . -benchtime 2s ./bench/... ./registry/client/ ./registry/resolve/
 
 # Code generators are pinned in tools/go.mod and installed from the Go module proxy.
 $(TOOLS)/%: tools/go.mod tools/go.sum
