@@ -9,8 +9,11 @@
 //   - manifest: reading a plugin binary's manifest with `--describe`.
 //   - resolve: picking a version for NAME@CONSTRAINT under a trust policy.
 //   - lock: the lock file of installed plugins.
-//   - client: sources, rollback/freeze state, download, install, upgrade, remove.
-//   - publish: the publisher's operations (init, publish, yank, verify, bundles).
+//   - client: sources, rollback/freeze state, download, install, upgrade,
+//     remove, and the registries configuration (registries.json).
+//   - owner: who may serve a plugin name.
+//   - publish: the publisher's operations (init, publish, yank, delegate, the
+//     key lifecycle, verify, bundles).
 //   - server: the static registry HTTP handler.
 //
 // Every refusal is an *Error whose Kind is one of the sentinels below, so a

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -132,7 +133,7 @@ func (app *App) pluginRows(ctx context.Context) ([]pluginRow, error) {
 		if p, ok := prov[s.Name]; ok && s.Source != pluginhost.SourceBuiltin {
 			r.Registry, r.SignedBy = p.Registry, p.SignedBy
 			if p.Yanked {
-				r.Yanked = cmpOr(p.YankedReason, "yanked")
+				r.Yanked = cmp.Or(p.YankedReason, "yanked")
 				r.State, r.Problem = "yanked", p.yankedProblem(s.Version)
 			}
 			if p.AllRevoked {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -638,7 +639,7 @@ of the last read) passes, shown as "ok (yanked)" with the reason.`,
 				}
 				r := verifyRow{Name: ch.Name, Path: ch.Path, OK: ch.Err == nil, Status: "ok", Source: p.label(), SignedBy: p.SignedBy}
 				if p.Yanked {
-					r.Yanked = cmpOr(p.YankedReason, "yanked")
+					r.Yanked = cmp.Or(p.YankedReason, "yanked")
 				}
 				switch {
 				case ch.Broken:

@@ -1,18 +1,16 @@
 package main
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"crypto/ed25519"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
-	"path"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -26,7 +24,6 @@ import (
 	"github.com/palvella/palvella/registry/owner"
 	"github.com/palvella/palvella/registry/public"
 	"github.com/palvella/palvella/registry/publish"
-	"github.com/palvella/palvella/registry/resolve"
 	"github.com/palvella/palvella/registry/server"
 	"github.com/palvella/palvella/registry/sign"
 	"github.com/spf13/cobra"
@@ -43,178 +40,45 @@ const (
 // defaultListen is where `palvella registry serve` listens by default.
 const defaultListen = "127.0.0.1:7710"
 
-// registriesConfig is $PALVELLA_HOME/registries.json: the registries the
-// client reads, in order, and the trust policy applied to every install.
-type registriesConfig struct {
-	Registries []registryConfig `json:"registries"`
-	Policy     policyConfig     `json:"policy"`
-	// MaxIndexBytes bounds the signed index read from any registry (0:
-	// index.DefaultMaxSize, 32 MiB).
-	MaxIndexBytes int64 `json:"maxIndexBytes,omitempty"`
-}
-
-// registryConfig is one configured registry.
-type registryConfig struct {
-	Name     string `json:"name"`
-	Location string `json:"location"`
-	// RootKeys are pinned root public keys (hex). Empty for the public
-	// registry means the key compiled into palvella.
-	RootKeys  []string `json:"rootKeys,omitempty"`
-	Threshold int      `json:"threshold,omitempty"`
-	// Names are the plugin name patterns the registry was added for; empty
-	// for an open registry (see registry/owner).
-	Names []string `json:"names,omitempty"`
-}
-
-// policyConfig is the trust policy (see resolve.Policy).
-type policyConfig struct {
-	OfficialOnly      bool     `json:"officialOnly,omitempty"`
-	AllowedLicenses   []string `json:"allowedLicenses,omitempty"`
-	TrustedPublishers []string `json:"trustedPublishers,omitempty"`
-}
-
-func defaultRegistriesConfig() *registriesConfig {
-	return &registriesConfig{Registries: []registryConfig{{Name: public.Name, Location: public.Location}}}
-}
-
 func (app *App) registriesPath() string { return filepath.Join(app.Home, registriesFile) }
 func (app *App) statePath() string      { return filepath.Join(app.Home, stateFile) }
 func (app *App) pluginDir() string      { return filepath.Join(app.Home, pluginsDirName) }
 func (app *App) lockPath() string       { return filepath.Join(app.Home, lockFileName) }
 
-// loadRegistries reads the registries configuration; a missing file means
-// the default: the public registry only.
-func (app *App) loadRegistries() (*registriesConfig, error) {
-	data, err := os.ReadFile(app.registriesPath())
-	if errors.Is(err, os.ErrNotExist) {
-		return defaultRegistriesConfig(), nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read registries configuration: %w", err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var cfg registriesConfig
-	if err := dec.Decode(&cfg); err != nil {
-		return nil, fmt.Errorf("read registries configuration %s: %w (fix or delete the file; deleting it restores the default, the public registry only)", app.registriesPath(), err)
-	}
-	seen := map[string]bool{}
-	for i, r := range cfg.Registries {
-		if r.Name == "" || seen[r.Name] || r.Location == "" {
-			return nil, fmt.Errorf("registries configuration %s: registries[%d]: name must be set and unique, and location set", app.registriesPath(), i)
-		}
-		seen[r.Name] = true
-		for j, p := range r.Names {
-			if q, err := owner.ParsePattern(p); err != nil || q != p {
-				return nil, fmt.Errorf("registries configuration %s: registries[%d].names[%d]: %q is not a name pattern (such as acme-*)", app.registriesPath(), i, j, p)
-			}
-		}
-	}
-	if cfg.MaxIndexBytes < 0 {
-		return nil, fmt.Errorf("registries configuration %s: maxIndexBytes: must not be negative", app.registriesPath())
-	}
-	return &cfg, nil
+// loadRegistries reads $PALVELLA_HOME/registries.json; a missing file
+// means the default: the public registry only.
+func (app *App) loadRegistries() (*client.Config, error) {
+	return client.LoadConfig(app.registriesPath())
 }
 
-// saveRegistries writes the configuration atomically.
-func (app *App) saveRegistries(cfg *registriesConfig) error {
-	data, err := json.MarshalIndent(cfg, "", "  ")
+// registryHTTPClient is the HTTP client of registry downloads, with the
+// timeouts of registries.json (defaults without the file).
+func (app *App) registryHTTPClient() (*http.Client, error) {
+	cfg, err := app.loadRegistries()
 	if err != nil {
-		return fmt.Errorf("encode registries configuration: %w", err)
+		return nil, err
 	}
-	return writeFileAtomic(app.registriesPath(), append(data, '\n'), 0o644)
-}
-
-// writeFileAtomic writes data to a temporary file next to path, syncs it and
-// renames it over path, so a reader sees the old or the new content.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
-// rootKeys returns the pinned root keys of a configured registry.
-func (r registryConfig) rootKeys() ([]ed25519.PublicKey, error) {
-	if len(r.RootKeys) == 0 && r.Name == public.Name {
-		k, err := public.RootKey()
-		if err != nil {
-			return nil, err
-		}
-		return []ed25519.PublicKey{k}, nil
-	}
-	if len(r.RootKeys) == 0 {
-		return nil, fmt.Errorf("registry %q has no pinned root key; remove it and add it again with --root-key", r.Name)
-	}
-	keys := make([]ed25519.PublicKey, 0, len(r.RootKeys))
-	for _, h := range r.RootKeys {
-		k, err := sign.ParsePublicKey(h)
-		if err != nil {
-			return nil, fmt.Errorf("registry %q: pinned root key: %w", r.Name, err)
-		}
-		keys = append(keys, k)
-	}
-	return keys, nil
+	return cfg.HTTPClient()
 }
 
 // registryClient builds the installer from the configuration. only, when
 // set, restricts it to one configured registry.
-func (app *App) registryClient(only string) (*client.Client, *registriesConfig, error) {
+func (app *App) registryClient(only string) (*client.Client, *client.Config, error) {
 	cfg, err := app.loadRegistries()
 	if err != nil {
 		return nil, nil, err
 	}
-	var regs []client.Registry
-	found := false
-	for _, r := range cfg.Registries {
-		found = found || r.Name == only
-		keys, err := r.rootKeys()
-		if err != nil {
-			if only != "" && r.Name != only {
-				continue // not read; a bad key there must not block this one
-			}
-			return nil, nil, err
-		}
-		regs = append(regs, client.Registry{Name: r.Name, Location: r.Location, RootKeys: keys, Threshold: r.Threshold, Names: r.Names})
+	regs, err := cfg.ClientRegistries(only)
+	if err != nil {
+		return nil, nil, err
 	}
-	if only != "" && !found {
-		return nil, nil, fmt.Errorf("--registry %q: no such registry is configured (see palvella registry list)", only)
-	}
-	if len(regs) == 0 {
-		return nil, nil, errors.New("no registry is configured; add one with palvella registry add NAME URL --root-key KEY.pub")
+	httpc, err := cfg.HTTPClient()
+	if err != nil {
+		return nil, nil, err
 	}
 	c := &client.Client{
-		Registries: regs,
-		Policy: resolve.Policy{
-			OfficialOnly:      cfg.Policy.OfficialOnly,
-			AllowedLicenses:   cfg.Policy.AllowedLicenses,
-			TrustedPublishers: cfg.Policy.TrustedPublishers,
-		},
+		Registries:   regs,
+		Policy:       cfg.Policy.ResolvePolicy(),
 		PluginDir:    app.pluginDir(),
 		LockPath:     app.lockPath(),
 		StatePath:    app.statePath(),
@@ -223,6 +87,7 @@ func (app *App) registryClient(only string) (*client.Client, *registriesConfig, 
 		Only:         only,
 		Builtins:     app.builtinNames(),
 		MaxIndexSize: cfg.MaxIndexBytes,
+		HTTPClient:   httpc,
 	}
 	return c, cfg, nil
 }
@@ -308,7 +173,7 @@ the key compiled into palvella.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, loc := args[0], args[1]
-			if !validRegistryName(name) {
+			if !client.ValidRegistryName(name) {
 				return fmt.Errorf("registry name %q: use 1-64 of A-Z a-z 0-9 . _ -", name)
 			}
 			var patterns []string
@@ -339,7 +204,7 @@ the key compiled into palvella.`,
 				}
 				loc = abs
 			}
-			rc := registryConfig{Name: name, Location: loc, Threshold: threshold, Names: patterns}
+			rc := client.RegistryConfig{Name: name, Location: loc, Threshold: threshold, Names: patterns}
 			for _, f := range keyFiles {
 				k, err := sign.LoadPublicKey(f)
 				if err != nil {
@@ -351,33 +216,29 @@ the key compiled into palvella.`,
 			if err != nil {
 				return err
 			}
-			for _, r := range cfg.Registries {
-				if r.Name == name {
-					return fmt.Errorf("registry %q is already configured (at %s); remove it first with palvella registry remove %s", name, r.Location, name)
-				}
+			if err := cfg.CheckNew(name); err != nil {
+				return err
 			}
 			// Check that the registry can be read and verified with the key
 			// before saving it; a bad key or location would otherwise break
 			// every later install.
-			keys, err := rc.rootKeys()
+			reg, err := rc.Registry()
 			if err != nil {
 				return err
 			}
-			c := &client.Client{Registries: []client.Registry{{Name: name, Location: loc, RootKeys: keys, Threshold: threshold, Names: patterns}},
-				StatePath: app.statePath(), MaxIndexSize: cfg.MaxIndexBytes}
+			httpc, err := cfg.HTTPClient()
+			if err != nil {
+				return err
+			}
+			c := &client.Client{Registries: []client.Registry{reg}, StatePath: app.statePath(), MaxIndexSize: cfg.MaxIndexBytes, HTTPClient: httpc}
 			loaded, err := c.Load(cmd.Context())
 			if err != nil {
 				return err
 			}
-			at := len(cfg.Registries)
-			if i := slices.IndexFunc(cfg.Registries, func(r registryConfig) bool { return r.Name == public.Name }); i >= 0 {
-				at = i
+			if err := cfg.Add(rc, position); err != nil {
+				return err
 			}
-			if position > 0 {
-				at = min(position-1, len(cfg.Registries))
-			}
-			cfg.Registries = slices.Insert(cfg.Registries, at, rc)
-			if err := app.saveRegistries(cfg); err != nil {
+			if err := cfg.Save(app.registriesPath()); err != nil {
 				return err
 			}
 			ix := loaded[0].Index
@@ -396,18 +257,6 @@ the key compiled into palvella.`,
 	cmd.Flags().IntVar(&threshold, "threshold", 0, "how many of the root keys must sign the index (default 1)")
 	cmd.Flags().IntVar(&position, "position", 0, "place in the list, 1 being first (default: just before the public registry); it does not decide who serves a name")
 	return cmd
-}
-
-func validRegistryName(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // registryRow is one line of `palvella registry list`.
@@ -448,7 +297,7 @@ trust policy is included.`,
 			}
 			rows := make([]registryRow, 0, len(cfg.Registries))
 			for i, r := range cfg.Registries {
-				keys, err := r.rootKeys()
+				keys, err := r.Keys()
 				if err != nil {
 					return err
 				}
@@ -463,8 +312,8 @@ trust policy is included.`,
 			}
 			if output == "json" {
 				return writeJSON(app.Out, struct {
-					Registries []registryRow `json:"registries"`
-					Policy     policyConfig  `json:"policy"`
+					Registries []registryRow       `json:"registries"`
+					Policy     client.PolicyConfig `json:"policy"`
 				}{rows, cfg.Policy})
 			}
 			t := newTable(app.Out, "#", "NAME", "LOCATION", "ROOT KEYS", "NAMES", "SEEN", "EXPIRES")
@@ -519,12 +368,10 @@ public URL|PATH'.`,
 			if err != nil {
 				return err
 			}
-			i := slices.IndexFunc(cfg.Registries, func(r registryConfig) bool { return r.Name == args[0] })
-			if i < 0 {
+			if !cfg.Remove(args[0]) {
 				return fmt.Errorf("registry %q is not configured (see palvella registry list)", args[0])
 			}
-			cfg.Registries = slices.Delete(cfg.Registries, i, i+1)
-			if err := app.saveRegistries(cfg); err != nil {
+			if err := cfg.Save(app.registriesPath()); err != nil {
 				return err
 			}
 			fmt.Fprintf(app.Out, "Removed registry %s.\n", args[0])
@@ -677,12 +524,11 @@ server, and give clients KEY.pub to pin.`,
 
 func newRegistryPublishCmd(app *App) *cobra.Command {
 	var (
-		sf                    signingFlags
-		key                   string
-		req                   publish.PublishRequest
-		manifestFile, baseURL string
-		delegationValidity    time.Duration
-		publisherFlagNm       = "key"
+		sf              signingFlags
+		key             string
+		req             publish.PublishRequest
+		manifestFile    string
+		publisherFlagNm = "key"
 	)
 	cmd := &cobra.Command{
 		Use:   "publish DIR --key KEY --plugin BINARY --name NAME --version V",
@@ -724,7 +570,7 @@ in the folder, for artifacts hosted elsewhere (such as release downloads).`,
 			// Without --root-key, a key that is the registry's root signs
 			// the index as before; any other key publishes alone, signing
 			// the index under its delegation (made with delegate --index).
-			if sf.rootKey == "" && isRootOf(dir, pk.Public().(ed25519.PublicKey)) {
+			if sf.rootKey == "" && publish.IsRoot(dir, pk.Public().(ed25519.PublicKey)) {
 				sf.rootKey = key
 			}
 			o, err := publisherOptions(&sf, pk)
@@ -749,29 +595,16 @@ in the folder, for artifacts hosted elsewhere (such as release downloads).`,
 				if err != nil {
 					return fmt.Errorf("publish %s: %w", req.Binary, err)
 				}
-				req.Name, req.Version = cmpOr(req.Name, m.Name), cmpOr(req.Version, m.Version)
+				req.Name, req.Version = cmp.Or(req.Name, m.Name), cmp.Or(req.Version, m.Version)
 			}
-			if baseURL != "" {
-				if !strings.HasPrefix(baseURL, "https://") && !strings.HasPrefix(baseURL, "http://") {
-					return fmt.Errorf("--base-url %q: must be an http(s) URL", baseURL)
-				}
-			}
-			pub := pk.Public().(ed25519.PublicKey)
-			if o.RootKey != nil && pub.Equal(o.RootKey.Public()) {
-				if err := ensureSelfDelegation(dir, pub, delegationValidity, o); err != nil {
-					return err
-				}
+			if req.BaseURL != "" && !strings.HasPrefix(req.BaseURL, "https://") && !strings.HasPrefix(req.BaseURL, "http://") {
+				return fmt.Errorf("--base-url %q: must be an http(s) URL", req.BaseURL)
 			}
 			ix, err := publish.Publish(cmd.Context(), dir, req, o)
 			if err != nil {
 				return fmt.Errorf("publish %s: %w", req.Binary, err)
 			}
-			if baseURL != "" {
-				if ix, err = pointArtifactAt(dir, req, baseURL, o); err != nil {
-					return err
-				}
-			}
-			a := findArtifact(ix, req)
+			a := publish.FindArtifact(ix, req)
 			if a != nil {
 				fmt.Fprintf(app.Out, "Published %s %s for %s (%d bytes, sha256 %s) at %s.\n", req.Name, req.Version, a.Platform(), a.Size, a.SHA256, a.URL)
 			}
@@ -793,108 +626,9 @@ in the folder, for artifacts hosted elsewhere (such as release downloads).`,
 	cmd.Flags().StringVar(&req.Core, "core", "", "versions of palvella this version works with, e.g. \">=0.1.0\"")
 	cmd.Flags().StringVar(&req.Advisory, "advisory", "", "notice shown to users installing this version")
 	cmd.Flags().StringVar(&manifestFile, "manifest", "", "manifest JSON to use instead of running BINARY --describe (for other platforms)")
-	cmd.Flags().StringVar(&baseURL, "base-url", "", "serve the artifact from BASE_URL/NAME_OS_ARCH instead of the registry folder")
-	cmd.Flags().DurationVar(&delegationValidity, "delegation-expires", 365*24*time.Hour, "when the key is both root and publisher: how long its delegation lasts")
+	cmd.Flags().StringVar(&req.BaseURL, "base-url", "", "serve the artifact from BASE_URL/NAME_OS_ARCH instead of the registry folder")
+	cmd.Flags().DurationVar(&req.RootDelegation, "delegation-expires", 365*24*time.Hour, "when the key is both root and publisher: how long its delegation lasts")
 	return cmd
-}
-
-// ensureSelfDelegation delegates every plugin name to the root key itself
-// when it also acts as the publisher key, unless a delegation that lasts
-// longer than the index already exists.
-func ensureSelfDelegation(dir string, pub ed25519.PublicKey, validity time.Duration, o publish.Options) error {
-	ix, err := readIndexDir(dir)
-	if err != nil {
-		return err
-	}
-	id := sign.KeyID(pub)
-	for _, p := range ix.Publishers {
-		exp, err := time.Parse(time.RFC3339, p.Expires)
-		if p.KeyID == id && slices.Contains(p.Plugins, "*") && err == nil && exp.After(time.Now().Add(o.Validity-time.Hour)) {
-			return nil
-		}
-	}
-	if validity < o.Validity {
-		validity = o.Validity
-	}
-	if _, err := publish.AddPublisher(dir, pub, []string{"*"}, time.Now().Add(validity).UTC().Truncate(time.Second), o); err != nil {
-		return fmt.Errorf("delegate to the root key: %w", err)
-	}
-	return nil
-}
-
-func readIndexDir(dir string) (*index.Index, error) {
-	data, err := os.ReadFile(filepath.Join(dir, client.IndexFile))
-	if err != nil {
-		return nil, fmt.Errorf("read registry %s: %w (create it with palvella registry init)", dir, err)
-	}
-	return index.Parse(data)
-}
-
-func findArtifact(ix *index.Index, req publish.PublishRequest) *index.Artifact {
-	name, ver := req.Name, req.Version
-	if req.Manifest != nil {
-		name, ver = cmpOr(name, req.Manifest.Name), cmpOr(ver, req.Manifest.Version)
-	}
-	goos, goarch := cmpOr(req.OS, runtime.GOOS), cmpOr(req.Arch, runtime.GOARCH)
-	p := ix.Lookup(name)
-	if p == nil {
-		return nil
-	}
-	for i := range p.Versions {
-		if p.Versions[i].Version != ver {
-			continue
-		}
-		for j := range p.Versions[i].Artifacts {
-			a := &p.Versions[i].Artifacts[j]
-			if a.OS == goos && a.Arch == goarch {
-				return a
-			}
-		}
-	}
-	return nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
-// pointArtifactAt rewrites the URL of the artifact just published to an
-// absolute URL and re-signs the index. The URL is not part of the artifact
-// signature (name, version, platform, size and sha256 are), so the
-// publisher's signature stays valid; the root signature covers the change.
-func pointArtifactAt(dir string, req publish.PublishRequest, baseURL string, o publish.Options) (*index.Index, error) {
-	ix, err := readIndexDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	a := findArtifact(ix, req)
-	if a == nil {
-		return nil, fmt.Errorf("--base-url: the published artifact is not in %s", dir)
-	}
-	a.URL = strings.TrimSuffix(baseURL, "/") + "/" + path.Base(a.URL)
-	if err := index.ValidURL(a.URL); err != nil {
-		return nil, fmt.Errorf("--base-url: %w", err)
-	}
-	ix.Version++
-	ix.Signatures = nil
-	signers := []ed25519.PrivateKey{o.IndexKey}
-	if o.RootKey != nil {
-		signers = append([]ed25519.PrivateKey{o.RootKey}, o.CoSigners...)
-	}
-	if err := ix.SignRoot(signers...); err != nil {
-		return nil, fmt.Errorf("re-sign index: %w", err)
-	}
-	data, err := ix.Marshal()
-	if err != nil {
-		return nil, fmt.Errorf("encode index: %w", err)
-	}
-	if err := writeFileAtomic(filepath.Join(dir, client.IndexFile), data, 0o644); err != nil {
-		return nil, err
-	}
-	return ix, nil
 }
 
 func newRegistryYankCmd(app *App) *cobra.Command {
@@ -1021,7 +755,7 @@ protect integrity, TLS protects privacy.`,
 		Example: `  palvella registry serve ./acme --listen 0.0.0.0:7710`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ix, err := readIndexDir(args[0])
+			ix, err := publish.ReadIndex(args[0])
 			if err != nil {
 				return err
 			}
@@ -1100,12 +834,11 @@ index whose artifacts are hosted elsewhere.`,
 			if err != nil {
 				return err
 			}
-			var rep *publish.Report
-			if noDownload {
-				rep, err = verifySignatures(cmd.Context(), args[0], keys)
-			} else {
-				rep, err = publish.Verify(cmd.Context(), args[0], publish.VerifyOptions{RootKeys: keys})
+			httpc, err := app.registryHTTPClient()
+			if err != nil {
+				return err
 			}
+			rep, err := publish.Verify(cmd.Context(), args[0], publish.VerifyOptions{RootKeys: keys, SkipDownload: noDownload, HTTPClient: httpc})
 			if rep == nil {
 				return fmt.Errorf("verify %s: %w", args[0], err)
 			}
@@ -1144,42 +877,6 @@ index whose artifacts are hosted elsewhere.`,
 	return cmd
 }
 
-// verifySignatures checks the index, its delegations and every artifact
-// signature without downloading any artifact.
-func verifySignatures(ctx context.Context, location string, keys []ed25519.PublicKey) (*publish.Report, error) {
-	src, err := client.NewSource(location, nil)
-	if err != nil {
-		return nil, err
-	}
-	data, err := src.Index(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ix, err := index.Parse(data)
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now()
-	trust, err := ix.Verify(index.Roots{Keys: keys}, now)
-	if err != nil {
-		return nil, err
-	}
-	rep := &publish.Report{Registry: ix.Name, Version: ix.Version, Expires: ix.Expires, Plugins: len(ix.Plugins)}
-	for i := range ix.Plugins {
-		p := &ix.Plugins[i]
-		for j := range p.Versions {
-			v := &p.Versions[j]
-			for k := range v.Artifacts {
-				rep.Artifacts++
-				if _, err := trust.VerifyArtifact(p.Name, v, &v.Artifacts[k], now); err != nil {
-					rep.Problems = append(rep.Problems, err)
-				}
-			}
-		}
-	}
-	return rep, errors.Join(rep.Problems...)
-}
-
 func newRegistryExportCmd(app *App) *cobra.Command {
 	var keyFiles []string
 	var out string
@@ -1204,20 +901,12 @@ key is used.`,
 			if _, err := os.Lstat(out); err == nil {
 				return fmt.Errorf("--out %s already exists; choose another name or remove it", out)
 			}
-			f, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-")
+			httpc, err := app.registryHTTPClient()
 			if err != nil {
-				return fmt.Errorf("create bundle: %w", err)
+				return err
 			}
-			tmp := f.Name()
-			defer os.Remove(tmp)
-			rep, err := publish.ExportBundle(cmd.Context(), args[0], f, publish.VerifyOptions{RootKeys: keys})
-			if cerr := f.Close(); err == nil && cerr != nil {
-				err = cerr
-			}
+			rep, err := publish.ExportBundleFile(cmd.Context(), args[0], out, publish.VerifyOptions{RootKeys: keys, HTTPClient: httpc})
 			if err != nil {
-				return fmt.Errorf("export %s: %w", args[0], err)
-			}
-			if err := os.Rename(tmp, out); err != nil {
 				return fmt.Errorf("export %s: %w", args[0], err)
 			}
 			fmt.Fprintf(app.Out, "Wrote %s: registry %s, index version %d (valid until %s), %d plugins, %d artifacts.\n",

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/palvella/palvella/registry/index"
 	"github.com/palvella/palvella/registry/publish"
 	"github.com/palvella/palvella/registry/sign"
 	"github.com/spf13/cobra"
@@ -168,21 +167,4 @@ func publisherOptions(sf *signingFlags, pk ed25519.PrivateKey) (publish.Options,
 		return publish.Options{}, fmt.Errorf("--expires %s: must be positive", sf.validity)
 	}
 	return publish.Options{IndexKey: pk, Validity: sf.validity}, nil
-}
-
-// isRootOf reports whether pub is a current root key of the registry in dir.
-func isRootOf(dir string, pub ed25519.PublicKey) bool {
-	ix, err := readIndexDir(dir)
-	if err != nil {
-		return false
-	}
-	if cur := ix.CurrentRoot(); cur != nil {
-		for _, k := range cur.PublicKeys() {
-			if k.Equal(pub) {
-				return true
-			}
-		}
-		return false
-	}
-	return ix.CheckRootSignatures(index.Roots{Keys: []ed25519.PublicKey{pub}}) == nil
 }

@@ -93,7 +93,7 @@ func (s *httpSource) String() string { return s.index.String() }
 func (s *httpSource) Index(ctx context.Context) ([]byte, error) {
 	rc, _, err := httpGet(ctx, s.client, s.index.String())
 	if err != nil {
-		return nil, fmt.Errorf("fetch index %s: %w", s.index, err)
+		return nil, err // "GET URL/index.json: cause" says what was done
 	}
 	defer rc.Close()
 	return readIndex(rc, s.index.String(), s.maxSize)
@@ -132,7 +132,12 @@ func httpGet(ctx context.Context, c *http.Client, u string) (io.ReadCloser, int6
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return nil, 0, fmt.Errorf("request %s: %w", u, err)
+		// The *url.Error says `Get "U": cause`; name the URL once.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, 0, fmt.Errorf("GET %s: %w", u, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()

@@ -2,8 +2,9 @@ package publish
 
 import (
 	"crypto/ed25519"
+	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -215,7 +216,7 @@ func checkStored(dir string, a *index.Artifact) error {
 	}
 	sum, size, err := hashFile(filepath.Join(dir, filepath.FromSlash(a.URL)))
 	if err != nil {
-		if os.IsNotExist(err) || strings.Contains(err.Error(), "no such file") {
+		if errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("%s is missing", a.URL)
 		}
 		return err

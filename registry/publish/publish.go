@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/Masterminds/semver/v3"
@@ -304,14 +305,43 @@ type PublishRequest struct {
 	DescribeTimeout time.Duration
 	// PublisherKey signs the artifact; its key must be delegated for Name.
 	PublisherKey ed25519.PrivateKey
+	// RootDelegation, when PublisherKey is o.RootKey itself (a small
+	// registry with one key), delegates every plugin name to it for this
+	// long first (EnsureSelfDelegation). Zero: no delegation is made.
+	RootDelegation time.Duration
+	// BaseURL, when set, makes the index point at BaseURL/NAME_OS_ARCH for
+	// the published artifact instead of the copy in the folder
+	// (PointArtifactAt), for artifacts hosted elsewhere.
+	BaseURL string
 }
 
 // Publish copies a binary into the registry as
 // artifacts/NAME/VERSION/NAME_OS_ARCH, records its size and sha256, signs
 // it with the publisher key and re-signs the index. A published artifact
 // is immutable: publishing the same name, version and platform twice is
-// refused.
+// refused. See PublishRequest.RootDelegation and BaseURL for the steps
+// around it.
 func Publish(ctx context.Context, dir string, req PublishRequest, o Options) (*index.Index, error) {
+	if req.BaseURL != "" && !strings.HasPrefix(req.BaseURL, "https://") && !strings.HasPrefix(req.BaseURL, "http://") {
+		return nil, registry.Errorf(registry.ErrInvalidArgument, "baseURL", fmt.Sprintf("%q must be an http(s) URL", req.BaseURL))
+	}
+	if req.RootDelegation > 0 && len(req.PublisherKey) == ed25519.PrivateKeySize && o.RootKey != nil {
+		if pub := req.PublisherKey.Public().(ed25519.PublicKey); pub.Equal(o.RootKey.Public()) {
+			if err := EnsureSelfDelegation(dir, pub, req.RootDelegation, o); err != nil {
+				return nil, err
+			}
+		}
+	}
+	// publishArtifact fills in the name, version and platform.
+	ix, err := publishArtifact(ctx, dir, &req, o)
+	if err != nil || req.BaseURL == "" {
+		return ix, err
+	}
+	return PointArtifactAt(dir, req, req.BaseURL, o)
+}
+
+// publishArtifact is Publish's own step: copy, sign, re-sign the index.
+func publishArtifact(ctx context.Context, dir string, req *PublishRequest, o Options) (*index.Index, error) {
 	if req.OS == "" {
 		req.OS = runtime.GOOS
 	}

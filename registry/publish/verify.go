@@ -37,32 +37,45 @@ type VerifyOptions struct {
 	RootKeys []ed25519.PublicKey
 	// Now returns the current time (nil: time.Now).
 	Now func() time.Time
-	// HTTPClient for URL locations (nil: http.DefaultClient).
+	// HTTPClient for URL locations (nil: client.NewHTTPClient's, with its
+	// connect, idle and progress-aware timeouts).
 	HTTPClient *http.Client
+	// SkipDownload checks the index, its delegations and every artifact's
+	// signature, but downloads no artifact (for an index whose artifacts
+	// are hosted elsewhere).
+	SkipDownload bool
+}
+
+func (o *VerifyOptions) now() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
 }
 
 // Verify checks a registry (a directory, an index file or a URL) against
 // the given root keys: the index signature and expiry, every delegation,
 // and every artifact's signature, size and sha256 (each artifact is
-// downloaded and hashed). The returned error joins every problem.
+// downloaded and hashed, unless o.SkipDownload). The returned error joins
+// every problem.
 func Verify(ctx context.Context, location string, o VerifyOptions) (*Report, error) {
 	src, err := client.NewSource(location, o.HTTPClient)
 	if err != nil {
 		return nil, err
 	}
-	ix, trust, err := loadVerified(ctx, src, o)
+	_, ix, trust, err := loadVerified(ctx, src, o)
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
-	if o.Now != nil {
-		now = o.Now()
-	}
+	now := o.now()
 	rep := &Report{Registry: ix.Name, Version: ix.Version, Expires: ix.Expires, Plugins: len(ix.Plugins)}
 	err = eachArtifact(ix, func(p *index.Plugin, v *index.Version, a *index.Artifact) error {
 		rep.Artifacts++
 		if _, err := trust.VerifyArtifact(p.Name, v, a, now); err != nil {
 			rep.Problems = append(rep.Problems, err)
+			return nil
+		}
+		if o.SkipDownload {
 			return nil
 		}
 		if err := client.Fetch(ctx, src, p.Name, v.Version, a, io.Discard); err != nil {
@@ -79,24 +92,19 @@ func Verify(ctx context.Context, location string, o VerifyOptions) (*Report, err
 	return rep, errors.Join(rep.Problems...)
 }
 
-func loadVerified(ctx context.Context, src client.Source, o VerifyOptions) (*index.Index, *index.Trust, error) {
+// loadVerified reads the index of src and verifies it against o.RootKeys
+// before it parses it (index.Open: an envelope's signatures are checked
+// over its raw bytes first). It returns the raw bytes too.
+func loadVerified(ctx context.Context, src client.Source, o VerifyOptions) ([]byte, *index.Index, *index.Trust, error) {
 	data, err := src.Index(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	ix, err := index.Parse(data)
+	ix, trust, err := index.Open(data, index.VerifyOptions{Roots: index.Roots{Keys: o.RootKeys}, Now: o.now()})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	now := time.Now()
-	if o.Now != nil {
-		now = o.Now()
-	}
-	trust, err := ix.Verify(index.Roots{Keys: o.RootKeys}, now)
-	if err != nil {
-		return nil, nil, err
-	}
-	return ix, trust, nil
+	return data, ix, trust, nil
 }
 
 func eachArtifact(ix *index.Index, fn func(*index.Plugin, *index.Version, *index.Artifact) error) error {
@@ -133,22 +141,11 @@ func ExportBundle(ctx context.Context, location string, w io.Writer, o VerifyOpt
 	if err != nil {
 		return nil, err
 	}
-	data, err := src.Index(ctx)
+	data, ix, trust, err := loadVerified(ctx, src, o)
 	if err != nil {
 		return nil, err
 	}
-	ix, err := index.Parse(data)
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now()
-	if o.Now != nil {
-		now = o.Now()
-	}
-	trust, err := ix.Verify(index.Roots{Keys: o.RootKeys}, now)
-	if err != nil {
-		return nil, err
-	}
+	now := o.now()
 	tmp, err := os.MkdirTemp("", "palvella-bundle-")
 	if err != nil {
 		return nil, fmt.Errorf("export bundle: %w", err)
