@@ -151,22 +151,38 @@ func addAllowed(rs int, allow []string, handled uint64) error {
 }
 
 // keptRuleset is a ruleset built once and shared by every command whose
-// sandbox starts with it (the layer that denies PALVELLA_HOME and
+// sandbox has it as a layer (the layer that denies PALVELLA_HOME and
 // deny_paths). Adding its rules, one per entry of each directory on the
 // way to a denied path, cost most of a command's start (about 7 µs a rule
 // here, and /tmp alone may hold thousands of entries); entering a kept
-// ruleset copies them inside the kernel at a fraction of that. It is
-// built again whenever what it grants changed: an entry added, removed or
-// replaced in a directory on the way (grantCache.gen), or an allowed path
-// replaced. Rules are never left over: a ruleset that granted an entry
-// since moved into a denied path is not used again.
+// ruleset copies them inside the kernel at a fraction of that.
+//
+// It follows the directories on the way, as listed at each command's
+// start (grantCache): an entry that appeared is added to it (a ruleset
+// takes more rules after a thread entered it; threads that entered it
+// before keep what they had). An entry that went away and whose file
+// still exists elsewhere (moved, perhaps into a denied path), a link that
+// now leads elsewhere, or another directory on the way, makes it be built
+// again (grantCache.gen): a rule it holds may grant what must now be
+// denied. An entry that was deleted can never be reached again, but its
+// rule keeps the deleted file's inode (and its disk space) until the
+// ruleset goes: it is built again once maxStale such rules pile up, or
+// staleFor after the first.
 type keptRuleset struct {
 	mu    sync.Mutex
 	cache grantCache
 	fd    int // -1: none
-	gen   uint64
 	key   string
+	gen   uint64    // the cache's gen it was built at
+	seq   uint64    // the newest grant it holds (grant.seq)
+	stale uint64    // the cache's count of deleted entries when built
+	built time.Time // when built
 }
+
+const (
+	maxStale = 256
+	staleFor = 10 * time.Second
+)
 
 // ruleset returns a descriptor of the kept ruleset for s, up to date with
 // the directories on the way to its denied paths; the caller closes it.
@@ -188,15 +204,18 @@ func (k *keptRuleset) ruleset(s *sandboxSpec) (int, error) {
 	defer k.mu.Unlock()
 	out := -1
 	err = k.cache.with(s.Deny, handled, func(gs []grant, gen uint64) error {
-		if k.fd < 0 || k.gen != gen || k.key != key {
+		stale := k.cache.stale - k.stale
+		if k.fd < 0 || k.gen != gen || k.key != key || stale >= maxStale || (stale > 0 && time.Since(k.built) >= staleFor) {
 			rs, h, err := newRuleset()
 			if err != nil {
 				return err
 			}
+			var newest uint64
 			for _, g := range gs {
 				if err == nil {
 					err = addGrant(rs, g)
 				}
+				newest = max(newest, g.seq)
 			}
 			if err == nil {
 				err = addAllowed(rs, s.Allow, h)
@@ -208,7 +227,22 @@ func (k *keptRuleset) ruleset(s *sandboxSpec) (int, error) {
 			if k.fd >= 0 {
 				syscall.Close(k.fd)
 			}
-			k.fd, k.gen, k.key = rs, gen, key
+			k.fd, k.gen, k.key, k.seq, k.stale, k.built = rs, gen, key, newest, k.cache.stale, time.Now()
+		} else {
+			newest := k.seq
+			for _, g := range gs {
+				if g.seq > k.seq {
+					if err := addGrant(k.fd, g); err != nil {
+						// Not known to be in the ruleset: build it anew
+						// next time.
+						syscall.Close(k.fd)
+						k.fd = -1
+						return err
+					}
+					newest = max(newest, g.seq)
+				}
+			}
+			k.seq = newest
 		}
 		fd, err := unix.FcntlInt(uintptr(k.fd), unix.F_DUPFD_CLOEXEC, 0)
 		if err != nil {
@@ -248,6 +282,9 @@ type grant struct {
 	fd     int
 	access uint64
 	ino    uint64
+	// seq orders the grants of a grantCache by when they were opened: a
+	// ruleset that holds every grant up to a seq lacks only those after.
+	seq uint64
 }
 
 // openGrant opens path for a rule granting it handled rights (those that
@@ -285,11 +322,17 @@ type grantCache struct {
 	key     string
 	handled uint64
 	dirs    map[string]*dirGrants
-	// gen changes whenever what the cache grants changes: an entry added,
-	// removed or replaced, a link that leads elsewhere, a directory no
-	// longer on the way. A ruleset built from the grants of one gen grants
-	// exactly what a new one would (keptRuleset).
+	// gen changes whenever a grant may have to be taken back: an entry
+	// gone whose file still exists (moved, perhaps into a denied path), a
+	// link that leads elsewhere, another directory under a name on the
+	// way, or other denied paths. A ruleset built from the grants of one
+	// gen, plus those opened since (grant.seq), grants what a new one
+	// would, and perhaps deleted files, which nothing can reach
+	// (keptRuleset).
 	gen uint64
+	// seq is the last grant.seq given; stale counts the entries gone
+	// because deleted.
+	seq, stale uint64
 }
 
 // dirGrants is one listed directory: its stamp when listed and its entries
@@ -473,7 +516,20 @@ func (c *grantCache) listing(dir string, handled uint64, denied, leadsTo func(st
 		(&dirGrants{entries: old}).close()
 		return d, nil
 	}
-	changed := false
+	// gone is called for an entry of old that is no longer granted as it
+	// was: deleted (nothing can reach it again), or still somewhere.
+	gone := func(o entryGrant) {
+		var st syscall.Stat_t
+		switch {
+		case o.walk:
+			c.gen++
+		case o.g.fd < 0:
+		case syscall.Fstat(o.g.fd, &st) == nil && st.Nlink == 0:
+			c.stale++
+		default:
+			c.gen++
+		}
+	}
 	for _, de := range ents {
 		if e, ok := old[de.name]; ok && e.ino == de.ino && !e.link {
 			d.entries[de.name] = e
@@ -505,20 +561,28 @@ func (c *grantCache) listing(dir string, handled uint64, denied, leadsTo func(st
 				e.g = g
 			}
 		}
-		// A link is resolved again each time: it changed only if it now
-		// grants another file, or stopped or started granting one.
-		if o, ok := old[de.name]; !ok || o.ino != e.ino || o.link != e.link || o.walk != e.walk ||
-			(o.g.fd >= 0) != (e.g.fd >= 0) || o.g.path != e.g.path || o.g.ino != e.g.ino {
-			changed = true
+		o, had := old[de.name]
+		switch {
+		case had && o.walk == e.walk && (o.g.fd >= 0) == (e.g.fd >= 0) && o.g.path == e.g.path && o.g.ino == e.g.ino:
+			// A link resolved again to the same file: the same grant.
+			e.g.seq = o.g.seq
+		default:
+			if had {
+				gone(o)
+			}
+			if e.g.fd >= 0 {
+				c.seq++
+				e.g.seq = c.seq
+			}
 		}
-		if o, ok := old[de.name]; ok && o.g.fd >= 0 {
+		if had && o.g.fd >= 0 {
 			syscall.Close(o.g.fd) // replaced by e
 		}
 		delete(old, de.name)
 		d.entries[de.name] = e
 	}
-	if changed || len(old) > 0 {
-		c.gen++
+	for _, o := range old {
+		gone(o)
 	}
 	(&dirGrants{entries: old}).close()
 	return d, nil
@@ -646,7 +710,9 @@ func startSandboxed(cmd *exec.Cmd, s commandSandbox) (release func(), err error)
 	if err != nil {
 		return nil, fmt.Errorf("build the filesystem sandbox: %w", err)
 	}
-	layers = append(layers, fd)
+	// The command's own layer first: entering a layer copies the rules of
+	// the layers before it, and the shared layer has the many.
+	layers = append([]int{fd}, layers...)
 	errc := make(chan error, 1)
 	done := make(chan struct{})
 	go func() {
