@@ -16,6 +16,13 @@ import (
 // the given version, the way an outside author would build one.
 func buildGreeter(t *testing.T, dir string, versions ...string) map[string]string {
 	t.Helper()
+	return buildGreeterNamed(t, dir, "credential-greeter", versions...)
+}
+
+// buildGreeterNamed builds the greeter plugin under another plugin name,
+// for tests that need several installed plugins.
+func buildGreeterNamed(t *testing.T, dir, name string, versions ...string) map[string]string {
+	t.Helper()
 	src := filepath.Join(dir, "src")
 	if err := os.MkdirAll(src, 0o755); err != nil {
 		t.Fatal(err)
@@ -40,12 +47,12 @@ import (
 	"github.com/palvella/palvella/plugin-sdk/credential"
 )
 
-var version = "0.0.0"
+var name, version = "credential-greeter", "0.0.0"
 
 type greeter struct{}
 
 func (greeter) Describe(context.Context) (*sdk.Manifest, error) {
-	return &sdk.Manifest{Name: "credential-greeter", Version: version, Description: "Says hello."}, nil
+	return &sdk.Manifest{Name: name, Version: version, Description: "Says hello."}, nil
 }
 func (greeter) Configure(context.Context, *sdk.ConfigureRequest) (*sdk.ConfigureResponse, error) {
 	return &sdk.ConfigureResponse{}, nil
@@ -62,7 +69,10 @@ func main() { sdk.Serve(greeter{}, credential.Service(greeter{})) }
 	bins := map[string]string{}
 	for _, v := range versions {
 		out := filepath.Join(dir, "greeter-"+v)
-		cmd := exec.Command("go", "build", "-o", out, "-ldflags", "-X main.version="+v, ".")
+		if name != "credential-greeter" {
+			out = filepath.Join(dir, name+"-"+v)
+		}
+		cmd := exec.Command("go", "build", "-o", out, "-ldflags", "-X main.version="+v+" -X main.name="+name, ".")
 		cmd.Dir = src
 		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
 		if msg, err := cmd.CombinedOutput(); err != nil {

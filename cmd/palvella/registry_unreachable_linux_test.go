@@ -49,6 +49,21 @@ func TestRegistryConnectTimeoutNamesTheRegistry(t *testing.T) {
 		t.Errorf("--registry acme: stderr %q after %s", msg, time.Since(start))
 	}
 
+	// registry verify and export of a URL are bounded the same way.
+	for _, args := range [][]string{
+		{"registry", "verify", dead, "--root-key", key + ".pub"},
+		{"registry", "export", dead, "--root-key", key + ".pub", "--out", filepath.Join(work, "dead.tar.gz")},
+	} {
+		start = time.Now()
+		msg := refused(t, home, args...)
+		if took := time.Since(start); !strings.Contains(msg, "timeout") || took > 10*time.Second {
+			t.Errorf("%s: stderr %q after %s, want a timeout within the 1s bound", args[1], msg, took)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(work, "dead.tar.gz")); !os.IsNotExist(err) {
+		t.Errorf("a failed export left its bundle: %v", err)
+	}
+
 	// A bad timeout in the file is refused, naming the field.
 	cfg = strings.Replace(cfg, `"connect": "1s"`, `"connect": "soon"`, 1)
 	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {

@@ -210,6 +210,23 @@ func TestAttackLocalBinaryReplacesSignedInstall(t *testing.T) {
 	}
 }
 
+// The attack, second half: `plugin add ./BIN --allow-unsigned` of a
+// builtin's name silently replacing the builtin.
+func TestAttackLocalBinaryReplacesBuiltin(t *testing.T) {
+	c := newClient(t)
+	c.Builtins = []string{builtinName}
+	bin := regtest.BuildPlugin(t, regtest.Plugin{Name: builtinName, Version: "9.0.0"})
+	_, err := c.InstallLocal(context.Background(), client.LocalRequest{Path: bin, AllowUnsigned: true})
+	if !errors.Is(err, registry.ErrReplace) || !strings.Contains(err.Error(), "builtin") || !strings.Contains(err.Error(), "--replace") {
+		t.Fatalf("local over a builtin: %v, want ErrReplace naming the builtin and --replace", err)
+	}
+	assertNothingInstalled(t, c, builtinName)
+	res, err := c.InstallLocal(context.Background(), client.LocalRequest{Path: bin, AllowUnsigned: true, Replace: true})
+	if err != nil || res.Entry.Source != lock.SourceLocal {
+		t.Fatalf("with Replace: %v %+v", err, res)
+	}
+}
+
 // The attack: an unsigned index of hundreds of megabytes, or a signed one
 // padded with spaces, was read and parsed whole before being refused.
 func TestAttackOversizedIndexRefusedBeforeParsing(t *testing.T) {
