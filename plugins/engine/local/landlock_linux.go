@@ -65,6 +65,17 @@ func handledAccess(abi int) uint64 {
 const fileAccess = unix.LANDLOCK_ACCESS_FS_EXECUTE | unix.LANDLOCK_ACCESS_FS_WRITE_FILE | unix.LANDLOCK_ACCESS_FS_READ_FILE |
 	unix.LANDLOCK_ACCESS_FS_TRUNCATE | unix.LANDLOCK_ACCESS_FS_IOCTL_DEV
 
+// rulesetAttr is the kernel's struct landlock_ruleset_attr as of ABI 6,
+// the fields this engine sets. It is declared here rather than taken from
+// golang.org/x/sys/unix, whose copy was renamed (Access_fs became
+// Handled_access_fs) and grew fields of later ABIs between versions: the
+// size given to the kernel must be the one of the fields the ABI knows.
+type rulesetAttr struct {
+	handledAccessFS  uint64
+	handledAccessNet uint64 // ABI 4
+	scoped           uint64 // ABI 6
+}
+
 // newRuleset creates an empty Landlock ruleset handling every right the
 // kernel knows. With ABI 6 and later, it also scopes signals and abstract
 // Unix sockets to the sandbox, so a command cannot signal the engine or
@@ -75,16 +86,16 @@ func newRuleset() (int, uint64, error) {
 		return -1, 0, fmt.Errorf("Landlock is not available in this kernel")
 	}
 	handled := handledAccess(abi)
-	attr := unix.LandlockRulesetAttr{Access_fs: handled}
+	attr := rulesetAttr{handledAccessFS: handled}
 	if abi >= 6 {
-		attr.Scoped = unix.LANDLOCK_SCOPE_SIGNAL | unix.LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET
+		attr.scoped = unix.LANDLOCK_SCOPE_SIGNAL | unix.LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET
 	}
 	size := unsafe.Sizeof(attr)
 	if abi < 6 {
-		size = unsafe.Offsetof(attr.Scoped)
+		size = unsafe.Offsetof(attr.scoped)
 	}
 	if abi < 4 {
-		size = unsafe.Offsetof(attr.Access_net)
+		size = unsafe.Offsetof(attr.handledAccessNet)
 	}
 	fd, _, e := syscall.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, uintptr(unsafe.Pointer(&attr)), size, 0)
 	if e != 0 {
