@@ -268,6 +268,27 @@ func (r *reader) secrets(path string, v any) any {
 	return v
 }
 
+// noCredential reports the {from_credential: NAME} values in a named
+// engine's parameters: the server reads credentials for plugins'
+// configuration only, and otherwise the type's schema would only say
+// "got object, want string".
+func (r *reader) noCredential(path string, v any) {
+	switch v := v.(type) {
+	case map[string]any:
+		if _, ok := v["from_credential"]; ok && len(v) == 1 {
+			r.add(path, "a named engine's parameters take secrets from the server's environment or files ({from_env}, {from_file}), not from_credential; a credential can go in the engine plugin's configuration instead (plugins: {PLUGIN: {config: ...}}), which the engine's parameters override")
+			return
+		}
+		for k, x := range v {
+			r.noCredential(spec.Key(path, k), x)
+		}
+	case []any:
+		for i, x := range v {
+			r.noCredential(spec.Index(path, i), x)
+		}
+	}
+}
+
 // pathError is an error reading a file, without the Go operation's name.
 func pathError(err error) string {
 	var pe *os.PathError
@@ -302,6 +323,7 @@ func (r *reader) engines(list []any) {
 			case "name", "type", "default", "setup", "teardown":
 				continue
 			}
+			r.noCredential(spec.Key(path, k), v)
 			e.Params[k] = r.secrets(spec.Key(path, k), v)
 		}
 		e.Setup = r.engineJob(path, "setup", m["setup"])

@@ -120,6 +120,7 @@ func TestBadFiles(t *testing.T) {
 		{"two defaults", head + "engines:\n  - {name: a, type: local, default: true}\n  - {name: b, type: local, default: true}\n", "c.yaml:5: engines[1].default: only one engine can be the default"},
 		{"duplicate engine", head + "engines:\n  - {name: a, type: local}\n  - {name: a, type: local}\n", "c.yaml:5: engines[1].name: engine \"a\" is already defined"},
 		{"bad setup action", head + "engines:\n  - name: a\n    type: local\n    setup:\n      actions:\n        - name: x\n          runn: echo\n", "c.yaml:8: engines[0].setup.actions[0]: an action needs a type"},
+		{"credential in engine params", head + "engines:\n  - name: d\n    type: docker\n    login: {username: u, password: {from_credential: regpw}}\n", "engines[0].login.password: a named engine's parameters take secrets from the server's environment or files"},
 		{"credential in setup", head + "engines:\n  - name: a\n    type: local\n    setup:\n      actions:\n        - name: x\n          run: echo\n          env: {T: {from_credential: c}}\n", "engines[0].setup.actions[0].env.T: an engine's setup actions take secrets"},
 		{"yaml syntax", head + "server: [\n", "c.yaml:"},
 	} {
