@@ -11,6 +11,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 )
 
 // DescribeFlag makes a plugin binary print its manifest as JSON and exit,
@@ -27,6 +29,20 @@ type serveConfig struct {
 	getenv func(string) string
 	exit   func(int)
 	logger hclog.Logger
+	// hostIdle and hostTimeout: see WithHostKeepalive.
+	hostIdle, hostTimeout time.Duration
+}
+
+// WithHostKeepalive makes the plugin ping its host over the connection
+// after idle without traffic, and close the connection when the host
+// does not answer within timeout: every call in flight is then
+// cancelled. An engine serves with it so that a job's commands do not
+// outlive a host that froze (stopped with SIGSTOP, a paused machine):
+// such a host cannot renew the job's lease, and once the lease expires
+// another worker may run the job. The engine stops the commands well
+// within the lease instead (docs/design/remote-workers.md).
+func WithHostKeepalive(idle, timeout time.Duration) ServeOption {
+	return func(c *serveConfig) { c.hostIdle, c.hostTimeout = idle, timeout }
 }
 
 // WithArgs makes Serve read args instead of os.Args[1:]. Builtin plugins
@@ -106,6 +122,12 @@ func serve(p Plugin, services []Service, opts ...ServeOption) int {
 		VersionedPlugins: versioned,
 		GRPCServer:       goplugin.DefaultGRPCServer,
 		Logger:           logger,
+	}
+	if cfg.hostIdle > 0 {
+		params := keepalive.ServerParameters{Time: cfg.hostIdle, Timeout: cfg.hostTimeout}
+		sc.GRPCServer = func(opts []grpc.ServerOption) *grpc.Server {
+			return grpc.NewServer(append(opts, grpc.KeepaliveParams(params))...)
+		}
 	}
 	if pem := cfg.getenv("PLUGIN_CLIENT_CERT"); pem != "" {
 		// AutoMTLS with a P-256 certificate (mtls.go).

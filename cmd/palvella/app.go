@@ -83,7 +83,7 @@ Data lives under PALVELLA_HOME (default ~/.palvella).`,
 	root.SetOut(app.Out)
 	root.SetErr(app.Err)
 	root.AddCommand(newVersionCmd(app), newPluginCmd(app), newServerCmd(app), newRegistryCmd(app), newPipelineCmd(app), newRunCmd(app), newTokenCmd(app), newCredentialCmd(app),
-		newEventsCmd(app), newTriggerCmd(app), newDoctorCmd(app))
+		newEventsCmd(app), newTriggerCmd(app), newDoctorCmd(app), newWorkerCmd(app))
 	strictGroups(root)
 	return root
 }

@@ -48,6 +48,11 @@ func (o *Orchestrator) Start(ctx context.Context) error {
 		defer o.wg.Done()
 		o.sweep(ctx)
 	}()
+	o.wg.Add(1)
+	go func() {
+		defer o.wg.Done()
+		o.reapRemote(ctx)
+	}()
 	return nil
 }
 
@@ -123,10 +128,10 @@ func (o *Orchestrator) recover(ctx context.Context) error {
 			var items []jobItem
 			if err := o.withRun(ctx, r.Namespace, r.Name, func(st *runState) error {
 				waiting := false
-				for _, j := range st.run.Jobs {
+				for i, j := range st.run.Jobs {
 					switch j.Status {
 					case resource.StatusQueued:
-						items = append(items, jobItem{Namespace: r.Namespace, Run: r.Name, Job: j.Name, Attempt: max(j.Attempt, 1)})
+						items = append(items, jobItem{Namespace: r.Namespace, Run: r.Name, Job: j.Name, Attempt: max(j.Attempt, 1), RunsOn: st.p.Jobs[i].RunsOn})
 					case resource.StatusWaiting:
 						waiting = true
 					}

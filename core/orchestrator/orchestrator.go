@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -81,6 +82,10 @@ type Options struct {
 	// approval events and measurements (see WatchEvents).
 	Events  *events.Bus
 	Metrics *metrics.Metrics
+	// Labels are the labels of the embedded worker, which leases the jobs
+	// whose runs_on they satisfy (default DefaultLabels: os, arch and
+	// platform).
+	Labels map[string]string
 	// MaxLogBytes bounds the stored log of one action (DefaultMaxLogBytes,
 	// 100 MiB, when zero; negative keeps everything). Past it the action
 	// goes on, and its log ends with a line saying how much was not stored.
@@ -105,6 +110,16 @@ type Orchestrator struct {
 	admitting int
 	active    map[string]struct{}  // runs that have not ended, by namespace/name
 	runs      map[string]*runState // state of the runs not ended, by namespace/name (runstate.go)
+
+	queues queueSet // the selector queues (labels.go)
+	// remote, in a remote worker, is the server its jobs report to
+	// (remote_client.go); nil in a server.
+	remote *remoteSite
+	// workers is what a server keeps of the remote workers it serves
+	// (remote_server.go).
+	workers workerBook
+	// leaseTurn rotates the queue a lease tries first (leaseAny).
+	leaseTurn atomic.Uint64
 
 	wake chan struct{}
 	wg   sync.WaitGroup
@@ -159,6 +174,9 @@ func New(opts Options) (*Orchestrator, error) {
 	}
 	if opts.MaxQueuedRuns == 0 {
 		opts.MaxQueuedRuns = 1000
+	}
+	if opts.Labels == nil {
+		opts.Labels = DefaultLabels()
 	}
 	host, _ := os.Hostname()
 	o := &Orchestrator{
@@ -234,6 +252,9 @@ func (o *Orchestrator) database(ctx context.Context) (database.Database, error) 
 }
 
 func (o *Orchestrator) storage(ctx context.Context) (storage.Storage, error) {
+	if o.remote != nil {
+		return o.remote.storage(), nil
+	}
 	return client[storage.Storage](ctx, o, o.opts.Storage, sdk.CategoryStorage)
 }
 
@@ -356,4 +377,5 @@ func (o *Orchestrator) kick() {
 	case o.wake <- struct{}{}:
 	default:
 	}
+	o.kickRemote()
 }

@@ -49,6 +49,8 @@ type planJob struct {
 	Get, Put []storageEntry
 	Timeout  time.Duration
 	Retries  int
+	// RunsOn are the labels a worker must have to run the job.
+	RunsOn map[string]string
 }
 
 type planAction struct {

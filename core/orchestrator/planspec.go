@@ -27,7 +27,7 @@ func planFromSpec(raw json.RawMessage) (*plan, error) {
 	}
 	for _, j := range s.Jobs {
 		pj := planJob{Name: j.Name, Requires: j.Requires, When: j.When, If: j.If, Params: j.Params, Uses: j.Uses, With: j.With,
-			Timeout: j.Timeout.Value(), Retries: j.Retries}
+			Timeout: j.Timeout.Value(), Retries: j.Retries, RunsOn: j.RunsOn}
 		if j.Engine != nil {
 			e := engineOf(j.Engine)
 			pj.Engine = &e

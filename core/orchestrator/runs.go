@@ -164,7 +164,7 @@ func (o *Orchestrator) advanceRun(ctx context.Context, st *runState) ([]jobItem,
 	})
 	items := make([]jobItem, 0, len(idx))
 	for _, i := range idx {
-		items = append(items, jobItem{Namespace: st.run.Namespace, Run: st.run.Name, Job: st.run.Jobs[i].Name, Attempt: max(st.run.Jobs[i].Attempt, 1)})
+		items = append(items, jobItem{Namespace: st.run.Namespace, Run: st.run.Name, Job: st.run.Jobs[i].Name, Attempt: max(st.run.Jobs[i].Attempt, 1), RunsOn: st.p.Jobs[i].RunsOn})
 	}
 	if err != nil {
 		return items, err
@@ -392,7 +392,7 @@ func (o *Orchestrator) Decide(ctx context.Context, ns, name, jobName string, app
 			return err
 		}
 		if approve {
-			queued = append(queued, jobItem{Namespace: ns, Run: name, Job: st.run.Jobs[i].Name, Attempt: st.run.Jobs[i].Attempt})
+			queued = append(queued, jobItem{Namespace: ns, Run: name, Job: st.run.Jobs[i].Name, Attempt: st.run.Jobs[i].Attempt, RunsOn: st.p.Jobs[i].RunsOn})
 		}
 		stillWaiting := false
 		for _, other := range st.run.Jobs {

@@ -458,6 +458,9 @@ func (o *Orchestrator) updateJob(ctx context.Context, ns, run, job string, fn fu
 // exprContextOf is what expressions of a job see now: the run's jobs from
 // its state, without reading the run again.
 func (o *Orchestrator) exprContextOf(ctx context.Context, run *resource.Run, p *plan, job string, refs *jobRefs) map[string]any {
+	if o.remote != nil {
+		return o.remote.exprContext(ctx, run, job, refs)
+	}
 	var out map[string]any
 	_ = o.withRun(ctx, run.Namespace, run.Name, func(st *runState) error {
 		if st.run.Jobs != nil {

@@ -80,6 +80,30 @@ func jobKey(namespace, run, job string) string { return namespace + "/" + run + 
 // at execution time, and their values registered for masking until ctx
 // (the job's) ends.
 func (o *Orchestrator) jobEnv(ctx context.Context, run *resource.Run, p *plan, pj *planJob, ws *engine.Workspace) (map[string]string, error) {
+	var (
+		env     map[string]string
+		secrets []string
+		err     error
+	)
+	if o.remote != nil {
+		// The server reads the credentials for the job it leased to this
+		// worker, and issues its run token.
+		env, secrets, err = o.remote.jobEnv(ctx, run, pj.Name, ws.Workdir)
+	} else {
+		env, secrets, err = o.jobEnvValues(ctx, run, p, pj, ws.Workdir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(secrets) > 0 {
+		o.holdSecrets(ctx, jobKey(run.Namespace, run.Name, pj.Name), secrets)
+	}
+	return env, nil
+}
+
+// jobEnvValues is a job's environment and the secret values in it: its
+// credentials, read now, and its run token, revoked when ctx ends.
+func (o *Orchestrator) jobEnvValues(ctx context.Context, run *resource.Run, p *plan, pj *planJob, workdir string) (map[string]string, []string, error) {
 	env := map[string]string{}
 	var secrets []string
 	keys := make([]string, 0, len(p.Env))
@@ -105,13 +129,13 @@ func (o *Orchestrator) jobEnv(ctx context.Context, run *resource.Run, p *plan, p
 		if creds == nil {
 			c, err := o.credentialClient(ctx)
 			if err != nil {
-				return nil, fmt.Errorf("%s: credential %q: %w", field, v.FromCredential, err)
+				return nil, nil, fmt.Errorf("%s: credential %q: %w", field, v.FromCredential, err)
 			}
 			creds = credentialsFor(c, run) // refuses what the pipeline may not use (credaccess.go)
 		}
 		val, err := CredentialValue(ctx, creds, v.FromCredential)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", field, err)
+			return nil, nil, fmt.Errorf("%s: %w", field, err)
 		}
 		env[name] = val
 		secrets = append(secrets, val)
@@ -121,19 +145,16 @@ func (o *Orchestrator) jobEnv(ctx context.Context, run *resource.Run, p *plan, p
 	env["PALVELLA_PIPELINE"] = run.Pipeline
 	env["PALVELLA_NAMESPACE"] = run.Namespace
 	env["PALVELLA_JOB"] = pj.Name
-	env["PALVELLA_WORKSPACE"] = ws.Workdir
+	env["PALVELLA_WORKSPACE"] = workdir
 	if wantsToken(pj.Params) {
 		tok, err := o.runToken(ctx, run)
 		if err != nil {
-			return nil, fmt.Errorf("params.%s: %w", RunTokenParam, err)
+			return nil, nil, fmt.Errorf("params.%s: %w", RunTokenParam, err)
 		}
 		env[RunTokenEnv] = tok
 		secrets = append(secrets, tok)
 	}
-	if len(secrets) > 0 {
-		o.holdSecrets(ctx, jobKey(run.Namespace, run.Name, pj.Name), secrets)
-	}
-	return env, nil
+	return env, secrets, nil
 }
 
 // wantsToken reports whether a job's params ask for a per-run token.

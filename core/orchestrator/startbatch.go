@@ -169,8 +169,11 @@ func (o *Orchestrator) startBatched(ctx context.Context, pl *resource.Pipeline, 
 		return nil, err
 	}
 	for _, it := range queued {
+		if err := o.ensureQueue(ctx, it.RunsOn); err != nil {
+			return nil, fmt.Errorf("enqueue job %s: record its queue: %w", it.id(), err)
+		}
 		payload, _ := json.Marshal(it) // plain strings and ints
-		b.Enqueue(&database.EnqueueRequest{Queue: jobQueue, Payload: payload, ID: it.id()})
+		b.Enqueue(&database.EnqueueRequest{Queue: queueOf(it.RunsOn), Payload: payload, ID: it.id()})
 	}
 	if err := b.Commit(ctx); err != nil {
 		return nil, err

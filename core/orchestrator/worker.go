@@ -29,6 +29,8 @@ type jobItem struct {
 	Run       string `json:"run"`
 	Job       string `json:"job"`
 	Attempt   int    `json:"attempt"`
+	// RunsOn is the job's runs_on: it chooses the queue (queueOf).
+	RunsOn map[string]string `json:"runs_on,omitempty"`
 }
 
 func (it jobItem) id() string {
@@ -45,9 +47,14 @@ func (o *Orchestrator) enqueue(ctx context.Context, items ...jobItem) error {
 	if err != nil {
 		return err
 	}
+	for _, it := range items {
+		if err := o.ensureQueue(ctx, it.RunsOn); err != nil {
+			return fmt.Errorf("enqueue job %s: record its queue: %w", it.id(), err)
+		}
+	}
 	put := func(it jobItem) error {
 		payload, _ := json.Marshal(it) // plain strings and ints
-		if _, err := db.Enqueue(ctx, &database.EnqueueRequest{Queue: jobQueue, Payload: payload, ID: it.id()}); err != nil {
+		if _, err := db.Enqueue(ctx, &database.EnqueueRequest{Queue: queueOf(it.RunsOn), Payload: payload, ID: it.id()}); err != nil {
 			return fmt.Errorf("enqueue job %s: %w", it.id(), err)
 		}
 		return nil
@@ -123,11 +130,7 @@ func sleep(ctx context.Context, d time.Duration) {
 }
 
 func (o *Orchestrator) lease(ctx context.Context) (*database.QueueItem, error) {
-	db, err := o.database(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return db.Lease(ctx, &database.LeaseRequest{Queue: jobQueue, Holder: o.holder, TTL: o.opts.LeaseTTL})
+	return o.leaseAny(ctx, o.holder, o.opts.Labels)
 }
 
 // Why a job's context was cancelled, besides the run being cancelled.
@@ -279,6 +282,35 @@ type jobOutcome struct {
 // makes for the job carries a new execution ID; a write finding another
 // execution's ID means the job was taken over, and this one stops.
 func (o *Orchestrator) runJob(ctx context.Context, it jobItem) disposition {
+	s, d := o.startJob(ctx, it, "")
+	if s == nil {
+		return d
+	}
+	return o.runStarted(ctx, s)
+}
+
+// startedJob is a job marked running as a new execution: what running it
+// needs. The embedded worker makes it from the database; a remote
+// worker gets it from the server (remote_client.go).
+type startedJob struct {
+	it     jobItem
+	exec   string
+	run    *resource.Run // the run's summary
+	js     resource.JobStatus
+	p      *plan
+	pj     *planJob
+	resume int
+	// timeout bounds the execution: the job's own, or what is left of
+	// its run's; timeoutReason is the job's reason when it passes.
+	timeout       time.Duration
+	timeoutReason string
+}
+
+// startJob marks a leased job running as a new execution of worker (""
+// for this server's own). It returns nil, with what to do with the queue
+// item, when the job is not to run: it ended, its run ended or timed out,
+// or it was interrupted too often (then it is failed here).
+func (o *Orchestrator) startJob(ctx context.Context, it jobItem, worker string) (*startedJob, disposition) {
 	bg := context.WithoutCancel(ctx)
 	exec := newExecutionID()
 	var (
@@ -295,7 +327,7 @@ func (o *Orchestrator) runJob(ctx context.Context, it jobItem) disposition {
 	// listed as running here.)
 	if cur := (&resource.Run{}); o.store.get(ctx, resource.KindRun, it.Namespace, it.Run, cur) == nil && cur.Status.Terminal() {
 		o.forgetRun(it.Namespace, it.Run)
-		return done
+		return nil, done
 	}
 	now := o.now()
 	err := o.withRun(ctx, it.Namespace, it.Run, func(st *runState) error {
@@ -331,6 +363,7 @@ func (o *Orchestrator) runJob(ctx context.Context, it jobItem) disposition {
 					Reason: fmt.Sprintf("picked up again after its worker stopped (interruption %d of at most %d)", j.Interruptions, o.opts.MaxInterruptions)})
 			}
 			j.Execution = exec
+			j.Worker = worker
 			setJob(j, resource.StatusRunning, "", now)
 			if j.Attempt == 0 {
 				j.Attempt = 1
@@ -347,50 +380,60 @@ func (o *Orchestrator) runJob(ctx context.Context, it jobItem) disposition {
 		return err
 	})
 	if tooMany {
-		return o.finishJob(bg, it, "", jobOutcome{status: resource.StatusFailure,
+		return nil, o.finishJob(bg, it, "", jobOutcome{status: resource.StatusFailure,
 			reason: fmt.Sprintf("interrupted %d times: its worker stopped while it ran each time", o.opts.MaxInterruptions+1), noRetry: true}, true)
 	}
 	if errors.Is(err, errStale) {
-		return done
+		return nil, done
 	}
 	if errors.Is(err, sdk.ErrNotFound) {
-		return done // the run was deleted
+		return nil, done // the run was deleted
 	}
 	if err != nil {
 		o.log.Error("mark job running", "run", it.Run, "job", it.Job, "error", err)
-		return handBack
+		return nil, handBack
 	}
 
 	timeout := pj.Timeout
 	if timeout == 0 {
 		timeout = o.opts.DefaultRunTimeout
 	}
-	runBound := false // the run's timeout ends the job before its own
-	var runTimeout time.Duration
+	s := &startedJob{it: it, exec: exec, run: run, js: js, p: p, pj: pj, resume: resume}
 	if run.StartedAt != nil {
-		runTimeout = p.Timeout
+		runTimeout := p.Timeout
 		if runTimeout == 0 {
 			runTimeout = o.opts.DefaultRunTimeout
 		}
 		if left := time.Until(run.StartedAt.Add(runTimeout)); left < timeout {
-			timeout, runBound = left, true
+			timeout, s.timeoutReason = left, fmt.Sprintf("the run timed out after %s", runTimeout)
+			if left <= 0 {
+				// The run's time ran out before the job could start (the
+				// server was down, say): the run ends now, and the job
+				// never starts.
+				if _, err := o.endRun(bg, it.Namespace, it.Run, resource.StatusFailure, fmt.Sprintf("run timed out after %s", runTimeout)); err != nil && !errors.Is(err, sdk.ErrFailedPrecondition) {
+					o.log.Warn("time out run", "run", it.Run, "error", err)
+				}
+				return nil, done
+			}
 		}
 	}
-	if runBound && timeout <= 0 {
-		// The run's time ran out before the job could start (the server
-		// was down, say): the run ends now, and the job never starts.
-		if _, err := o.endRun(bg, it.Namespace, it.Run, resource.StatusFailure, fmt.Sprintf("run timed out after %s", runTimeout)); err != nil && !errors.Is(err, sdk.ErrFailedPrecondition) {
-			o.log.Warn("time out run", "run", it.Run, "error", err)
-		}
-		return done
-	}
-	jctx, cancel := context.WithTimeout(ctx, timeout)
+	s.timeout = timeout
+	return s, done
+}
+
+// runStarted runs a started job to its end and records how it ended: on
+// this server, or through the server for a remote worker.
+func (o *Orchestrator) runStarted(ctx context.Context, s *startedJob) disposition {
+	bg := context.WithoutCancel(ctx)
+	it := s.it
+	jctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	out := o.execute(jctx, run, p, pj, &js, resume, exec)
+	js := s.js
+	out := o.execute(jctx, s.run, s.p, s.pj, &js, s.resume, s.exec)
 	if out.status == resource.StatusFailure && errors.Is(jctx.Err(), context.DeadlineExceeded) {
-		out.reason = fmt.Sprintf("timed out after %s", timeout.Round(time.Millisecond))
-		if runBound {
-			out.reason = fmt.Sprintf("the run timed out after %s", runTimeout)
+		out.reason = fmt.Sprintf("timed out after %s", s.timeout.Round(time.Millisecond))
+		if s.timeoutReason != "" {
+			out.reason = s.timeoutReason
 		}
 	}
 	switch cause := context.Cause(ctx); {
@@ -398,13 +441,22 @@ func (o *Orchestrator) runJob(ctx context.Context, it jobItem) disposition {
 		o.log.Warn("job stopped; another execution may run it", "run", it.Run, "job", it.Job, "why", cause)
 		return lost
 	case errors.Is(cause, errShutdown) && out.status != resource.StatusWaiting:
-		return o.interruptJob(bg, it, exec, cause.Error(), false)
+		if o.remote != nil {
+			return o.remote.interrupt(bg, s, cause.Error(), false)
+		}
+		return o.interruptJob(bg, it, s.exec, cause.Error(), false)
 	case errors.Is(cause, errRunCancelled) && out.status != resource.StatusWaiting:
 		out.status, out.reason = resource.StatusCancelled, "cancelled"
 	case out.interrupted != "":
-		return o.interruptJob(bg, it, exec, out.interrupted, true)
+		if o.remote != nil {
+			return o.remote.interrupt(bg, s, out.interrupted, true)
+		}
+		return o.interruptJob(bg, it, s.exec, out.interrupted, true)
 	}
-	return o.finishJob(bg, it, exec, out, false)
+	if o.remote != nil {
+		return o.remote.finish(bg, s, out)
+	}
+	return o.finishJob(bg, it, s.exec, out, false)
 }
 
 // interruptJob hands a job stopped from the outside back to the queue: it
@@ -478,21 +530,19 @@ func (o *Orchestrator) execute(ctx context.Context, run *resource.Run, p *plan, 
 		actions, get, put = exp.actions, append(get, exp.get...), append(put, exp.put...)
 	}
 	engType, engOpts, named := o.engineFor(p, pj)
+	around := func(a []planAction) []planAction { return withEngineJobs(named, a) }
+	isNamed := named != nil
+	if o.remote != nil {
+		// The server resolved the engine (its named engines are in its
+		// configuration).
+		engType, engOpts, isNamed, around = o.remote.engine(ns, run.Name, pj.Name)
+	}
 	if pj.Uses != "" {
-		actions = withEngineJobs(named, actions)
+		actions = around(actions)
 	}
 	if pj.Uses != "" {
 		// The job type's actions are known now: record them before running.
-		if err := o.updateJob(ctx, ns, run.Name, pj.Name, func(j *resource.JobStatus) error {
-			if j.Execution != exec {
-				return errFenced
-			}
-			if len(actions) > MaxActionsPerJob {
-				return fmt.Errorf("%w: job type %s gave job %s %d actions, more than the %d a job may have", errTooLarge, pj.Uses, pj.Name, len(actions), MaxActionsPerJob)
-			}
-			resetActions(j, actions, resume)
-			return nil
-		}); err != nil {
+		if err := o.recordActions(ctx, ns, run.Name, pj, exec, actions, resume); err != nil {
 			if errors.Is(err, errFenced) {
 				o.fenced(run, pj.Name)
 			}
@@ -500,7 +550,7 @@ func (o *Orchestrator) execute(ctx context.Context, run *resource.Run, p *plan, 
 		}
 	}
 
-	if named == nil && len(engOpts) > 0 {
+	if !isNamed && len(engOpts) > 0 {
 		// An inline engine of a pipeline applied before its type said what
 		// a pipeline may set is checked here too.
 		idx, err := o.typeIdx(ctx)
@@ -625,6 +675,47 @@ actions:
 	return outcome
 }
 
+// recordActions records the actions of a job type once expanded, as
+// execution exec.
+func (o *Orchestrator) recordActions(ctx context.Context, ns, run string, pj *planJob, exec string, actions []planAction, resume int) error {
+	if len(actions) > MaxActionsPerJob {
+		return fmt.Errorf("%w: job type %s gave job %s %d actions, more than the %d a job may have", errTooLarge, pj.Uses, pj.Name, len(actions), MaxActionsPerJob)
+	}
+	if o.remote != nil {
+		return o.remote.recordActions(ctx, ns, run, pj.Name, actions, resume)
+	}
+	return o.updateJob(ctx, ns, run, pj.Name, func(j *resource.JobStatus) error {
+		if j.Execution != exec {
+			return errFenced
+		}
+		resetActions(j, actions, resume)
+		return nil
+	})
+}
+
+// recordAction records an action's status, message and outputs, as
+// execution exec: errFenced when another execution holds the job, and
+// errStale when the job ended meanwhile (its run was cancelled).
+func (o *Orchestrator) recordAction(ctx context.Context, ns, run, job, exec, action string, st resource.Status, msg string, outputs map[string]any) error {
+	if o.remote != nil {
+		return o.remote.recordAction(ctx, ns, run, job, action, st, msg, outputs)
+	}
+	now := o.now()
+	return o.updateJob(ctx, ns, run, job, func(j *resource.JobStatus) error {
+		if exec != "" && j.Execution != exec {
+			return errFenced
+		}
+		if j.Status.Terminal() {
+			return errStale // the run ended (cancelled): its record stands
+		}
+		if as := j.Action(action); as != nil {
+			setAction(as, st, msg, now)
+			as.Outputs = outputs
+		}
+		return nil
+	})
+}
+
 // expanded is a job type's expansion.
 type expanded struct {
 	actions  []planAction
@@ -679,21 +770,12 @@ func (o *Orchestrator) runAction(ctx context.Context, run *resource.Run, p *plan
 	ns := run.Namespace
 	e := o.executionOf(ref)
 	record := func(st resource.Status, msg string, outputs map[string]any) {
-		now := o.now()
 		msg = clipMessage(msg)
-		if err := o.updateJob(context.WithoutCancel(ctx), ns, run.Name, pj.Name, func(j *resource.JobStatus) error {
-			if e != nil && j.Execution != e.id {
-				return errFenced
-			}
-			if j.Status.Terminal() {
-				return errStale // the run ended (cancelled): its record stands
-			}
-			if as := j.Action(a.Name); as != nil {
-				setAction(as, st, msg, now)
-				as.Outputs = outputs
-			}
-			return nil
-		}); err != nil {
+		exec := ""
+		if e != nil {
+			exec = e.id
+		}
+		if err := o.recordAction(context.WithoutCancel(ctx), ns, run.Name, pj.Name, exec, a.Name, st, msg, outputs); err != nil {
 			if errors.Is(err, errFenced) {
 				o.fenced(run, pj.Name)
 				return
@@ -953,7 +1035,7 @@ func (o *Orchestrator) finishJob(ctx context.Context, it jobItem, exec string, o
 				return err
 			}
 		case retry:
-			queued = append(queued, jobItem{Namespace: it.Namespace, Run: it.Run, Job: it.Job, Attempt: j.Attempt})
+			queued = append(queued, jobItem{Namespace: it.Namespace, Run: it.Run, Job: it.Job, Attempt: j.Attempt, RunsOn: pj.RunsOn})
 		default:
 			more, err := o.advanceRun(ctx, st)
 			queued = append(queued, more...)

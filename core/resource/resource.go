@@ -19,6 +19,11 @@ const (
 	// KindJob is the stored state of one job of a run (see Job).
 	KindJob           = "Job"
 	KindTriggerRecord = "TriggerRecord"
+	// KindWorker is a remote worker as the servers last heard of it (see
+	// Worker); KindWorkerQueue a queue of jobs that select workers by
+	// their labels (see WorkerQueue).
+	KindWorker      = "Worker"
+	KindWorkerQueue = "WorkerQueue"
 )
 
 // Meta is the metadata every resource has.
@@ -160,9 +165,13 @@ type JobStatus struct {
 	// Interruptions counts the times the job was stopped by a crash or a
 	// stop of the server, an engine or a plugin, and run again. They do
 	// not use up its retries.
-	Interruptions int            `json:"interruptions,omitempty"`
-	Outputs       map[string]any `json:"outputs,omitempty"`
-	Actions       []ActionStatus `json:"actions"`
+	Interruptions int `json:"interruptions,omitempty"`
+	// Worker names the remote worker (`palvella worker`) of the live
+	// execution, or of the last one; empty for a server's embedded
+	// worker.
+	Worker  string         `json:"worker,omitempty"`
+	Outputs map[string]any `json:"outputs,omitempty"`
+	Actions []ActionStatus `json:"actions"`
 	// Resume is the index of the action to run next when a job waiting for
 	// approval is released.
 	Resume      int          `json:"resume,omitempty"`

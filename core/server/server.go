@@ -237,8 +237,12 @@ func Run(ctx context.Context, cfg Config) error {
 	defer stopTriggers()
 	authorizer := scoped{next: &authz{mgr: mgr, plugin: choices[sdk.CategoryAuthorization], log: cfg.Logger.Named("authz")}}
 	sec := &security{mgr: mgr, choices: choices, authz: authorizer, managed: loopback, home: cfg.Home, url: url, now: time.Now}
-	handler := withRemote(ui.Handler(api.New(reloadable{backend{orch, sec}, live}, &authn{mgr: mgr, plugin: choices[sdk.CategoryAuthentication], throttle: newThrottle()}, authorizer, api.Options{})))
+	an := &authn{mgr: mgr, plugin: choices[sdk.CategoryAuthentication], throttle: newThrottle()}
+	workers := workerServer(orch, an, authorizer)
+	defer workers.Stop()
+	handler := withRemote(withWorkers(workers, ui.Handler(api.New(reloadable{backend{orch, sec}, live}, an, authorizer, api.Options{}))))
 	srv := cfg.HTTP.apply(&http.Server{Handler: handler})
+	serveHTTP2(srv)
 	errc := make(chan error, 1)
 	go func() {
 		if cfg.TLSCert != "" {

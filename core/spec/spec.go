@@ -151,6 +151,10 @@ type Job struct {
 	Storage Storage        `json:"storage"`
 	Timeout Duration       `json:"timeout,omitempty"`
 	Retries int            `json:"retries,omitempty"`
+	// RunsOn are the labels a worker must have, each with its value, for
+	// the job to run on it (os, arch, platform, and a worker's own
+	// --label k=v). None: any worker.
+	RunsOn map[string]string `json:"runs_on,omitempty"`
 }
 
 // Storage lists the workspace paths a job gets before its actions and

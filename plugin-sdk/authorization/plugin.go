@@ -34,11 +34,14 @@ const (
 	// NAME}): asked for the identity that applies or starts the pipeline.
 	// It does not reveal the value to the identity, only to the jobs.
 	MethodUse = "use"
+	// MethodLease is acting as a remote worker on "worker:<name>":
+	// leasing jobs through the server and reporting them.
+	MethodLease = "lease"
 )
 
 // Methods lists the methods the core asks about.
 func Methods() []string {
-	return []string{MethodRead, MethodWrite, MethodRun, MethodApprove, MethodUse, MethodCredentialRead}
+	return []string{MethodRead, MethodWrite, MethodRun, MethodApprove, MethodUse, MethodCredentialRead, MethodLease}
 }
 
 // Authorization is implemented by authorization plugins.

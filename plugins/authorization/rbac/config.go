@@ -34,7 +34,7 @@ var configSchema = map[string]any{
 							"properties": map[string]any{
 								"resources": map[string]any{"type": "array", "minItems": 1, "items": map[string]any{"type": "string", "minLength": 1}},
 								"methods": map[string]any{"type": "array", "minItems": 1, "items": map[string]any{
-									"enum": []any{"read", "write", "run", "approve", "use", "credentialRead", "*"},
+									"enum": []any{"read", "write", "run", "approve", "use", "credentialRead", "lease", "*"},
 								}},
 								"effect": map[string]any{"enum": []any{"Allow", "Deny"}, "default": "Allow"},
 							},

@@ -105,14 +105,16 @@ func TestDecisionNamesRoleAndPermission(t *testing.T) {
 
 func TestBuiltinRoles(t *testing.T) {
 	p := New()
-	resources := []string{"pipeline:default/build", "run:default/build/1", "trigger:default/nightly", "credential:ci-key", "plugin:engine-docker", "token:tok_1"}
+	resources := []string{"pipeline:default/build", "run:default/build/1", "trigger:default/nightly", "credential:ci-key", "plugin:engine-docker", "token:tok_1", "worker:gpu-1"}
 	// want[role][method] lists the resources (by index) the role may use
 	// the method on.
 	want := map[string]map[string]string{
-		"admin":     {"read": "012345", "write": "012345", "run": "012345", "approve": "012345", "use": "012345", "credentialRead": "012345"},
-		"operator":  {"read": "012345", "write": "0123", "run": "0123", "approve": "0123", "use": "3", "credentialRead": ""},
-		"developer": {"read": "012345", "write": "012", "run": "012", "approve": "", "use": "3", "credentialRead": ""},
-		"viewer":    {"read": "012345", "write": "", "run": "", "approve": "", "use": "", "credentialRead": ""},
+		"admin":     {"read": "0123456", "write": "0123456", "run": "0123456", "approve": "0123456", "use": "0123456", "credentialRead": "0123456", "lease": "0123456"},
+		"operator":  {"read": "0123456", "write": "0123", "run": "0123", "approve": "0123", "use": "3", "credentialRead": "", "lease": ""},
+		"developer": {"read": "0123456", "write": "012", "run": "012", "approve": "", "use": "3", "credentialRead": "", "lease": ""},
+		"viewer":    {"read": "0123456", "write": "", "run": "", "approve": "", "use": "", "credentialRead": "", "lease": ""},
+		// A worker leases and reports, and reads nothing through the API.
+		"worker": {"read": "", "write": "", "run": "", "approve": "", "use": "", "credentialRead": "", "lease": "6"},
 	}
 	for role, methods := range want {
 		for method, allowed := range methods {
@@ -188,8 +190,8 @@ func TestEmptyConfigHasTheBuiltinRoles(t *testing.T) {
 	for _, r := range p.Roles() {
 		names = append(names, r.Name)
 	}
-	if fmt.Sprint(names) != "[admin developer operator viewer]" {
-		t.Fatalf("roles = %v, want the four built-in roles", names)
+	if fmt.Sprint(names) != "[admin developer operator viewer worker]" {
+		t.Fatalf("roles = %v, want the five built-in roles", names)
 	}
 	if d := decide(t, p, req(who("v", "viewer"), "read", "pipeline:default/x")); !d.Allowed {
 		t.Fatalf("viewer cannot read with an empty configuration")

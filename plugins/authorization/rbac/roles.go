@@ -40,6 +40,11 @@ var (
 //     cannot approve (approval is its own method, approve), change
 //     credentials or read their values.
 //   - viewer may read everything and change nothing.
+//   - worker is a remote worker's (`palvella worker`): it may lease jobs
+//     through the server and report them (lease on worker:*), and nothing
+//     else: no API route answers it. The credentials of the jobs it
+//     leases reach it with them, checked by the server against the
+//     job's live execution.
 //
 // "read" on a credential is its metadata; "use" is naming it in a pipeline
 // (the server checks it for whoever applies or starts the pipeline); its
@@ -63,6 +68,9 @@ func BuiltinRoles() []Role {
 		}},
 		{Name: "viewer", Description: "read everything", Permissions: []Permission{
 			{Resources: all, Methods: []string{authorization.MethodRead}, Effect: allow},
+		}},
+		{Name: "worker", Description: "a remote worker: lease jobs through the server and report them, nothing else", Permissions: []Permission{
+			{Resources: []string{"worker:*"}, Methods: []string{authorization.MethodLease}, Effect: allow},
 		}},
 	}
 }
