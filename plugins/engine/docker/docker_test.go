@@ -2,6 +2,7 @@ package docker
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"os"
@@ -191,58 +192,103 @@ func setup(t *testing.T, p *Plugin, opts map[string]any) *engine.Workspace {
 	return ws
 }
 
-func TestCancelAndTimeoutRemoveTheContainer(t *testing.T) {
+// Timeout, Cancel and the caller going away stop a command and everything
+// it started: for a command of the job's image, run in the job's
+// container, its processes are gone (and no container was made for it);
+// for a command in another image, its own container is removed.
+func TestCancelAndTimeoutStopTheCommand(t *testing.T) {
 	p := newEngine(t, nil)
 	ws := setup(t, p, nil)
 	c := testClient(t)
-	running := func() []string {
+	commandContainers := func() []string {
 		cs, _, _ := labelled(t, c, labelWorkspace+"="+ws.ID, labelRole+"=command")
 		return cs
 	}
-
-	// Timeout.
-	start := time.Now()
-	res, _, _ := execText(t, p, &engine.ExecRequest{WorkspaceID: ws.ID, Script: "sleep 60", Timeout: 300 * time.Millisecond})
-	if !res.TimedOut || res.ExitCode == 0 || time.Since(start) > 15*time.Second {
-		t.Fatalf("timed out exec: %+v after %s", res, time.Since(start))
-	}
-	waitGone(t, running, "after a timeout")
-
-	// Cancel.
-	ready := make(chan struct{})
-	done := make(chan *engine.ExecResult, 1)
-	go func() {
-		res, err := p.Exec(context.Background(), &engine.ExecRequest{WorkspaceID: ws.ID, ExecID: "x", Script: "echo ready; sleep 60"},
-			func(s string, b []byte) error {
-				if strings.Contains(string(b), "ready") {
-					close(ready)
-				}
-				return nil
-			})
-		if err != nil {
-			t.Errorf("Exec: %v", err)
-		}
-		done <- res
-	}()
-	<-ready
-	if n := len(running()); n != 1 {
-		t.Fatalf("while the command runs: %d containers, want 1", n)
-	}
-	if err := p.Cancel(context.Background(), ws.ID, "x"); err != nil {
+	// The same image under another name: its commands get containers of
+	// their own.
+	other := "palvella-test/busybox:other"
+	if _, err := c.ImageTag(context.Background(), client.ImageTagOptions{Source: dockertest.Image, Target: other}); err != nil {
 		t.Fatal(err)
 	}
-	if res := <-done; res == nil || !res.Cancelled {
-		t.Fatalf("cancelled exec: %+v", res)
+	// sleepers lists the test's sleeps still running in the job's
+	// container; a zombie not yet reaped does not count.
+	sleepers := func() []string {
+		_, out, _ := execText(t, p, &engine.ExecRequest{WorkspaceID: ws.ID,
+			Script: `ps -o stat,args | grep -v grep | grep -v '^Z' | grep 'sleep 6[01]' || true`})
+		return strings.Fields(out)
 	}
-	waitGone(t, running, "after Cancel")
 
-	// The caller going away.
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() { time.Sleep(500 * time.Millisecond); cancel() }()
-	if _, err := p.Exec(ctx, &engine.ExecRequest{WorkspaceID: ws.ID, Script: "sleep 60"}, nil); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Exec whose context ended: %v", err)
+	for _, tc := range []struct {
+		image  string
+		sleep  string
+		left   func() []string
+		during int // command containers while it runs
+	}{
+		{"", "sleep 60", sleepers, 0},
+		{other, "sleep 61", commandContainers, 1},
+	} {
+		t.Run("image="+cmp.Or(tc.image, "job's"), func(t *testing.T) {
+			// Timeout.
+			start := time.Now()
+			res, _, _ := execText(t, p, &engine.ExecRequest{WorkspaceID: ws.ID, Image: tc.image, Script: tc.sleep + " & " + tc.sleep, Timeout: 300 * time.Millisecond})
+			if !res.TimedOut || res.ExitCode == 0 || time.Since(start) > 15*time.Second {
+				t.Fatalf("timed out exec: %+v after %s", res, time.Since(start))
+			}
+			waitGone(t, tc.left, "after a timeout")
+
+			// Cancel.
+			ready := make(chan struct{})
+			done := make(chan *engine.ExecResult, 1)
+			go func() {
+				res, err := p.Exec(context.Background(), &engine.ExecRequest{WorkspaceID: ws.ID, ExecID: "x", Image: tc.image, Script: "echo ready; " + tc.sleep},
+					func(s string, b []byte) error {
+						if strings.Contains(string(b), "ready") {
+							close(ready)
+						}
+						return nil
+					})
+				if err != nil {
+					t.Errorf("Exec: %v", err)
+				}
+				done <- res
+			}()
+			<-ready
+			if n := len(commandContainers()); n != tc.during {
+				t.Fatalf("while the command runs: %d command containers, want %d", n, tc.during)
+			}
+			if err := p.Cancel(context.Background(), ws.ID, "x"); err != nil {
+				t.Fatal(err)
+			}
+			if res := <-done; res == nil || !res.Cancelled {
+				t.Fatalf("cancelled exec: %+v", res)
+			}
+			waitGone(t, tc.left, "after Cancel")
+
+			// The caller going away.
+			ctx, cancel := context.WithCancel(context.Background())
+			go func() { time.Sleep(500 * time.Millisecond); cancel() }()
+			if _, err := p.Exec(ctx, &engine.ExecRequest{WorkspaceID: ws.ID, Image: tc.image, Script: tc.sleep}, nil); !errors.Is(err, context.Canceled) {
+				t.Fatalf("Exec whose context ended: %v", err)
+			}
+			waitGone(t, tc.left, "after the context ended")
+			waitGone(t, commandContainers, "after the three stops")
+		})
 	}
-	waitGone(t, running, "after the context ended")
+}
+
+// A command's background children do not outlive it: the next command of
+// the job does not see them (as when each command had its own container).
+func TestBackgroundChildrenEndWithTheirCommand(t *testing.T) {
+	p := newEngine(t, nil)
+	ws := setup(t, p, nil)
+	res, _, errOut := execText(t, p, &engine.ExecRequest{WorkspaceID: ws.ID, Script: "sleep 62 & (setsid sleep 63 &) ; echo started"})
+	if res.ExitCode != 0 {
+		t.Fatalf("exit %d: %s", res.ExitCode, errOut)
+	}
+	res, out, _ := execText(t, p, &engine.ExecRequest{WorkspaceID: ws.ID, Script: `ps -o stat,args | grep -v grep | grep -v '^Z' | grep 'sleep 6[23]' || true`})
+	if res.ExitCode != 0 || strings.TrimSpace(out) != "" {
+		t.Fatalf("processes of the previous command still run: %q", out)
+	}
 }
 
 func waitGone(t *testing.T, list func() []string, what string) {

@@ -40,10 +40,13 @@ const (
 	stoppedByTeardown
 )
 
-// run is one command's container while it runs.
+// run is one command while it runs: its own container, or an exec in the
+// job's container (id) whose processes carry mark.
 type run struct {
-	ws *workspace
-	id string
+	ws   *workspace
+	id   string
+	mark string // execMarker=VALUE, for an exec in the job's container
+	exec string // the exec's ID
 
 	mu     sync.Mutex
 	reason stopReason
@@ -61,6 +64,10 @@ func (r *run) stop(reason stopReason) {
 	r.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), r.ws.grace+30*time.Second)
 		defer cancel()
+		if r.exec != "" {
+			r.signalExec(ctx)
+			return
+		}
 		secs := int((r.ws.grace + time.Second - 1) / time.Second)
 		if _, err := r.ws.d.c.ContainerStop(ctx, r.id, client.ContainerStopOptions{Timeout: &secs}); err != nil && !cerrdefs.IsNotFound(err) {
 			r.ws.d.c.ContainerKill(ctx, r.id, client.ContainerKillOptions{Signal: "KILL"})
@@ -125,6 +132,9 @@ func (p *Plugin) Exec(ctx context.Context, req *engine.ExecRequest, out func(str
 		if err := p.ensureImage(ctx, ws.d, ws.params, image, func(line string) { out(engine.Stderr, []byte(line)) }); err != nil {
 			return nil, err
 		}
+	}
+	if ws.holder != "" && image == ws.params.image {
+		return p.execInJob(ctx, ws, req, out)
 	}
 	cfg, hc, err := ws.containerConfig(req, image)
 	if err != nil {
@@ -204,42 +214,8 @@ func (p *Plugin) Exec(ctx context.Context, req *engine.ExecRequest, out func(str
 		return &engine.ExecResult{ExitCode: 127}, nil
 	}
 
-	// The output is read by one goroutine, which alone calls out.
-	readDone := make(chan error, 1)
-	go func() { readDone <- demux(att.Reader, out) }()
-
-	var timeout <-chan time.Time
-	if req.Timeout > 0 {
-		t := time.NewTimer(req.Timeout)
-		defer t.Stop()
-		timeout = t.C
-	}
-	var outErr error
-	readOpen := true
-	for readOpen {
-		select {
-		case err := <-readDone:
-			readOpen = false
-			if err != nil {
-				var oe outputError
-				if errors.As(err, &oe) {
-					outErr = oe.err
-					r.stop(stoppedByOutput)
-				}
-			}
-		case <-timeout:
-			timeout = nil
-			go r.stop(stoppedByTimeout)
-		case <-ctx.Done():
-			r.stop(stoppedByContext)
-			att.Close()
-		}
-	}
-	if outErr != nil {
-		return nil, fmt.Errorf("docker engine: exec: output: %w", outErr)
-	}
-	if r.stoppedBy() == stoppedByContext {
-		return nil, fmt.Errorf("docker engine: exec: %w", ctx.Err())
+	if err := r.follow(ctx, req.Timeout, att.Reader, att.Close, out); err != nil {
+		return nil, err
 	}
 	var code int64
 	select {
@@ -251,6 +227,59 @@ func (p *Plugin) Exec(ctx context.Context, req *engine.ExecRequest, out func(str
 		r.stop(stoppedByContext)
 		return nil, fmt.Errorf("docker engine: exec: %w", ctx.Err())
 	}
+	res := r.result(code)
+	if len(req.FilesOut) > 0 {
+		files, err := ws.filesOut(ctx, created.ID, req.FilesOut)
+		if err != nil {
+			return nil, ctxOr(ctx, err)
+		}
+		res.FilesOut = files
+	}
+	return res, nil
+}
+
+// follow hands the command's output to out until it ends, stopping the
+// command on its timeout, when ctx ends (then closing the stream) or when
+// out fails. It returns out's error, or ctx's when ctx ended.
+func (r *run) follow(ctx context.Context, timeout time.Duration, stream io.Reader, closeStream func(), out func(string, []byte) error) error {
+	// The output is read by one goroutine, which alone calls out.
+	readDone := make(chan error, 1)
+	go func() { readDone <- demux(stream, out) }()
+	var timer <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		timer = t.C
+	}
+	var outErr error
+	for readOpen := true; readOpen; {
+		select {
+		case err := <-readDone:
+			readOpen = false
+			var oe outputError
+			if errors.As(err, &oe) {
+				outErr = oe.err
+				r.stop(stoppedByOutput)
+			}
+		case <-timer:
+			timer = nil
+			go r.stop(stoppedByTimeout)
+		case <-ctx.Done():
+			r.stop(stoppedByContext)
+			closeStream()
+		}
+	}
+	if outErr != nil {
+		return fmt.Errorf("docker engine: exec: output: %w", outErr)
+	}
+	if r.stoppedBy() == stoppedByContext {
+		return fmt.Errorf("docker engine: exec: %w", ctx.Err())
+	}
+	return nil
+}
+
+// result is the command's result for its exit code and why it stopped.
+func (r *run) result(code int64) *engine.ExecResult {
 	res := &engine.ExecResult{ExitCode: int(code)}
 	switch r.stoppedBy() {
 	case stoppedByTimeout:
@@ -261,15 +290,10 @@ func (p *Plugin) Exec(ctx context.Context, req *engine.ExecRequest, out func(str
 	if res.ExitCode == 0 && (res.TimedOut || res.Cancelled) {
 		res.ExitCode = 143
 	}
-	if len(req.FilesOut) > 0 {
-		files, err := ws.filesOut(ctx, created.ID, req.FilesOut)
-		if err != nil {
-			return nil, ctxOr(ctx, err)
-		}
-		res.FilesOut = files
-	}
-	return res, nil
+	return res
 }
+
+func drain(r io.Reader) (int64, error) { return io.Copy(io.Discard, r) }
 
 func ctxOr(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
@@ -297,9 +321,10 @@ func (p *Plugin) Cancel(ctx context.Context, workspaceID, execID string) error {
 	return nil
 }
 
-// containerConfig is the container of one command.
-func (ws *workspace) containerConfig(req *engine.ExecRequest, image string) (*container.Config, *container.HostConfig, error) {
-	argv := req.Command
+// command is what a command runs: its argv, its own environment (over
+// the job's), its working directory.
+func (ws *workspace) command(req *engine.ExecRequest) (argv []string, env map[string]string, workdir string, err error) {
+	argv = req.Command
 	if len(argv) == 0 {
 		shell := req.Shell
 		if len(shell) == 0 {
@@ -307,39 +332,36 @@ func (ws *workspace) containerConfig(req *engine.ExecRequest, image string) (*co
 		}
 		argv = append(slices.Clone(shell), req.Script)
 	}
-	env := map[string]string{}
-	maps.Copy(env, ws.params.proxyEnv)
-	maps.Copy(env, ws.params.environ)
-	maps.Copy(env, req.Env)
-	envList := make([]string, 0, len(env))
-	for _, k := range sortedKeys(env) {
-		envList = append(envList, k+"="+env[k])
-	}
-	workdir := ws.workdir
+	workdir = ws.workdir
 	if req.Workdir != "" {
 		clean, err := engine.CleanPath("workdir", req.Workdir, true)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, "", err
 		}
 		workdir = path.Join(ws.workdir, clean)
 	}
-	labels := withLabel(ws.labels, labelRole, "command")
-	if req.ExecID != "" {
-		labels["palvella.dev/exec"] = req.ExecID
+	return argv, req.Env, workdir, nil
+}
+
+// baseEnv is the job's environment: config.json's proxies, then environ.
+func (ws *workspace) baseEnv() []string {
+	env := map[string]string{}
+	maps.Copy(env, ws.params.proxyEnv)
+	maps.Copy(env, ws.params.environ)
+	return envList(env)
+}
+
+func envList(env map[string]string) []string {
+	out := make([]string, 0, len(env))
+	for _, k := range sortedKeys(env) {
+		out = append(out, k+"="+env[k])
 	}
-	cfg := &container.Config{
-		Image: image,
-		// The argv is the whole command: the image's entrypoint does not
-		// wrap it.
-		Entrypoint:   argv[:1],
-		Cmd:          argv[1:],
-		Env:          envList,
-		WorkingDir:   workdir,
-		User:         ws.params.user,
-		Labels:       labels,
-		AttachStdout: true,
-		AttachStderr: true,
-	}
+	return out
+}
+
+// hostConfig is what the job's container and every command's container
+// share: the workspace and volumes, init, limits, network.
+func (ws *workspace) hostConfig() *container.HostConfig {
 	mounts := []mount.Mount{{Type: mount.TypeVolume, Source: ws.volume, Target: ws.workdir}}
 	for _, v := range ws.params.volumes {
 		m := mount.Mount{Type: mount.TypeVolume, Source: v.name, Target: v.path, ReadOnly: v.readOnly}
@@ -359,14 +381,46 @@ func (ws *workspace) containerConfig(req *engine.ExecRequest, image string) (*co
 		n := ws.params.pidsLimit
 		hc.PidsLimit = &n
 	}
-	if ws.holder != "" {
-		hc.PidMode = container.PidMode("container:" + ws.holder)
-	}
 	switch ws.params.network {
 	case "job":
 		hc.NetworkMode = container.NetworkMode(ws.network)
 	default:
 		hc.NetworkMode = container.NetworkMode(ws.params.network)
+	}
+	return hc
+}
+
+// containerConfig is the container of one command that does not run in
+// the job's container (another image, or an image without sh).
+func (ws *workspace) containerConfig(req *engine.ExecRequest, image string) (*container.Config, *container.HostConfig, error) {
+	argv, cmdEnv, workdir, err := ws.command(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	env := map[string]string{}
+	maps.Copy(env, ws.params.proxyEnv)
+	maps.Copy(env, ws.params.environ)
+	maps.Copy(env, cmdEnv)
+	labels := withLabel(ws.labels, labelRole, "command")
+	if req.ExecID != "" {
+		labels["palvella.dev/exec"] = req.ExecID
+	}
+	cfg := &container.Config{
+		Image: image,
+		// The argv is the whole command: the image's entrypoint does not
+		// wrap it.
+		Entrypoint:   argv[:1],
+		Cmd:          argv[1:],
+		Env:          envList(env),
+		WorkingDir:   workdir,
+		User:         ws.params.user,
+		Labels:       labels,
+		AttachStdout: true,
+		AttachStderr: true,
+	}
+	hc := ws.hostConfig()
+	if ws.holder != "" {
+		hc.PidMode = container.PidMode("container:" + ws.holder)
 	}
 	return cfg, hc, nil
 }

@@ -428,11 +428,11 @@ func paramsSchema(extra map[string]any) map[string]any {
 		"network": str(`Network of the containers: "job" (default: a network of the job's own, which no other job's containers are on), "none", "host", "bridge" or an existing network's name.`),
 		"user":    str("User the commands run as (name, uid or uid:gid); default: the image's."),
 		"pull":    map[string]any{"type": "string", "enum": []any{"missing", "always", "never"}, "description": "When to pull the image: when the daemon lacks it (default), always, or never."},
-		"memory":  map[string]any{"type": []any{"string", "number"}, "description": "Memory limit of each container, such as \"512m\" or \"2g\"."},
-		"cpus":    map[string]any{"type": []any{"string", "number"}, "description": "CPU limit of each container, such as 1.5."},
+		"memory":  map[string]any{"type": []any{"string", "number"}, "description": "Memory limit of the job's container (all its commands together; a command in another image has its own), such as \"512m\" or \"2g\"."},
+		"cpus":    map[string]any{"type": []any{"string", "number"}, "description": "CPU limit of the job's container (all its commands together; a command in another image has its own), such as 1.5."},
 		"pids_limit": map[string]any{"type": "integer", "minimum": 0,
-			"description": "Most processes a container may have; 0 for the daemon's default."},
-		"init": map[string]any{"type": "boolean", "description": "Run an init process as PID 1 that forwards signals and reaps zombies (default true)."},
+			"description": "Most processes the job's container may have (all its commands together; a command in another image has its own); 0 for the daemon's default."},
+		"init": map[string]any{"type": "boolean", "description": "Run an init process as PID 1 that forwards signals and reaps zombies in a command's own container (default true); the job's container always has one."},
 	}
 	// What a pipeline may set in an inline engine: what stays inside the
 	// job's own containers. Volumes, the daemon (host, context, proxies),

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/hashicorp/go-hclog"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -27,14 +28,19 @@ type workspace struct {
 	workdir string
 	volume  string
 	network string // the job's own network, or ""
-	// holder is a container that lives as long as the workspace and whose
-	// PID namespace every command joins, so that the job's commands see one
-	// another's processes as on a host ("" when the image cannot run it).
+	// holder is the job's container: it lives as long as the workspace,
+	// with the workspace and volumes mounted, the job's network, limits,
+	// user and environment, and the job's commands in its image run in it
+	// as execs (one container start per job, not one per command); a
+	// command in another image runs in a container of its own that joins
+	// its PID namespace. "" when the image cannot run it (no sh): each
+	// command then gets a container of its own.
 	holder string
 	params params
 	d      *daemon
 	labels map[string]string
 	grace  time.Duration
+	log    hclog.Logger
 
 	mu       sync.Mutex
 	running  map[string]*run // by ExecID
@@ -76,7 +82,7 @@ func (p *Plugin) Setup(ctx context.Context, req *engine.SetupRequest) (*engine.W
 		labelNamespace: req.Namespace, labelPipeline: req.Pipeline, labelRun: req.Run, labelJob: req.Job,
 	}
 	ws := &workspace{
-		id: id, workdir: workspaceRoot + id, volume: "palvella-ws-" + id, params: pr, d: d, labels: labels, grace: cfg.grace,
+		id: id, workdir: workspaceRoot + id, volume: "palvella-ws-" + id, params: pr, d: d, labels: labels, grace: cfg.grace, log: p.log,
 		running: map[string]*run{}, canceled: map[string]bool{}, pullLog: []byte(pullLog.String()),
 	}
 	if _, err := d.c.VolumeCreate(ctx, client.VolumeCreateOptions{Name: ws.volume, Labels: labels}); err != nil {
@@ -99,18 +105,17 @@ func (p *Plugin) Setup(ctx context.Context, req *engine.SetupRequest) (*engine.W
 	return &engine.Workspace{ID: id, Workdir: ws.workdir}, nil
 }
 
-// startHolder starts the workspace's holder: the image's sh sleeping. An
-// image without sh runs its commands without a shared PID namespace.
+// startHolder starts the job's container: the image's sh sleeping, under
+// docker-init (which reaps what the commands leave), with everything a
+// command of the job's image needs. An image without sh runs each command
+// in a container of its own, without a shared PID namespace.
 func (p *Plugin) startHolder(ctx context.Context, ws *workspace) error {
+	hc := ws.hostConfig()
 	init := true
-	hc := &container.HostConfig{Init: &init, NetworkMode: "none"}
-	if ws.params.pidsLimit > 0 {
-		n := int64(4)
-		hc.PidsLimit = &n
-	}
+	hc.Init = &init
 	created, err := ws.d.c.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Config: &container.Config{Image: ws.params.image, Entrypoint: []string{"sh"}, Cmd: []string{"-c", "while :; do sleep 3600; done"},
-			Labels: withLabel(ws.labels, labelRole, "job"), User: ws.params.user},
+			Labels: withLabel(ws.labels, labelRole, "job"), User: ws.params.user, Env: ws.baseEnv(), WorkingDir: ws.workdir},
 		HostConfig: hc, Platform: ws.platform(),
 	})
 	if err != nil {

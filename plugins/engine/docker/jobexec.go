@@ -1,0 +1,164 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/moby/moby/client"
+	sdk "github.com/palvella/palvella/plugin-sdk"
+	"github.com/palvella/palvella/plugin-sdk/engine"
+)
+
+// execMarker is the environment variable that marks every process of one
+// command run in the job's container: the command, and whatever it starts
+// (children inherit the environment, daemonized or not). Stopping the
+// command, and cleaning up after it, is signalling the processes that
+// carry its marker, the way stopping a command's own container stops all
+// it started.
+const execMarker = "PALVELLA_EXEC_MARK"
+
+// wrapper runs the command ("$@") in the job's container, then kills what
+// it left running (its background children: nothing of one step survives
+// into the next), and exits with the command's status. The marker's value
+// is in the environment of every process the command started.
+const wrapper = `"$@"
+code=$?
+for d in /proc/[0-9]*; do
+  p=${d#/proc/}
+  [ "$p" = "$$" ] && continue
+  grep -q "$` + execMarker + `" "$d/environ" 2>/dev/null && kill -9 "$p" 2>/dev/null
+done
+exit $code`
+
+// killer signals ($1) every process whose environment carries the marker
+// ($2); it runs as root so it may read and signal any of them.
+const killer = `for d in /proc/[0-9]*; do
+  p=${d#/proc/}
+  [ "$p" = "$$" ] && continue
+  grep -q "$2" "$d/environ" 2>/dev/null && kill -"$1" "$p" 2>/dev/null
+done
+exit 0`
+
+// execInJob runs one command of the job's image in the job's container, as
+// an exec: no container is created or started for it.
+func (p *Plugin) execInJob(ctx context.Context, ws *workspace, req *engine.ExecRequest, out func(string, []byte) error) (*engine.ExecResult, error) {
+	argv, cmdEnv, workdir, err := ws.command(req)
+	if err != nil {
+		return nil, err
+	}
+	c := ws.d.c
+	if tarball := filesInTar(req); tarball != nil {
+		if _, err := c.CopyToContainer(ctx, ws.holder, client.CopyToContainerOptions{DestinationPath: ws.workdir, Content: tarball, CopyUIDGID: ws.params.user != ""}); err != nil {
+			return nil, ctxOr(ctx, fmt.Errorf("docker engine: copy files into the workspace: %w", err))
+		}
+	}
+	mark := randomID(24)
+	env := append(envList(cmdEnv), execMarker+"="+mark)
+	ex, err := c.ExecCreate(ctx, ws.holder, client.ExecCreateOptions{
+		Cmd: append([]string{"sh", "-c", wrapper, "sh"}, argv...), Env: env, WorkingDir: workdir, User: ws.params.user,
+		AttachStdout: true, AttachStderr: true,
+	})
+	if err != nil {
+		return nil, ctxOr(ctx, fmt.Errorf("docker engine: create the command: %w", err))
+	}
+	r := &run{ws: ws, id: ws.holder, mark: execMarker + "=" + mark, exec: ex.ID}
+
+	ws.mu.Lock()
+	if ws.gone {
+		ws.mu.Unlock()
+		return nil, sdk.Errorf(sdk.ErrNotFound, "workspace_id", "no workspace %q", req.WorkspaceID)
+	}
+	if req.ExecID != "" {
+		if ws.canceled[req.ExecID] {
+			delete(ws.canceled, req.ExecID)
+			ws.mu.Unlock()
+			return &engine.ExecResult{ExitCode: 143, Cancelled: true}, nil
+		}
+		ws.running[req.ExecID] = r
+		defer func() {
+			ws.mu.Lock()
+			delete(ws.running, req.ExecID)
+			ws.mu.Unlock()
+		}()
+	}
+	ws.mu.Unlock()
+
+	att, err := c.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{})
+	if err != nil {
+		return nil, ctxOr(ctx, fmt.Errorf("docker engine: start the command: %w", err))
+	}
+	defer att.Close()
+	if err := r.follow(ctx, req.Timeout, att.Reader, att.Close, out); err != nil {
+		return nil, err
+	}
+	code, err := r.exitCode(ctx)
+	if err != nil {
+		return nil, ctxOr(ctx, err)
+	}
+	res := r.result(code)
+	if len(req.FilesOut) > 0 {
+		files, err := ws.filesOut(ctx, ws.holder, req.FilesOut)
+		if err != nil {
+			return nil, ctxOr(ctx, err)
+		}
+		res.FilesOut = files
+	}
+	return res, nil
+}
+
+// exitCode waits for the exec to be over (its output has ended) and
+// returns its exit code.
+func (r *run) exitCode(ctx context.Context) (int64, error) {
+	for {
+		ins, err := r.ws.d.c.ExecInspect(ctx, r.exec, client.ExecInspectOptions{})
+		if err != nil {
+			return 0, fmt.Errorf("docker engine: wait for the command: %w", err)
+		}
+		if !ins.Running {
+			return int64(ins.ExitCode), nil
+		}
+		select {
+		case <-ctx.Done():
+			r.stop(stoppedByContext)
+			return 0, fmt.Errorf("docker engine: exec: %w", ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// signalExec stops a command run in the job's container: SIGTERM to every
+// process with its marker, then, if it has not ended within the grace
+// period, SIGKILL.
+func (r *run) signalExec(ctx context.Context) {
+	r.signalMarked(ctx, "TERM")
+	deadline := time.Now().Add(r.ws.grace)
+	for time.Now().Before(deadline) {
+		ins, err := r.ws.d.c.ExecInspect(ctx, r.exec, client.ExecInspectOptions{})
+		if err != nil || !ins.Running {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// What is left (a child that ignored SIGTERM, or the command's
+	// children after the wrapper was stopped) is killed.
+	r.signalMarked(ctx, "KILL")
+}
+
+// signalMarked sends sig to every process of the command, from a root exec
+// in the job's container.
+func (r *run) signalMarked(ctx context.Context, sig string) {
+	c := r.ws.d.c
+	ex, err := c.ExecCreate(ctx, r.id, client.ExecCreateOptions{Cmd: []string{"sh", "-c", killer, "sh", sig, r.mark}, User: "0", AttachStdout: true, AttachStderr: true})
+	if err == nil {
+		var att client.ExecAttachResult
+		if att, err = c.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{}); err == nil {
+			_, err = drain(att.Reader)
+			att.Close()
+		}
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		r.ws.log.Warn("signal a command's processes", "container", r.id, "signal", sig, "error", err)
+	}
+}
