@@ -11,6 +11,7 @@ import (
 	"github.com/palvella/palvella/plugins/database/postgres"
 	"github.com/palvella/palvella/plugins/database/sqlite"
 	enginedocker "github.com/palvella/palvella/plugins/engine/docker"
+	enginekubernetes "github.com/palvella/palvella/plugins/engine/kubernetes"
 	"github.com/palvella/palvella/plugins/engine/local"
 	"github.com/palvella/palvella/plugins/job/terraform"
 	"github.com/palvella/palvella/plugins/storage/filesystem"
@@ -45,6 +46,8 @@ var builtinTable = []Builtin{
 	{Name: enginedocker.Name, Version: enginedocker.Version, Categories: []sdk.Category{sdk.CategoryEngine}, Serve: enginedocker.Serve,
 		Defaults:    under("state_dir", "engine-docker"),
 		Description: "Runs each job in containers of its image on a Docker daemon, with a volume and a network of its own."},
+	{Name: enginekubernetes.Name, Version: enginekubernetes.Version, Categories: []sdk.Category{sdk.CategoryEngine}, Serve: enginekubernetes.Serve,
+		Description: "Runs each command of a job in a pod of its image on a Kubernetes cluster, its environment in a Secret made for it."},
 }
 
 // under is the default of a builtin that keeps its files in one place
