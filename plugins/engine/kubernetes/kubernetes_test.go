@@ -278,24 +278,24 @@ func TestPodFromParamsEnvInASecretCancelDeletes_KwokNoRealContainer(t *testing.T
 	waitNone(t, cs, ns, labelWorkspace+"="+ws.ID+","+labelRole+"=command", "after Cancel")
 }
 
-// A pod no node accepts (no toleration for the kwok node's taint) waits,
-// saying why; its timeout deletes it; so does the caller going away.
+// A pod no node accepts (its node selector matches none) waits, saying
+// why; its timeout deletes it; so does the caller going away.
 func TestTimeoutAndCallerGoneDeleteThePod_KwokNoRealContainer(t *testing.T) {
 	ns := k8stest.Shared(t).Namespace(t)
 	cs := clientset(t)
 	p := newEngine(t, ns, nil)
-	ws := setup(t, p, nil)
+	ws := setup(t, p, map[string]any{"node_selector": map[string]any{"palvella.dev/pool": "gpu"}})
 	start := time.Now()
 	res, _, errOut := execText(t, p, &engine.ExecRequest{WorkspaceID: ws.ID, Script: "sleep 60", Timeout: 3 * time.Second})
 	if !res.TimedOut || res.ExitCode == 0 || time.Since(start) > 40*time.Second {
 		t.Fatalf("timed out exec: %+v after %s", res, time.Since(start))
 	}
-	if !strings.Contains(errOut, "waits for a node") || !strings.Contains(errOut, "untolerated taint") {
+	if !strings.Contains(errOut, "waits for a node") || !strings.Contains(errOut, "node affinity/selector") {
 		t.Errorf("stderr %q does not say that the pod waits for a node and why", errOut)
 	}
 	waitNone(t, cs, ns, labelWorkspace+"="+ws.ID+","+labelRole+"=command", "after a timeout")
 
-	ws2 := setup(t, p, map[string]any{"tolerations": []any{map[string]any{"operator": "Exists"}}})
+	ws2 := setup(t, p, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		waitPod(t, cs, ns, ws2.ID, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })

@@ -1,6 +1,6 @@
 // Package k8stest starts a real Kubernetes control plane for tests: etcd,
 // kube-apiserver, kube-controller-manager and kube-scheduler built from
-// Go modules (.ci/build-k8s), with kwok simulating one node and the
+// Go modules (.ci/build-k8s), with kwok simulating two nodes and the
 // lifecycle of its pods. Everything listens on random loopback ports and
 // keeps its state in a temporary directory; a test binary starts at most
 // one control plane (Shared) and stops every process when the tests end
@@ -71,8 +71,13 @@ const (
 // container (served by kwok from LogsFile).
 const LogsText = "log line from kwok's kubelet server\n"
 
-// NodeName is the kwok node.
-const NodeName = "kwok-node-0"
+// The kwok nodes: NodeName is tainted palvella.dev/ci=true:NoSchedule and
+// labelled palvella.dev/pool=ci; OtherNode (palvella.dev/pool=general)
+// takes every other pod.
+const (
+	NodeName  = "kwok-node-0"
+	OtherNode = "kwok-node-1"
+)
 
 // Cluster is a running control plane.
 type Cluster struct {
@@ -237,32 +242,45 @@ func Start() (*Cluster, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{
-		Name:        NodeName,
-		Annotations: map[string]string{"kwok.x-k8s.io/node": "fake"},
-		Labels:      map[string]string{"kubernetes.io/hostname": NodeName, "type": "kwok", "palvella.dev/pool": "kwok"},
-	}, Spec: corev1.NodeSpec{Taints: []corev1.Taint{{Key: "palvella.dev/ci", Value: "true", Effect: corev1.TaintEffectNoSchedule}}}}
-	if _, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
-		return nil, fmt.Errorf("create the kwok node: %w", err)
+	// Two nodes: NodeName, tainted and labelled palvella.dev/pool=ci, which
+	// only pods with a toleration and a node selector land on; and
+	// OtherNode, for all the others.
+	for _, n := range []struct {
+		name, pool string
+		taints     []corev1.Taint
+	}{
+		{NodeName, "ci", []corev1.Taint{{Key: "palvella.dev/ci", Value: "true", Effect: corev1.TaintEffectNoSchedule}}},
+		{OtherNode, "general", nil},
+	} {
+		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{
+			Name:        n.name,
+			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake"},
+			Labels:      map[string]string{"kubernetes.io/hostname": n.name, "type": "kwok", "palvella.dev/pool": n.pool},
+		}, Spec: corev1.NodeSpec{Taints: n.taints}}
+		if _, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+			return nil, fmt.Errorf("create the kwok node %s: %w", n.name, err)
+		}
 	}
-	if err := c.waitFor(ctx, "the kwok node to be ready and the default service account to exist", func() (bool, error) {
-		n, err := cs.CoreV1().Nodes().Get(ctx, NodeName, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		ready := false
-		for _, cond := range n.Status.Conditions {
-			if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
-				ready = true
+	if err := c.waitFor(ctx, "the kwok nodes to be ready and the default service account to exist", func() (bool, error) {
+		for _, name := range []string{NodeName, OtherNode} {
+			n, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, err
 			}
-		}
-		for _, t := range n.Spec.Taints {
-			if t.Key == "node.kubernetes.io/not-ready" {
-				ready = false
+			ready := false
+			for _, cond := range n.Status.Conditions {
+				if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
+					ready = true
+				}
 			}
-		}
-		if !ready {
-			return false, nil
+			for _, t := range n.Spec.Taints {
+				if t.Key == "node.kubernetes.io/not-ready" {
+					ready = false
+				}
+			}
+			if !ready {
+				return false, nil
+			}
 		}
 		_, err = cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
