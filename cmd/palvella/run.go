@@ -49,11 +49,11 @@ func newRunListCmd(app *App, r *remote) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			// The API lists runs in its store's key order; newest first is
-			// by creation, so every page is read before the limit applies.
+			// The API lists runs newest first: pages are read until the
+			// limit is reached.
 			var runs []resource.Run
-			page := api.PageRequest{Size: api.MaxPageSize}
-			for {
+			page := api.PageRequest{Size: min(limit, api.MaxPageSize)}
+			for len(runs) < limit {
 				p, err := c.ListRuns(cmd.Context(), r.namespace, pipeline, page)
 				if err != nil {
 					return remoteError(err)

@@ -103,6 +103,9 @@ func (f *fakeBackend) GetRun(_ context.Context, ns, run string) (*resource.Run, 
 	if f.getRun != nil {
 		return f.getRun(ns, run)
 	}
+	if run == "missing-1" {
+		return nil, sdk.Errorf(sdk.ErrNotFound, "run", "no run %s", run)
+	}
 	return sampleRun(ns, run), nil
 }
 

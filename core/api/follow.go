@@ -100,19 +100,38 @@ func (e *sse) keepAlive(interval time.Duration) func() {
 	return func() { close(done); wg.Wait() }
 }
 
+// startLocked writes the stream's header once.
+func (e *sse) startLocked() {
+	if e.started {
+		return
+	}
+	// The request is read: from now on only writes are bounded.
+	_ = http.NewResponseController(e.w).SetReadDeadline(time.Time{})
+	h := e.w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	e.w.WriteHeader(http.StatusOK)
+	e.started = true
+}
+
+// open starts the stream now, before its first event, so that a follower
+// of something that has nothing to say yet (a job not started) knows the
+// stream is open and keep-alives flow. Errors after it are error events.
+func (e *sse) open() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.startLocked()
+	if err := e.write(": open\n\n"); err != nil {
+		return err
+	}
+	return http.NewResponseController(e.w).Flush()
+}
+
 func (e *sse) send(event string, data any) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if !e.started {
-		// The request is read: from now on only writes are bounded.
-		_ = http.NewResponseController(e.w).SetReadDeadline(time.Time{})
-		h := e.w.Header()
-		h.Set("Content-Type", "text/event-stream")
-		h.Set("Cache-Control", "no-cache")
-		h.Set("X-Accel-Buffering", "no")
-		e.w.WriteHeader(http.StatusOK)
-		e.started = true
-	}
+	e.startLocked()
 	b, err := json.Marshal(data)
 	if err != nil {
 		return fmt.Errorf("encode a %s event: %w", event, err)
@@ -157,7 +176,22 @@ func (s *server) streamLogs(c *call, job, action string) error {
 	if job != "" && !validName(job) {
 		return sdk.Errorf(sdk.ErrInvalidArgument, "job", "%q is not a valid job name", job)
 	}
+	// What is followed must exist: that is an ordinary error answer. Then
+	// the stream opens at once, whether or not a line is there to send.
+	r, err := s.b.GetRun(c.r.Context(), ns, run)
+	if err != nil {
+		return fmt.Errorf("follow the logs of %s/%s: %w", ns, run, err)
+	}
+	if job != "" && r.Job(job) == nil {
+		return sdk.Errorf(sdk.ErrNotFound, "job", "run %s has no job %q", run, job)
+	}
+	if action != "" && r.Job(job).Action(action) == nil {
+		return sdk.Errorf(sdk.ErrNotFound, "action", "job %s of run %s has no action %q", job, run, action)
+	}
 	out := &sse{w: c.w}
+	if err := out.open(); err != nil {
+		return nil // the follower went away
+	}
 	stopKeepAlive := out.keepAlive(eventKeepAlive)
 	defer stopKeepAlive()
 	end, err := f.FollowLogs(c.r.Context(), ns, run, job, action, func(lines []LogLine) error {

@@ -28,60 +28,58 @@ const followPoll = 100 * time.Millisecond
 const logBatch = 512
 
 // FollowLogs calls fn with the log lines of a run's actions as they are
-// written (see core/api.Following). An action running in this process is
-// followed live; one that has ended is read from storage; one that runs in
-// another process is read from storage when it ends.
+// written (see core/api.Following), until what is followed has ended: the
+// run, the job (jobName) or the action (actionName). An action running in
+// this process is followed live; one that has ended is read from storage;
+// one that runs in another process is read from storage as it is stored.
+// Actions the run gains while it is followed (a job expanded by a job
+// plugin, a job reached after an approval) are followed too, and a run,
+// job or action waiting for approval is followed on until it ends.
 func (o *Orchestrator) FollowLogs(ctx context.Context, ns, name, jobName, actionName string, fn func([]wire.LogLine) error) (*wire.StreamEnd, error) {
-	if err := o.followLogs(ctx, ns, name, jobName, actionName, fn); err != nil {
+	run, err := o.followLogs(ctx, ns, name, jobName, actionName, fn)
+	if err != nil {
 		return nil, err
 	}
-	// The logs are complete; the statuses are written just after.
-	for {
-		run, err := o.GetRun(ctx, ns, name)
-		if err != nil {
-			return nil, err
-		}
-		end := &wire.StreamEnd{Status: run.Status, Reason: run.Reason}
-		if js := run.Job(jobName); js != nil {
-			end = &wire.StreamEnd{Status: js.Status, Reason: js.Reason}
-			if as := js.Action(actionName); as != nil {
-				end = &wire.StreamEnd{Status: as.Status, Reason: as.Message}
-			}
-		}
-		if end.Status.Terminal() || end.Status == resource.StatusWaiting {
-			return end, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(followPoll / 2):
+	end := &wire.StreamEnd{Status: run.Status, Reason: run.Reason}
+	if js := run.Job(jobName); js != nil {
+		end = &wire.StreamEnd{Status: js.Status, Reason: js.Reason}
+		if as := js.Action(actionName); as != nil {
+			end = &wire.StreamEnd{Status: as.Status, Reason: as.Message}
 		}
 	}
+	return end, nil
 }
 
-func (o *Orchestrator) followLogs(ctx context.Context, ns, name, jobName, actionName string, fn func([]wire.LogLine) error) error {
+// followRunPoll is how often a log follower reads the run again for new
+// actions and for its end.
+const followRunPoll = 250 * time.Millisecond
+
+// logTarget is one action whose log is followed.
+type logTarget struct{ job, action string }
+
+// targetState is what a follower of an action has done: lines sent (a
+// follower started again for the action skips them) and whether one runs.
+type targetState struct {
+	sent    int
+	running bool
+	// done: a follower finished after the action had ended, so its whole
+	// log was sent.
+	done bool
+}
+
+// followLogs follows the selected actions of a run, those it gains
+// included, until the run, job or action has ended and every log is
+// sent, and returns the run as it ended.
+func (o *Orchestrator) followLogs(ctx context.Context, ns, name, jobName, actionName string, fn func([]wire.LogLine) error) (*resource.Run, error) {
 	run, err := o.GetRun(ctx, ns, name)
 	if err != nil {
-		return err
-	}
-	type target struct{ job, action string }
-	var targets []target
-	for _, j := range run.Jobs {
-		if jobName != "" && j.Name != jobName {
-			continue
-		}
-		for _, a := range j.Actions {
-			if actionName != "" && a.Name != actionName {
-				continue
-			}
-			targets = append(targets, target{j.Name, a.Name})
-		}
+		return nil, err
 	}
 	switch {
 	case jobName != "" && run.Job(jobName) == nil:
-		return sdk.Errorf(sdk.ErrNotFound, "job", "run %s has no job %q", name, jobName)
-	case actionName != "" && len(targets) == 0:
-		return sdk.Errorf(sdk.ErrNotFound, "action", "job %s of run %s has no action %q", jobName, name, actionName)
+		return nil, sdk.Errorf(sdk.ErrNotFound, "job", "run %s has no job %q", name, jobName)
+	case actionName != "" && (run.Job(jobName) == nil || run.Job(jobName).Action(actionName) == nil):
+		return nil, sdk.Errorf(sdk.ErrNotFound, "action", "job %s of run %s has no action %q", jobName, name, actionName)
 	}
 	// Each action is followed on its own; fn sees one batch at a time.
 	var mu sync.Mutex
@@ -90,22 +88,145 @@ func (o *Orchestrator) followLogs(ctx context.Context, ns, name, jobName, action
 		defer mu.Unlock()
 		return fn(lines)
 	}
+	var wg sync.WaitGroup
+	defer wg.Wait() // after the cancel below: the followers stop first
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, len(targets))
-	for _, t := range targets {
+	var stateMu sync.Mutex
+	states := map[logTarget]*targetState{}
+	var first error
+	finished := make(chan struct{}, 1)
+
+	// ended reports whether the action has ended in the run.
+	ended := func(r *resource.Run, t logTarget) bool {
+		if r.Status.Terminal() {
+			return true
+		}
+		js := r.Job(t.job)
+		if js == nil {
+			return false
+		}
+		as := js.Action(t.action)
+		return as != nil && as.Status.Terminal()
+	}
+	start := func(r *resource.Run, t logTarget, st *targetState) {
+		st.running = true
+		skip := st.sent
+		wg.Add(1)
 		go func() {
-			errc <- o.followAction(ctx, run, t.job, t.action, send)
+			defer wg.Done()
+			seen := 0
+			err := o.followAction(ctx, r, t.job, t.action, func(lines []wire.LogLine) error {
+				if seen+len(lines) <= skip {
+					seen += len(lines)
+					return nil
+				}
+				if seen < skip {
+					lines = lines[skip-seen:]
+					seen = skip
+				}
+				seen += len(lines)
+				if err := send(lines); err != nil {
+					return err
+				}
+				stateMu.Lock()
+				st.sent = seen
+				stateMu.Unlock()
+				return nil
+			})
+			// Its whole log is sent if the action has ended; otherwise
+			// (it waits for approval, or its end is not written yet) it
+			// is followed again.
+			done := false
+			if err == nil {
+				cur, gerr := o.GetRun(ctx, r.Namespace, r.Name)
+				done = gerr == nil && ended(cur, t)
+			}
+			stateMu.Lock()
+			st.running = false
+			st.done = done
+			if err != nil && first == nil {
+				first = err
+				cancel()
+			}
+			stateMu.Unlock()
+			select {
+			case finished <- struct{}{}:
+			default:
+			}
 		}()
 	}
-	var first error
-	for range targets {
-		if err := <-errc; err != nil && first == nil {
-			first = err
-			cancel()
+	for {
+		// Follow each selected action that no follower has followed to
+		// its end yet. One whose follower ended while the action had not
+		// (it waited for approval, or its log was cut short as the job
+		// moved) is followed again from the line after the last sent.
+		all := true
+		stateMu.Lock()
+		for _, j := range run.Jobs {
+			if jobName != "" && j.Name != jobName {
+				continue
+			}
+			for _, a := range j.Actions {
+				if actionName != "" && a.Name != actionName {
+					continue
+				}
+				t := logTarget{j.Name, a.Name}
+				st := states[t]
+				if st == nil {
+					st = &targetState{}
+					states[t] = st
+				}
+				if st.done {
+					continue
+				}
+				all = false
+				if !st.running {
+					start(run, t, st)
+				}
+			}
+		}
+		err := first
+		stateMu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		if all && o.followedEnded(run, jobName, actionName) {
+			return run, nil
+		}
+		select {
+		case <-ctx.Done():
+			stateMu.Lock()
+			err := first
+			stateMu.Unlock()
+			if err != nil {
+				return nil, err
+			}
+			return nil, ctx.Err()
+		case <-finished:
+		case <-time.After(followRunPoll):
+		}
+		if run, err = o.GetRun(ctx, ns, name); err != nil {
+			return nil, err
 		}
 	}
-	return first
+}
+
+// followedEnded reports whether what a log follower follows has ended:
+// the run, or the job, or the action. Waiting for approval is not an end.
+func (o *Orchestrator) followedEnded(run *resource.Run, jobName, actionName string) bool {
+	if run.Status.Terminal() {
+		return true
+	}
+	js := run.Job(jobName)
+	if jobName == "" || js == nil {
+		return false
+	}
+	if actionName == "" {
+		return js.Status.Terminal()
+	}
+	as := js.Action(actionName)
+	return as != nil && as.Status.Terminal()
 }
 
 // followAction follows one action's log to its end.

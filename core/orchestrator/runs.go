@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/palvella/palvella/core/api/wire"
 	"github.com/palvella/palvella/core/resource"
 	sdk "github.com/palvella/palvella/plugin-sdk"
 )
@@ -274,25 +273,6 @@ func (o *Orchestrator) GetRun(ctx context.Context, ns, name string) (*resource.R
 		return nil, fmt.Errorf("run %s/%s: %w", ns, name, err)
 	}
 	return o.assemble(ctx, run)
-}
-
-// ListRuns lists runs, of one pipeline when pipeline is not empty. The
-// runs are their summaries: status and counts, without their jobs.
-func (o *Orchestrator) ListRuns(ctx context.Context, ns, pipeline string, page wire.PageRequest) (*wire.Page[resource.Run], error) {
-	var sel map[string]string
-	if pipeline != "" {
-		sel = map[string]string{"pipeline": pipeline}
-	}
-	items, next, err := list[resource.Run](ctx, o.store, resource.KindRun, ns, sel, page.Size, page.Token)
-	if err != nil {
-		return nil, err
-	}
-	for i := range items {
-		if items[i].Jobs == nil {
-			items[i].Jobs = []resource.JobStatus{}
-		}
-	}
-	return &wire.Page[resource.Run]{Items: items, NextPageToken: next}, nil
 }
 
 // CancelRun cancels a run: its unfinished jobs are cancelled and their

@@ -77,11 +77,11 @@ export function logView({ path, lineHref, highlight, withSource, signal, onEnd }
   });
   follow.addEventListener('change', () => { if (follow.checked) box.scrollTop = box.scrollHeight; });
 
-  // The server's stream follows the actions the run had when it was
-  // opened, and ends when they end or the run waits for approval. The
-  // page reopens it (restart) when the run has new actions or goes on;
-  // each stream starts again from each action's first line, and the lines
-  // already shown are skipped (each action's lines come once and in order).
+  // The server's stream follows the actions the run gains and goes on
+  // while the run waits for approval, until what is followed ends. When
+  // the connection drops before the end, the view connects again: the new
+  // stream starts from each action's first line, and the lines already
+  // shown are skipped (each action's lines come once and in order).
   const delivered = new Map();
   let ctl = null;
   let ended = null;
@@ -111,10 +111,16 @@ export function logView({ path, lineHref, highlight, withSource, signal, onEnd }
         if (st !== 'waiting') state.dataset.ended = st || 'ended';
         if (onEnd) onEnd(data);
       } else if (name === 'error') {
+        ended = { status: '', reason: data.message || '' };
         state.textContent = 'Stream error: ' + (data.message || JSON.stringify(data));
       }
-    }, mine.signal).catch((err) => {
-      if (err.name !== 'AbortError' && mine === ctl) state.textContent = 'Log unavailable: ' + err.message;
+    }, mine.signal).then(() => {
+      if (mine === ctl && !ended && !signal.aborted) { state.textContent = 'Reconnecting…'; setTimeout(() => { if (mine === ctl && !signal.aborted) connect(); }, 1000); }
+    }, (err) => {
+      if (err.name === 'AbortError' || mine !== ctl) return;
+      if (err.status) { state.textContent = 'Log unavailable: ' + err.message; return; }
+      state.textContent = 'Reconnecting… (' + err.message + ')';
+      setTimeout(() => { if (mine === ctl && !signal.aborted) connect(); }, 2000);
     });
   };
   connect();

@@ -50,17 +50,6 @@ export function runsTable(ns, runs) {
 
 const PAGE = 20;
 
-async function allRuns(ns, pipeline, signal) {
-  const out = [];
-  let token = '';
-  do {
-    const page = await get(`${nsPath(ns)}/runs?pipeline=${enc(pipeline)}&pageSize=1000${token ? '&pageToken=' + enc(token) : ''}`, { signal });
-    out.push(...page.items);
-    token = page.nextPageToken || '';
-  } while (token);
-  return out.sort((a, b) => (b.createdAt || '').localeCompare(a.createdAt || '') || b.number - a.number);
-}
-
 export async function pipelinePage([, ns, name], q) {
   const signal = app.signal;
   const [p, [mayRun, mayWrite]] = await Promise.all([
@@ -73,23 +62,22 @@ export async function pipelinePage([, ns, name], q) {
       h('a', { href: triggersHref(ns, name) }, 'Trigger records')));
   if (mayRun) el.append(runForm(ns, name, (p.spec && p.spec.spec && p.spec.spec.params) || []));
 
-  // Runs, newest first, a page at a time. The API lists runs in its
-  // store's key order (as `palvella run list` finds them), so they are all
-  // read and sorted here, as the CLI does.
+  // Runs, newest first, a page at a time, as the API pages them (the
+  // tokens of the pages seen are kept for "Newer").
   const runsBox = h('div', { class: 'runs' });
   el.append(h('h2', {}, 'Runs'), runsBox);
-  const runs = await allRuns(ns, name, signal);
-  const show = (i) => {
-    const items = runs.slice(i * PAGE, (i + 1) * PAGE);
-    const last = (i + 1) * PAGE >= runs.length;
+  const tokens = [''];
+  const show = async (i) => {
+    const page = await get(`${nsPath(ns)}/runs?pipeline=${enc(name)}&pageSize=${PAGE}${tokens[i] ? '&pageToken=' + enc(tokens[i]) : ''}`, { signal });
+    tokens[i + 1] = page.nextPageToken || '';
     clear(runsBox).append(
-      items.length ? runsTable(ns, items) : h('p', { class: 'muted' }, 'No runs yet.'),
+      page.items.length ? runsTable(ns, page.items) : h('p', { class: 'muted' }, 'No runs yet.'),
       h('div', { class: 'pager' },
         h('button', { type: 'button', disabled: i === 0, onClick: () => show(i - 1) }, '← Newer'),
-        h('span', { class: 'muted' }, ` page ${i + 1} of ${Math.max(1, Math.ceil(runs.length / PAGE))} `),
-        h('button', { type: 'button', disabled: last, onClick: () => show(i + 1) }, 'Older →')));
+        h('span', { class: 'muted' }, ` page ${i + 1} `),
+        h('button', { type: 'button', disabled: !page.nextPageToken, onClick: () => show(i + 1) }, 'Older →')));
   };
-  show(0);
+  await show(0);
 
   el.append(h('h2', {}, 'Versions'), await versions(ns, name, signal));
   return el;

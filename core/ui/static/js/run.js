@@ -119,20 +119,9 @@ export async function runPage([, ns, runName, jobName, actionName], q) {
     revision = run.revision;
     renderHead(); renderButtons(); renderApprovals(); renderJobs();
   };
-  // The actions the log stream was opened with (see logView).
-  const actionsKey = () => (run.jobs || []).filter((j) => !jobName || j.name === jobName)
-    .flatMap((j) => (j.actions || []).filter((a) => !actionName || a.name === actionName).map((a) => j.name + '/' + a.name)).join(',');
-  let streamed = actionsKey();
-  let log = null;
+
   const refresh = async () => {
-    try { run = await get(base, { signal }); render(); } catch (x) { if (x.name !== 'AbortError') toast(x.message, 'error'); return; }
-    if (!log) return;
-    const key = actionsKey();
-    const e = log.ended;
-    if (key !== streamed || (e && !TERMINAL.has(e.status) && run.status !== 'waiting')) {
-      streamed = key;
-      log.restart();
-    }
+    try { run = await get(base, { signal }); render(); } catch (x) { if (x.name !== 'AbortError') toast(x.message, 'error'); }
   };
   render();
   (async () => {
@@ -147,7 +136,7 @@ export async function runPage([, ns, runName, jobName, actionName], q) {
   let path = base + '/logs/stream', title = 'Log of the run';
   if (jobName && actionName) { path = `${base}/jobs/${enc(jobName)}/actions/${enc(actionName)}/log/stream`; title = `Log of ${jobName}/${actionName}`; }
   else if (jobName) { path = `${base}/logs/stream?job=${enc(jobName)}`; title = `Log of ${jobName}`; }
-  log = logView({
+  const log = logView({
     path, signal, withSource: !actionName, highlight: parseInt(q.get('line') || '0', 10),
     lineHref: (job, action, n) => href(job, action, n),
     onEnd: () => refresh(),
