@@ -186,7 +186,7 @@ func BenchmarkFanOutFanIn(b *testing.B) {
 		}
 	}
 	shTrue := time.Since(sh) / 100
-	before := dbBytes(b, home)
+	before, rev := dbBytes(b, home), lastRevision(b, home)
 	var total time.Duration
 	runs := 0
 	for b.Loop() {
@@ -194,6 +194,7 @@ func BenchmarkFanOutFanIn(b *testing.B) {
 		runs++
 	}
 	grown := dbBytes(b, home) - before
+	jobWrites := jobWritesAfter(b, home, rev)
 	perJob := float64(total.Microseconds()) / 1000 / float64(runs) / 1000
 	// Reported after the loop: b.Loop resets what is reported before it.
 	b.ReportMetric(float64(one.Microseconds())/1000, "ms/1-job-run")
@@ -202,6 +203,37 @@ func BenchmarkFanOutFanIn(b *testing.B) {
 	b.ReportMetric(perJob, "ms/job@1000")
 	b.ReportMetric(perJob/(float64(one.Microseconds())/1000), "job@1000/1-job-run")
 	b.ReportMetric(float64(grown)/float64(runs)/(1<<20), "db-MiB/1000-job-run")
+	b.ReportMetric(float64(jobWrites)/float64(runs*1000), "job-writes/job")
+}
+
+// lastRevision is the newest revision in the server's change history.
+func lastRevision(b *testing.B, home string) int64 {
+	b.Helper()
+	var rev int64
+	queryDB(b, home, `SELECT coalesce(max(revision), 0) FROM changes`, &rev)
+	return rev
+}
+
+// jobWritesAfter counts the writes of job documents after revision rev
+// (each write is a change in the history).
+func jobWritesAfter(b *testing.B, home string, rev int64) int64 {
+	b.Helper()
+	var n int64
+	queryDB(b, home, `SELECT count(*) FROM changes WHERE kind = 'Job' AND revision > ?`, &n, rev)
+	return n
+}
+
+// queryDB reads one value from the server's sqlite database.
+func queryDB(b *testing.B, home, q string, out any, args ...any) {
+	b.Helper()
+	db, err := sql.Open("sqlite3", "file:"+filepath.Join(home, "palvella.db")+"?mode=ro")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.QueryRow(q, args...).Scan(out); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // BenchmarkDBGrowthPerTrivialRun runs trivial runs and reports how much

@@ -202,7 +202,7 @@ func (o *Orchestrator) engineTeardown(ctx context.Context, run *resource.Run, p 
 		defer cancel()
 	}
 	for _, a := range actions {
-		st, msg, _ := o.runAction(ctx, run, p, pj, a, ref, exprCtx)
+		st, msg, _ := o.runAction(ctx, run, p, pj, a, ref, exprCtx, nil)
 		if why := e.interruptedBy(); why != "" {
 			return jobOutcome{status: resource.StatusFailure, interrupted: why}, true
 		}

@@ -276,6 +276,18 @@ type jobOutcome struct {
 	interrupted string
 	// noRetry: a plugin the job needs did not start; a retry cannot help.
 	noRetry bool
+	// lastAction is the end of the job's last action, recorded with the
+	// job's own end: one write of the job's document instead of two.
+	lastAction *actionEnd
+}
+
+// actionEnd is how an action ended, to be recorded.
+type actionEnd struct {
+	name    string
+	status  resource.Status
+	msg     string
+	outputs map[string]any
+	at      time.Time
 }
 
 // runJob executes one job of a run and records the outcome. Every write it
@@ -620,8 +632,20 @@ actions:
 			outcome.status, outcome.reason = resource.StatusFailure, ctx.Err().Error()
 			break
 		}
-		st, msg, outputs := o.runAction(ctx, run, p, pj, a, ref, exprCtx)
+		// The last action's end, when nothing runs after it, is recorded
+		// with the job's end (finishJob).
+		var end *actionEnd
+		if i == teardown-1 && teardown == len(actions) && len(put) == 0 && o.remote == nil {
+			end = &actionEnd{}
+		}
+		st, msg, outputs := o.runAction(ctx, run, p, pj, a, ref, exprCtx, end)
+		if end != nil && end.name != "" {
+			outcome.lastAction = end
+		}
 		if why := e.interruptedBy(); why != "" {
+			if end != nil && end.name != "" {
+				o.recordActionEnd(ctx, run, pj, e, end) // the job does not end here
+			}
 			return jobOutcome{status: resource.StatusFailure, interrupted: why, outputs: outcome.outputs}
 		}
 		if e.pluginDown.Load() {
@@ -766,25 +790,19 @@ func (o *Orchestrator) expand(ctx context.Context, run *resource.Run, p *plan, p
 }
 
 // runAction runs one action and records its status, outputs and log.
-func (o *Orchestrator) runAction(ctx context.Context, run *resource.Run, p *plan, pj *planJob, a planAction, ref sdk.ExecutionRef, exprCtx func(*jobRefs) map[string]any) (resource.Status, string, map[string]any) {
+//
+// When end is not nil, the action's end (not its start) is not written but
+// left in end, for the caller to record with the job's end.
+func (o *Orchestrator) runAction(ctx context.Context, run *resource.Run, p *plan, pj *planJob, a planAction, ref sdk.ExecutionRef, exprCtx func(*jobRefs) map[string]any, end *actionEnd) (resource.Status, string, map[string]any) {
 	ns := run.Namespace
 	e := o.executionOf(ref)
 	record := func(st resource.Status, msg string, outputs map[string]any) {
-		msg = clipMessage(msg)
-		exec := ""
-		if e != nil {
-			exec = e.id
+		x := &actionEnd{name: a.Name, status: st, msg: clipMessage(msg), outputs: outputs, at: o.now()}
+		if end != nil && st.Terminal() {
+			*end = *x
+			return
 		}
-		if err := o.recordAction(context.WithoutCancel(ctx), ns, run.Name, pj.Name, exec, a.Name, st, msg, outputs); err != nil {
-			if errors.Is(err, errFenced) {
-				o.fenced(run, pj.Name)
-				return
-			}
-			if errors.Is(err, errStale) {
-				return
-			}
-			o.log.Error("record action status", "run", run.Name, "job", pj.Name, "action", a.Name, "error", err)
-		}
+		o.recordActionEnd(ctx, run, pj, e, x)
 	}
 	ectx := exprCtx(refsOf(a.If, a.Params))
 	if err := checkContextSize(ectx, a.Name); err != nil {
@@ -969,6 +987,25 @@ func (o *Orchestrator) interpolateValue(v any, ectx map[string]any) (any, error)
 	return v, nil
 }
 
+// recordActionEnd records an action's status, message and outputs, as the
+// execution e (nil: any).
+func (o *Orchestrator) recordActionEnd(ctx context.Context, run *resource.Run, pj *planJob, e *execution, x *actionEnd) {
+	exec := ""
+	if e != nil {
+		exec = e.id
+	}
+	if err := o.recordAction(context.WithoutCancel(ctx), run.Namespace, run.Name, pj.Name, exec, x.name, x.status, x.msg, x.outputs); err != nil {
+		if errors.Is(err, errFenced) {
+			o.fenced(run, pj.Name)
+			return
+		}
+		if errors.Is(err, errStale) {
+			return
+		}
+		o.log.Error("record action status", "run", run.Name, "job", pj.Name, "action", x.name, "error", err)
+	}
+}
+
 // finishJob records a job's outcome, retries it or releases what it holds,
 // and advances the run.
 // Unless unfenced (for a job this execution never marked running), it
@@ -996,6 +1033,12 @@ func (o *Orchestrator) finishJob(ctx context.Context, it jobItem, exec string, o
 			}
 			j.Execution = ""
 			j.Outputs = out.outputs
+			if la := out.lastAction; la != nil {
+				if as := j.Action(la.name); as != nil {
+					setAction(as, la.status, la.msg, la.at)
+					as.Outputs = la.outputs
+				}
+			}
 			if out.status != resource.StatusWaiting {
 				// Actions the job did not reach.
 				for k := range j.Actions {
