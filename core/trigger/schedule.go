@@ -131,28 +131,51 @@ func (s *Service) Tick(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("list trigger states: %w", err)
 	}
-	return eachPage(ctx, db, resource.KindPipeline, func(r *database.Resource) error {
-		var pl resource.Pipeline
-		if err := decode(r, &pl); err != nil {
-			return err
-		}
-		var p spec.Pipeline
-		if err := json.Unmarshal(pl.Spec, &p); err != nil {
-			s.log.Warn("read a pipeline's triggers", "namespace", pl.Namespace, "pipeline", pl.Name, "error", err)
-			return nil
-		}
-		for i := range p.Spec.Triggers {
-			t := &p.Spec.Triggers[i]
-			if t.Type != spec.TriggerInterval && t.Type != spec.TriggerCron {
-				continue
+	seen := map[string]schedules{}
+	err = eachPage(ctx, db, resource.KindPipeline, func(r *database.Resource) error {
+		ns, name := r.Key.Namespace, r.Key.Name
+		sc, ok := s.schedules[ns+"/"+name]
+		if !ok || sc.revision != r.Revision {
+			// Read again only when the pipeline changed: decoding every
+			// pipeline's whole specification each tick cost a large
+			// pipeline's server milliseconds a second.
+			var pl resource.Pipeline
+			if err := decode(r, &pl); err != nil {
+				return err
 			}
-			key := pl.Namespace + "/" + pl.Name + "." + t.Name
-			if err := s.check(ctx, pl.Namespace, pl.Name, t, states[key]); err != nil && ctx.Err() == nil {
-				s.log.Warn("check a schedule trigger", "namespace", pl.Namespace, "pipeline", pl.Name, "trigger", t.Name, "error", err)
+			var p spec.Pipeline
+			if err := json.Unmarshal(pl.Spec, &p); err != nil {
+				s.log.Warn("read a pipeline's triggers", "namespace", pl.Namespace, "pipeline", pl.Name, "error", err)
+				return nil
+			}
+			sc = schedules{revision: r.Revision}
+			for _, t := range p.Spec.Triggers {
+				if t.Type == spec.TriggerInterval || t.Type == spec.TriggerCron {
+					sc.triggers = append(sc.triggers, t)
+				}
+			}
+		}
+		seen[ns+"/"+name] = sc
+		for i := range sc.triggers {
+			t := &sc.triggers[i]
+			key := ns + "/" + name + "." + t.Name
+			if err := s.check(ctx, ns, name, t, states[key]); err != nil && ctx.Err() == nil {
+				s.log.Warn("check a schedule trigger", "namespace", ns, "pipeline", name, "trigger", t.Name, "error", err)
 			}
 		}
 		return nil
 	})
+	if err == nil {
+		s.schedules = seen // pipelines deleted meanwhile are forgotten
+	}
+	return err
+}
+
+// schedules are a pipeline's interval and cron triggers, as of a revision
+// of its document.
+type schedules struct {
+	revision int64
+	triggers []spec.Trigger
 }
 
 func eachPage(ctx context.Context, db database.Database, kind string, fn func(*database.Resource) error) error {

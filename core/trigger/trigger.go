@@ -90,6 +90,9 @@ type Service struct {
 	fireAt map[string]jittered
 	// prune counts records per pipeline between prunings.
 	prune pruneState
+	// schedules keeps each pipeline's schedule triggers between ticks,
+	// by namespace/name (Tick).
+	schedules map[string]schedules
 }
 
 type jittered struct {
