@@ -7,13 +7,12 @@
 // (Main).
 //
 // What kwok cannot do: no container really runs. Pods are scheduled to
-// the kwok node, become Running, and stay Running unless a stage ends
+// the kwok nodes, become Running, and stay Running unless a stage ends
 // them. The stages here end a pod that carries the annotation ExitCodeKey
-// with that exit code (phase Succeeded for 0, Failed otherwise), after
-// the delay in DelayKey (a Go duration) if any; they delete pods being
-// deleted at once. The apiserver's log endpoint is served by kwok's
-// kubelet server from LogsFile's content for every container: a real log
-// stream through the apiserver, but not the command's output.
+// with that exit code (phase Succeeded for 0, Failed otherwise), and
+// delete pods being deleted at once. The apiserver's log endpoint is
+// served by kwok's kubelet server with LogsText for every container: a
+// real log stream through the apiserver, but not the command's output.
 //
 // When the binaries cannot be found the test fails and says how to build
 // them; it is never skipped.
@@ -63,8 +62,6 @@ const Install = "build them with `.ci/build-k8s` (about 6 minutes and 2.2 GB of 
 const (
 	// ExitCodeKey ends the pod's containers with this exit code.
 	ExitCodeKey = "kwok.palvella.dev/exit-code"
-	// DelayKey delays that end by this Go duration ("2s").
-	DelayKey = "kwok.palvella.dev/delay"
 )
 
 // LogsText is what the apiserver's log endpoint returns for every
@@ -506,7 +503,7 @@ spec:
 
 // exitStage ends a running pod that carries ExitCodeKey: every container
 // terminates with that code, the pod Succeeded for 0 and Failed
-// otherwise, after the DelayKey duration.
+// otherwise.
 const exitStage = `
 ---
 apiVersion: kwok.x-k8s.io/v1alpha1
@@ -527,10 +524,6 @@ spec:
       - 'Running'
     - key: '.metadata.annotations["` + ExitCodeKey + `"]'
       operator: 'Exists'
-  delay:
-    durationMilliseconds: 0
-    durationFrom:
-      expressionFrom: '.metadata.annotations["` + DelayKey + `"]'
   next:
     statusTemplate: |
       {{ $now := Now }}
