@@ -22,22 +22,21 @@ const execMarker = "PALVELLA_EXEC_MARK"
 // wrapper runs the command ("$@") in the job's container, then kills what
 // it left running (its background children: nothing of one step survives
 // into the next), and exits with the command's status. The marker's value
-// is in the environment of every process the command started.
+// is in the environment of every process the command started; one grep
+// finds them all (the list of /proc is taken before it starts).
 const wrapper = `"$@"
 code=$?
-for d in /proc/[0-9]*; do
-  p=${d#/proc/}
-  [ "$p" = "$$" ] && continue
-  grep -q "$` + execMarker + `" "$d/environ" 2>/dev/null && kill -9 "$p" 2>/dev/null
+for f in $(grep -l "$` + execMarker + `" /proc/[0-9]*/environ 2>/dev/null); do
+  p=${f#/proc/}; p=${p%/environ}
+  [ "$p" = "$$" ] || kill -9 "$p" 2>/dev/null
 done
 exit $code`
 
 // killer signals ($1) every process whose environment carries the marker
 // ($2); it runs as root so it may read and signal any of them.
-const killer = `for d in /proc/[0-9]*; do
-  p=${d#/proc/}
-  [ "$p" = "$$" ] && continue
-  grep -q "$2" "$d/environ" 2>/dev/null && kill -"$1" "$p" 2>/dev/null
+const killer = `for f in $(grep -l "$2" /proc/[0-9]*/environ 2>/dev/null); do
+  p=${f#/proc/}; p=${p%/environ}
+  [ "$p" = "$$" ] || kill -"$1" "$p" 2>/dev/null
 done
 exit 0`
 
