@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -32,6 +33,14 @@ type replica struct {
 // storage root and credential key, each replica with a home of its own.
 // hookPipeline and trivialPipeline are applied.
 func pgFleet(b *testing.B, n int) []replica {
+	fleet, _ := pgFleetAddrs(b, n)
+	return fleet
+}
+
+// pgFleetAddrs is pgFleet with flags for every server, which also returns
+// the servers' API addresses. With --no-worker no trivial run is made to
+// warm the replicas up.
+func pgFleetAddrs(b testing.TB, n int, args ...string) ([]replica, []string) {
 	bin := os.Getenv("PALVELLA_BIN")
 	if bin == "" {
 		b.Fatal("PALVELLA_BIN is not set: run through `make bench`, which builds bin/palvella first")
@@ -64,6 +73,7 @@ credential:
   config: {dsn: {from_env: PALVELLA_BENCH_DSN}}
 `, shared)
 	var fleet []replica
+	var addrs []string
 	var firstHome string
 	for i := range n {
 		home, err := os.MkdirTemp("", "palvella-bench-")
@@ -87,8 +97,8 @@ credential:
 			firstHome = home
 		}
 		addr, hooks := loopbackAddr(b), loopbackAddr(b)
-		cmd := exec.Command(bin, "server", "--listen", addr, "--webhook-listen", hooks, "--workers", "8",
-			"--log-level", "warn", "--secret-key-file", keyFile)
+		cmd := exec.Command(bin, append([]string{"server", "--listen", addr, "--webhook-listen", hooks, "--workers", "8",
+			"--log-level", "warn", "--secret-key-file", keyFile}, args...)...)
 		cmd.Env = append(os.Environ(), "PALVELLA_HOME="+home, "PALVELLA_BENCH_DSN="+dsn)
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
@@ -112,6 +122,7 @@ credential:
 			b.Fatal(err)
 		}
 		fleet = append(fleet, replica{c: c, hooks: "http://" + hooks + "/hooks/default/hooked/push"})
+		addrs = append(addrs, addr)
 	}
 	ctx := context.Background()
 	if _, err := fleet[0].c.SetCredential(ctx, "bench-hook", api.CredentialRequest{Value: hookSecret}); err != nil {
@@ -122,16 +133,19 @@ credential:
 			b.Fatal(err)
 		}
 	}
+	if slices.Contains(args, "--no-worker") {
+		return fleet, addrs
+	}
 	// Every replica has seen the pipelines and launched its plugins.
 	for _, r := range fleet {
 		if err := runAndWait(ctx, r.c); err != nil {
 			b.Fatal(err)
 		}
 	}
-	return fleet
+	return fleet, addrs
 }
 
-func waitHealthy(b *testing.B, addr string) {
+func waitHealthy(b testing.TB, addr string) {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get("http://" + addr + "/api/v1/health")

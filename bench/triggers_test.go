@@ -108,7 +108,7 @@ func followServer(b *testing.B, pipelines ...string) (*client.Client, string) {
 	return c, "http://" + hooks + "/hooks/default/hooked/push"
 }
 
-func loopbackAddr(b *testing.B) string {
+func loopbackAddr(b testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
