@@ -14,9 +14,10 @@ build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/palvella ./cmd/palvella
 
 # The terraform job plugin's tests run the real OpenTofu: PALVELLA_TOFU, or
-# the one .ci/build-tofu builds once and caches outside the clone.
+# the one .ci/build-tofu builds once and caches outside the clone; the nomad
+# engine's tests run a real Nomad agent: PALVELLA_NOMAD, or .ci/build-nomad's.
 test: build
-	PALVELLA_TOFU=$${PALVELLA_TOFU:-$$(.ci/build-tofu)} PALVELLA_BIN=$(CURDIR)/$(BIN)/palvella $(GO) test -count=1 -timeout 45m ./...
+	PALVELLA_TOFU=$${PALVELLA_TOFU:-$$(.ci/build-tofu)} PALVELLA_NOMAD=$${PALVELLA_NOMAD:-$$(.ci/build-nomad)} PALVELLA_BIN=$(CURDIR)/$(BIN)/palvella $(GO) test -count=1 -timeout 45m ./...
 
 test-race: build
 	PALVELLA_BIN=$(CURDIR)/$(BIN)/palvella $(GO) test -race -count=1 ./core/... ./plugin-sdk/...

@@ -13,6 +13,7 @@ import (
 	enginedocker "github.com/palvella/palvella/plugins/engine/docker"
 	enginekubernetes "github.com/palvella/palvella/plugins/engine/kubernetes"
 	"github.com/palvella/palvella/plugins/engine/local"
+	enginenomad "github.com/palvella/palvella/plugins/engine/nomad"
 	"github.com/palvella/palvella/plugins/job/terraform"
 	"github.com/palvella/palvella/plugins/storage/filesystem"
 )
@@ -46,6 +47,9 @@ var builtinTable = []Builtin{
 	{Name: enginedocker.Name, Version: enginedocker.Version, Categories: []sdk.Category{sdk.CategoryEngine}, Serve: enginedocker.Serve,
 		Defaults:    under("state_dir", "engine-docker"),
 		Description: "Runs each job in containers of its image on a Docker daemon, with a volume and a network of its own."},
+	{Name: enginenomad.Name, Version: enginenomad.Version, Categories: []sdk.Category{sdk.CategoryEngine}, Serve: enginenomad.Serve,
+		Defaults:    under("state_dir", "engine-nomad"),
+		Description: "Runs each job as a Nomad batch job (docker or raw_exec driver), its commands executed in the job's allocation."},
 	{Name: enginekubernetes.Name, Version: enginekubernetes.Version, Categories: []sdk.Category{sdk.CategoryEngine}, Serve: enginekubernetes.Serve,
 		Description: "Runs each command of a job in a pod of its image on a Kubernetes cluster, its environment in a Secret made for it."},
 }

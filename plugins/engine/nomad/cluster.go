@@ -1,0 +1,167 @@
+package nomad
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/hashicorp/nomad/api"
+	sdk "github.com/palvella/palvella/plugin-sdk"
+)
+
+// cluster is a client of one Nomad cluster, as one identity (address,
+// token, region, namespace).
+type cluster struct {
+	c       *api.Client
+	address string
+}
+
+func clusterKey(pr params) string {
+	return strings.Join([]string{pr.address, pr.token, pr.region, pr.namespace}, "\x00")
+}
+
+// clusterFor returns the client of a job's parameters, opening it on first
+// use; a cluster used for the first time is swept of what killed engine
+// processes of this machine left there.
+func (p *Plugin) clusterFor(ctx context.Context, pr params) (*cluster, error) {
+	key := clusterKey(pr)
+	p.mu.Lock()
+	cl := p.clusters[key]
+	p.mu.Unlock()
+	if cl != nil {
+		return cl, nil
+	}
+	// DefaultConfig reads NOMAD_ADDR, NOMAD_TOKEN, NOMAD_REGION,
+	// NOMAD_NAMESPACE and the TLS variables; parameters win over them.
+	cfg := api.DefaultConfig()
+	if pr.address != "" {
+		cfg.Address = pr.address
+	}
+	if pr.token != "" {
+		cfg.SecretID = pr.token
+	}
+	if pr.region != "" {
+		cfg.Region = pr.region
+	}
+	if pr.namespace != "" {
+		cfg.Namespace = pr.namespace
+	}
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, sdk.Errorf(sdk.ErrInvalidArgument, "address", "Nomad at %s: %v", cfg.Address, err)
+	}
+	cl = &cluster{c: c, address: cfg.Address}
+	// The status endpoint needs no ACL: a token limited to its namespace
+	// can call it.
+	if _, err := c.Status().Leader(); err != nil {
+		// The API's errors name the address and the status, never the token.
+		return nil, sdk.Errorf(sdk.ErrFailedPrecondition, "address", "the Nomad agent at %s does not answer: %v", cfg.Address, err)
+	}
+	if err := p.sweep(ctx, cl); err != nil {
+		p.log.Warn("could not remove everything killed engine processes left", "nomad", cfg.Address, "error", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if other := p.clusters[key]; other != nil {
+		return other, nil
+	}
+	p.clusters[key] = cl
+	return cl, nil
+}
+
+// lockOwner holds this process's owner lock in dir: a file named after the
+// owner ID, locked with flock for as long as the process lives. The kernel
+// drops the lock when the process dies, however it dies.
+func (p *Plugin) lockOwner(dir string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.locks[dir] != nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, p.owner+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	p.locks[dir] = f
+	return nil
+}
+
+// ownerGone reports whether the owner whose lock file is in dir has no
+// process any more; it removes the file of a gone owner.
+func ownerGone(dir, owner string) bool {
+	if owner == "" || strings.ContainsAny(owner, "/\x00") || owner == "." || owner == ".." {
+		return false
+	}
+	name := filepath.Join(dir, owner+".lock")
+	f, err := os.OpenFile(name, os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return true
+	}
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return false
+	}
+	os.Remove(name)
+	return true
+}
+
+// sweep stops and purges the jobs of this machine's engine processes that
+// are gone. Stopping a job stops its allocation, which takes every process
+// of its task with it (raw_exec: the task's cgroup; docker: the container).
+func (p *Plugin) sweep(ctx context.Context, cl *cluster) error {
+	dir := p.config().stateDir
+	if err := p.lockOwner(dir); err != nil {
+		return err
+	}
+	q := (&api.QueryOptions{Prefix: jobPrefix}).WithContext(ctx)
+	jobs, _, err := cl.c.Jobs().ListOptions(&api.JobListOptions{Fields: &api.JobListFields{Meta: true}}, q)
+	if err != nil {
+		return fmt.Errorf("list jobs: %w", err)
+	}
+	gone := map[string]bool{}
+	var errs []error
+	for _, j := range jobs {
+		if j.Meta[metaEngine] != TypeName || j.Meta[metaHost] != p.host {
+			continue
+		}
+		o := j.Meta[metaOwner]
+		if o == p.owner {
+			continue
+		}
+		g, ok := gone[o]
+		if !ok {
+			g = ownerGone(dir, o)
+			gone[o] = g
+		}
+		if !g {
+			continue
+		}
+		p.log.Info("stopping and purging a job a killed engine process left", "job", j.ID)
+		if err := p.stopAndPurge(ctx, cl, j.ID, j.Meta[metaWorkspace], p.config().grace); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func randomID(n int) string {
+	b := make([]byte, n/2)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

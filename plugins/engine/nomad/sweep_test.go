@@ -1,0 +1,99 @@
+package nomad
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	sdk "github.com/palvella/palvella/plugin-sdk"
+	"github.com/palvella/palvella/plugin-sdk/engine"
+	"github.com/palvella/palvella/plugin-sdk/sdktest"
+	"github.com/palvella/palvella/plugins/engine/nomad/nomadtest"
+)
+
+// A plugin process killed in the middle of a job leaves its Nomad job
+// running; the next engine to start on the machine stops and purges it
+// (its processes go with the allocation), and leaves alone the jobs of an
+// engine that still runs.
+func TestKilledPluginLeavesNothingAfterTheNextStart(t *testing.T) {
+	a := nomadtest.Shared(t)
+	state := t.TempDir()
+	ctx := context.Background()
+	c := testClient(t, a)
+	cfg := map[string]any{"address": a.Addr, "driver": "raw_exec", "state_dir": state}
+
+	// An engine that stays alive, with a workspace of its own.
+	alive := newEngine(t, a, map[string]any{"state_dir": state})
+	kept := setup(t, alive, nil)
+
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(sdktest.MinimalEnv(), serveEnv+"=1")
+	proc := sdktest.Launch(t, cmd)
+	p := sdktest.Dispense[engine.Engine](t, proc, sdk.CategoryEngine)
+	resp, err := p.Configure(ctx, &sdk.ConfigureRequest{Config: cfg})
+	if err != nil || sdk.HasErrors(resp.Diagnostics) {
+		t.Fatalf("Configure: %v %v", err, resp)
+	}
+	ws, err := p.Setup(ctx, &engine.SetupRequest{Job: "killed"})
+	if err != nil {
+		t.Fatalf("Setup: %v", err)
+	}
+	ready := make(chan struct{})
+	go p.Exec(ctx, &engine.ExecRequest{WorkspaceID: ws.ID, Script: "echo $$ > sh.pid; echo ready; sleep 600"}, func(s string, b []byte) error {
+		if strings.Contains(string(b), "ready") {
+			select {
+			case <-ready:
+			default:
+				close(ready)
+			}
+		}
+		return nil
+	})
+	select {
+	case <-ready:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the command did not start")
+	}
+	pid, err := os.ReadFile(ws.Workdir + "/sh.pid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(proc.Client.ReattachConfig().Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if job, _, err := c.Jobs().Info(jobPrefix+ws.ID, nil); err != nil || *job.Status != "running" {
+		t.Fatalf("after the kill, want the job still running (the sweep has something to do): %v", err)
+	}
+
+	// The next start on this machine sweeps.
+	next := New()
+	resp, err = next.Configure(ctx, &sdk.ConfigureRequest{Config: cfg})
+	if err != nil || len(resp.Diagnostics) > 0 {
+		t.Fatalf("Configure: %v %v", err, resp)
+	}
+	if _, _, err := c.Jobs().Info(jobPrefix+ws.ID, nil); !isNotFound(err) {
+		t.Fatalf("the killed engine's job after the next start: %v, want it purged", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		stat, err := os.ReadFile("/proc/" + strings.TrimSpace(string(pid)) + "/stat")
+		if err != nil || strings.Contains(string(stat), ") Z ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the killed engine's command (pid %s) still runs", pid)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// The live engine's workspace was left alone and still works.
+	res, out, _ := execText(t, alive, &engine.ExecRequest{WorkspaceID: kept.ID, Script: "echo still-here"})
+	if res.ExitCode != 0 || out != "still-here\n" {
+		t.Fatalf("the live engine's workspace after another engine started: exit %d, %q", res.ExitCode, out)
+	}
+}
