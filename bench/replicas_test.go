@@ -21,6 +21,10 @@ import (
 	"github.com/palvella/palvella/plugins/database/postgres/pgtest"
 )
 
+// fleetPIDs are the process IDs of the servers pgFleetAddrs started, by
+// API address.
+var fleetPIDs = map[string]int{}
+
 // replica is one server of a fleet on one PostgreSQL database.
 type replica struct {
 	c     *client.Client
@@ -103,6 +107,7 @@ credential:
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
 		}
+		fleetPIDs[addr] = cmd.Process.Pid
 		b.Cleanup(func() {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()

@@ -60,6 +60,10 @@ func compactFan(name string, n int) string {
 	return b.String()
 }
 
+// serverPIDs are the process IDs of the servers scaleServer started, by
+// home.
+var serverPIDs = map[string]int{}
+
 // scaleServer runs bin/palvella server on a fresh home and returns a
 // client and the home.
 func scaleServer(b *testing.B, args ...string) (*client.Client, string) {
@@ -77,6 +81,7 @@ func scaleServer(b *testing.B, args ...string) (*client.Client, string) {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
+	serverPIDs[home] = cmd.Process.Pid
 	b.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
