@@ -2,12 +2,16 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/palvella/palvella/core/resource"
 	"github.com/palvella/palvella/core/worker"
 	"github.com/spf13/cobra"
 )
@@ -66,6 +70,7 @@ API, with an operator's or an admin's token. See docs/scale-out.md.`,
 		},
 	}
 	remoteFlags(cmd, &r)
+	cmd.AddCommand(newWorkerListCmd(app, &r), newWorkerDrainCmd(app, &r))
 	cmd.Flags().StringVar(&cfg.Name, "name", "", "the worker's name, as palvella worker list shows it and drain names it (default: the host's name)")
 	cmd.Flags().StringArrayVar(&labels, "label", nil, "a label k=v the worker offers to runs_on, besides os, arch and platform (repeat for several)")
 	cmd.Flags().IntVar(&cfg.Workers, "workers", 4, "jobs the worker runs at once")
@@ -97,4 +102,103 @@ func parseLabels(in []string) (map[string]string, error) {
 		out[k] = v
 	}
 	return out, nil
+}
+
+// workerLost is how long after its last heartbeat a worker is shown as
+// lost: three heartbeats missed.
+const workerLost = 15 * time.Second
+
+// workerState is what `worker list` says of a worker.
+func workerState(w *resource.Worker, now time.Time) string {
+	age := now.Sub(w.Status.LastHeartbeat)
+	switch {
+	case age > workerLost && len(w.Status.Jobs) == 0 && w.Spec.Drain:
+		return "drained, gone"
+	case age > workerLost:
+		return "lost"
+	case w.Spec.Drain && len(w.Status.Jobs) == 0:
+		return "drained"
+	case w.Spec.Drain:
+		return "draining"
+	}
+	return "ready"
+}
+
+func newWorkerListCmd(app *App, r *remote) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the remote workers: labels, running jobs, last heartbeat",
+		Long: `List the remote workers the servers heard of, with their state (ready,
+draining, drained, or lost once no heartbeat came for 15 s), the jobs they run
+of their capacity, their labels and how long ago their last heartbeat came.
+A worker that stopped stays listed, its heartbeat ageing. -o json gives every
+field.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := app.remoteClient(r, output)
+			if err != nil {
+				return err
+			}
+			ws, err := c.Workers(cmd.Context())
+			if err != nil {
+				return remoteError(err)
+			}
+			if output == "json" {
+				return writeJSON(app.Out, ws)
+			}
+			now := time.Now()
+			t := newTable(app.Out, "NAME", "STATE", "JOBS", "LABELS", "HEARTBEAT", "VERSION")
+			for i := range ws {
+				w := &ws[i]
+				var labels []string
+				for _, k := range slices.Sorted(maps.Keys(w.Status.Labels)) {
+					labels = append(labels, k+"="+w.Status.Labels[k])
+				}
+				jobs := strconv.Itoa(len(w.Status.Jobs)) + "/" + strconv.Itoa(w.Status.Capacity)
+				if len(w.Status.Jobs) > 0 {
+					jobs += " " + strings.Join(w.Status.Jobs, ",")
+				}
+				t.row(w.Name, workerState(w, now), jobs, orDash(strings.Join(labels, ",")),
+					now.Sub(w.Status.LastHeartbeat).Round(time.Second).String()+" ago", orDash(w.Status.Version))
+			}
+			return t.flush()
+		},
+	}
+	outputFlag(cmd, &output)
+	return cmd
+}
+
+func newWorkerDrainCmd(app *App, r *remote) *cobra.Command {
+	var undo bool
+	cmd := &cobra.Command{
+		Use:   "drain NAME",
+		Short: "Drain a worker: it finishes its running jobs and leases no more",
+		Long: `Drain a remote worker: the servers lease it no new job (it hears so within
+its next lease or heartbeat, 5 s at most) and the jobs it runs go on to their
+end; palvella worker list shows it draining, then drained. The worker keeps
+running: stop it once drained, or undo with --undo. Needs write on worker:NAME
+(admin or operator).`,
+		Example: `  palvella worker drain gpu-1
+  palvella worker drain gpu-1 --undo`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := app.client(r)
+			if err != nil {
+				return err
+			}
+			w, err := c.DrainWorker(cmd.Context(), args[0], !undo)
+			if err != nil {
+				return remoteError(err)
+			}
+			if undo {
+				fmt.Fprintf(app.Out, "Worker %s leases jobs again.\n", w.Name)
+				return nil
+			}
+			fmt.Fprintf(app.Out, "Worker %s is drained: it finishes its %d running jobs and leases no more.\n", w.Name, len(w.Status.Jobs))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&undo, "undo", false, "let the worker lease jobs again")
+	return cmd
 }

@@ -6,9 +6,14 @@ package main
 
 import (
 	"bufio"
+	"crypto/tls"
+	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -236,5 +241,201 @@ func TestRemoteWorkerFrozenPastItsLeaseRunsNoJobTwice(t *testing.T) {
 	// The woken worker goes on: it leases the next job.
 	if !strings.Contains(a.log(), "job lease") {
 		t.Logf("worker a's log after it woke:\n%s", a.logTail())
+	}
+}
+
+// workerMetric reads one line of /metrics.
+func workerMetric(t *testing.T, s *testServer, prefix string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+s.addr+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+s.adminToken())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, prefix) {
+			return l
+		}
+	}
+	return ""
+}
+
+// worker list shows a worker's labels, running jobs and heartbeat; a
+// drained worker finishes its running jobs and leases no more until the
+// drain is undone; /metrics shows the jobs per worker and the age of
+// their leases; a worker's token reaches no API route.
+func TestRemoteWorkerListDrainAndMetrics(t *testing.T) {
+	s := startServer(t, "", "--no-worker")
+	s.mustCLI("pipeline", "apply", "-f", pipelineFile("once.yaml"))
+	token := workerToken(t, s, "w1")
+	w := startWorker(t, s, token, "w1", "--label", "zone=b")
+	dir := jobDir(t)
+	s.mustCLI("pipeline", "run", "once", "-p", "dir="+dir, "-p", "seconds=4")
+	waitStarted(t, dir, 1, "a", "b", "c", "d")
+
+	// The heartbeat (every 5 s) says which jobs run.
+	var list []resource.Worker
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if err := json.Unmarshal([]byte(s.mustCLI("worker", "list", "-o", "json")), &list); err != nil {
+			t.Fatal(err)
+		}
+		if len(list) == 1 && len(list[0].Status.Jobs) == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("worker list never showed w1 with its 4 jobs: %+v", list)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	got := list[0]
+	if got.Name != "w1" || got.Status.Labels["os"] != runtime.GOOS || got.Status.Labels["arch"] != runtime.GOARCH ||
+		got.Status.Labels["platform"] != runtime.GOOS+"/"+runtime.GOARCH || got.Status.Labels["zone"] != "b" || got.Status.Capacity != 4 || got.Status.Identity != "w1" {
+		t.Errorf("worker list -o json: %+v", got)
+	}
+	table := s.mustCLI("worker", "list")
+	for _, want := range []string{"w1", "ready", "4/4", "zone=b", "ago"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("worker list does not say %q:\n%s", want, table)
+		}
+	}
+	if l := workerMetric(t, s, `palvella_worker_jobs{worker="w1"}`); l != `palvella_worker_jobs{worker="w1"} 4` {
+		t.Errorf("/metrics: %q, want palvella_worker_jobs{worker=\"w1\"} 4", l)
+	}
+	if l := workerMetric(t, s, `palvella_worker_lease_age_seconds{worker="w1"}`); l == "" {
+		t.Errorf("/metrics has no lease age of w1")
+	}
+	if l := workerMetric(t, s, `palvella_jobs_queued`); l == "" {
+		t.Errorf("/metrics has no queue depth")
+	}
+
+	// A worker's token reaches no API route.
+	if _, errOut, code := s.cli("run", "list", "--token", token); code == 0 || !strings.Contains(errOut, "permission") {
+		t.Errorf("run list with a worker's token: exit %d, %s; want refused", code, errOut)
+	}
+
+	out := s.mustCLI("worker", "drain", "w1")
+	if !strings.Contains(out, "drained") {
+		t.Errorf("worker drain said %q", out)
+	}
+	// The running jobs finish, the one below them is not leased.
+	s.waitRun("once-1", "waiting for the drained worker", func(r *resource.Run) bool {
+		return r.Job("a").Status == resource.StatusSuccess && r.Job("d").Status == resource.StatusSuccess
+	})
+	time.Sleep(2 * time.Second)
+	if r := s.run("once-1"); r.Job("after").Status != resource.StatusQueued {
+		t.Fatalf("job after is %s under a drained worker, want queued\n%s", r.Job("after").Status, w.logTail())
+	}
+	if table := s.mustCLI("worker", "list"); !strings.Contains(table, "drained") {
+		t.Errorf("worker list does not say drained:\n%s", table)
+	}
+	s.mustCLI("worker", "drain", "w1", "--undo")
+	checkOnce(t, s, "once-1", dir)
+	if _, errOut, code := s.cli("worker", "drain", "nobody"); code == 0 || !strings.Contains(errOut, "nobody") {
+		t.Errorf("drain of an unknown worker: exit %d, %s", code, errOut)
+	}
+}
+
+// Over TLS the worker trusts the server's certificate through --ca-cert,
+// and refuses it without.
+func TestRemoteWorkerOverTLS(t *testing.T) {
+	certFile, keyFile, pool := selfSigned(t)
+	s := &testServer{t: t, home: t.TempDir(), addr: freeAddr(t)}
+	t.Setenv(CACertEnv, certFile)
+	logs, err := os.Create(filepath.Join(s.home, "server.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.logs = logs
+	s.cmd = exec.Command(palvellaBin, "server", "--listen", s.addr, "--no-worker", "--tls-cert", certFile, "--tls-key", keyFile, "--webhook-listen", "off", "--shutdown-grace", "1s")
+	s.cmd.Env = append(os.Environ(), "PALVELLA_HOME="+s.home)
+	s.cmd.Stdout, s.cmd.Stderr = logs, logs
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.stop(syscall.SIGTERM) })
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		resp, err := hc.Get("https://" + s.addr + "/api/v1/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the TLS server did not answer:\n%s", s.logTail())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.mustCLI("pipeline", "apply", "-f", pipelineFile("remote.yaml"))
+	s.mustCLI("credential", "set", "remote-secret", "--value", "0123456789")
+	token := workerToken(t, s, "secure")
+	url := "https://" + s.addr
+
+	// Without the CA the worker cannot trust the server.
+	bad := exec.Command(palvellaBin, "worker", "--server", url, "--token", token, "--name", "untrusting")
+	bad.Env = append(os.Environ(), "PALVELLA_HOME="+t.TempDir(), CACertEnv+"=")
+	out, err := bad.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "certificate") {
+		t.Errorf("a worker without the CA: %v\n%s", err, out)
+	}
+	// Nor does a worker speak plain HTTP to a server beyond loopback.
+	plain := exec.Command(palvellaBin, "worker", "--server", "http://192.0.2.1:7700", "--token", token)
+	if out, err := plain.CombinedOutput(); err == nil || !strings.Contains(string(out), "in the clear") {
+		t.Errorf("a worker over plain HTTP beyond loopback: %v\n%s", err, out)
+	}
+
+	w := &testWorker{t: t, name: "secure", home: t.TempDir(),
+		args: []string{"worker", "--server", url, "--token", token, "--name", "secure", "--ca-cert", certFile, "--label", "gpu=true"}}
+	w.start()
+	t.Cleanup(func() { w.stop(syscall.SIGTERM) })
+	s.mustCLI("pipeline", "run", "remote")
+	r := s.waitRun("remote-1", "ended", func(r *resource.Run) bool { return r.Status.Terminal() })
+	if r.Status != resource.StatusSuccess {
+		t.Fatalf("run over TLS ended %s (%s)\n%s", r.Status, r.Reason, w.logTail())
+	}
+}
+
+// A worker cut off from its server (the server frozen with SIGSTOP)
+// cannot renew its leases: it stops its jobs after half the lease, before
+// they could pass to another worker, and runs them again once the server
+// is back, as interrupted attempts.
+func TestRemoteWorkerCutOffFromTheServerStopsItsJobs(t *testing.T) {
+	s := startServer(t, "", "--no-worker", "--lease-ttl", "4s")
+	s.mustCLI("pipeline", "apply", "-f", pipelineFile("once.yaml"))
+	w := startWorker(t, s, workerToken(t, s, "w"), "w")
+	dir := jobDir(t)
+	s.mustCLI("pipeline", "run", "once", "-p", "dir="+dir, "-p", "seconds=8")
+	first := waitStarted(t, dir, 1, "a", "b", "c", "d")
+	if err := syscall.Kill(s.cmd.Process.Pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	cut := time.Now()
+	for _, j := range []string{"a", "b", "c", "d"} {
+		waitGone(t, "job "+j+" of a worker cut off from its server", first.pids[j]...)
+	}
+	// Half the 4 s lease, plus the renewal period and the engine's stop.
+	if took := time.Since(cut); took > 4*time.Second {
+		t.Errorf("the jobs ran on for %s without their leases renewed; the leases expire within 4 s", took)
+	}
+	if l := readExecLog(t, dir); len(l.ends) != 0 {
+		t.Fatalf("jobs ended while their server was cut off: %+v", l)
+	}
+	if err := syscall.Kill(s.cmd.Process.Pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	r := checkOnce(t, s, "once-1", dir)
+	l := readExecLog(t, dir)
+	for _, j := range []string{"a", "b", "c", "d"} {
+		if js := r.Job(j); l.starts[j] != 2 || js.Interruptions != 1 || js.Attempt != 1 {
+			t.Errorf("job %s: %d starts, %d interruptions, attempt %d; want 2, 1, 1\n%s", j, l.starts[j], js.Interruptions, js.Attempt, w.logTail())
+		}
+	}
+	if !strings.Contains(w.log(), "could not be renewed through the server") {
+		t.Errorf("the worker's log does not say it stopped the jobs for their leases:\n%s", w.logTail())
 	}
 }

@@ -146,6 +146,14 @@ func (f *fakeBackend) Registries(context.Context) ([]Registry, error) {
 	return []Registry{{Position: 1, Name: "public", Location: "https://example.org/registry", Names: []string{}, RootKeyIDs: []string{}, BuiltInRootKey: true, Threshold: 1}}, nil
 }
 
+func (f *fakeBackend) Workers(context.Context) ([]resource.Worker, error) {
+	return []resource.Worker{{Meta: resource.Meta{Kind: resource.KindWorker, Name: "w1"}}}, nil
+}
+
+func (f *fakeBackend) DrainWorker(_ context.Context, name string, drain bool) (*resource.Worker, error) {
+	return &resource.Worker{Meta: resource.Meta{Kind: resource.KindWorker, Name: name}, Spec: resource.WorkerSpec{Drain: drain}}, nil
+}
+
 // tokens is an Authenticator over a fixed table of tokens.
 type tokens map[string]*authentication.Identity
 

@@ -116,6 +116,10 @@ func routes() []Route {
 			Summary: "List the action, job and engine types of the installed plugins, as a pipeline names them, with the JSON Schema of their params", handle: (*server).types},
 		{Method: http.MethodGet, Pattern: Prefix + "/registries", Resource: "registry:*", Permission: read, Scope: ScopeServer,
 			Summary: "List the plugin registries the server's home adds plugins from, in order: name, location, the plugin name patterns each owns and its pinned root keys' ids", handle: (*server).registries},
+		{Method: http.MethodGet, Pattern: Prefix + "/workers", Resource: "worker:*", Permission: read, Scope: ScopeServer,
+			Summary: "List the remote workers the servers heard of: labels, capacity, running jobs, last heartbeat, and whether drained", handle: (*server).workers},
+		{Method: http.MethodPost, Pattern: Prefix + "/workers/{name}/drain", Resource: "worker:{name}", Permission: write, Scope: ScopeServer, Body: BodyJSON,
+			Summary: "Drain a remote worker: it finishes its running jobs and leases no more (with {\"drain\": false}, it leases again)", handle: (*server).drainWorker},
 		{Method: http.MethodPost, Pattern: Prefix + "/plugins/reload", Resource: "plugin:*", Permission: write, Scope: ScopeServer, Body: BodyJSON,
 			Summary: "Re-read the plugins to host and apply the changes live: added plugins start, upgraded ones serve new jobs while the old version finishes the jobs it had, removed ones stop after their last job", handle: (*server).reloadPlugins},
 

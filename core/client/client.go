@@ -250,6 +250,29 @@ func (c *Client) Plugins(ctx context.Context) ([]wire.PluginStatus, error) {
 	return p.Items, nil
 }
 
+// Workers lists the remote workers the servers heard of.
+func (c *Client) Workers(ctx context.Context) ([]resource.Worker, error) {
+	var p wire.Page[resource.Worker]
+	if err := c.do(ctx, http.MethodGet, "/workers", nil, "", nil, &p); err != nil {
+		return nil, fmt.Errorf("list the workers: %w", err)
+	}
+	return p.Items, nil
+}
+
+// DrainWorker drains a worker (it finishes its running jobs and leases no
+// more), or with drain false lets it lease again.
+func (c *Client) DrainWorker(ctx context.Context, name string, drain bool) (*resource.Worker, error) {
+	var w resource.Worker
+	body := []byte(`{"drain":false}`)
+	if drain {
+		body = []byte(`{"drain":true}`)
+	}
+	if err := c.do(ctx, http.MethodPost, "/workers/"+url.PathEscape(name)+"/drain", nil, "application/json", body, &w); err != nil {
+		return nil, fmt.Errorf("drain worker %s: %w", name, err)
+	}
+	return &w, nil
+}
+
 // ReloadPlugins asks the server to re-read the plugins it hosts and apply
 // the changes live (admin only).
 func (c *Client) ReloadPlugins(ctx context.Context) (*wire.ReloadResult, error) {

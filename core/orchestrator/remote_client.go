@@ -73,7 +73,7 @@ func NewWorker(opts Options, w WorkerOptions) (*Orchestrator, error) {
 	labels := DefaultLabels()
 	maps.Copy(labels, w.Labels)
 	o.remote = &remoteSite{o: o, c: workerv1.NewWorkerServiceClient(w.Conn), name: w.Name, labels: labels,
-		version: w.Version, every: w.Heartbeat, started: time.Now(), jobs: map[string]*remoteJob{}}
+		version: w.Version, every: w.Heartbeat, started: time.Now(), jobs: map[string]*remoteJob{}, beat: make(chan struct{}, 1)}
 	return o, nil
 }
 
@@ -117,6 +117,7 @@ func (o *Orchestrator) StartWorker(ctx context.Context) error {
 				cancel()
 				return
 			case <-t.C:
+			case <-r.beat:
 			}
 			if err := r.heartbeat(ctx); err != nil && ctx.Err() == nil {
 				o.log.Warn("heartbeat to the server", "error", err)
@@ -171,6 +172,10 @@ func (o *Orchestrator) remoteWork(ctx context.Context, s *startedJob) {
 	r := o.remote
 	key := jobKey(s.it.Namespace, s.it.Run, s.it.Job)
 	rj := r.job(key)
+	// The servers hear of the job's start and end at once, not at the
+	// next heartbeat (worker list, drain).
+	r.soon()
+	defer r.soon()
 	defer r.forget(key)
 	jobCtx, cancel := context.WithCancelCause(o.jobs)
 	defer cancel(nil)
@@ -233,6 +238,7 @@ type remoteSite struct {
 	every   time.Duration
 	started time.Time
 	drained atomic.Bool
+	beat    chan struct{} // a heartbeat now (soon)
 
 	mu   sync.Mutex
 	jobs map[string]*remoteJob // by namespace/run/job
@@ -245,6 +251,14 @@ type remoteJob struct {
 	ttl      time.Duration
 	pipeline string
 	engine   *workerv1.Engine
+}
+
+// soon asks for a heartbeat now.
+func (r *remoteSite) soon() {
+	select {
+	case r.beat <- struct{}{}:
+	default:
+	}
 }
 
 func (r *remoteSite) job(key string) *remoteJob {

@@ -237,6 +237,12 @@ func (w *workerService) Lease(ctx context.Context, req *workerv1.LeaseRequest) (
 			return nil, sdk.ToGRPC(err)
 		}
 		if item != nil {
+			// Drained while this call waited: the job is someone else's.
+			var cur resource.Worker
+			if err := o.store.get(ctx, resource.KindWorker, "", name, &cur); err == nil && cur.Spec.Drain {
+				o.nack(context.WithoutCancel(ctx), item, 0)
+				return &workerv1.LeaseResponse{Drain: true}, nil
+			}
 			a, err := o.assign(ctx, name, item)
 			if err != nil {
 				return nil, sdk.ToGRPC(err)

@@ -239,6 +239,7 @@ func Run(ctx context.Context, cfg Config) error {
 	sec := &security{mgr: mgr, choices: choices, authz: authorizer, managed: loopback, home: cfg.Home, url: url, now: time.Now}
 	an := &authn{mgr: mgr, plugin: choices[sdk.CategoryAuthentication], throttle: newThrottle()}
 	workers := workerServer(orch, an, authorizer)
+	workerMetrics(orch, mtr)
 	defer workers.Stop()
 	handler := withRemote(withWorkers(workers, ui.Handler(api.New(reloadable{backend{orch, sec}, live}, an, authorizer, api.Options{}))))
 	srv := cfg.HTTP.apply(&http.Server{Handler: handler})

@@ -11,8 +11,10 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/palvella/palvella/core/api"
+	"github.com/palvella/palvella/core/metrics"
 	"github.com/palvella/palvella/core/orchestrator"
 	sdk "github.com/palvella/palvella/plugin-sdk"
 	"github.com/palvella/palvella/plugin-sdk/authentication"
@@ -32,6 +34,32 @@ func workerServer(orch *orchestrator.Orchestrator, authn *authn, authz api.Autho
 	wa := &workerAuth{authn: authn, authz: authz}
 	workerv1.RegisterWorkerServiceServer(g, orch.WorkerService(wa.authorize))
 	return g
+}
+
+// workerMetrics feeds the workers' gauges of /metrics: what the workers'
+// documents say (their last heartbeats) and the leases this server holds
+// for them.
+func workerMetrics(orch *orchestrator.Orchestrator, m *metrics.Metrics) {
+	m.RegisterWorkers(func() []metrics.WorkerState {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ws, err := orch.Workers(ctx)
+		if err != nil {
+			return nil
+		}
+		leases := orch.RemoteLeases()
+		now := time.Now()
+		out := make([]metrics.WorkerState, 0, len(ws))
+		for _, w := range ws {
+			st := metrics.WorkerState{Name: w.Name, Jobs: len(w.Status.Jobs), Capacity: w.Status.Capacity, Drained: w.Spec.Drain,
+				HeartbeatAge: now.Sub(w.Status.LastHeartbeat).Seconds(), LeaseAge: -1}
+			if l := leases[w.Name]; len(l) > 0 {
+				st.LeaseAge = l[len(l)-1].Seconds()
+			}
+			out = append(out, st)
+		}
+		return out
+	})
 }
 
 // withWorkers sends gRPC requests to g and the rest to h.

@@ -405,6 +405,16 @@ func (b *Backend) Registries(context.Context) ([]api.Registry, error) {
 	return []api.Registry{{Position: 1, Name: "public", Location: "https://example.org/registry", Names: []string{}, RootKeyIDs: []string{}, BuiltInRootKey: true, Threshold: 1}}, nil
 }
 
+// Workers lists one worker.
+func (b *Backend) Workers(context.Context) ([]resource.Worker, error) {
+	return []resource.Worker{{Meta: resource.Meta{Kind: resource.KindWorker, Name: "w1"}, Status: resource.WorkerStatus{Jobs: []string{}}}}, nil
+}
+
+// DrainWorker drains nothing and answers as if it had.
+func (b *Backend) DrainWorker(_ context.Context, name string, drain bool) (*resource.Worker, error) {
+	return &resource.Worker{Meta: resource.Meta{Kind: resource.KindWorker, Name: name}, Spec: resource.WorkerSpec{Drain: drain}}, nil
+}
+
 // Tokens is an Authenticator over a fixed table of tokens; any other token
 // is unknown.
 type Tokens map[string]*authentication.Identity

@@ -110,7 +110,7 @@ func TestBuiltinRoles(t *testing.T) {
 	// the method on.
 	want := map[string]map[string]string{
 		"admin":     {"read": "0123456", "write": "0123456", "run": "0123456", "approve": "0123456", "use": "0123456", "credentialRead": "0123456", "lease": "0123456"},
-		"operator":  {"read": "0123456", "write": "0123", "run": "0123", "approve": "0123", "use": "3", "credentialRead": "", "lease": ""},
+		"operator":  {"read": "0123456", "write": "01236", "run": "0123", "approve": "0123", "use": "3", "credentialRead": "", "lease": ""},
 		"developer": {"read": "0123456", "write": "012", "run": "012", "approve": "", "use": "3", "credentialRead": "", "lease": ""},
 		"viewer":    {"read": "0123456", "write": "", "run": "", "approve": "", "use": "", "credentialRead": "", "lease": ""},
 		// A worker leases and reports, and reads nothing through the API.

@@ -32,7 +32,7 @@ var (
 //     (credentialRead) and managing tokens and plugins.
 //   - operator may read everything, and write, run and approve pipelines,
 //     runs, triggers, credentials and namespaces, and have pipelines use
-//     credentials. Operators manage credentials without seeing their
+//     credentials, and drain workers. Operators manage credentials without seeing their
 //     values, and cannot issue tokens or install plugins (which would let
 //     them grant themselves more).
 //   - developer may read everything, write and run pipelines, runs and
@@ -59,6 +59,7 @@ func BuiltinRoles() []Role {
 		{Name: "operator", Description: "read everything; write, run and approve pipelines, runs, triggers, credentials and namespaces", Permissions: []Permission{
 			{Resources: all, Methods: []string{authorization.MethodRead}, Effect: allow},
 			{Resources: []string{"pipeline:*", "run:*", "trigger:*", "credential:*", "namespace:*"}, Methods: []string{authorization.MethodWrite, authorization.MethodRun, authorization.MethodApprove}, Effect: allow},
+			{Resources: []string{"worker:*"}, Methods: []string{authorization.MethodWrite}, Effect: allow},
 			{Resources: []string{"credential:*"}, Methods: []string{authorization.MethodUse}, Effect: allow},
 		}},
 		{Name: "developer", Description: "read everything; write and run pipelines, runs and triggers", Permissions: []Permission{
