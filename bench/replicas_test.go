@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,6 +26,24 @@ import (
 // fleetPIDs are the process IDs of the servers pgFleetAddrs started, by
 // API address.
 var fleetPIDs = map[string]int{}
+
+// fleetPG is the PostgreSQL server of each of those servers.
+var fleetPG = map[string]*pgtest.Server{}
+
+// postmasterPID is the PID of a PostgreSQL server's postmaster, whose
+// children are its backends.
+func postmasterPID(tb testing.TB, s *pgtest.Server) int {
+	raw, err := os.ReadFile(filepath.Join(s.Dir, "data", "postmaster.pid"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	first, _, _ := strings.Cut(string(raw), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil {
+		tb.Fatalf("postmaster.pid: %v", err)
+	}
+	return pid
+}
 
 // replica is one server of a fleet on one PostgreSQL database.
 type replica struct {
@@ -49,7 +69,8 @@ func pgFleetAddrs(b testing.TB, n int, args ...string) ([]replica, []string) {
 	if bin == "" {
 		b.Fatal("PALVELLA_BIN is not set: run through `make bench`, which builds bin/palvella first")
 	}
-	dsn := pgtest.Start(b).NewDatabase(b)
+	pg := pgtest.Start(b)
+	dsn := pg.NewDatabase(b)
 	shared, err := os.MkdirTemp("", "palvella-bench-fleet-")
 	if err != nil {
 		b.Fatal(err)
@@ -108,6 +129,7 @@ credential:
 			b.Fatal(err)
 		}
 		fleetPIDs[addr] = cmd.Process.Pid
+		fleetPG[addr] = pg
 		b.Cleanup(func() {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()

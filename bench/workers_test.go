@@ -124,7 +124,8 @@ func throughput(b *testing.B, c *client.Client, runs int) float64 {
 }
 
 // BenchmarkRemoteWorkers is trivial runs per second from 16 clients, and
-// the CPU each run took in the server, its workers and their plugins, on
+// the CPU each run took in the server, its workers and their plugins (and
+// apart, in PostgreSQL), on
 // one server on PostgreSQL (--no-worker) with 1, 2 and 4 `palvella
 // worker` processes, next to one sqlite server with its embedded worker
 // (the default set-up), measured in the same benchmark. Each iteration
@@ -134,17 +135,18 @@ func BenchmarkRemoteWorkers(b *testing.B) {
 		name string
 		c    *client.Client
 		pids []int
+		db   []int // the database server's, when it is a process of its own
 	}
 	var setups []setup
 	{
 		c, home := scaleServer(b, "--workers", "8")
 		apply(b, c, trivialPipeline)
-		setups = append(setups, setup{"sqlite-embedded", c, []int{serverPIDs[home]}})
+		setups = append(setups, setup{"sqlite-embedded", c, []int{serverPIDs[home]}, nil})
 	}
 	for _, n := range []int{1, 2, 4} {
 		fleet, addrs := pgFleetAddrs(b, 1, "--no-worker")
 		pids := append(startWorkers(b, fleet[0].c, addrs[0], n), fleetPIDs[addrs[0]])
-		setups = append(setups, setup{fmt.Sprintf("pg-%dworkers", n), fleet[0].c, pids})
+		setups = append(setups, setup{fmt.Sprintf("pg-%dworkers", n), fleet[0].c, pids, []int{postmasterPID(b, fleetPG[addrs[0]])}})
 	}
 	ctx := context.Background()
 	for _, s := range setups { // plugins launched, workers connected
@@ -154,12 +156,14 @@ func BenchmarkRemoteWorkers(b *testing.B) {
 	}
 	rate := map[string][]float64{}
 	cpu := map[string]time.Duration{}
+	dbCPU := map[string]time.Duration{}
 	runs := map[string]int{}
 	for b.Loop() {
 		for _, s := range setups {
-			before := treeCPU(s.pids)
+			before, dbBefore := treeCPU(s.pids), treeCPU(s.db)
 			rate[s.name] = append(rate[s.name], throughput(b, s.c, 96))
 			cpu[s.name] += treeCPU(s.pids) - before
+			dbCPU[s.name] += treeCPU(s.db) - dbBefore
 			runs[s.name] += 96
 		}
 	}
@@ -171,5 +175,8 @@ func BenchmarkRemoteWorkers(b *testing.B) {
 		}
 		b.ReportMetric(sum/float64(len(r)), s.name+"-runs/s")
 		b.ReportMetric(float64(cpu[s.name].Milliseconds())/float64(runs[s.name]), s.name+"-cpu-ms/run")
+		if s.db != nil {
+			b.ReportMetric(float64(dbCPU[s.name].Milliseconds())/float64(runs[s.name]), s.name+"-postgres-cpu-ms/run")
+		}
 	}
 }
