@@ -112,11 +112,24 @@ func (o *Orchestrator) followLogs(ctx context.Context, ns, name, jobName, action
 	start := func(r *resource.Run, t logTarget, st *targetState) {
 		st.running = true
 		skip := st.sent
+		endedBefore := ended(r, t)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			seen := 0
-			err := o.followAction(ctx, r, t.job, t.action, func(lines []wire.LogLine) error {
+			follow := o.followAction
+			if endedBefore {
+				// Its log is complete in storage (or still in memory, for
+				// a moment after it ended): read it, without asking for
+				// the run again.
+				follow = func(ctx context.Context, r *resource.Run, job, action string, send func([]wire.LogLine) error) error {
+					if l := o.logs.get(logKey(r.Namespace, r.Name, job, action)); l != nil {
+						return o.followLive(ctx, l, job, action, send)
+					}
+					return o.sendStored(ctx, r, job, action, send)
+				}
+			}
+			err := follow(ctx, r, t.job, t.action, func(lines []wire.LogLine) error {
 				if seen+len(lines) <= skip {
 					seen += len(lines)
 					return nil
@@ -137,10 +150,11 @@ func (o *Orchestrator) followLogs(ctx context.Context, ns, name, jobName, action
 			// Its whole log is sent if the action has ended; otherwise
 			// (it waits for approval, or its end is not written yet) it
 			// is followed again.
-			done := false
-			if err == nil {
-				cur, gerr := o.GetRun(ctx, r.Namespace, r.Name)
-				done = gerr == nil && ended(cur, t)
+			done := err == nil && endedBefore
+			if err == nil && !endedBefore {
+				var gerr error
+				done, gerr = o.actionTerminal(ctx, r, t.job, t.action)
+				done = done && gerr == nil
 			}
 			stateMu.Lock()
 			st.running = false
@@ -206,10 +220,34 @@ func (o *Orchestrator) followLogs(ctx context.Context, ns, name, jobName, action
 		case <-finished:
 		case <-time.After(followRunPoll):
 		}
+		if run.Status.Terminal() {
+			continue // an ended run gains no actions: only its followers are awaited
+		}
 		if run, err = o.GetRun(ctx, ns, name); err != nil {
 			return nil, err
 		}
 	}
+}
+
+// actionTerminal reports whether an action (or its job, or its run) has
+// ended, from its job's document and the run's: two reads, however many
+// jobs the run has. Waiting for approval is not an end.
+func (o *Orchestrator) actionTerminal(ctx context.Context, run *resource.Run, job, action string) (bool, error) {
+	doc := &resource.Job{}
+	if err := o.store.get(ctx, resource.KindJob, run.Namespace, resource.JobResourceName(run.Name, job), doc); err != nil {
+		return false, fmt.Errorf("read job %s of run %s: %w", job, run.Name, err)
+	}
+	if as := doc.JobStatus.Action(action); as != nil && as.Status.Terminal() {
+		return true, nil
+	}
+	if doc.JobStatus.Status.Terminal() {
+		return true, nil
+	}
+	r := &resource.Run{}
+	if err := o.store.get(ctx, resource.KindRun, run.Namespace, run.Name, r); err != nil {
+		return false, fmt.Errorf("read run %s: %w", run.Name, err)
+	}
+	return r.Status.Terminal(), nil
 }
 
 // followedEnded reports whether what a log follower follows has ended:
