@@ -6,8 +6,7 @@
 // The agent is the binary PALVELLA_NOMAD names, which .ci/build-nomad
 // builds from Go modules and caches outside the clone (.ci/run and `make
 // test` set it). It listens on random loopback ports, keeps its state in a
-// temporary directory and its tasks under a cgroup of its own, enables
-// raw_exec, and points its docker driver at a daemon the test gives (see
+// temporary directory, enables raw_exec, and points its docker driver at a daemon the test gives (see
 // dockertest). A test binary starts at most one shared agent (Shared) and
 // stops it when the tests end (Main); Start starts another.
 //
@@ -25,6 +24,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -50,9 +51,8 @@ type Agent struct {
 	// Dir holds its configuration, state and log.
 	Dir string
 
-	cgroup string
-	cmd    *exec.Cmd
-	done   chan struct{}
+	cmd  *exec.Cmd
+	done chan struct{}
 }
 
 var (
@@ -147,7 +147,7 @@ func Start(opts Options) (*Agent, error) {
 		return nil, err
 	}
 	id := randomID()
-	a := &Agent{Dir: dir, Addr: fmt.Sprintf("http://127.0.0.1:%d", ports[0]), cgroup: "palvella-nomad-" + id, done: make(chan struct{})}
+	a := &Agent{Dir: dir, Addr: fmt.Sprintf("http://127.0.0.1:%d", ports[0]), done: make(chan struct{})}
 	docker := ""
 	if opts.DockerHost != "" {
 		docker = fmt.Sprintf(`plugin "docker" {
@@ -182,7 +182,6 @@ server {
 client {
   enabled           = true
   network_interface = "lo"
-  cgroup_parent     = %q
   gc_interval       = "1m"
   options = {
     "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
@@ -198,7 +197,7 @@ plugin "raw_exec" {
     enabled = true
   }
 }
-%s`, id, filepath.Join(dir, "data"), ports[0], ports[1], ports[2], a.cgroup, docker)
+%s`, id, filepath.Join(dir, "data"), ports[0], ports[1], ports[2], docker)
 	if err := os.WriteFile(filepath.Join(dir, "agent.hcl"), []byte(conf), 0o600); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -272,11 +271,26 @@ func (a *Agent) waitReady(docker bool) error {
 
 func healthy(d *api.DriverInfo) bool { return d != nil && d.Detected && d.Healthy }
 
-// Stop stops the agent (SIGINT, then SIGKILL after 20 s), unmounts what
-// its client left mounted (the tasks' secrets tmpfs), removes its cgroups
-// and its directory.
+// Stop stops the agent and everything it started. Nomad keeps tasks
+// running when its agent stops (the next agent reattaches to them), so
+// Stop first stops every job and has their allocations collected, then
+// stops the agent (SIGINT, then SIGKILL after 20 s), kills what the agent
+// started that still runs (executors, log monitors, tasks: a test that
+// failed half-way may leave a job), removes its allocations' cgroups,
+// unmounts what its client left mounted (the tasks' secrets tmpfs) and
+// removes its directory. The cgroup parent Nomad shares between agents
+// (/nomad, nomad.slice) stays.
 func (a *Agent) Stop() error {
+	var errs []error
 	if a.cmd != nil && a.cmd.Process != nil {
+		select {
+		case <-a.done:
+		default:
+			if err := a.stopJobs(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		started := descendants(a.cmd.Process.Pid)
 		a.cmd.Process.Signal(syscall.SIGINT)
 		select {
 		case <-a.done:
@@ -284,28 +298,22 @@ func (a *Agent) Stop() error {
 			syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
 			<-a.done
 		}
+		for _, p := range started {
+			if startTime(p.pid) == p.start {
+				syscall.Kill(p.pid, syscall.SIGKILL)
+			}
+		}
 	}
-	var errs []error
+	allocs, _ := os.ReadDir(filepath.Join(a.Dir, "data", "alloc"))
+	for _, al := range allocs {
+		cgs, _ := filepath.Glob("/sys/fs/cgroup/*/*/" + al.Name() + ".*")
+		more, _ := filepath.Glob("/sys/fs/cgroup/*/*/*/" + al.Name() + ".*")
+		for _, cg := range append(cgs, more...) {
+			syscall.Rmdir(cg)
+		}
+	}
 	if out, err := exec.Command("sh", "-c", "grep -o ' "+a.Dir+"[^ ]*' /proc/self/mounts | sort -r | xargs -r -n1 umount -l").CombinedOutput(); err != nil {
 		errs = append(errs, fmt.Errorf("unmount under %s: %v %s", a.Dir, err, out))
-	}
-	// The client's cgroups: empty once its tasks are gone; removed deepest
-	// first.
-	cgs, _ := filepath.Glob("/sys/fs/cgroup/*/" + a.cgroup)
-	if d := "/sys/fs/cgroup/" + a.cgroup; exists(d) {
-		cgs = append(cgs, d)
-	}
-	for _, cg := range cgs {
-		var dirs []string
-		filepath.WalkDir(cg, func(p string, d os.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				dirs = append(dirs, p)
-			}
-			return nil
-		})
-		for i := len(dirs) - 1; i >= 0; i-- {
-			syscall.Rmdir(dirs[i])
-		}
 	}
 	if err := os.RemoveAll(a.Dir); err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, fmt.Errorf("remove %s: %w", a.Dir, err))
@@ -313,9 +321,98 @@ func (a *Agent) Stop() error {
 	return errors.Join(errs...)
 }
 
-func exists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
+// stopJobs stops every job of the agent, waits until their allocations
+// have stopped, and has the client collect them (which removes their
+// directories and containers).
+func (a *Agent) stopJobs() error {
+	c, err := a.Client()
+	if err != nil {
+		return err
+	}
+	jobs, _, err := c.Jobs().List(nil)
+	if err != nil {
+		return fmt.Errorf("list the agent's jobs: %w", err)
+	}
+	for _, j := range jobs {
+		if _, _, err := c.Jobs().Deregister(j.ID, false, nil); err != nil {
+			return fmt.Errorf("stop job %s: %w", j.ID, err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		allocs, _, err := c.Allocations().List(nil)
+		if err != nil {
+			return fmt.Errorf("list the agent's allocations: %w", err)
+		}
+		running := 0
+		for _, al := range allocs {
+			if al.ClientStatus == api.AllocClientStatusRunning || al.ClientStatus == api.AllocClientStatusPending {
+				running++
+			}
+		}
+		if running == 0 {
+			for _, al := range allocs {
+				c.Allocations().GC(&api.Allocation{ID: al.ID, NodeID: al.NodeID}, nil)
+			}
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d allocations still run 30 s after their jobs were stopped", running)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+type proc struct {
+	pid   int
+	start string
+}
+
+// descendants lists the processes under pid, with their start times (so
+// that a reused PID is never taken for one of them).
+func descendants(pid int) []proc {
+	children := map[int][]int{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if pp := field(p, 4); pp != "" {
+			ppid, _ := strconv.Atoi(pp)
+			children[ppid] = append(children[ppid], p)
+		}
+	}
+	var out []proc
+	var walk func(int)
+	walk = func(p int) {
+		for _, c := range children[p] {
+			out = append(out, proc{c, startTime(c)})
+			walk(c)
+		}
+	}
+	walk(pid)
+	return out
+}
+
+func startTime(pid int) string { return field(pid, 22) }
+
+// field is the nth field (from 1) of /proc/PID/stat.
+func field(pid, n int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return ""
+	}
+	f := strings.Fields(s[i+1:])
+	if n-3 < 0 || n-3 >= len(f) {
+		return ""
+	}
+	return f[n-3]
 }
 
 // LogTail returns the end of the agent's log, for failure messages.
