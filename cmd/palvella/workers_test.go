@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -437,5 +438,43 @@ func TestRemoteWorkerCutOffFromTheServerStopsItsJobs(t *testing.T) {
 	}
 	if !strings.Contains(w.log(), "could not be renewed through the server") {
 		t.Errorf("the worker's log does not say it stopped the jobs for their leases:\n%s", w.logTail())
+	}
+}
+
+// Three replicas on PostgreSQL without embedded workers, and two remote
+// workers each talking to a different replica, the run started through the
+// third: the jobs run on both workers, and those of the worker SIGKILLed
+// mid-job run again on the other, once each.
+func TestRemoteWorkersOnReplicasOverPostgres(t *testing.T) {
+	rs := startReplicas(t, 3, "--no-worker", "--lease-ttl", "3s")
+	s0, s1, s2 := rs.servers[0], rs.servers[1], rs.servers[2]
+	s2.mustCLI("pipeline", "apply", "-f", pipelineFile("once.yaml"))
+	a := startWorker(t, s0, workerToken(t, s2, "a"), "a", "--workers", "2")
+	b := startWorker(t, s1, workerToken(t, s2, "b"), "b", "--workers", "2")
+	dir := jobDir(t)
+	s2.mustCLI("pipeline", "run", "once", "-p", "dir="+dir, "-p", "seconds=4")
+	first := waitStarted(t, dir, 1, "a", "b", "c", "d")
+	// Which jobs worker a runs: their shells descend from it.
+	var onA []string
+	for _, j := range []string{"a", "b", "c", "d"} {
+		if descendantOf(first.pids[j][0], a.cmd.Process.Pid) {
+			onA = append(onA, j)
+		}
+	}
+	if len(onA) != 2 {
+		t.Fatalf("worker a (2 at once) runs jobs %v of a, b, c, d; want two", onA)
+	}
+	a.stop(syscall.SIGKILL)
+	r := checkOnce(t, s2, "once-1", dir)
+	l := readExecLog(t, dir)
+	for _, j := range []string{"a", "b", "c", "d"} {
+		js := r.Job(j)
+		want := 1
+		if slices.Contains(onA, j) {
+			want = 2
+		}
+		if l.starts[j] != want || js.Interruptions != want-1 || js.Worker != "b" && want == 2 {
+			t.Errorf("job %s: %d starts, %d interruptions, last on %q; want %d starts (a's jobs again on b)\n%s\n%s", j, l.starts[j], js.Interruptions, js.Worker, want, b.logTail(), rs.logTails())
+		}
 	}
 }
