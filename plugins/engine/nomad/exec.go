@@ -33,11 +33,15 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // inherits. When the command ends, whatever it left running is killed:
 // nothing of one step survives into the next.
 //
-// Arguments: workdir, marker assignment, then the command's variables
-// (NAME=VALUE) and its argv, as env takes them.
+// Arguments: workdir, marker assignment, then the command's argv. The
+// command's variables come on standard input as `export NAME='value'`
+// lines, read by shell builtins and handed on through a pipe, so that no
+// value (a credential, often) is ever in a command line, which any user
+// of the host can read, or in the exec request, which Nomad may log.
 const wrapper = `d=$1; m=$2; shift 2
+vars=$(cat)
 mkdir -p -- "$d" && cd -- "$d" || exit 127
-env -i "PATH=${PATH:-` + defaultPath + `}" "HOME=${HOME:-/}" "$m" "$@"
+printf '%s\n' "$vars" | env -i "PATH=${PATH:-` + defaultPath + `}" "HOME=${HOME:-/}" "$m" sh -c 'eval "$(cat)" && exec "$@" </dev/null' palvella-env "$@"
 rc=$?
 ` + killLeftovers + `
 exit $rc`
@@ -141,6 +145,9 @@ func (p *Plugin) Exec(ctx context.Context, req *engine.ExecRequest, out func(str
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("nomad engine: exec: %w", err)
 	}
+	if err := checkEnvNames(req.Env); err != nil {
+		return nil, err
+	}
 	if req.Image != "" && !(ws.params.driver == driverDocker && req.Image == ws.params.image) {
 		return nil, sdk.Errorf(sdk.ErrInvalidArgument, "image", "the nomad engine runs every command of a job in the job's one task; a command cannot choose its own image (%q)", req.Image)
 	}
@@ -214,7 +221,7 @@ func (p *Plugin) Exec(ctx context.Context, req *engine.ExecRequest, out func(str
 	done := make(chan outcome, 1)
 	go func() {
 		code, err := ws.cl.c.Allocations().Exec(ectx, ws.alloc, taskName, false, ws.argv(req, workdir, r.marker),
-			strings.NewReader(""), stdout, stderr, nil, (&api.QueryOptions{}).WithContext(ectx))
+			strings.NewReader(ws.envScript(req)), stdout, stderr, nil, (&api.QueryOptions{}).WithContext(ectx))
 		done <- outcome{code, err}
 	}()
 
@@ -279,15 +286,9 @@ func (p *Plugin) Exec(ctx context.Context, req *engine.ExecRequest, out func(str
 }
 
 // argv is the exec's command: the wrapper with the command's workdir,
-// marker, variables and argv.
+// marker and argv.
 func (ws *workspace) argv(req *engine.ExecRequest, workdir, marker string) []string {
 	argv := []string{"sh", "-c", wrapper, "palvella-exec", workdir, marker}
-	env := map[string]string{}
-	maps.Copy(env, ws.params.environ)
-	maps.Copy(env, req.Env)
-	for _, k := range slices.Sorted(maps.Keys(env)) {
-		argv = append(argv, k+"="+env[k])
-	}
 	if len(req.Command) > 0 {
 		return append(argv, req.Command...)
 	}
@@ -297,6 +298,45 @@ func (ws *workspace) argv(req *engine.ExecRequest, workdir, marker string) []str
 	}
 	argv = append(argv, shell...)
 	return append(argv, req.Script)
+}
+
+// envScript is the command's variables as the wrapper reads them:
+// `export NAME='value'` lines. Names are shell identifiers (checked by
+// checkEnvNames).
+func (ws *workspace) envScript(req *engine.ExecRequest) string {
+	env := map[string]string{}
+	maps.Copy(env, ws.params.environ)
+	maps.Copy(env, req.Env)
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		b.WriteString("export " + k + "='" + strings.ReplaceAll(env[k], "'", `'\''`) + "'\n")
+	}
+	return b.String()
+}
+
+// checkEnvNames refuses variable names a shell cannot export.
+func checkEnvNames(env map[string]string) error {
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		if !isIdentifier(k) {
+			return sdk.Errorf(sdk.ErrInvalidArgument, "env", "variable name %q: the nomad engine sets variables through a shell; a name is letters, digits and _, not starting with a digit", k)
+		}
+	}
+	return nil
+}
+
+func isIdentifier(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, c := range s {
+		switch {
+		case c == '_', c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+		case c >= '0' && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // streamWriter hands what the exec stream writes to the output function.

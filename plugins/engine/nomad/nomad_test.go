@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -245,5 +246,50 @@ func waitNoJobs(t *testing.T, a *nomadtest.Agent, owner string) {
 			t.Fatalf("jobs left on the agent: %v", left)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// A command's variables (credentials, often) reach it through a pipe,
+// never a command line, which any user of the host can read.
+func TestVariablesStayOutOfCommandLines(t *testing.T) {
+	p := newEngine(t, nil, nil)
+	ws := setup(t, p, nil)
+	secret := "s3cr3t-" + randomID(8)
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Exec(context.Background(), &engine.ExecRequest{WorkspaceID: ws.ID, ExecID: "s", Env: map[string]string{"TOKEN": secret},
+			Script: `echo $$ > sh.pid; echo ready; sleep 60`}, func(s string, b []byte) error {
+			if strings.Contains(string(b), "ready") {
+				close(ready)
+			}
+			return nil
+		})
+		done <- err
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("Exec ended early: %v", err)
+	}
+	pid, err := os.ReadFile(ws.Workdir + "/sh.pid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := os.ReadFile("/proc/" + strings.TrimSpace(string(pid)) + "/environ")
+	if err != nil || !strings.Contains(string(env), "TOKEN="+secret) {
+		t.Fatalf("the command's environment lacks its variable: %v", err)
+	}
+	lines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, f := range lines {
+		if b, err := os.ReadFile(f); err == nil && strings.Contains(string(b), secret) {
+			t.Errorf("%s holds the variable's value: %q", f, b)
+		}
+	}
+	if err := p.Cancel(context.Background(), ws.ID, "s"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

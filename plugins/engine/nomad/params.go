@@ -188,8 +188,8 @@ func parseParams(raw map[string]any, base params, prefix string, other func(stri
 			}
 			for _, name := range slices.Sorted(maps.Keys(m)) {
 				s, ok := m[name].(string)
-				if !ok || name == "" || strings.ContainsAny(name, "=\x00") {
-					bad(k+"."+name, "must be a string under a name without '='")
+				if !ok || !isIdentifier(name) {
+					bad(k+"."+name, "must be a string under a name of letters, digits and _ (not starting with a digit)")
 					continue
 				}
 				p.environ[name] = s
