@@ -1,10 +1,14 @@
 // A log that follows a server-sent event stream of log lines: ANSI colours,
 // a link to each line, search, and following the end while at the bottom.
-// Lines are added in batches once per frame, so a 10,000-line log does not
-// freeze the page.
+// Lines are added in batches once per frame and only the rows in view are
+// in the page, so a 10,000-line log does not freeze it.
 import { h } from './dom.js';
 import { stream } from './api.js';
 import { ansi, plain } from './ansi.js';
+
+// Rows have one height (lines do not wrap; a long line scrolls sideways),
+// so the list's height and the rows in view are arithmetic.
+const ROW_PX = 18, BLOCK = 100;
 
 // parseLine splits a stored line "<RFC3339 time> <stream> <text>".
 export function parseLine(line) {
@@ -28,54 +32,92 @@ export function logView({ path, lineHref, highlight, withSource, signal, onEnd }
     h('div', { class: 'log-tools' }, search, count, h('label', { for: 'log-follow' }, follow, ' Follow')),
     box, state);
 
+  // The lines are kept as data; only the rows in view (and a block on
+  // either side) are in the page, at a fixed height, so a 10,000-line log
+  // costs the rows on screen, not 10,000 list items: each arriving batch
+  // is a push to an array and at most one redraw per frame.
+  const entries = []; // { job, action, n, stream, at, text, plain }
+  let shown = entries; // the entries matching the search
   let pending = [];
   let scheduled = false;
   const perAction = new Map();
-  let total = 0;
   let query = '';
+  let target = null; // the entry to bring into view (a link to a line)
+  let drawn = ''; // the window drawn: "first:last:shown length:query"
 
-  const matches = (li) => !query || li.dataset.text.toLowerCase().includes(query);
+  const matches = (e) => !query || e.plain.includes(query);
+  const counted = () => { count.textContent = query ? `${shown.length} of ${entries.length} lines` : `${entries.length} lines`; };
+
+  const row = (e) => {
+    const li = h('li', { class: 's-' + e.stream.replace('+', '') + (e === target ? ' hl' : '') },
+      h('a', { class: 'ln', href: lineHref(e.job, e.action, e.n), 'aria-label': `line ${e.n}` }, String(e.n)),
+      withSource ? h('span', { class: 'src' }, e.job + '/' + e.action) : null,
+      h('span', { class: 'txt' }, ansi(e.text)));
+    li.dataset.at = e.at;
+    return li;
+  };
+
+  // draw puts the rows of the window in the list: the blocks of BLOCK rows
+  // that the box shows, and one more on either side.
+  const draw = () => {
+    const rowH = ROW_PX;
+    list.style.height = `${shown.length * rowH}px`;
+    const top = box.scrollTop, height = box.clientHeight || 512;
+    const first = Math.max(0, Math.floor(top / rowH / BLOCK) * BLOCK - BLOCK);
+    const last = Math.min(shown.length, (Math.floor((top + height) / rowH / BLOCK) + 2) * BLOCK);
+    const key = `${first}:${last}:${shown.length}:${query}:${target ? 1 : 0}`;
+    if (key === drawn) return;
+    drawn = key;
+    const frag = document.createDocumentFragment();
+    for (let k = first; k < last; k++) frag.append(row(shown[k]));
+    list.style.paddingTop = `${first * rowH}px`;
+    list.replaceChildren(frag);
+  };
 
   const flush = () => {
     scheduled = false;
-    const frag = document.createDocumentFragment();
-    let target = null;
+    let jump = null;
     for (const ev of pending) {
       const key = ev.job + '/' + ev.action;
       const n = (perAction.get(key) || 0) + 1;
       perAction.set(key, n);
-      total++;
       const p = parseLine(ev.line);
-      const id = withSource ? `L-${ev.job}-${ev.action}-${n}` : `L${n}`;
-      const li = h('li', { id, class: 's-' + p.stream.replace('+', '') },
-        h('a', { class: 'ln', href: lineHref(ev.job, ev.action, n), 'aria-label': `line ${n}` }, String(n)),
-        withSource ? h('span', { class: 'src' }, key) : null,
-        h('span', { class: 'txt' }, ansi(p.text)));
-      li.dataset.text = plain(p.text);
-      li.dataset.at = p.at;
-      if (!matches(li)) li.hidden = true;
-      if (!withSource && highlight && n === highlight) { li.classList.add('hl'); target = li; }
-      frag.append(li);
+      const e = { job: ev.job, action: ev.action, n, stream: p.stream, at: p.at, text: p.text, plain: plain(p.text).toLowerCase() };
+      entries.push(e);
+      if (query && matches(e)) shown.push(e);
+      if (!withSource && highlight && n === highlight) { target = e; jump = e; }
     }
     pending = [];
-    list.append(frag);
-    count.textContent = query ? `${list.querySelectorAll('li:not([hidden])').length} of ${total} lines` : `${total} lines`;
-    if (target) { target.scrollIntoView({ block: 'center' }); follow.checked = false; }
-    else if (follow.checked && atBottom) box.scrollTop = box.scrollHeight;
+    counted();
+    if (jump) {
+      follow.checked = false;
+      list.style.height = `${shown.length * ROW_PX}px`;
+      box.scrollTop = Math.max(0, shown.indexOf(jump) * ROW_PX - box.clientHeight / 2);
+    } else if (follow.checked && atBottom) {
+      list.style.height = `${shown.length * ROW_PX}px`;
+      box.scrollTop = box.scrollHeight;
+    }
+    draw();
   };
+  const schedule = () => { if (!scheduled) { scheduled = true; requestAnimationFrame(flush); } };
 
   // Whether the reader is at the end is noted as they scroll, not measured
-  // at each batch: measuring lays the whole log out again every frame.
+  // at each batch: measuring lays the log out again every frame.
   let atBottom = true;
-  box.addEventListener('scroll', () => { atBottom = box.scrollTop + box.clientHeight >= box.scrollHeight - 24; }, { passive: true });
+  let drawing = false;
+  box.addEventListener('scroll', () => {
+    atBottom = box.scrollTop + box.clientHeight >= box.scrollHeight - 24;
+    if (!drawing) { drawing = true; requestAnimationFrame(() => { drawing = false; draw(); }); }
+  }, { passive: true });
 
   search.addEventListener('input', () => {
     query = search.value.toLowerCase();
-    let shown = 0;
-    for (const li of list.children) { li.hidden = !matches(li); if (!li.hidden) shown++; }
-    count.textContent = query ? `${shown} of ${total} lines` : `${total} lines`;
+    shown = query ? entries.filter(matches) : entries;
+    counted();
+    box.scrollTop = 0;
+    draw();
   });
-  follow.addEventListener('change', () => { if (follow.checked) box.scrollTop = box.scrollHeight; });
+  follow.addEventListener('change', () => { if (follow.checked) { box.scrollTop = box.scrollHeight; draw(); } });
 
   // The server's stream follows the actions the run gains and goes on
   // while the run waits for approval, until what is followed ends. When
@@ -103,7 +145,7 @@ export function logView({ path, lineHref, highlight, withSource, signal, onEnd }
         if (n <= (delivered.get(key) || 0)) return;
         delivered.set(key, n);
         pending.push(data);
-        if (!scheduled) { scheduled = true; requestAnimationFrame(flush); }
+        schedule();
       } else if (name === 'end') {
         ended = data;
         const st = data.status || '';
