@@ -6,6 +6,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -476,5 +478,55 @@ func TestRemoteWorkersOnReplicasOverPostgres(t *testing.T) {
 		if l.starts[j] != want || js.Interruptions != want-1 || js.Worker != "b" && want == 2 {
 			t.Errorf("job %s: %d starts, %d interruptions, last on %q; want %d starts (a's jobs again on b)\n%s\n%s", j, l.starts[j], js.Interruptions, js.Worker, want, b.logTail(), rs.logTails())
 		}
+	}
+}
+
+// The log of a job on a remote worker reaches a follower on the server as
+// the job writes it, every line once and in order.
+func TestRemoteWorkerLogsAreFollowedLive(t *testing.T) {
+	s := startServer(t, "", "--no-worker")
+	s.mustCLI("pipeline", "apply", "-f", pipelineFile("chatty.yaml"))
+	startWorker(t, s, workerToken(t, s, "w"), "w")
+	pidfile := filepath.Join(jobDir(t), "pid")
+	s.mustCLI("pipeline", "run", "chatty", "-p", "lines=40", "-p", "pidfile="+pidfile)
+	s.waitRun("chatty-1", "running", func(r *resource.Run) bool { return r.Status == resource.StatusRunning })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, palvellaBin, "run", "logs", "chatty-1", "--follow", "--no-timestamps")
+	cmd.Env = append(os.Environ(), "PALVELLA_HOME="+s.home)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	var ns []int
+	var first, last time.Time
+	lineRE := regexp.MustCompile(`line (\d+) of 40`)
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if m := lineRE.FindStringSubmatch(sc.Text()); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			ns = append(ns, n)
+			if first.IsZero() {
+				first = time.Now()
+			}
+			last = time.Now()
+		}
+	}
+	_ = cmd.Wait()
+	if len(ns) != 40 {
+		t.Fatalf("the follower got %d lines; want 40: %v", len(ns), ns)
+	}
+	for i, n := range ns {
+		if n != i+1 {
+			t.Fatalf("line %d of the follow is line %d of the job; want every line once, in order", i+1, n)
+		}
+	}
+	if spread := last.Sub(first); spread < 2*time.Second {
+		t.Errorf("the 40 lines written over 4 s on the worker reached the follower within %s: not as they were written", spread)
 	}
 }
