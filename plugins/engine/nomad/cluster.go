@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/nomad/api"
 	sdk "github.com/palvella/palvella/plugin-sdk"
@@ -57,9 +58,12 @@ func (p *Plugin) clusterFor(ctx context.Context, pr params) (*cluster, error) {
 		return nil, sdk.Errorf(sdk.ErrInvalidArgument, "address", "Nomad at %s: %v", cfg.Address, err)
 	}
 	cl = &cluster{c: c, address: cfg.Address}
-	// The status endpoint needs no ACL: a token limited to its namespace
-	// can call it.
-	if _, err := c.Status().Leader(); err != nil {
+	// The engine's own query (its jobs), so a token limited to its
+	// namespace passes; bounded, so an unreachable address does not hold
+	// up the server's start.
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, _, err := c.Jobs().List((&api.QueryOptions{Prefix: jobPrefix}).WithContext(pctx)); err != nil {
 		// The API's errors name the address and the status, never the token.
 		return nil, sdk.Errorf(sdk.ErrFailedPrecondition, "address", "the Nomad agent at %s does not answer: %v", cfg.Address, err)
 	}
