@@ -31,6 +31,22 @@ func TestBadPipelines(t *testing.T) {
 `, []string{
 			`pipeline.yaml:10: spec.jobs[1].requires[0]: unknown job "buidl" (did you mean "build"?)`,
 		}},
+		{"runs_on", `spec:
+  jobs:
+    - name: build
+      runs_on: {gpu: true, "Bad Key": x, os: linux}
+      actions: [{name: a, run: make}]
+`, []string{
+			`pipeline.yaml:8: spec.jobs[0].runs_on.gpu: got boolean, want string`,
+		}},
+		{"runs_on name", `spec:
+  jobs:
+    - name: build
+      runs_on: {"Bad Key": x, os: linux}
+      actions: [{name: a, run: make}]
+`, []string{
+			`pipeline.yaml:8: spec.jobs[0].runs_on.Bad Key: a label's name is 1 to 64 lowercase letters, digits, '.', '_', '/' and '-', starting and ending with a letter or digit`,
+		}},
 		{"cycle", `spec:
   jobs:
     - name: a

@@ -249,6 +249,11 @@ func (v *validator) job(path string, j *Job, params, jobs []string) {
 	if j.Retries < 0 {
 		v.add(path+".retries", "must not be negative")
 	}
+	for _, k := range slices.Sorted(maps.Keys(j.RunsOn)) {
+		if !labelName.MatchString(k) {
+			v.add(path+".runs_on."+k, "a label's name is 1 to 64 lowercase letters, digits, '.', '_', '/' and '-', starting and ending with a letter or digit")
+		}
+	}
 	for _, e := range []struct {
 		field   string
 		entries []StorageEntry
@@ -484,6 +489,10 @@ func (v *validator) value(path string, val any, scope *expr.Scope) {
 		}
 	}
 }
+
+// labelName is what a runs_on label's name may be (a worker's --label
+// takes the same).
+var labelName = regexp.MustCompile(`^[a-z0-9]([a-z0-9._/-]{0,62}[a-z0-9])?$`)
 
 func (v *validator) engine(path string, e *Engine, scope *expr.Scope) {
 	if e == nil {
