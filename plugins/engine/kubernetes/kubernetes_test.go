@@ -175,12 +175,18 @@ func TestExitCodesAndLogThroughTheAPIServer_KwokNoRealContainer(t *testing.T) {
 	}
 }
 
-// waitPod waits for the running command's pod and returns it.
+// waitPod waits for a pod of the workspace for which cond holds and
+// returns it.
 func waitPod(t *testing.T, cs kubernetes.Interface, ns, wsID string, cond func(*corev1.Pod) bool) *corev1.Pod {
+	t.Helper()
+	return waitPodWith(t, cs, ns, metav1.ListOptions{LabelSelector: labelWorkspace + "=" + wsID}, cond)
+}
+
+func waitPodWith(t *testing.T, cs kubernetes.Interface, ns string, opts metav1.ListOptions, cond func(*corev1.Pod) bool) *corev1.Pod {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		pods, err := cs.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: labelWorkspace + "=" + wsID})
+		pods, err := cs.CoreV1().Pods(ns).List(context.Background(), opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -190,7 +196,7 @@ func waitPod(t *testing.T, cs kubernetes.Interface, ns, wsID string, cond func(*
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no pod of workspace %s as expected: %d pods", wsID, len(pods.Items))
+			t.Fatalf("no pod %v as expected: %d pods", opts, len(pods.Items))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -403,7 +409,7 @@ func TestKilledPluginLeavesNothingAfterTheNextStart_KwokNoRealContainer(t *testi
 	}
 }
 
-func TestAbsentImageOrNoClusterIsAClearError(t *testing.T) {
+func TestNoClusterOrNoImageIsAClearError(t *testing.T) {
 	p := New()
 	resp, err := p.Configure(context.Background(), &sdk.ConfigureRequest{Config: map[string]any{"kubeconfig": "/nonexistent/kubeconfig", "image": testImage}})
 	if err != nil || sdk.HasErrors(resp.Diagnostics) || len(resp.Diagnostics) != 1 || resp.Diagnostics[0].Field != "config.kubeconfig" {
