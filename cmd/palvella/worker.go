@@ -20,13 +20,14 @@ func newWorkerCmd(app *App) *cobra.Command {
 	var r remote
 	var cfg worker.Config
 	var labels []string
-	var logFormat string
+	var logFormat, configPath string
 	cmd := &cobra.Command{
 		Use:   "worker",
 		Short: "Run a worker that leases jobs from a server and runs them on this machine",
 		Long: `Run a remote worker: it leases jobs through the server at --server (the URL of
 its API) and runs them on this machine's action, job and engine plugins (the
-builtins and those installed here with palvella plugin add). It never touches
+builtins and those installed here with palvella plugin add, configured by the
+plugins: section of --config). It never touches
 the database; the server marks each job running for it, gives it the job's
 credentials, and records what it reports.
 
@@ -56,7 +57,14 @@ API, with an operator's or an admin's token. See docs/scale-out.md.`,
 			cfg.Server = firstOf(r.server, os.Getenv("PALVELLA_SERVER"), DefaultServer)
 			cfg.Token = firstOf(r.token, os.Getenv("PALVELLA_TOKEN"))
 			cfg.CACert = firstOf(r.caCert, os.Getenv(CACertEnv))
-			if cfg.Plugins, err = app.pluginSpecs(); err != nil {
+			// The plugins of this machine with their defaults under
+			// PALVELLA_HOME (the local engine's workspaces) and what the
+			// configuration file's plugins: section gives them.
+			file, err := loadServerConfig(app.Home, configPath)
+			if err != nil {
+				return err
+			}
+			if cfg.Plugins, _, _, err = app.serverPlugins(file); err != nil {
 				return err
 			}
 			level := hclog.LevelFromString(app.LogLevel)
@@ -76,6 +84,7 @@ API, with an operator's or an admin's token. See docs/scale-out.md.`,
 	cmd.Flags().IntVar(&cfg.Workers, "workers", 4, "jobs the worker runs at once")
 	cmd.Flags().DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 30*time.Second, "on SIGTERM or Ctrl-C, how long running jobs may go on before they are stopped and handed back to run again")
 	cmd.Flags().DurationVar(&cfg.PluginWait, "plugin-wait", 60*time.Second, "how long a job waits for a plugin it needs to start before it fails naming the plugin")
+	cmd.Flags().StringVar(&configPath, "config", "", "a configuration file whose plugins: section configures this machine's plugins (env PALVELLA_CONFIG; default $PALVELLA_HOME/palvella.yaml when it exists); its database, storage, engines and server settings are the server's business and not read")
 	cmd.Flags().StringVar(&logFormat, "log-format", "auto", "log format on stderr: auto (JSON unless a terminal), json or text")
 	return cmd
 }
