@@ -12,6 +12,15 @@ const browser = await launch();
 const t = harness(browser);
 const step = t.step;
 
+await step('the first paint of / comes, cold (a smoke check; the figure is BenchmarkWebUI\'s)', async () => {
+  const page = await t.newPage();
+  await page.goto(URL + '/');
+  const fcp = await (await page.waitForFunction(() => { const e = performance.getEntriesByName('first-contentful-paint')[0]; return e && e.startTime; })).jsonValue();
+  expect(fcp > 0 && fcp < 10000, 'first contentful paint at ' + fcp + ' ms');
+  await page.getByLabel('API token').waitFor();
+  await page.context().close();
+});
+
 const op = await t.newPage({ bypassCSP: false });
 let runURL = '';
 await step('sign in as an operator and start ui-stages', async () => {
