@@ -136,17 +136,18 @@ func BenchmarkRemoteWorkers(b *testing.B) {
 		c    *client.Client
 		pids []int
 		db   []int // the database server's, when it is a process of its own
+		srv  []int // the server's alone, when workers are processes of their own
 	}
 	var setups []setup
 	{
 		c, home := scaleServer(b, "--workers", "8")
 		apply(b, c, trivialPipeline)
-		setups = append(setups, setup{"sqlite-embedded", c, []int{serverPIDs[home]}, nil})
+		setups = append(setups, setup{"sqlite-embedded", c, []int{serverPIDs[home]}, nil, nil})
 	}
 	for _, n := range []int{1, 2, 4} {
 		fleet, addrs := pgFleetAddrs(b, 1, "--no-worker")
 		pids := append(startWorkers(b, fleet[0].c, addrs[0], n), fleetPIDs[addrs[0]])
-		setups = append(setups, setup{fmt.Sprintf("pg-%dworkers", n), fleet[0].c, pids, []int{postmasterPID(b, fleetPG[addrs[0]])}})
+		setups = append(setups, setup{fmt.Sprintf("pg-%dworkers", n), fleet[0].c, pids, []int{postmasterPID(b, fleetPG[addrs[0]])}, []int{fleetPIDs[addrs[0]]}})
 	}
 	ctx := context.Background()
 	for _, s := range setups { // plugins launched, workers connected
@@ -157,13 +158,15 @@ func BenchmarkRemoteWorkers(b *testing.B) {
 	rate := map[string][]float64{}
 	cpu := map[string]time.Duration{}
 	dbCPU := map[string]time.Duration{}
+	srvCPU := map[string]time.Duration{}
 	runs := map[string]int{}
 	for b.Loop() {
 		for _, s := range setups {
-			before, dbBefore := treeCPU(s.pids), treeCPU(s.db)
+			before, dbBefore, srvBefore := treeCPU(s.pids), treeCPU(s.db), treeCPU(s.srv)
 			rate[s.name] = append(rate[s.name], throughput(b, s.c, 96))
 			cpu[s.name] += treeCPU(s.pids) - before
 			dbCPU[s.name] += treeCPU(s.db) - dbBefore
+			srvCPU[s.name] += treeCPU(s.srv) - srvBefore
 			runs[s.name] += 96
 		}
 	}
@@ -177,6 +180,9 @@ func BenchmarkRemoteWorkers(b *testing.B) {
 		b.ReportMetric(float64(cpu[s.name].Milliseconds())/float64(runs[s.name]), s.name+"-cpu-ms/run")
 		if s.db != nil {
 			b.ReportMetric(float64(dbCPU[s.name].Milliseconds())/float64(runs[s.name]), s.name+"-postgres-cpu-ms/run")
+		}
+		if s.srv != nil {
+			b.ReportMetric(float64(srvCPU[s.name].Milliseconds())/float64(runs[s.name]), s.name+"-server-cpu-ms/run")
 		}
 	}
 }
