@@ -2,7 +2,6 @@ package docker
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -13,12 +12,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
 	sdk "github.com/palvella/palvella/plugin-sdk"
+	"github.com/palvella/palvella/plugins/engine/internal/ownerlock"
 	"golang.org/x/net/http/httpproxy"
 )
 
@@ -141,51 +140,10 @@ func (p *Plugin) daemonFor(ctx context.Context, pr params) (*daemon, error) {
 	return d, nil
 }
 
-// lockOwner holds this process's owner lock in dir: a file named after the
-// owner ID, locked with flock for as long as the process lives. The kernel
-// drops the lock when the process dies, however it dies.
-func (p *Plugin) lockOwner(dir string) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.locks[dir] != nil {
-		return nil
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(filepath.Join(dir, p.owner+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return fmt.Errorf("lock %s: %w", f.Name(), err)
-	}
-	p.locks[dir] = f
-	return nil
-}
-
-// ownerGone reports whether the owner whose lock file is in dir has no
-// process any more; it removes the file of a gone owner.
-func ownerGone(dir, owner string) bool {
-	if owner == "" || strings.ContainsAny(owner, "/\x00") || owner == "." || owner == ".." {
-		return false
-	}
-	name := filepath.Join(dir, owner+".lock")
-	f, err := os.OpenFile(name, os.O_RDWR, 0)
-	if errors.Is(err, os.ErrNotExist) {
-		return true
-	}
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		return false
-	}
-	os.Remove(name)
-	return true
-}
+// lockOwner holds this process's owner lock in dir (ownerlock): while
+// it lives, no other engine process of this machine takes what it made
+// for a killed one's.
+func (p *Plugin) lockOwner(dir string) error { return p.locks.Hold(dir, p.owner) }
 
 // sweep removes from d the containers, networks and volumes of this
 // machine's engine processes that are gone.
@@ -203,7 +161,7 @@ func (p *Plugin) sweep(ctx context.Context, d *daemon) error {
 		}
 		g, ok := gone[o]
 		if !ok {
-			g = ownerGone(dir, o)
+			g = ownerlock.Gone(dir, o)
 			gone[o] = g
 		}
 		return g
@@ -245,8 +203,4 @@ func (p *Plugin) sweep(ctx context.Context, d *daemon) error {
 	return errors.Join(errs...)
 }
 
-func randomID(n int) string {
-	b := make([]byte, n/2)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
+func randomID(n int) string { return ownerlock.RandomID(n) }

@@ -31,6 +31,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	sdk "github.com/palvella/palvella/plugin-sdk"
 	"github.com/palvella/palvella/plugin-sdk/engine"
+	"github.com/palvella/palvella/plugins/engine/internal/ownerlock"
 )
 
 // Name is the plugin's name.
@@ -99,7 +100,7 @@ type Plugin struct {
 	cfg        config
 	workspaces map[string]*workspace
 	daemons    map[string]*daemon
-	locks      map[string]*os.File // owner lock per state directory
+	locks      ownerlock.Locks // owner lock per state directory
 }
 
 var _ engine.Engine = (*Plugin)(nil)
@@ -115,7 +116,6 @@ func New() *Plugin {
 		cfg:        defaultConfig(),
 		workspaces: map[string]*workspace{},
 		daemons:    map[string]*daemon{},
-		locks:      map[string]*os.File{},
 	}
 }
 

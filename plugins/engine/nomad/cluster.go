@@ -2,18 +2,14 @@ package nomad
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/nomad/api"
 	sdk "github.com/palvella/palvella/plugin-sdk"
+	"github.com/palvella/palvella/plugins/engine/internal/ownerlock"
 )
 
 // cluster is a client of one Nomad cluster, as one identity (address,
@@ -79,51 +75,10 @@ func (p *Plugin) clusterFor(ctx context.Context, pr params) (*cluster, error) {
 	return cl, nil
 }
 
-// lockOwner holds this process's owner lock in dir: a file named after the
-// owner ID, locked with flock for as long as the process lives. The kernel
-// drops the lock when the process dies, however it dies.
-func (p *Plugin) lockOwner(dir string) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.locks[dir] != nil {
-		return nil
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(filepath.Join(dir, p.owner+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return fmt.Errorf("lock %s: %w", f.Name(), err)
-	}
-	p.locks[dir] = f
-	return nil
-}
-
-// ownerGone reports whether the owner whose lock file is in dir has no
-// process any more; it removes the file of a gone owner.
-func ownerGone(dir, owner string) bool {
-	if owner == "" || strings.ContainsAny(owner, "/\x00") || owner == "." || owner == ".." {
-		return false
-	}
-	name := filepath.Join(dir, owner+".lock")
-	f, err := os.OpenFile(name, os.O_RDWR, 0)
-	if errors.Is(err, os.ErrNotExist) {
-		return true
-	}
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		return false
-	}
-	os.Remove(name)
-	return true
-}
+// lockOwner holds this process's owner lock in dir (ownerlock): while
+// it lives, no other engine process of this machine takes what it made
+// for a killed one's.
+func (p *Plugin) lockOwner(dir string) error { return p.locks.Hold(dir, p.owner) }
 
 // sweep stops and purges the jobs of this machine's engine processes that
 // are gone. Stopping a job stops its allocation, which takes every process
@@ -150,7 +105,7 @@ func (p *Plugin) sweep(ctx context.Context, cl *cluster) error {
 		}
 		g, ok := gone[o]
 		if !ok {
-			g = ownerGone(dir, o)
+			g = ownerlock.Gone(dir, o)
 			gone[o] = g
 		}
 		if !g {
@@ -164,8 +119,4 @@ func (p *Plugin) sweep(ctx context.Context, cl *cluster) error {
 	return errors.Join(errs...)
 }
 
-func randomID(n int) string {
-	b := make([]byte, n/2)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
+func randomID(n int) string { return ownerlock.RandomID(n) }
