@@ -15,9 +15,14 @@ build:
 
 # The terraform job plugin's tests run the real OpenTofu: PALVELLA_TOFU, or
 # the one .ci/build-tofu builds once and caches outside the clone; the nomad
-# engine's tests run a real Nomad agent: PALVELLA_NOMAD, or .ci/build-nomad's.
+# engine's tests run a real Nomad agent: PALVELLA_NOMAD, or .ci/build-nomad's;
+# the kubernetes engine's a real control plane with kwok nodes:
+# PALVELLA_K8S_BIN, or .ci/build-k8s's; the docker engine's login tests a
+# real Distribution registry: PALVELLA_REGISTRY_BIN, or .ci/build-registry's.
 test: build
-	PALVELLA_TOFU=$${PALVELLA_TOFU:-$$(.ci/build-tofu)} PALVELLA_NOMAD=$${PALVELLA_NOMAD:-$$(.ci/build-nomad)} PALVELLA_BIN=$(CURDIR)/$(BIN)/palvella $(GO) test -count=1 -timeout 45m ./...
+	PALVELLA_TOFU=$${PALVELLA_TOFU:-$$(.ci/build-tofu)} PALVELLA_NOMAD=$${PALVELLA_NOMAD:-$$(.ci/build-nomad)} \
+	PALVELLA_K8S_BIN=$${PALVELLA_K8S_BIN:-$$(.ci/build-k8s)} PALVELLA_REGISTRY_BIN=$${PALVELLA_REGISTRY_BIN:-$$(.ci/build-registry)} \
+	PALVELLA_BIN=$(CURDIR)/$(BIN)/palvella $(GO) test -count=1 -timeout 45m ./...
 
 test-race: build
 	PALVELLA_BIN=$(CURDIR)/$(BIN)/palvella $(GO) test -race -count=1 ./core/... ./plugin-sdk/...
