@@ -120,7 +120,7 @@ func TestStateOfTheAPIServersPodStatuses_KwokNoRealContainer(t *testing.T) {
 		checkState(t, "pod ended with "+code, raw("exit-"+code), podState{started: true, done: true, exitCode: want}, "")
 	}
 
-	body, err := cs.CoreV1().Pods(ns).GetLogs("running", &corev1.PodLogOptions{Container: commandContainer, Follow: true}).DoRaw(ctx)
+	body, err := cs.CoreV1().Pods(ns).GetLogs("running", &corev1.PodLogOptions{Container: commandContainer}).DoRaw(ctx)
 	if err != nil || string(body) != k8stest.LogsText {
 		t.Fatalf("the apiserver's log body: %v %q", err, body)
 	}

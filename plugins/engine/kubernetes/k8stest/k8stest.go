@@ -483,7 +483,9 @@ func writeKwokConfig(dir, stock string) error {
 		return err
 	}
 	logs := filepath.Join(dir, "container.log")
-	if err := os.WriteFile(logs, []byte(LogsText), 0o644); err != nil {
+	// kwok reads the file in the kubelet's (CRI) log format and serves
+	// the text.
+	if err := os.WriteFile(logs, []byte("2026-12-01T00:00:00.000000000Z stdout F "+LogsText), 0o644); err != nil {
 		return err
 	}
 	cfg := string(stages) + exitStage + fmt.Sprintf(`
