@@ -65,7 +65,8 @@ RELEASE          ?= v0.1.0
 REGISTRY_OUT     := $(BIN)/registry
 REGISTRY_VALID   ?= 8760h
 REGISTRY_PLUGINS := authentication/token authorization/rbac credential/builtin database/sqlite \
-                    database/postgres storage/filesystem job/terraform action/standard engine/local engine/docker
+                    database/postgres storage/filesystem job/terraform action/standard engine/local engine/docker \
+                    engine/nomad engine/kubernetes
 
 .PHONY: registry-index
 registry-index: build

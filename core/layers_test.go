@@ -61,6 +61,9 @@ func TestImportsPointOneWay(t *testing.T) {
 		"registry":   {"registry"},
 		"bench":      {"plugin-sdk", "proto", "bench"},
 		"examples":   {"examples", "plugin-sdk", "proto"},
+		// deploy holds manifests and the test that applies them; it may
+		// run the engine the manifests deploy, never the core.
+		"deploy": {"deploy", "plugins", "plugin-sdk", "proto"},
 	}
 	for _, p := range packages(t) {
 		from := top(p.ImportPath)
