@@ -163,19 +163,23 @@ func (p *Plugin) Exec(ctx context.Context, req *engine.ExecRequest, out func(str
 		ws.mu.Unlock()
 		return nil, sdk.Errorf(sdk.ErrNotFound, "workspace_id", "no workspace %q", req.WorkspaceID)
 	}
-	if req.ExecID != "" {
-		if ws.canceled[req.ExecID] {
-			delete(ws.canceled, req.ExecID)
-			ws.mu.Unlock()
-			return &engine.ExecResult{ExitCode: 143, Cancelled: true}, nil
-		}
-		ws.running[req.ExecID] = r
-		defer func() {
-			ws.mu.Lock()
-			delete(ws.running, req.ExecID)
-			ws.mu.Unlock()
-		}()
+	if req.ExecID != "" && ws.canceled[req.ExecID] {
+		delete(ws.canceled, req.ExecID)
+		ws.mu.Unlock()
+		return &engine.ExecResult{ExitCode: 143, Cancelled: true}, nil
 	}
+	// Every running command is known to Teardown, which stops it; one
+	// without an ExecID under its pod's name.
+	key := req.ExecID
+	if key == "" {
+		key = "\x00" + name
+	}
+	ws.running[key] = r
+	defer func() {
+		ws.mu.Lock()
+		delete(ws.running, key)
+		ws.mu.Unlock()
+	}()
 	ws.mu.Unlock()
 
 	wctx, wcancel := context.WithCancel(context.WithoutCancel(ctx))
