@@ -93,9 +93,6 @@ func (p *Plugin) Exec(ctx context.Context, req *engine.ExecRequest, out func(str
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("kubernetes engine: exec: %w", err)
 	}
-	if len(req.FilesOut) > 0 {
-		return nil, sdk.Errorf(sdk.ErrUnimplemented, "files_out", "the kubernetes engine cannot read files back from a pod yet (see docs/design/kubernetes-engine.md)")
-	}
 	if out == nil {
 		out = func(string, []byte) error { return nil }
 	}
@@ -274,6 +271,13 @@ func (p *Plugin) Exec(ctx context.Context, req *engine.ExecRequest, out func(str
 		}
 	}
 	res := &engine.ExecResult{ExitCode: final.exitCode}
+	if len(req.FilesOut) > 0 && r.stoppedBy() == notStopped {
+		files, err := filesFromMessage(final.message)
+		if err != nil {
+			return nil, err
+		}
+		res.FilesOut = files
+	}
 	switch r.stoppedBy() {
 	case stoppedByTimeout:
 		res.TimedOut = true
@@ -330,6 +334,16 @@ func (ws *workspace) objects(name string, req *engine.ExecRequest) (*corev1.Secr
 	env := map[string]string{}
 	maps.Copy(env, pr.environ)
 	maps.Copy(env, req.Env)
+	if len(req.FilesOut) > 0 {
+		// The files come back in the container's termination message
+		// (filesout.go).
+		wrapped, extra, err := withFilesOut(argv, ws.workdir, req.FilesOut)
+		if err != nil {
+			return nil, nil, err
+		}
+		argv = wrapped
+		maps.Copy(env, extra)
+	}
 	owner := []metav1.OwnerReference{anchorRef(ws.anchor)}
 	labels := withLabel(ws.labels, labelRole, "command")
 	if req.ExecID != "" {

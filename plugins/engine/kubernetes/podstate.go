@@ -17,6 +17,9 @@ type podState struct {
 	// done: the command is over, with exitCode.
 	done     bool
 	exitCode int
+	// message is the command container's termination message: its
+	// files out (filesout.go).
+	message string
 	// note is a line for the job's log about how it ended or why it
 	// waits (out of memory, evicted, unschedulable), or "".
 	note string
@@ -54,7 +57,7 @@ func stateOf(pod *corev1.Pod) podState {
 		switch {
 		case cs.State.Terminated != nil:
 			t := cs.State.Terminated
-			st.started, st.done, st.exitCode = true, true, int(t.ExitCode)
+			st.started, st.done, st.exitCode, st.message = true, true, int(t.ExitCode), t.Message
 			if t.Reason == "OOMKilled" {
 				st.note = "kubernetes engine: the command's container ran out of memory (OOMKilled)"
 			}

@@ -65,8 +65,11 @@ const (
 )
 
 // LogsText is what the apiserver's log endpoint returns for every
-// container (served by kwok from LogsFile).
-const LogsText = "log line from kwok's kubelet server\n"
+// container (served by kwok from LogsFile). It is a key=value line: a run
+// action whose outputs file does not come back (kwok runs no container,
+// so none does) reads the file with a second command, whose output is
+// this line too, and takes it as one output.
+const LogsText = "kwok=log line from kwok's kubelet server\n"
 
 // The kwok nodes: NodeName is tainted palvella.dev/ci=true:NoSchedule and
 // labelled palvella.dev/pool=ci; OtherNode (palvella.dev/pool=general)
