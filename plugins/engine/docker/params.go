@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	sdk "github.com/palvella/palvella/plugin-sdk"
+	engineparams "github.com/palvella/palvella/plugins/engine/internal/params"
 )
 
 // params are the settings of a job's containers: the engine type's
@@ -192,38 +193,11 @@ func parseParams(raw map[string]any, base params, prefix string, other func(stri
 			}
 			p.init = b
 		case "shell":
-			list, ok := v.([]any)
-			if !ok || len(list) == 0 {
-				bad(k, "must be a non-empty list of strings")
-				continue
+			if shell, ok := engineparams.Shell(k, v, bad); ok {
+				p.shell = shell
 			}
-			var shell []string
-			for i, item := range list {
-				s, ok := item.(string)
-				if !ok || s == "" {
-					bad(fmt.Sprintf("%s[%d]", k, i), "must be a non-empty string")
-					continue
-				}
-				shell = append(shell, s)
-			}
-			p.shell = shell
 		case "environ":
-			m, ok := v.(map[string]any)
-			if !ok {
-				bad(k, "must be an object of variable names to string values (got %T)", v)
-				continue
-			}
-			if p.environ == nil {
-				p.environ = map[string]string{}
-			}
-			for name, val := range m {
-				s, ok := val.(string)
-				if !ok || name == "" || strings.ContainsAny(name, "=\x00") {
-					bad(k+"."+name, "must be a string under a name without '='")
-					continue
-				}
-				p.environ[name] = s
-			}
+			p.environ, _ = engineparams.Environ(k, v, p.environ, bad)
 		case "volumes":
 			list, ok := v.([]any)
 			if !ok {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	sdk "github.com/palvella/palvella/plugin-sdk"
+	engineparams "github.com/palvella/palvella/plugins/engine/internal/params"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -188,38 +189,11 @@ func parseParams(raw map[string]any, base params, prefix string, other func(stri
 				p.pullSecrets = append(p.pullSecrets, s)
 			}
 		case "environ":
-			m, ok := v.(map[string]any)
-			if !ok {
-				bad(k, "must be an object of variable names to string values (got %T)", v)
-				continue
-			}
-			if p.environ == nil {
-				p.environ = map[string]string{}
-			}
-			for _, name := range slices.Sorted(maps.Keys(m)) {
-				s, ok := m[name].(string)
-				if !ok || name == "" || strings.ContainsAny(name, "=\x00") {
-					bad(k+"."+name, "must be a string under a name without '='")
-					continue
-				}
-				p.environ[name] = s
-			}
+			p.environ, _ = engineparams.Environ(k, v, p.environ, bad)
 		case "shell":
-			list, ok := v.([]any)
-			if !ok || len(list) == 0 {
-				bad(k, "must be a non-empty list of strings")
-				continue
+			if shell, ok := engineparams.Shell(k, v, bad); ok {
+				p.shell = shell
 			}
-			var shell []string
-			for i, item := range list {
-				s, ok := item.(string)
-				if !ok || s == "" {
-					bad(fmt.Sprintf("%s[%d]", k, i), "must be a non-empty string")
-					continue
-				}
-				shell = append(shell, s)
-			}
-			p.shell = shell
 		case "resources":
 			m, ok := v.(map[string]any)
 			if !ok {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	sdk "github.com/palvella/palvella/plugin-sdk"
+	engineparams "github.com/palvella/palvella/plugins/engine/internal/params"
 )
 
 // Drivers the engine runs jobs with.
@@ -162,38 +163,11 @@ func parseParams(raw map[string]any, base params, prefix string, other func(stri
 			}
 			p.cpuMHz = int(f)
 		case "shell":
-			list, ok := v.([]any)
-			if !ok || len(list) == 0 {
-				bad(k, "must be a non-empty list of strings")
-				continue
+			if shell, ok := engineparams.Shell(k, v, bad); ok {
+				p.shell = shell
 			}
-			var shell []string
-			for i, item := range list {
-				s, ok := item.(string)
-				if !ok || s == "" {
-					bad(fmt.Sprintf("%s[%d]", k, i), "must be a non-empty string")
-					continue
-				}
-				shell = append(shell, s)
-			}
-			p.shell = shell
 		case "environ":
-			m, ok := v.(map[string]any)
-			if !ok {
-				bad(k, "must be an object of variable names to string values (got %T)", v)
-				continue
-			}
-			if p.environ == nil {
-				p.environ = map[string]string{}
-			}
-			for _, name := range slices.Sorted(maps.Keys(m)) {
-				s, ok := m[name].(string)
-				if !ok || !isIdentifier(name) {
-					bad(k+"."+name, "must be a string under a name of letters, digits and _ (not starting with a digit)")
-					continue
-				}
-				p.environ[name] = s
-			}
+			p.environ, _ = engineparams.Environ(k, v, p.environ, bad)
 		default:
 			if other != nil && other(k) {
 				continue
