@@ -135,19 +135,7 @@ credential:
 			_ = cmd.Wait()
 			_ = os.RemoveAll(home)
 		})
-		waitHealthy(b, addr)
-		raw, err := os.ReadFile(filepath.Join(home, server.CLIConfigFile))
-		if err != nil {
-			b.Fatal(err)
-		}
-		var cc server.CLIConfig
-		if err := json.Unmarshal(raw, &cc); err != nil {
-			b.Fatal(err)
-		}
-		c, err := client.New("http://"+addr, cc.Token)
-		if err != nil {
-			b.Fatal(err)
-		}
+		c, _ := serverClient(b, home, addr)
 		fleet = append(fleet, replica{c: c, hooks: "http://" + hooks + "/hooks/default/hooked/push"})
 		addrs = append(addrs, addr)
 	}
@@ -170,6 +158,26 @@ credential:
 		}
 	}
 	return fleet, addrs
+}
+
+// serverClient waits until the server at addr answers its health check,
+// then returns a client with the management token the server wrote into
+// home's CLI configuration, and the token.
+func serverClient(b testing.TB, home, addr string) (*client.Client, string) {
+	waitHealthy(b, addr)
+	raw, err := os.ReadFile(filepath.Join(home, server.CLIConfigFile))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var cc server.CLIConfig
+	if err := json.Unmarshal(raw, &cc); err != nil {
+		b.Fatal(err)
+	}
+	c, err := client.New("http://"+addr, cc.Token)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c, cc.Token
 }
 
 func waitHealthy(b testing.TB, addr string) {

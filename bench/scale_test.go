@@ -3,9 +3,7 @@ package bench
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +15,6 @@ import (
 	"github.com/palvella/palvella/core/api"
 	"github.com/palvella/palvella/core/client"
 	"github.com/palvella/palvella/core/resource"
-	"github.com/palvella/palvella/core/server"
 )
 
 // fanPipeline is a fan-out/fan-in of n `true` jobs between a first and a
@@ -87,30 +84,7 @@ func scaleServer(b *testing.B, args ...string) (*client.Client, string) {
 		_ = cmd.Wait()
 		_ = os.RemoveAll(home)
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/api/v1/health")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatal("server did not start")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	raw, err := os.ReadFile(filepath.Join(home, server.CLIConfigFile))
-	if err != nil {
-		b.Fatal(err)
-	}
-	var cc server.CLIConfig
-	if err := json.Unmarshal(raw, &cc); err != nil {
-		b.Fatal(err)
-	}
-	c, err := client.New("http://"+addr, cc.Token)
-	if err != nil {
-		b.Fatal(err)
-	}
+	c, _ := serverClient(b, home, addr)
 	return c, home
 }
 

@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -21,7 +20,6 @@ import (
 	"github.com/palvella/palvella/core/api"
 	"github.com/palvella/palvella/core/client"
 	"github.com/palvella/palvella/core/resource"
-	"github.com/palvella/palvella/core/server"
 	"github.com/palvella/palvella/core/trigger"
 )
 
@@ -66,37 +64,13 @@ func followServer(b *testing.B, pipelines ...string) (*client.Client, string) {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	var raw []byte
 	b.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		_ = os.RemoveAll(home) // best effort
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/api/v1/health")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatal("server did not start")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	raw, err = os.ReadFile(filepath.Join(home, server.CLIConfigFile))
-	if err != nil {
-		b.Fatal(err)
-	}
-	var cc server.CLIConfig
-	if err := json.Unmarshal(raw, &cc); err != nil {
-		b.Fatal(err)
-	}
-	c, err := client.New("http://"+addr, cc.Token)
-	if err != nil {
-		b.Fatal(err)
-	}
-	benchToken = cc.Token
+	c, token := serverClient(b, home, addr)
+	benchToken = token
 	if _, err := c.SetCredential(context.Background(), "bench-hook", api.CredentialRequest{Value: hookSecret}); err != nil {
 		b.Fatal(err)
 	}
