@@ -8,7 +8,9 @@ import (
 
 func TestShellAndEnvironNameTheFieldsTheyRefuse(t *testing.T) {
 	var fields []string
-	bad := func(field, summary string, args ...any) { fields = append(fields, field+": "+fmt.Sprintf(summary, args...)) }
+	bad := func(field, summary string, args ...any) {
+		fields = append(fields, field+": "+fmt.Sprintf(summary, args...))
+	}
 
 	if sh, ok := Shell("shell", []any{"bash", "-c"}, bad); !ok || !slices.Equal(sh, []string{"bash", "-c"}) || len(fields) != 0 {
 		t.Fatalf("Shell = %v, %v, problems %v", sh, ok, fields)
