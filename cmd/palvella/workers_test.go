@@ -149,6 +149,27 @@ func TestRemoteWorkersRunARun(t *testing.T) {
 	}
 }
 
+// A worker running several jobs of one run stores each job's files
+// while the run's other jobs end: a storage call never goes out on the
+// claim of a job that has just ended (the server would refuse it).
+// Five runs of twelve jobs that end together, on one worker with four
+// slots.
+func TestRemoteWorkerStoresFilesWhileOtherJobsOfTheRunEnd(t *testing.T) {
+	s := startServer(t, "", "--no-worker")
+	s.mustCLI("pipeline", "apply", "-f", pipelineFile("remote-store.yaml"))
+	w := startWorker(t, s, workerToken(t, s, "w"), "w", "--workers", "4")
+	for i := 1; i <= 5; i++ {
+		s.mustCLI("pipeline", "run", "remote-store")
+	}
+	for i := 1; i <= 5; i++ {
+		name := "remote-store-" + strconv.Itoa(i)
+		r := s.waitRun(name, "ended", func(r *resource.Run) bool { return r.Status.Terminal() })
+		if r.Status != resource.StatusSuccess {
+			t.Fatalf("run %s ended %s (%s):\n%s\n%s", name, r.Status, r.Reason, s.mustCLI("run", "get", name), w.logTail())
+		}
+	}
+}
+
 // descendantOf reports whether pid descends from ancestor.
 func descendantOf(pid, ancestor int) bool {
 	for i := 0; i < 64 && pid > 1; i++ {

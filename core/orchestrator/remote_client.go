@@ -251,6 +251,7 @@ type remoteJob struct {
 	ttl      time.Duration
 	pipeline string
 	engine   *workerv1.Engine
+	ending   atomic.Bool // its outcome is being reported: its claim is about to end
 }
 
 // soon asks for a heartbeat now.
@@ -446,6 +447,9 @@ func (r *remoteSite) report(ctx context.Context, s *startedJob, out *workerv1.Ou
 	if err != nil {
 		return lost
 	}
+	if rj := r.job(jobKey(s.it.Namespace, s.it.Run, s.it.Job)); rj != nil {
+		rj.ending.Store(true) // storage calls of the run's other jobs use their own claims from now on
+	}
 	// The server may be restarting: try for a while, within the lease.
 	deadline := time.Now().Add(r.job(jobKey(s.it.Namespace, s.it.Run, s.it.Job)).ttl / 2)
 	for {
@@ -474,9 +478,15 @@ type remoteStorage struct{ r *remoteSite }
 
 var _ storage.Storage = remoteStorage{}
 
-func (s remoteStorage) claimFor(sc storage.Scope) (*workerv1.Claim, string, error) {
+// claimsFor returns the claims of this worker's jobs in a scope, the
+// ones whose outcome is not being reported first. Any of them lets the
+// server serve the scope; one whose job has just ended is refused, so
+// the calls below try the next.
+func (s remoteStorage) claimsFor(sc storage.Scope) ([]*workerv1.Claim, string, error) {
 	s.r.mu.Lock()
 	defer s.r.mu.Unlock()
+	var live, ending []*workerv1.Claim
+	scope := ""
 	for _, rj := range s.r.jobs {
 		c := rj.claim
 		if c.GetNamespace() != sc.Namespace {
@@ -484,12 +494,38 @@ func (s remoteStorage) claimFor(sc storage.Scope) (*workerv1.Claim, string, erro
 		}
 		switch {
 		case sc.Kind == storage.ScopeRun && c.GetRun() == sc.Run:
-			return c, "run", nil
+			scope = "run"
 		case sc.Kind == storage.ScopePipeline && rj.pipeline == sc.Pipeline:
-			return c, "pipeline", nil
+			scope = "pipeline"
+		default:
+			continue
+		}
+		if rj.ending.Load() {
+			ending = append(ending, c)
+		} else {
+			live = append(live, c)
 		}
 	}
-	return nil, "", sdk.Errorf(sdk.ErrPermissionDenied, "scope", "no job of this worker is in %s scope %s/%s", sc.Kind, sc.Namespace, sc.Pipeline)
+	if len(live)+len(ending) == 0 {
+		return nil, "", sdk.Errorf(sdk.ErrPermissionDenied, "scope", "no job of this worker is in %s scope %s/%s", sc.Kind, sc.Namespace, sc.Pipeline)
+	}
+	return append(live, ending...), scope, nil
+}
+
+// withClaim calls fn with each claim of the scope until one is not
+// refused as ended.
+func (s remoteStorage) withClaim(sc storage.Scope, fn func(c *workerv1.Claim, scope string) error) error {
+	cs, scope, err := s.claimsFor(sc)
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		err = sdk.FromGRPC(fn(c, scope))
+		if !errors.Is(err, sdk.ErrConflict) {
+			return err
+		}
+	}
+	return err
 }
 
 func (s remoteStorage) Describe(context.Context) (*sdk.Manifest, error) {
@@ -501,10 +537,6 @@ func (s remoteStorage) Configure(context.Context, *sdk.ConfigureRequest) (*sdk.C
 }
 
 func (s remoteStorage) Put(ctx context.Context, ref storage.ObjectRef, rd io.Reader) (*storage.ObjectInfo, error) {
-	c, scope, err := s.claimFor(ref.Scope)
-	if err != nil {
-		return nil, err
-	}
 	data, err := io.ReadAll(io.LimitReader(rd, maxRemoteObject+1))
 	if err != nil {
 		return nil, err
@@ -512,21 +544,25 @@ func (s remoteStorage) Put(ctx context.Context, ref storage.ObjectRef, rd io.Rea
 	if len(data) > maxRemoteObject {
 		return nil, sdk.Errorf(sdk.ErrInvalidArgument, "data", "an object put through the server is at most %d bytes", maxRemoteObject)
 	}
-	info, err := s.r.c.PutObject(ctx, &workerv1.PutObjectRequest{Claim: c, Scope: scope, Key: ref.Key, Data: data})
+	var info *workerv1.ObjectInfo
+	err = s.withClaim(ref.Scope, func(c *workerv1.Claim, scope string) (err error) {
+		info, err = s.r.c.PutObject(ctx, &workerv1.PutObjectRequest{Claim: c, Scope: scope, Key: ref.Key, Data: data})
+		return err
+	})
 	if err != nil {
-		return nil, sdk.FromGRPC(err)
+		return nil, err
 	}
 	return infoFromProto(ref.Scope, info), nil
 }
 
 func (s remoteStorage) Get(ctx context.Context, ref storage.ObjectRef) (io.ReadCloser, *storage.ObjectInfo, error) {
-	c, scope, err := s.claimFor(ref.Scope)
+	var resp *workerv1.GetObjectResponse
+	err := s.withClaim(ref.Scope, func(c *workerv1.Claim, scope string) (err error) {
+		resp, err = s.r.c.GetObject(ctx, &workerv1.ObjectRequest{Claim: c, Scope: scope, Key: ref.Key})
+		return err
+	})
 	if err != nil {
 		return nil, nil, err
-	}
-	resp, err := s.r.c.GetObject(ctx, &workerv1.ObjectRequest{Claim: c, Scope: scope, Key: ref.Key})
-	if err != nil {
-		return nil, nil, sdk.FromGRPC(err)
 	}
 	return io.NopCloser(bytes.NewReader(resp.GetData())), infoFromProto(ref.Scope, resp.GetInfo()), nil
 }
@@ -541,13 +577,13 @@ func (s remoteStorage) Stat(ctx context.Context, ref storage.ObjectRef) (*storag
 }
 
 func (s remoteStorage) List(ctx context.Context, req *storage.ListRequest) (*storage.ListResponse, error) {
-	c, scope, err := s.claimFor(req.Scope)
+	var resp *workerv1.ListObjectsResponse
+	err := s.withClaim(req.Scope, func(c *workerv1.Claim, scope string) (err error) {
+		resp, err = s.r.c.ListObjects(ctx, &workerv1.ListObjectsRequest{Claim: c, Scope: scope, Prefix: req.Prefix, PageSize: int32(req.PageSize), PageToken: req.PageToken})
+		return err
+	})
 	if err != nil {
 		return nil, err
-	}
-	resp, err := s.r.c.ListObjects(ctx, &workerv1.ListObjectsRequest{Claim: c, Scope: scope, Prefix: req.Prefix, PageSize: int32(req.PageSize), PageToken: req.PageToken})
-	if err != nil {
-		return nil, sdk.FromGRPC(err)
 	}
 	out := &storage.ListResponse{NextPageToken: resp.GetNextPageToken()}
 	for _, it := range resp.GetItems() {
@@ -557,12 +593,10 @@ func (s remoteStorage) List(ctx context.Context, req *storage.ListRequest) (*sto
 }
 
 func (s remoteStorage) Delete(ctx context.Context, ref storage.ObjectRef) error {
-	c, scope, err := s.claimFor(ref.Scope)
-	if err != nil {
+	return s.withClaim(ref.Scope, func(c *workerv1.Claim, scope string) error {
+		_, err := s.r.c.DeleteObject(ctx, &workerv1.ObjectRequest{Claim: c, Scope: scope, Key: ref.Key})
 		return err
-	}
-	_, err = s.r.c.DeleteObject(ctx, &workerv1.ObjectRequest{Claim: c, Scope: scope, Key: ref.Key})
-	return sdk.FromGRPC(err)
+	})
 }
 
 func (s remoteStorage) Prune(context.Context, storage.ScopeKind, time.Time) (int64, error) {
