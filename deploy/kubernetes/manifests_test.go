@@ -260,7 +260,7 @@ func impersonating(t *testing.T, c *k8stest.Cluster, user string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := regexp.MustCompile(`(?m)^(    client-key: .*)$`).ReplaceAllString(string(b), "$1\n    as: "+user)
+	s := regexp.MustCompile(`(?m)^(    client-key-data: .*)$`).ReplaceAllString(string(b), "$1\n    as: "+user)
 	path := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
 		t.Fatal(err)

@@ -26,6 +26,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -184,7 +185,11 @@ func Start() (*Cluster, error) {
 	etcdClient, etcdPeer, apiPort, cmPort, schedPort, kwokPort := ports[0], ports[1], ports[2], ports[3], ports[4], ports[5]
 	c.Server = "https://127.0.0.1:" + strconv.Itoa(apiPort)
 	c.Kubeconfig = filepath.Join(dir, "admin.kubeconfig")
-	if err := os.WriteFile(c.Kubeconfig, []byte(kubeconfig(c.Server, dir)), 0o600); err != nil {
+	kc, err := kubeconfig(c.Server, dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(c.Kubeconfig, []byte(kc), 0o600); err != nil {
 		return nil, err
 	}
 	p := func(name string) string { return filepath.Join(dir, name) }
@@ -457,24 +462,35 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-func kubeconfig(server, dir string) string {
+// kubeconfig holds the certificates inline: with file paths, client-go
+// watches the files for rotation and logs every few seconds, for the rest
+// of the test binary's life, once the test's directory is removed.
+func kubeconfig(server, dir string) (string, error) {
+	var data [3]string
+	for i, name := range []string{"ca.crt", "admin.crt", "admin.key"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return "", err
+		}
+		data[i] = base64.StdEncoding.EncodeToString(b)
+	}
 	return fmt.Sprintf(`apiVersion: v1
 kind: Config
 clusters:
 - name: test
   cluster:
     server: %s
-    certificate-authority: %s
+    certificate-authority-data: %s
 users:
 - name: admin
   user:
-    client-certificate: %s
-    client-key: %s
+    client-certificate-data: %s
+    client-key-data: %s
 contexts:
 - name: test
   context: {cluster: test, user: admin}
 current-context: test
-`, server, filepath.Join(dir, "ca.crt"), filepath.Join(dir, "admin.crt"), filepath.Join(dir, "admin.key"))
+`, server, data[0], data[1], data[2]), nil
 }
 
 // writeKwokConfig writes kwok's configuration: the stock stages of
