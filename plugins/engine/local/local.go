@@ -89,24 +89,12 @@ func New() *Plugin {
 	return &Plugin{cfg: cfg, workspaces: map[string]*workspace{}}
 }
 
-// HostIdle and HostTimeout: the engine pings its host (the server or
-// worker that launched it) after HostIdle without traffic, and drops the
-// connection, stopping every command, when the host does not answer
-// within HostTimeout. A frozen host (SIGSTOP, a paused machine) cannot
-// renew its jobs' leases; with the default 10 s lease, renewed every
-// 2.5 s, its jobs' commands stop about 4 s after it froze, before the
-// leases can expire and another worker run the jobs again.
-const (
-	HostIdle    = 2 * time.Second
-	HostTimeout = 2 * time.Second
-)
-
 // Serve runs the plugin as a go-plugin server.
 func Serve(opts ...sdk.ServeOption) int {
 	p := New()
 	// A host that stops answering (frozen) gets its commands stopped
-	// (HostIdle).
-	opts = append([]sdk.ServeOption{sdk.WithHostKeepalive(HostIdle, HostTimeout)}, opts...)
+	// (engine.HostKeepalive).
+	opts = append([]sdk.ServeOption{engine.HostKeepalive()}, opts...)
 	return sdk.ServeWith(p, []sdk.Service{engine.Service(p)}, opts...)
 }
 

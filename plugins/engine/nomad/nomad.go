@@ -118,6 +118,9 @@ func New() *Plugin {
 // Serve runs the plugin as a go-plugin server.
 func Serve(opts ...sdk.ServeOption) int {
 	p := New()
+	// A host that stops answering (frozen) gets its commands stopped
+	// (engine.HostKeepalive).
+	opts = append([]sdk.ServeOption{engine.HostKeepalive()}, opts...)
 	return sdk.ServeWith(p, []sdk.Service{engine.Service(p)}, opts...)
 }
 
