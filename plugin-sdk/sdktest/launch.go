@@ -1,6 +1,7 @@
 package sdktest
 
 import (
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -40,7 +41,19 @@ func LaunchErr(t testing.TB, cmd *exec.Cmd) (*Process, error) {
 	}
 	logs := &testWriter{t: t}
 	t.Cleanup(logs.stop) // registered first, so it runs after Kill
-	client := goplugin.NewClient(&goplugin.ClientConfig{
+	client := newClient(cmd, logs)
+	t.Cleanup(client.Kill)
+	rpc, err := client.Client()
+	if err != nil {
+		return nil, err
+	}
+	return &Process{Client: client, RPC: rpc}, nil
+}
+
+// newClient is the go-plugin client of cmd, set up as the core sets up
+// its plugins' clients; the plugin's log lines go to logs.
+func newClient(cmd *exec.Cmd, logs io.Writer) *goplugin.Client {
+	return goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		VersionedPlugins: clientset.VersionedPlugins(),
 		Cmd:              cmd,
@@ -49,12 +62,6 @@ func LaunchErr(t testing.TB, cmd *exec.Cmd) (*Process, error) {
 		AutoMTLS:         true,
 		Logger:           hclog.New(&hclog.LoggerOptions{Name: "plugin", Output: logs, Level: hclog.Info}),
 	})
-	t.Cleanup(client.Kill)
-	rpc, err := client.Client()
-	if err != nil {
-		return nil, err
-	}
-	return &Process{Client: client, RPC: rpc}, nil
 }
 
 // Dispense returns the client of one category of a launched plugin.

@@ -86,6 +86,11 @@ func (p *Plugin) execInJob(ctx context.Context, ws *workspace, req *engine.ExecR
 
 	att, err := c.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{})
 	if err != nil {
+		if ctx.Err() != nil {
+			// The daemon may have started the command before the call
+			// gave up on it: its processes are stopped all the same.
+			r.stop(stoppedByContext)
+		}
 		return nil, ctxOr(ctx, fmt.Errorf("docker engine: start the command: %w", err))
 	}
 	defer att.Close()
