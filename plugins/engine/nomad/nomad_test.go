@@ -22,6 +22,7 @@ import (
 const serveEnv = "PALVELLA_TEST_SERVE_ENGINE_NOMAD"
 
 func TestMain(m *testing.M) {
+	sdktest.EngineHostMain()
 	if os.Getenv(serveEnv) == "1" {
 		os.Exit(Serve())
 	}
