@@ -33,6 +33,7 @@ import (
 const serveEnv = "PALVELLA_TEST_SERVE_ENGINE_KUBERNETES"
 
 func TestMain(m *testing.M) {
+	sdktest.EngineHostMain()
 	if os.Getenv(serveEnv) == "1" {
 		os.Exit(Serve())
 	}
