@@ -403,3 +403,39 @@ func killRecorded(x execRecord) {
 		killGroupMembers(x.PGID, x.Start, syscall.SIGKILL)
 	}
 }
+
+// renameNoReplace renames from to to, failing when to exists.
+func renameNoReplace(from, to string) error {
+	return unix.Renameat2(unix.AT_FDCWD, from, unix.AT_FDCWD, to, unix.RENAME_NOREPLACE)
+}
+
+// pristineDir reports whether d is a directory (not a link to one) with
+// mode 0700, no special bits, owned by uid:gid (-1: the engine's) and
+// without extended attributes.
+func pristineDir(d string, uid, gid int) bool {
+	var st unix.Stat_t
+	if err := unix.Lstat(d, &st); err != nil {
+		return false
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR || st.Mode&0o7777 != 0o700 {
+		return false
+	}
+	if uid < 0 {
+		uid = os.Geteuid()
+	}
+	if gid < 0 {
+		gid = os.Getegid()
+	}
+	if int(st.Uid) != uid || int(st.Gid) != gid {
+		return false
+	}
+	n, err := unix.Llistxattr(d, nil)
+	return err == nil && n == 0
+}
+
+// plainFile reports whether f is a regular file (not a link) with one
+// name.
+func plainFile(f string) bool {
+	var st unix.Stat_t
+	return unix.Lstat(f, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Nlink == 1
+}

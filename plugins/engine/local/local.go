@@ -78,6 +78,7 @@ type Plugin struct {
 	mu         sync.Mutex
 	cfg        config
 	workspaces map[string]*workspace
+	pool       []pooled // kept workspaces (pool.go)
 }
 
 var _ engine.Engine = (*Plugin)(nil)

@@ -3,6 +3,7 @@
 package local
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -104,3 +105,10 @@ func prepareRoot(cfg config) error { return os.MkdirAll(cfg.root, 0o700) }
 func startSandboxed(cmd *exec.Cmd, s commandSandbox) (func(), error) {
 	return nil, fmt.Errorf("the filesystem sandbox needs Linux's Landlock")
 }
+
+// renameNoReplace: kept workspaces are a Linux optimisation only.
+func renameNoReplace(from, to string) error { return errors.ErrUnsupported }
+
+func pristineDir(string, int, int) bool { return false }
+
+func plainFile(string) bool { return false }

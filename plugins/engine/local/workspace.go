@@ -66,18 +66,22 @@ func (p *Plugin) Setup(ctx context.Context, req *engine.SetupRequest) (*engine.W
 		// Leftovers of an engine that is gone: this workspace is fine.
 		fmt.Fprintf(os.Stderr, "%s: %v\n", Name, err)
 	}
+	cgroup := ""
+	if cfg.cgroup {
+		cgroup = engineCgroup()
+	}
+	if dir := p.reuse(cfg, cgroup); dir != "" {
+		ws := newWorkspace(dir, cgroup, shell, environ)
+		p.mu.Lock()
+		p.workspaces[ws.id] = ws
+		p.mu.Unlock()
+		return &engine.Workspace{ID: ws.id, Workdir: ws.work}, nil
+	}
 	dir, err := os.MkdirTemp(cfg.root, "ws-")
 	if err != nil {
 		return nil, fmt.Errorf("set up workspace: %w", err)
 	}
-	ws := &workspace{
-		id: filepath.Base(dir), dir: dir, work: filepath.Join(dir, "work"), tmp: filepath.Join(dir, "tmp"),
-		running: map[string]*run{}, all: map[*run]struct{}{}, cancelled: map[string]bool{},
-		execs: map[*run]execRecord{}, shell: shell, environ: environ,
-	}
-	if cfg.cgroup {
-		ws.cgroup = engineCgroup()
-	}
+	ws := newWorkspace(dir, cgroup, shell, environ)
 	if err := writeRecord(dir, &wsRecord{Owner: host.self, Cgroup: ws.cgroup}); err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("set up workspace: %w", err)
@@ -104,6 +108,14 @@ func (p *Plugin) Setup(ctx context.Context, req *engine.SetupRequest) (*engine.W
 	p.workspaces[ws.id] = ws
 	p.mu.Unlock()
 	return &engine.Workspace{ID: ws.id, Workdir: ws.work}, nil
+}
+
+func newWorkspace(dir, cgroup string, shell []string, environ map[string]string) *workspace {
+	return &workspace{
+		id: filepath.Base(dir), dir: dir, work: filepath.Join(dir, "work"), tmp: filepath.Join(dir, "tmp"),
+		running: map[string]*run{}, all: map[*run]struct{}{}, cancelled: map[string]bool{},
+		execs: map[*run]execRecord{}, shell: shell, environ: environ, cgroup: cgroup,
+	}
 }
 
 // checkOptions rejects engine options: the local engine has none.
@@ -198,6 +210,9 @@ func (p *Plugin) Teardown(ctx context.Context, workspaceID string) error {
 	}
 	for _, r := range runs {
 		<-r.done
+	}
+	if p.keep(ws, p.config()) {
+		return nil
 	}
 	if err := removeAll(ws.dir); err != nil {
 		return fmt.Errorf("tear down workspace %q: %w", workspaceID, err)
