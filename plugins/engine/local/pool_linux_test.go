@@ -133,3 +133,32 @@ func TestChangedWorkspaceIsNotReused(t *testing.T) {
 		})
 	}
 }
+
+// Kept workspaces go with their engine: the sweep that its supervisor
+// runs when it exits (the owner named as dead) removes them and their
+// records, as it removes the engine's other workspaces.
+func TestKeptWorkspacesAreSweptWithTheirEngine(t *testing.T) {
+	p, root := poolEngine(t)
+	ctx := context.Background()
+	ws, err := p.Setup(ctx, &engine.SetupRequest{Job: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	execOK(t, p, ws, "true")
+	if err := p.Teardown(ctx, ws.ID); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(root); len(entries) == 0 {
+		t.Fatal("the root is empty: the test proves nothing")
+	}
+	if err := sweepRoot(root, host.self); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(root); len(entries) != 0 {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("the root holds %v after its engine's sweep, want nothing", names)
+	}
+}

@@ -68,6 +68,12 @@ func writeRecord(wsDir string, rec *wsRecord) error {
 // sweepRoot kills the commands and removes the workspaces that engines
 // which no longer run left under root. dead, when set, is an engine to
 // treat as gone even if its process still shows (it is exiting).
+// isWorkspaceName reports whether a root's entry is a workspace (ws-X) or
+// a kept one (pool-X), or the record of one.
+func isWorkspaceName(name string) bool {
+	return strings.HasPrefix(name, "ws-") || strings.HasPrefix(name, "pool-")
+}
+
 func sweepRoot(root string, dead procIdentity) error {
 	entries, err := os.ReadDir(root)
 	if err != nil {
@@ -80,7 +86,7 @@ func sweepRoot(root string, dead procIdentity) error {
 	recorded := map[string]bool{}
 	for _, e := range entries {
 		name := e.Name()
-		if !strings.HasPrefix(name, "ws-") || !strings.HasSuffix(name, stateSuffix) {
+		if !isWorkspaceName(name) || !strings.HasSuffix(name, stateSuffix) {
 			continue
 		}
 		ws := strings.TrimSuffix(name, stateSuffix)
@@ -114,7 +120,7 @@ func sweepRoot(root string, dead procIdentity) error {
 	}
 	for _, e := range entries {
 		name := e.Name()
-		if !e.IsDir() || !strings.HasPrefix(name, "ws-") || recorded[name] {
+		if !e.IsDir() || !isWorkspaceName(name) || recorded[name] {
 			continue
 		}
 		if fi, err := e.Info(); err != nil || time.Since(fi.ModTime()) < orphanAge {
