@@ -152,7 +152,10 @@ func (p *Plugin) sweep(ctx context.Context, d *daemon) error {
 		return err
 	}
 	dir := p.config().stateDir
-	f := client.Filters{}.Add("label", labelEngine+"="+TypeName, labelHost+"="+p.host)
+	// Only what was made by owners whose locks are in this directory: the
+	// lock of an owner of another directory (another worker's home on this
+	// machine) is not here, which does not make it gone.
+	f := client.Filters{}.Add("label", labelEngine+"="+TypeName, labelHost+"="+p.host, labelState+"="+ownerlock.DirID(dir))
 	gone := map[string]bool{}
 	isGone := func(labels map[string]string) bool {
 		o := labels[labelOwner]

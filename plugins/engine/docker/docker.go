@@ -48,6 +48,7 @@ const (
 	labelEngine    = "palvella.dev/engine"
 	labelOwner     = "palvella.dev/owner"
 	labelHost      = "palvella.dev/host"
+	labelState     = "palvella.dev/state" // ownerlock.DirID of the owner's state directory: a sweep removes only what carries its own
 	labelWorkspace = "palvella.dev/workspace"
 	labelNamespace = "palvella.dev/namespace"
 	labelPipeline  = "palvella.dev/pipeline"

@@ -16,6 +16,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	sdk "github.com/palvella/palvella/plugin-sdk"
 	"github.com/palvella/palvella/plugin-sdk/engine"
+	"github.com/palvella/palvella/plugins/engine/internal/ownerlock"
 )
 
 // workspaceRoot is where workspaces are mounted in containers, each under
@@ -78,7 +79,7 @@ func (p *Plugin) Setup(ctx context.Context, req *engine.SetupRequest) (*engine.W
 	}
 	id := randomID(24)
 	labels := map[string]string{
-		labelEngine: TypeName, labelOwner: p.owner, labelHost: p.host, labelWorkspace: id,
+		labelEngine: TypeName, labelOwner: p.owner, labelHost: p.host, labelState: ownerlock.DirID(cfg.stateDir), labelWorkspace: id,
 		labelNamespace: req.Namespace, labelPipeline: req.Pipeline, labelRun: req.Run, labelJob: req.Job,
 	}
 	ws := &workspace{

@@ -93,10 +93,14 @@ func (p *Plugin) sweep(ctx context.Context, cl *cluster) error {
 	if err != nil {
 		return fmt.Errorf("list jobs: %w", err)
 	}
+	state := ownerlock.DirID(dir)
 	gone := map[string]bool{}
 	var errs []error
 	for _, j := range jobs {
-		if j.Meta[metaEngine] != TypeName || j.Meta[metaHost] != p.host {
+		// Only jobs of owners whose locks are in this directory: the lock
+		// of an owner of another directory (another worker's home on this
+		// machine) is not here, which does not make it gone.
+		if j.Meta[metaEngine] != TypeName || j.Meta[metaHost] != p.host || j.Meta[metaState] != state {
 			continue
 		}
 		o := j.Meta[metaOwner]

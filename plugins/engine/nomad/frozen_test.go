@@ -61,4 +61,3 @@ func processes(cmdline string) []string {
 	}
 	return pids
 }
-

@@ -50,6 +50,7 @@ const (
 	metaEngine    = "palvella_engine"
 	metaOwner     = "palvella_owner"
 	metaHost      = "palvella_host"
+	metaState     = "palvella_state" // ownerlock.DirID of the owner's state directory: a sweep stops only the jobs that carry its own
 	metaWorkspace = "palvella_workspace"
 	metaNamespace = "palvella_namespace"
 	metaPipeline  = "palvella_pipeline"

@@ -2,6 +2,7 @@ package nomad
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -95,5 +96,30 @@ func TestKilledPluginLeavesNothingAfterTheNextStart(t *testing.T) {
 	res, out, _ := execText(t, alive, &engine.ExecRequest{WorkspaceID: kept.ID, Script: "echo still-here"})
 	if res.ExitCode != 0 || out != "still-here\n" {
 		t.Fatalf("the live engine's workspace after another engine started: exit %d, %q", res.ExitCode, out)
+	}
+}
+
+// Two engine processes of one machine whose locks are in different state
+// directories (two workers with homes of their own) share a cluster: the
+// start of one leaves the other's job alone, running command and all,
+// though the other's lock is not in its directory.
+func TestStartLeavesTheJobsOfAnotherStateDirectory(t *testing.T) {
+	alive := newEngine(t, nil, map[string]any{"state_dir": t.TempDir()})
+	kept := setup(t, alive, nil)
+	done := make(chan string, 1)
+	go func() {
+		res, out, _ := execText(t, alive, &engine.ExecRequest{WorkspaceID: kept.ID, Script: "echo started; sleep 2; echo ended"})
+		done <- fmt.Sprintf("exit %d, %q", res.ExitCode, out)
+	}()
+	time.Sleep(500 * time.Millisecond)
+
+	newEngine(t, nil, map[string]any{"state_dir": t.TempDir()}) // sweeps at Configure
+
+	if got := <-done; got != `exit 0, "started\nended\n"` {
+		t.Fatalf("the command of the other directory's engine while an engine started: %s, want it to run to its end", got)
+	}
+	res, out, _ := execText(t, alive, &engine.ExecRequest{WorkspaceID: kept.ID, Script: "echo still-here"})
+	if res.ExitCode != 0 || out != "still-here\n" {
+		t.Fatalf("the other directory's workspace after an engine started: exit %d, %q", res.ExitCode, out)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 	sdk "github.com/palvella/palvella/plugin-sdk"
 	"github.com/palvella/palvella/plugin-sdk/engine"
+	"github.com/palvella/palvella/plugins/engine/internal/ownerlock"
 )
 
 // taskName is the name of the job's task group and of its one task.
@@ -64,7 +65,7 @@ func (p *Plugin) Setup(ctx context.Context, req *engine.SetupRequest) (*engine.W
 		running: map[string]*run{}, canceled: map[string]bool{},
 	}
 	meta := map[string]string{
-		metaEngine: TypeName, metaOwner: p.owner, metaHost: p.host, metaWorkspace: id,
+		metaEngine: TypeName, metaOwner: p.owner, metaHost: p.host, metaState: ownerlock.DirID(cfg.stateDir), metaWorkspace: id,
 		metaNamespace: req.Namespace, metaPipeline: req.Pipeline, metaRun: req.Run, metaJob: req.Job,
 	}
 	job := jobSpec(ws.jobID, pr, meta, cfg.grace)

@@ -10,6 +10,7 @@ package ownerlock
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -74,6 +75,19 @@ func Gone(dir, owner string) bool {
 	}
 	os.Remove(name)
 	return true
+}
+
+// DirID names a state directory. Engines label what they create with the
+// ID of the directory that holds their lock, and a sweep judges only what
+// carries its own directory's ID: an owner whose lock is in another
+// directory (another worker's home on the same machine) is not gone
+// because its lock is not here.
+func DirID(dir string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	sum := sha256.Sum256([]byte(filepath.Clean(dir)))
+	return hex.EncodeToString(sum[:8])
 }
 
 // RandomID is n hexadecimal digits from the system's random source.
