@@ -129,6 +129,8 @@ func opToProto(op Op) *databasev1.BatchOp {
 	case op.Enqueue != nil:
 		e := op.Enqueue
 		return &databasev1.BatchOp{Op: &databasev1.BatchOp_Enqueue{Enqueue: &databasev1.EnqueueRequest{Queue: e.Queue, Payload: e.Payload, Delay: durationToProto(e.Delay), Id: e.ID}}}
+	case op.Ack != nil:
+		return &databasev1.BatchOp{Op: &databasev1.BatchOp_Ack{Ack: &databasev1.AckRequest{Id: op.Ack.ID, LeaseToken: op.Ack.LeaseToken}}}
 	}
 	return &databasev1.BatchOp{}
 }
@@ -153,6 +155,10 @@ func opFromProto(op *databasev1.BatchOp) Op {
 		if w.Enqueue != nil {
 			e := w.Enqueue
 			return Op{Enqueue: &EnqueueRequest{Queue: e.GetQueue(), Payload: e.GetPayload(), Delay: durationFromProto(e.GetDelay()), ID: e.GetId()}}
+		}
+	case *databasev1.BatchOp_Ack:
+		if w.Ack != nil {
+			return Op{Ack: &AckRequest{ID: w.Ack.GetId(), LeaseToken: w.Ack.GetLeaseToken()}}
 		}
 	}
 	return Op{}

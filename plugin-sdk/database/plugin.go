@@ -87,6 +87,9 @@ type Op struct {
 	Update  *Resource
 	Delete  *DeleteRequest
 	Enqueue *EnqueueRequest
+	// Ack removes a leased item as Ack does: with the write that records
+	// its job's outcome, one call instead of two.
+	Ack *AckRequest
 }
 
 // OpResult is what an op wrote: the resource after a create or update,

@@ -191,13 +191,13 @@ func ValidateBatch(ops []Op) error {
 	}
 	for i, op := range ops {
 		n := 0
-		for _, set := range []bool{op.Create != nil, op.Update != nil, op.Delete != nil, op.Enqueue != nil} {
+		for _, set := range []bool{op.Create != nil, op.Update != nil, op.Delete != nil, op.Enqueue != nil, op.Ack != nil} {
 			if set {
 				n++
 			}
 		}
 		if n != 1 {
-			return sdk.Errorf(sdk.ErrInvalidArgument, fmt.Sprintf("ops[%d]", i), "sets %d writes; an op sets exactly one of create, update, delete and enqueue", n)
+			return sdk.Errorf(sdk.ErrInvalidArgument, fmt.Sprintf("ops[%d]", i), "sets %d writes; an op sets exactly one of create, update, delete, enqueue and ack", n)
 		}
 	}
 	return nil

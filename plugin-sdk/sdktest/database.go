@@ -735,6 +735,54 @@ func DatabaseSuite(t *testing.T, newPlugin Factory[database.Database]) {
 		}
 	})
 
+	t.Run("batch acks a leased item with its writes, or neither", func(t *testing.T) {
+		db := newPlugin(t)
+		b, ok := db.(database.Batcher)
+		if !ok {
+			t.Skip("the plugin applies no batches (database.Batcher is optional)")
+		}
+		job := mustCreate(t, db, database.Key{Kind: "Job", Namespace: "ns", Name: "r-1.build"}, nil, `{"status":"running"}`)
+		if _, err := db.Enqueue(ctx, &database.EnqueueRequest{Queue: "jobs", ID: "r-1/build"}); err != nil {
+			t.Fatal(err)
+		}
+		it := mustLease(t, db, "jobs", time.Minute)
+		// A stale lease token fails the batch: the job's write is not kept
+		// and the item is still leased.
+		_, err := b.Batch(ctx, []database.Op{
+			{Update: &database.Resource{Key: job.Key, Revision: job.Revision, Data: []byte(`{"status":"success"}`)}},
+			{Ack: &database.AckRequest{ID: it.ID, LeaseToken: "not-the-token"}},
+		})
+		var be *database.BatchError
+		if err == nil || !errors.As(err, &be) || be.Index != 1 {
+			if errors.Is(err, sdk.ErrUnimplemented) {
+				t.Skip("the plugin applies no batches (it answers Batch with sdk.ErrUnimplemented)")
+			}
+			t.Fatalf("a batch acking with another lease token: error = %v, want a *database.BatchError for write 1", err)
+		}
+		if got, err := db.Get(ctx, job.Key); err != nil || string(got.Data) != `{"status":"running"}` {
+			t.Fatalf("the write before the failed ack was kept: %+v, %v", got, err)
+		}
+		if _, err := db.Renew(ctx, &database.RenewRequest{ID: it.ID, LeaseToken: it.LeaseToken, TTL: time.Minute}); err != nil {
+			t.Fatalf("the item is no longer leased after a failed batch: %v", err)
+		}
+		results, err := b.Batch(ctx, []database.Op{
+			{Update: &database.Resource{Key: job.Key, Revision: job.Revision, Data: []byte(`{"status":"success"}`)}},
+			{Ack: &database.AckRequest{ID: it.ID, LeaseToken: it.LeaseToken}},
+		})
+		if err != nil || len(results) != 2 || results[0].Resource == nil || results[1].Resource != nil || results[1].Item != nil {
+			t.Fatalf("Batch(update, ack) = %+v, %v; want the updated resource, then nothing for the ack", results, err)
+		}
+		if got, err := db.Get(ctx, job.Key); err != nil || string(got.Data) != `{"status":"success"}` {
+			t.Fatalf("the job's write: %+v, %v", got, err)
+		}
+		if err := db.Ack(ctx, &database.AckRequest{ID: it.ID, LeaseToken: it.LeaseToken}); err == nil {
+			t.Fatal("the item could be acked again after the batch acked it")
+		}
+		if got, err := db.Lease(ctx, lease("jobs", time.Minute)); err != nil || got != nil {
+			t.Fatalf("the acked item is leased again: %+v, %v", got, err)
+		}
+	})
+
 	t.Run("batch is seen by watchers write by write", func(t *testing.T) {
 		db := newPlugin(t)
 		b, ok := db.(database.Batcher)

@@ -27,6 +27,10 @@ func (s *store) batch(ctx context.Context, ops []database.Op) ([]database.OpResu
 				err = s.deleteIn(ctx, tx, op.Delete)
 			case op.Enqueue != nil:
 				out[i].Item, err = s.enqueueIn(ctx, tx, op.Enqueue)
+			case op.Ack != nil:
+				if err = op.Ack.Validate(); err == nil {
+					err = s.ackIn(ctx, tx, op.Ack)
+				}
 			}
 			if err != nil {
 				return &database.BatchError{Index: i, Err: err}

@@ -161,17 +161,20 @@ func (s *store) ack(ctx context.Context, req *database.AckRequest) error {
 	if err := req.Validate(); err != nil {
 		return err
 	}
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := leased(ctx, tx, req.ID, req.LeaseToken); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM queue_items WHERE id = ?`, req.ID); err != nil {
-			return fmt.Errorf("remove item: %w", err)
-		}
-		return nil
-	})
+	err := s.tx(ctx, func(tx *sql.Tx) error { return s.ackIn(ctx, tx, req) })
 	if err != nil {
 		return fmt.Errorf("ack %q: %w", req.ID, err)
+	}
+	return nil
+}
+
+// ackIn is ack within tx; the caller commits.
+func (s *store) ackIn(ctx context.Context, tx *sql.Tx, req *database.AckRequest) error {
+	if _, err := leased(ctx, tx, req.ID, req.LeaseToken); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM queue_items WHERE id = ?`, req.ID); err != nil {
+		return fmt.Errorf("remove item: %w", err)
 	}
 	return nil
 }

@@ -1451,6 +1451,7 @@ type BatchOp struct {
 	//	*BatchOp_Update
 	//	*BatchOp_Delete
 	//	*BatchOp_Enqueue
+	//	*BatchOp_Ack
 	Op            isBatchOp_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1529,6 +1530,15 @@ func (x *BatchOp) GetEnqueue() *EnqueueRequest {
 	return nil
 }
 
+func (x *BatchOp) GetAck() *AckRequest {
+	if x != nil {
+		if x, ok := x.Op.(*BatchOp_Ack); ok {
+			return x.Ack
+		}
+	}
+	return nil
+}
+
 type isBatchOp_Op interface {
 	isBatchOp_Op()
 }
@@ -1551,6 +1561,11 @@ type BatchOp_Enqueue struct {
 	Enqueue *EnqueueRequest `protobuf:"bytes,4,opt,name=enqueue,proto3,oneof"`
 }
 
+type BatchOp_Ack struct {
+	// As Ack: removes a leased item, if the lease token is still its own.
+	Ack *AckRequest `protobuf:"bytes,5,opt,name=ack,proto3,oneof"`
+}
+
 func (*BatchOp_Create) isBatchOp_Op() {}
 
 func (*BatchOp_Update) isBatchOp_Op() {}
@@ -1558,6 +1573,8 @@ func (*BatchOp_Update) isBatchOp_Op() {}
 func (*BatchOp_Delete) isBatchOp_Op() {}
 
 func (*BatchOp_Enqueue) isBatchOp_Op() {}
+
+func (*BatchOp_Ack) isBatchOp_Op() {}
 
 type BatchRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1604,7 +1621,7 @@ func (x *BatchRequest) GetOps() []*BatchOp {
 }
 
 // What one op wrote: the resource after a create or update, the item after
-// an enqueue, nothing after a delete.
+// an enqueue, nothing after a delete or an ack.
 type BatchResult struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Resource      *Resource              `protobuf:"bytes,1,opt,name=resource,proto3" json:"resource,omitempty"`
@@ -1805,12 +1822,13 @@ const file_palvella_database_v1_database_proto_rawDesc = "" +
 	"leaseToken\x12:\n" +
 	"\vretry_after\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\n" +
 	"retryAfter\"\x0e\n" +
-	"\fNackResponse\"\x84\x02\n" +
+	"\fNackResponse\"\xba\x02\n" +
 	"\aBatchOp\x128\n" +
 	"\x06create\x18\x01 \x01(\v2\x1e.palvella.database.v1.ResourceH\x00R\x06create\x128\n" +
 	"\x06update\x18\x02 \x01(\v2\x1e.palvella.database.v1.ResourceH\x00R\x06update\x12=\n" +
 	"\x06delete\x18\x03 \x01(\v2#.palvella.database.v1.DeleteRequestH\x00R\x06delete\x12@\n" +
-	"\aenqueue\x18\x04 \x01(\v2$.palvella.database.v1.EnqueueRequestH\x00R\aenqueueB\x04\n" +
+	"\aenqueue\x18\x04 \x01(\v2$.palvella.database.v1.EnqueueRequestH\x00R\aenqueue\x124\n" +
+	"\x03ack\x18\x05 \x01(\v2 .palvella.database.v1.AckRequestH\x00R\x03ackB\x04\n" +
 	"\x02op\"?\n" +
 	"\fBatchRequest\x12/\n" +
 	"\x03ops\x18\x01 \x03(\v2\x1d.palvella.database.v1.BatchOpR\x03ops\"~\n" +
@@ -1917,39 +1935,40 @@ var file_palvella_database_v1_database_proto_depIdxs = []int32{
 	2,  // 25: palvella.database.v1.BatchOp.update:type_name -> palvella.database.v1.Resource
 	11, // 26: palvella.database.v1.BatchOp.delete:type_name -> palvella.database.v1.DeleteRequest
 	16, // 27: palvella.database.v1.BatchOp.enqueue:type_name -> palvella.database.v1.EnqueueRequest
-	26, // 28: palvella.database.v1.BatchRequest.ops:type_name -> palvella.database.v1.BatchOp
-	2,  // 29: palvella.database.v1.BatchResult.resource:type_name -> palvella.database.v1.Resource
-	15, // 30: palvella.database.v1.BatchResult.item:type_name -> palvella.database.v1.QueueItem
-	28, // 31: palvella.database.v1.BatchResponse.results:type_name -> palvella.database.v1.BatchResult
-	3,  // 32: palvella.database.v1.DatabaseService.Get:input_type -> palvella.database.v1.GetRequest
-	5,  // 33: palvella.database.v1.DatabaseService.List:input_type -> palvella.database.v1.ListRequest
-	7,  // 34: palvella.database.v1.DatabaseService.Create:input_type -> palvella.database.v1.CreateRequest
-	9,  // 35: palvella.database.v1.DatabaseService.Update:input_type -> palvella.database.v1.UpdateRequest
-	11, // 36: palvella.database.v1.DatabaseService.Delete:input_type -> palvella.database.v1.DeleteRequest
-	13, // 37: palvella.database.v1.DatabaseService.Watch:input_type -> palvella.database.v1.WatchRequest
-	16, // 38: palvella.database.v1.DatabaseService.Enqueue:input_type -> palvella.database.v1.EnqueueRequest
-	18, // 39: palvella.database.v1.DatabaseService.Lease:input_type -> palvella.database.v1.LeaseRequest
-	20, // 40: palvella.database.v1.DatabaseService.Renew:input_type -> palvella.database.v1.RenewRequest
-	22, // 41: palvella.database.v1.DatabaseService.Ack:input_type -> palvella.database.v1.AckRequest
-	24, // 42: palvella.database.v1.DatabaseService.Nack:input_type -> palvella.database.v1.NackRequest
-	27, // 43: palvella.database.v1.DatabaseService.Batch:input_type -> palvella.database.v1.BatchRequest
-	4,  // 44: palvella.database.v1.DatabaseService.Get:output_type -> palvella.database.v1.GetResponse
-	6,  // 45: palvella.database.v1.DatabaseService.List:output_type -> palvella.database.v1.ListResponse
-	8,  // 46: palvella.database.v1.DatabaseService.Create:output_type -> palvella.database.v1.CreateResponse
-	10, // 47: palvella.database.v1.DatabaseService.Update:output_type -> palvella.database.v1.UpdateResponse
-	12, // 48: palvella.database.v1.DatabaseService.Delete:output_type -> palvella.database.v1.DeleteResponse
-	14, // 49: palvella.database.v1.DatabaseService.Watch:output_type -> palvella.database.v1.WatchEvent
-	17, // 50: palvella.database.v1.DatabaseService.Enqueue:output_type -> palvella.database.v1.EnqueueResponse
-	19, // 51: palvella.database.v1.DatabaseService.Lease:output_type -> palvella.database.v1.LeaseResponse
-	21, // 52: palvella.database.v1.DatabaseService.Renew:output_type -> palvella.database.v1.RenewResponse
-	23, // 53: palvella.database.v1.DatabaseService.Ack:output_type -> palvella.database.v1.AckResponse
-	25, // 54: palvella.database.v1.DatabaseService.Nack:output_type -> palvella.database.v1.NackResponse
-	29, // 55: palvella.database.v1.DatabaseService.Batch:output_type -> palvella.database.v1.BatchResponse
-	44, // [44:56] is the sub-list for method output_type
-	32, // [32:44] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	22, // 28: palvella.database.v1.BatchOp.ack:type_name -> palvella.database.v1.AckRequest
+	26, // 29: palvella.database.v1.BatchRequest.ops:type_name -> palvella.database.v1.BatchOp
+	2,  // 30: palvella.database.v1.BatchResult.resource:type_name -> palvella.database.v1.Resource
+	15, // 31: palvella.database.v1.BatchResult.item:type_name -> palvella.database.v1.QueueItem
+	28, // 32: palvella.database.v1.BatchResponse.results:type_name -> palvella.database.v1.BatchResult
+	3,  // 33: palvella.database.v1.DatabaseService.Get:input_type -> palvella.database.v1.GetRequest
+	5,  // 34: palvella.database.v1.DatabaseService.List:input_type -> palvella.database.v1.ListRequest
+	7,  // 35: palvella.database.v1.DatabaseService.Create:input_type -> palvella.database.v1.CreateRequest
+	9,  // 36: palvella.database.v1.DatabaseService.Update:input_type -> palvella.database.v1.UpdateRequest
+	11, // 37: palvella.database.v1.DatabaseService.Delete:input_type -> palvella.database.v1.DeleteRequest
+	13, // 38: palvella.database.v1.DatabaseService.Watch:input_type -> palvella.database.v1.WatchRequest
+	16, // 39: palvella.database.v1.DatabaseService.Enqueue:input_type -> palvella.database.v1.EnqueueRequest
+	18, // 40: palvella.database.v1.DatabaseService.Lease:input_type -> palvella.database.v1.LeaseRequest
+	20, // 41: palvella.database.v1.DatabaseService.Renew:input_type -> palvella.database.v1.RenewRequest
+	22, // 42: palvella.database.v1.DatabaseService.Ack:input_type -> palvella.database.v1.AckRequest
+	24, // 43: palvella.database.v1.DatabaseService.Nack:input_type -> palvella.database.v1.NackRequest
+	27, // 44: palvella.database.v1.DatabaseService.Batch:input_type -> palvella.database.v1.BatchRequest
+	4,  // 45: palvella.database.v1.DatabaseService.Get:output_type -> palvella.database.v1.GetResponse
+	6,  // 46: palvella.database.v1.DatabaseService.List:output_type -> palvella.database.v1.ListResponse
+	8,  // 47: palvella.database.v1.DatabaseService.Create:output_type -> palvella.database.v1.CreateResponse
+	10, // 48: palvella.database.v1.DatabaseService.Update:output_type -> palvella.database.v1.UpdateResponse
+	12, // 49: palvella.database.v1.DatabaseService.Delete:output_type -> palvella.database.v1.DeleteResponse
+	14, // 50: palvella.database.v1.DatabaseService.Watch:output_type -> palvella.database.v1.WatchEvent
+	17, // 51: palvella.database.v1.DatabaseService.Enqueue:output_type -> palvella.database.v1.EnqueueResponse
+	19, // 52: palvella.database.v1.DatabaseService.Lease:output_type -> palvella.database.v1.LeaseResponse
+	21, // 53: palvella.database.v1.DatabaseService.Renew:output_type -> palvella.database.v1.RenewResponse
+	23, // 54: palvella.database.v1.DatabaseService.Ack:output_type -> palvella.database.v1.AckResponse
+	25, // 55: palvella.database.v1.DatabaseService.Nack:output_type -> palvella.database.v1.NackResponse
+	29, // 56: palvella.database.v1.DatabaseService.Batch:output_type -> palvella.database.v1.BatchResponse
+	45, // [45:57] is the sub-list for method output_type
+	33, // [33:45] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_palvella_database_v1_database_proto_init() }
@@ -1962,6 +1981,7 @@ func file_palvella_database_v1_database_proto_init() {
 		(*BatchOp_Update)(nil),
 		(*BatchOp_Delete)(nil),
 		(*BatchOp_Enqueue)(nil),
+		(*BatchOp_Ack)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
