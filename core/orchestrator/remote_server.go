@@ -154,6 +154,7 @@ func (o *Orchestrator) dispose(ctx context.Context, item *database.QueueItem, d 
 		o.ack(ctx, item)
 	case handBack:
 		o.nack(ctx, item, after)
+	case acked, lost:
 	}
 }
 
@@ -639,7 +640,8 @@ func (w *workerService) Finish(ctx context.Context, req *workerv1.FinishRequest)
 			outputs = out.GetOutputs().AsMap()
 		}
 		d = o.finishJob(bg, it, c.GetExecution(), jobOutcome{status: resource.Status(out.GetStatus()), reason: out.GetReason(),
-			resume: int(out.GetResume()), outputs: outputs, noRetry: out.GetNoRetry()}, false)
+			resume: int(out.GetResume()), outputs: outputs, noRetry: out.GetNoRetry(),
+			ack: &pendingAck{req: database.AckRequest{ID: c.GetItemId(), LeaseToken: c.GetLeaseToken()}}}, false)
 	}
 	o.endRemote(c.GetExecution())
 	item := &database.QueueItem{ID: c.GetItemId(), Queue: c.GetQueue(), LeaseToken: c.GetLeaseToken()}

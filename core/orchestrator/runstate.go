@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/palvella/palvella/core/resource"
+	rstore "github.com/palvella/palvella/core/store"
 	sdk "github.com/palvella/palvella/plugin-sdk"
+	"github.com/palvella/palvella/plugin-sdk/database"
 )
 
 // A run is stored as a small summary document (kind Run: status, reason,
@@ -176,8 +179,7 @@ func (st *runState) updateJob(ctx context.Context, i int, fn func(*resource.JobS
 		if err := fn(&js); err != nil {
 			return err
 		}
-		doc := &resource.Job{Meta: resource.Meta{Kind: resource.KindJob, Namespace: st.run.Namespace, Name: resource.JobResourceName(st.run.Name, js.Name),
-			Labels: map[string]string{"run": st.run.Name}, Revision: st.rev[i]}, Run: st.run.Name, Pipeline: st.run.Pipeline, JobStatus: js}
+		doc := st.jobDoc(js, st.rev[i])
 		var err error
 		if st.rev[i] == 0 {
 			err = st.o.store.create(ctx, doc)
@@ -198,6 +200,70 @@ func (st *runState) updateJob(ctx context.Context, i int, fn func(*resource.JobS
 		}
 		st.set(i, fresh.JobStatus, fresh.Revision)
 	}
+}
+
+// jobDoc is the document of a job of the run with status js, at revision
+// rev (0: not stored yet).
+func (st *runState) jobDoc(js resource.JobStatus, rev int64) *resource.Job {
+	return &resource.Job{Meta: resource.Meta{Kind: resource.KindJob, Namespace: st.run.Namespace, Name: resource.JobResourceName(st.run.Name, js.Name),
+		Labels: map[string]string{"run": st.run.Name}, Revision: rev}, Run: st.run.Name, Pipeline: st.run.Pipeline, JobStatus: js}
+}
+
+// pendingAck is the ack of a job's queue item that its outcome's write
+// may carry (updateJobAcking); done says it did.
+type pendingAck struct {
+	req  database.AckRequest
+	done atomic.Bool
+}
+
+// updateJobAcking is updateJob whose write also acks ack's queue item, in
+// one batch of the database: one call instead of two at the end of every
+// job. ack.done tells whether it did. When the database applies no
+// batches, or the ack alone fails (the lease is no longer ack's), the
+// write is made without it, as updateJob does, and the caller acks as
+// before (or finds the lease gone, as before).
+func (st *runState) updateJobAcking(ctx context.Context, i int, ack *pendingAck, fn func(*resource.JobStatus) error) error {
+	if st.batch != nil || ack == nil {
+		return st.updateJob(ctx, i, fn)
+	}
+	for attempt := 0; attempt < 20; attempt++ {
+		js := copyJob(st.run.Jobs[i])
+		if err := fn(&js); err != nil {
+			return err
+		}
+		doc := st.jobDoc(js, st.rev[i])
+		b := st.o.store.Batch()
+		var err error
+		if st.rev[i] == 0 {
+			err = b.Create(doc)
+		} else {
+			err = b.Update(doc)
+		}
+		if err != nil {
+			return err
+		}
+		b.Ack(&ack.req)
+		err = b.Commit(ctx)
+		if err == nil {
+			st.set(i, js, doc.Revision)
+			ack.done.Store(true)
+			return nil
+		}
+		var oe *rstore.OpError
+		if errors.Is(err, sdk.ErrUnimplemented) || errors.As(err, &oe) && oe.Key.Kind == "" {
+			break // no batches, or the ack failed: the write alone
+		}
+		if !errors.Is(err, sdk.ErrConflict) && !errors.Is(err, sdk.ErrAlreadyExists) {
+			return err
+		}
+		// Another writer got there first: take its version.
+		fresh := &resource.Job{}
+		if gerr := st.o.store.get(ctx, resource.KindJob, st.run.Namespace, doc.Meta.Name, fresh); gerr != nil {
+			return gerr
+		}
+		st.set(i, fresh.JobStatus, fresh.Revision)
+	}
+	return st.updateJob(ctx, i, fn)
 }
 
 // summary is the run's document: the run without its jobs, with counts.

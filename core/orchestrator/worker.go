@@ -52,6 +52,14 @@ func (o *Orchestrator) enqueue(ctx context.Context, items ...jobItem) error {
 			return fmt.Errorf("enqueue job %s: record its queue: %w", it.id(), err)
 		}
 	}
+	if len(items) > 1 {
+		// A fan-out queues many jobs at once: a batch call of the
+		// database each enqueueBatch items instead of one call each.
+		err := o.enqueueBatched(ctx, items)
+		if !errors.Is(err, sdk.ErrUnimplemented) {
+			return err
+		}
+	}
 	put := func(it jobItem) error {
 		payload, _ := json.Marshal(it) // plain strings and ints
 		if _, err := db.Enqueue(ctx, &database.EnqueueRequest{Queue: queueOf(it.RunsOn), Payload: payload, ID: it.id()}); err != nil {
@@ -93,6 +101,35 @@ func (o *Orchestrator) enqueue(ctx context.Context, items ...jobItem) error {
 	wg.Wait()
 	if err, _ := first.Load().(error); err != nil {
 		return err
+	}
+	return nil
+}
+
+// enqueueBatch is how many items one batch call enqueues: enough to
+// save most calls, few enough that workers start on the first ones while
+// the next are written.
+const enqueueBatch = 100
+
+// enqueueBatched enqueues items in batches of the database. It fails with
+// sdk.ErrUnimplemented, having enqueued nothing, when the database plugin
+// applies no batches. A failed batch is tried again item by item by the
+// next call; item IDs make that idempotent.
+func (o *Orchestrator) enqueueBatched(ctx context.Context, items []jobItem) error {
+	for len(items) > 0 {
+		n := min(len(items), enqueueBatch)
+		b := o.store.Batch()
+		for _, it := range items[:n] {
+			payload, _ := json.Marshal(it) // plain strings and ints
+			b.Enqueue(&database.EnqueueRequest{Queue: queueOf(it.RunsOn), Payload: payload, ID: it.id()})
+		}
+		if err := b.Commit(ctx); err != nil {
+			if errors.Is(err, sdk.ErrUnimplemented) {
+				return err
+			}
+			return fmt.Errorf("enqueue jobs %s to %s: %w", items[0].id(), items[n-1].id(), err)
+		}
+		o.kick()
+		items = items[n:]
 	}
 	return nil
 }
@@ -172,6 +209,7 @@ func (o *Orchestrator) work(ctx context.Context, item *database.QueueItem) {
 	// Keep the lease while the job runs. A lease that cannot be renewed
 	// for half its TTL stops the job, so that it has ended before the
 	// lease expires and another worker may take it.
+	ack := &pendingAck{req: database.AckRequest{ID: item.ID, LeaseToken: item.LeaseToken}}
 	renewDone := make(chan struct{})
 	go func() {
 		defer close(renewDone)
@@ -193,6 +231,8 @@ func (o *Orchestrator) work(ctx context.Context, item *database.QueueItem) {
 			switch {
 			case err == nil:
 				lastOK = time.Now()
+			case ack.done.Load():
+				return // the outcome's write acked the item
 			case errors.Is(err, sdk.ErrConflict) || errors.Is(err, sdk.ErrNotFound):
 				o.log.Error("job lease taken over; stopping the job", "job", it.id(), "error", err)
 				cancel(errLeaseLost)
@@ -206,10 +246,11 @@ func (o *Orchestrator) work(ctx context.Context, item *database.QueueItem) {
 			}
 		}
 	}()
-	d := o.runJob(jobCtx, it)
+	d := o.runJob(jobCtx, it, ack)
 	cancel(nil)
 	<-renewDone
 	switch {
+	case d == acked:
 	case errors.Is(context.Cause(jobCtx), errLeaseLost), d == lost:
 		// Nothing more is ours to write: the lease decides who runs it next.
 	case d == handBack:
@@ -226,6 +267,7 @@ const (
 	done     disposition = iota // ack it
 	handBack                    // release it to run again
 	lost                        // leave it: another execution holds the job
+	acked                       // nothing: the outcome's write acked it
 )
 
 // handBackDelay is how long an interrupted job waits before it may be
@@ -279,6 +321,9 @@ type jobOutcome struct {
 	// lastAction is the end of the job's last action, recorded with the
 	// job's own end: one write of the job's document instead of two.
 	lastAction *actionEnd
+	// ack, when set, is the ack of the job's queue item, made with the
+	// write of its outcome (updateJobAcking).
+	ack *pendingAck
 }
 
 // actionEnd is how an action ended, to be recorded.
@@ -288,16 +333,24 @@ type actionEnd struct {
 	msg     string
 	outputs map[string]any
 	at      time.Time
+	// started, when set, is the action's start, not written yet when it
+	// ended (lazyRunning).
+	started time.Time
 }
+
+// lazyRunning is how long an action whose end is written with its job's
+// runs before it is recorded running.
+const lazyRunning = 100 * time.Millisecond
 
 // runJob executes one job of a run and records the outcome. Every write it
 // makes for the job carries a new execution ID; a write finding another
 // execution's ID means the job was taken over, and this one stops.
-func (o *Orchestrator) runJob(ctx context.Context, it jobItem) disposition {
+func (o *Orchestrator) runJob(ctx context.Context, it jobItem, ack *pendingAck) disposition {
 	s, d := o.startJob(ctx, it, "")
 	if s == nil {
 		return d
 	}
+	s.ack = ack
 	return o.runStarted(ctx, s)
 }
 
@@ -316,6 +369,9 @@ type startedJob struct {
 	// its run's; timeoutReason is the job's reason when it passes.
 	timeout       time.Duration
 	timeoutReason string
+	// ack, for the embedded worker, is its queue item's ack, made with
+	// the write of the job's outcome when the database can.
+	ack *pendingAck
 }
 
 // startJob marks a leased job running as a new execution of worker (""
@@ -468,6 +524,7 @@ func (o *Orchestrator) runStarted(ctx context.Context, s *startedJob) dispositio
 	if o.remote != nil {
 		return o.remote.finish(bg, s, out)
 	}
+	out.ack = s.ack
 	return o.finishJob(bg, it, s.exec, out, false)
 }
 
@@ -740,6 +797,33 @@ func (o *Orchestrator) recordAction(ctx context.Context, ns, run, job, exec, act
 	})
 }
 
+// recordActionAt records an action's state x as of x.at, with its start
+// when x carries one not written yet.
+func (o *Orchestrator) recordActionAt(ctx context.Context, ns, run, job, exec string, x *actionEnd) error {
+	return o.updateJob(ctx, ns, run, job, func(j *resource.JobStatus) error {
+		if exec != "" && j.Execution != exec {
+			return errFenced
+		}
+		if j.Status.Terminal() {
+			return errStale // the run ended (cancelled): its record stands
+		}
+		if as := j.Action(x.name); as != nil {
+			setAction(as, x.status, x.msg, x.at)
+			as.Outputs = x.outputs
+			x.fillStart(as)
+		}
+		return nil
+	})
+}
+
+// fillStart sets the action's start from x when it was not written.
+func (x *actionEnd) fillStart(as *resource.ActionStatus) {
+	if as.StartedAt == nil && !x.started.IsZero() {
+		t := x.started
+		as.StartedAt = &t
+	}
+}
+
 // expanded is a job type's expansion.
 type expanded struct {
 	actions  []planAction
@@ -796,8 +880,53 @@ func (o *Orchestrator) expand(ctx context.Context, run *resource.Run, p *plan, p
 func (o *Orchestrator) runAction(ctx context.Context, run *resource.Run, p *plan, pj *planJob, a planAction, ref sdk.ExecutionRef, exprCtx func(*jobRefs) map[string]any, end *actionEnd) (resource.Status, string, map[string]any) {
 	ns := run.Namespace
 	e := o.executionOf(ref)
+	// An action whose end is recorded with its job's (end != nil) is
+	// recorded running only once it has run for lazyRunning: a short one
+	// is written once, at its job's end, with its start (one database
+	// write less for most jobs). lazy guards that the late write of
+	// "running" never follows a later state.
+	var lazy struct {
+		sync.Mutex
+		timer   *time.Timer
+		started time.Time
+		settled bool // running was written, or need not be any more
+	}
+	defer func() {
+		// Whatever the way out, no "running" is written after it.
+		lazy.Lock()
+		lazy.settled = true
+		if lazy.timer != nil {
+			lazy.timer.Stop()
+		}
+		lazy.Unlock()
+	}()
 	record := func(st resource.Status, msg string, outputs map[string]any) {
 		x := &actionEnd{name: a.Name, status: st, msg: clipMessage(msg), outputs: outputs, at: o.now()}
+		if end != nil && st == resource.StatusRunning {
+			lazy.started = x.at
+			lazy.timer = time.AfterFunc(lazyRunning, func() {
+				lazy.Lock()
+				defer lazy.Unlock()
+				if !lazy.settled {
+					lazy.settled = true
+					o.recordActionEnd(ctx, run, pj, e, &actionEnd{name: a.Name, status: resource.StatusRunning, at: lazy.started})
+				}
+			})
+			return
+		}
+		if lazy.timer != nil {
+			lazy.Lock()
+			if !lazy.settled {
+				lazy.settled = true
+				lazy.timer.Stop()
+				if !st.Terminal() {
+					// Waiting: its start is written first, as it was.
+					o.recordActionEnd(ctx, run, pj, e, &actionEnd{name: a.Name, status: resource.StatusRunning, at: lazy.started})
+				}
+			}
+			lazy.Unlock()
+			x.started = lazy.started
+		}
 		if end != nil && st.Terminal() {
 			*end = *x
 			return
@@ -994,7 +1123,13 @@ func (o *Orchestrator) recordActionEnd(ctx context.Context, run *resource.Run, p
 	if e != nil {
 		exec = e.id
 	}
-	if err := o.recordAction(context.WithoutCancel(ctx), run.Namespace, run.Name, pj.Name, exec, x.name, x.status, x.msg, x.outputs); err != nil {
+	var err error
+	if o.remote == nil {
+		err = o.recordActionAt(context.WithoutCancel(ctx), run.Namespace, run.Name, pj.Name, exec, x)
+	} else {
+		err = o.recordAction(context.WithoutCancel(ctx), run.Namespace, run.Name, pj.Name, exec, x.name, x.status, x.msg, x.outputs)
+	}
+	if err != nil {
 		if errors.Is(err, errFenced) {
 			o.fenced(run, pj.Name)
 			return
@@ -1023,7 +1158,7 @@ func (o *Orchestrator) finishJob(ctx context.Context, it jobItem, exec string, o
 		pj := &st.p.Jobs[i]
 		now := o.now()
 		retry := false
-		if err := st.updateJob(ctx, i, func(j *resource.JobStatus) error {
+		if err := st.updateJobAcking(ctx, i, out.ack, func(j *resource.JobStatus) error {
 			retry = false
 			if j.Status.Terminal() {
 				return errStale
@@ -1037,6 +1172,7 @@ func (o *Orchestrator) finishJob(ctx context.Context, it jobItem, exec string, o
 				if as := j.Action(la.name); as != nil {
 					setAction(as, la.status, la.msg, la.at)
 					as.Outputs = la.outputs
+					la.fillStart(as)
 				}
 			}
 			if out.status != resource.StatusWaiting {
@@ -1094,12 +1230,21 @@ func (o *Orchestrator) finishJob(ctx context.Context, it jobItem, exec string, o
 			o.log.Error("enqueue jobs", "run", it.Run, "error", err)
 		}
 	}
+	wasAcked := out.ack != nil && out.ack.done.Load()
 	switch {
+	case errors.Is(err, errStale) && wasAcked:
+		return acked
 	case errors.Is(err, errStale):
 		return done
 	case errors.Is(err, errFenced):
 		o.log.Warn("job taken over by another execution; its outcome here is not recorded", "run", it.Run, "job", it.Job)
 		return lost
+	case err != nil && wasAcked:
+		// The outcome is recorded (and its item acked); what failed is
+		// the run's next step, left to the run's recovery as when the
+		// item was left to lapse.
+		o.log.Error("advance the run after a job's outcome", "run", it.Run, "job", it.Job, "error", err)
+		return acked
 	case err != nil:
 		// Not recorded: leave the item to be leased again once its lease
 		// expires, rather than lose the job.
@@ -1108,6 +1253,9 @@ func (o *Orchestrator) finishJob(ctx context.Context, it jobItem, exec string, o
 	}
 	if run.Status.Terminal() {
 		o.runEnded(ctx, run)
+	}
+	if wasAcked {
+		return acked
 	}
 	return done
 }

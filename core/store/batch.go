@@ -96,6 +96,13 @@ func (b *Batch) Enqueue(req *database.EnqueueRequest) {
 	b.objs = append(b.objs, nil)
 }
 
+// Ack adds the ack of a leased queue item. When it fails (the lease is no
+// longer req's), Commit's *OpError names no key.
+func (b *Batch) Ack(req *database.AckRequest) {
+	b.ops = append(b.ops, database.Op{Ack: req})
+	b.objs = append(b.objs, nil)
+}
+
 func (b *Batch) add(op database.Op, obj resource.Object, key database.Key) {
 	b.byKey[key] = len(b.ops)
 	b.ops = append(b.ops, op)

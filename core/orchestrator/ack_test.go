@@ -1,0 +1,126 @@
+package orchestrator
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/palvella/palvella/core/resource"
+	sdk "github.com/palvella/palvella/plugin-sdk"
+	"github.com/palvella/palvella/plugin-sdk/database"
+	"github.com/palvella/palvella/plugins/database/sqlite"
+)
+
+// ackState is the state of a one-job run over a real sqlite database, its
+// job's document stored queued and its queue item leased.
+func ackState(t *testing.T) (*runState, database.Database, *database.QueueItem) {
+	t.Helper()
+	ctx := context.Background()
+	db := sqlite.New()
+	resp, err := db.Configure(ctx, &sdk.ConfigureRequest{Config: map[string]any{"path": filepath.Join(t.TempDir(), "p.db")}})
+	if err != nil || sdk.HasErrors(resp.Diagnostics) {
+		t.Fatalf("Configure: %v %v", err, resp)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	o := &Orchestrator{}
+	o.store = newStore(func(context.Context) (database.Database, error) { return db, nil })
+	run := &resource.Run{Meta: resource.Meta{Kind: resource.KindRun, Namespace: "default", Name: "p-1"}, Pipeline: "p", Status: resource.StatusRunning}
+	st := newRunState(o, run, &plan{Jobs: []planJob{{Name: "build"}}}, nil)
+	if err := st.updateJob(ctx, 0, func(j *resource.JobStatus) error { j.Status = resource.StatusQueued; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Enqueue(ctx, &database.EnqueueRequest{Queue: "jobs", ID: "default/p-1/build/1"}); err != nil {
+		t.Fatal(err)
+	}
+	it, err := db.Lease(ctx, &database.LeaseRequest{Queue: "jobs", Holder: "w", TTL: time.Minute})
+	if err != nil || it == nil {
+		t.Fatalf("Lease: %+v %v", it, err)
+	}
+	return st, db, it
+}
+
+func storedStatus(t *testing.T, st *runState) resource.Status {
+	t.Helper()
+	doc := &resource.Job{}
+	if err := st.o.store.get(context.Background(), resource.KindJob, "default", resource.JobResourceName("p-1", "build"), doc); err != nil {
+		t.Fatal(err)
+	}
+	return doc.Status
+}
+
+func succeed(j *resource.JobStatus) error { j.Status = resource.StatusSuccess; return nil }
+
+// A job's outcome and the ack of its queue item are one write: both are
+// stored, and the item is gone.
+func TestOutcomeWriteAcksTheItem(t *testing.T) {
+	st, db, it := ackState(t)
+	ack := &pendingAck{req: database.AckRequest{ID: it.ID, LeaseToken: it.LeaseToken}}
+	if err := st.updateJobAcking(context.Background(), 0, ack, succeed); err != nil {
+		t.Fatal(err)
+	}
+	if !ack.done.Load() {
+		t.Fatal("the outcome's write did not ack the item")
+	}
+	if got := storedStatus(t, st); got != resource.StatusSuccess {
+		t.Fatalf("stored status %s, want success", got)
+	}
+	if err := db.Ack(context.Background(), &database.AckRequest{ID: it.ID, LeaseToken: it.LeaseToken}); err == nil {
+		t.Fatal("the item could still be acked: the batch did not remove it")
+	}
+}
+
+// When the item's lease is no longer the job's (it lapsed and was leased
+// again), the outcome is stored all the same, without the ack: the new
+// holder finds the job ended.
+func TestOutcomeIsStoredWhenTheAckFails(t *testing.T) {
+	st, db, it := ackState(t)
+	ctx := context.Background()
+	if err := db.Nack(ctx, &database.NackRequest{ID: it.ID, LeaseToken: it.LeaseToken}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := db.Lease(ctx, &database.LeaseRequest{Queue: "jobs", Holder: "other", TTL: time.Minute})
+	if err != nil || again == nil || again.LeaseToken == it.LeaseToken {
+		t.Fatalf("lease again: %+v %v", again, err)
+	}
+	ack := &pendingAck{req: database.AckRequest{ID: it.ID, LeaseToken: it.LeaseToken}}
+	if err := st.updateJobAcking(ctx, 0, ack, succeed); err != nil {
+		t.Fatal(err)
+	}
+	if ack.done.Load() {
+		t.Fatal("an ack with a stale lease token reported done")
+	}
+	if got := storedStatus(t, st); got != resource.StatusSuccess {
+		t.Fatalf("stored status %s, want success: a failed ack must not lose the outcome", got)
+	}
+	if _, err := db.Renew(ctx, &database.RenewRequest{ID: again.ID, LeaseToken: again.LeaseToken, TTL: time.Minute}); err != nil {
+		t.Fatalf("the new holder's lease: %v", err)
+	}
+}
+
+// A document changed by another writer meanwhile is read again, the
+// change applied to it, and the item acked with it.
+func TestOutcomeWriteAfterAnotherWriterAcks(t *testing.T) {
+	st, _, it := ackState(t)
+	ctx := context.Background()
+	other := &resource.Job{}
+	name := resource.JobResourceName("p-1", "build")
+	if err := st.o.store.get(ctx, resource.KindJob, "default", name, other); err != nil {
+		t.Fatal(err)
+	}
+	other.Worker = "elsewhere"
+	if err := st.o.store.update(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	ack := &pendingAck{req: database.AckRequest{ID: it.ID, LeaseToken: it.LeaseToken}}
+	if err := st.updateJobAcking(ctx, 0, ack, succeed); err != nil {
+		t.Fatal(err)
+	}
+	doc := &resource.Job{}
+	if err := st.o.store.get(ctx, resource.KindJob, "default", name, doc); err != nil {
+		t.Fatal(err)
+	}
+	if !ack.done.Load() || doc.Status != resource.StatusSuccess || doc.Worker != "elsewhere" {
+		t.Fatalf("acked %v, stored %s by %q; want acked, success, the other writer's change kept", ack.done.Load(), doc.Status, doc.Worker)
+	}
+}
