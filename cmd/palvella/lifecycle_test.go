@@ -113,6 +113,11 @@ func TestRetries(t *testing.T) {
 	if retried != 1 {
 		t.Errorf("never-lucky transitions record %d retries, want 1: %+v", retried, never.Transitions)
 	}
+	// The stored log is the last attempt's: a retry clears what the
+	// attempts before it wrote (a first execution has nothing to clear).
+	if logs := s.mustCLI("run", "logs", "flaky-1", "--job", "third-time-lucky"); !strings.Contains(logs, "attempt 3") || strings.Contains(logs, "attempt 1") || strings.Contains(logs, "attempt 2") || strings.Contains(logs, "filler") {
+		t.Errorf("the log of third-time-lucky after 3 attempts (%d bytes):\n%.400s\nwant the third attempt's only", len(logs), logs)
+	}
 }
 
 func TestConcurrencyLimit(t *testing.T) {

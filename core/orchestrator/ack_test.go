@@ -124,3 +124,27 @@ func TestOutcomeWriteAfterAnotherWriterAcks(t *testing.T) {
 		t.Fatalf("acked %v, stored %s by %q; want acked, success, the other writer's change kept", ack.done.Load(), doc.Status, doc.Worker)
 	}
 }
+
+// Only a job's very first execution skips clearing earlier logs: a retry,
+// an interrupted or handed-back job, or a resumed one may have left some.
+func TestFirstExecution(t *testing.T) {
+	run := resource.Transition{Status: resource.StatusRunning}
+	queued := resource.Transition{Status: resource.StatusQueued}
+	for _, c := range []struct {
+		name   string
+		js     resource.JobStatus
+		resume int
+		want   bool
+	}{
+		{"first", resource.JobStatus{Attempt: 1, Transitions: []resource.Transition{queued, run}}, 0, true},
+		{"retry", resource.JobStatus{Attempt: 2, Transitions: []resource.Transition{queued, run, queued, run}}, 0, false},
+		{"picked up after a crash", resource.JobStatus{Attempt: 1, Interruptions: 1, Transitions: []resource.Transition{queued, run, run}}, 0, false},
+		{"handed back at a stop", resource.JobStatus{Attempt: 1, Transitions: []resource.Transition{queued, run, queued, run}}, 0, false},
+		{"resumed after an approval", resource.JobStatus{Attempt: 1, Transitions: []resource.Transition{queued, run}}, 1, false},
+		{"no transitions (a remote worker's copy)", resource.JobStatus{Attempt: 1}, 0, false},
+	} {
+		if got := firstExecution(&c.js, c.resume); got != c.want {
+			t.Errorf("%s: firstExecution = %v, want %v", c.name, got, c.want)
+		}
+	}
+}

@@ -31,6 +31,9 @@ type execution struct {
 	// pluginDown is set when a plugin the job needs did not start: the
 	// job fails without using a retry, which could not help.
 	pluginDown atomic.Bool
+	// first: the job never ran before this execution (its transitions
+	// hold one start), so its actions have no earlier logs.
+	first bool
 }
 
 // interrupt records that the job was stopped from the outside.

@@ -24,6 +24,9 @@ type storedLogChunks struct {
 	o     *Orchestrator
 	scope storage.Scope
 	key   string
+	// first: the job never ran before this execution, so no earlier
+	// attempt left a log to clear (one storage call less an action).
+	first bool
 }
 
 func (o *Orchestrator) logChunks(run *resource.Run, job, action string) *storedLogChunks {
@@ -81,6 +84,9 @@ func (s *storedLogChunks) list(ctx context.Context) ([]int, error) {
 }
 
 func (s *storedLogChunks) clear(ctx context.Context) error {
+	if s.first {
+		return nil
+	}
 	chunks, err := s.list(ctx)
 	if err != nil || len(chunks) == 0 {
 		return err
@@ -171,11 +177,14 @@ func (o *Orchestrator) maxLogBytes() int64 {
 
 // openLog starts the log of an action that starts running: its lines are
 // masked with mask and stored in run storage as they come.
-func (o *Orchestrator) openLog(run *resource.Run, job, action string, mask func(string) string) *actionLog {
+// first says the job never ran before: no earlier log is there to clear.
+func (o *Orchestrator) openLog(run *resource.Run, job, action string, mask func(string) string, first bool) *actionLog {
 	report := func(err error) {
 		o.log.Error("store action log", "run", run.Name, "job", job, "action", action, "error", err)
 	}
-	l := newActionLog(mask, o.maxLogBytes(), o.logChunks(run, job, action), report)
+	chunks := o.logChunks(run, job, action)
+	chunks.first = first
+	l := newActionLog(mask, o.maxLogBytes(), chunks, report)
 	return o.logs.open(logKey(run.Namespace, run.Name, job, action), l)
 }
 

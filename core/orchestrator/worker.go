@@ -658,7 +658,7 @@ func (o *Orchestrator) execute(ctx context.Context, run *resource.Run, p *plan, 
 		return jobOutcome{status: resource.StatusFailure, reason: err.Error()}
 	}
 	ref := sdk.ExecutionRef{Namespace: ns, Pipeline: run.Pipeline, Run: run.Name, Job: pj.Name, Attempt: js.Attempt}
-	e := &execution{ref: ref, id: exec, engine: eng, workspace: ws, env: env,
+	e := &execution{ref: ref, id: exec, engine: eng, workspace: ws, env: env, first: firstExecution(js, resume),
 		scope: storage.Scope{Kind: storage.ScopeRun, Namespace: ns, Pipeline: run.Pipeline, Run: run.Name}}
 	defer o.register(e)()
 
@@ -795,6 +795,22 @@ func (o *Orchestrator) recordAction(ctx context.Context, ns, run, job, exec, act
 		}
 		return nil
 	})
+}
+
+// firstExecution reports whether a job marked running never ran before:
+// its first attempt, from its first action, and its transitions hold one
+// start only (a job handed back, interrupted or resumed holds more).
+func firstExecution(js *resource.JobStatus, resume int) bool {
+	if js == nil || js.Attempt > 1 || js.Interruptions > 0 || resume > 0 {
+		return false
+	}
+	starts := 0
+	for _, t := range js.Transitions {
+		if t.Status == resource.StatusRunning {
+			starts++
+		}
+	}
+	return starts == 1
 }
 
 // recordActionAt records an action's state x as of x.at, with its start
@@ -951,7 +967,7 @@ func (o *Orchestrator) runAction(ctx context.Context, run *resource.Run, p *plan
 	}
 	record(resource.StatusRunning, "", nil)
 	key := logKey(ns, run.Name, pj.Name, a.Name)
-	lg := o.openLog(run, pj.Name, a.Name, o.maskerFor(ref))
+	lg := o.openLog(run, pj.Name, a.Name, o.maskerFor(ref), e != nil && e.first)
 	closeLog := sync.OnceFunc(func() {
 		o.saveLog(context.WithoutCancel(ctx), run, pj.Name, a.Name, lg)
 		o.logs.close(key)
