@@ -91,8 +91,8 @@ func EngineHostMain() {
 
 // StartEngineHost starts an engine host that runs spec, and returns once
 // the command printed spec.Ready (or, without it, once the workspace is
-// set up). When the test ends the host is woken
-// (if frozen), tears the workspace down and stops the plugin.
+// set up). When the test ends the host is woken (if frozen), tears the
+// workspace down and stops the plugin.
 func StartEngineHost(t testing.TB, spec EngineHostSpec) *EngineHost {
 	t.Helper()
 	js, err := json.Marshal(spec)
@@ -250,6 +250,12 @@ func (h *EngineHost) Result(timeout time.Duration) (*engine.ExecResult, string) 
 func (h *EngineHost) stop() {
 	_ = h.cmd.Process.Signal(syscall.SIGCONT)
 	h.stdin.Close()
+	// Its events are read to their end before Wait closes the pipe.
+	select {
+	case <-h.ended:
+	case <-time.After(time.Minute):
+		_ = h.cmd.Process.Kill()
+	}
 	done := make(chan struct{})
 	go func() { _ = h.cmd.Wait(); close(done) }()
 	select {
