@@ -114,8 +114,8 @@ spec:
 	got := slices.Clone(scripts)
 	mu.Unlock()
 	// Each run action is a pod of its script, then (kwok runs no
-	// container, so the outputs file does not come back in the command's
-	// termination message) a pod that reads the outputs file.
+	// container, so the outputs file does not come back at the end of the
+	// command's log) a pod that reads the outputs file.
 	if want := []string{"echo prepare", ".palvella-outputs", "echo build", ".palvella-outputs", "echo clean", ".palvella-outputs"}; !slices.Equal(got, want) {
 		t.Errorf("pods made, by their scripts: %q, want %q", got, want)
 	}

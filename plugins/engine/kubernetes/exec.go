@@ -124,9 +124,18 @@ func (p *Plugin) Exec(ctx context.Context, req *engine.ExecRequest, out func(str
 	name := fmt.Sprintf("palvella-%s-%d", ws.id[:12], ws.seq)
 	ws.mu.Unlock()
 
-	secret, pod, err := ws.objects(name, req)
+	secret, pod, nonce, err := ws.objects(name, req)
 	if err != nil {
 		return nil, err
+	}
+	// With files out, the log goes through the trailer, which hands out
+	// the output and keeps the files that follow it (filesout.go).
+	logOut := emit
+	var tr *trailer
+	var trailerDone <-chan struct{}
+	if nonce != "" {
+		tr = newTrailer(nonce, emit)
+		logOut, trailerDone = tr.write, tr.Done()
 	}
 	cs := ws.cl.cs
 	// The pod and its Secret go once the command is over, in the
@@ -232,7 +241,7 @@ func (p *Plugin) Exec(ctx context.Context, req *engine.ExecRequest, out func(str
 			}
 			if st.started && logDone == nil {
 				logDone = make(chan error, 1)
-				go func() { logDone <- streamLog(lctx, cs, ws.ns, name, emit) }()
+				go func() { logDone <- streamLog(lctx, cs, ws.ns, name, logOut) }()
 			}
 			if err := note(st.note); err != nil {
 				r.stop(stoppedByOutput)
@@ -257,7 +266,7 @@ func (p *Plugin) Exec(ctx context.Context, req *engine.ExecRequest, out func(str
 		}
 	}
 	// The log ends when the container does; what the kubelet still holds
-	// is read for a little while.
+	// is read for a little while (with files out, until their end line).
 	if logDone != nil {
 		select {
 		case err := <-logDone:
@@ -265,14 +274,15 @@ func (p *Plugin) Exec(ctx context.Context, req *engine.ExecRequest, out func(str
 			if errors.As(err, &oe) {
 				return nil, fmt.Errorf("kubernetes engine: exec: output: %w", oe.err)
 			}
+		case <-trailerDone:
 		case <-time.After(10 * time.Second):
 		case <-ctx.Done():
 			return nil, fmt.Errorf("kubernetes engine: exec: %w", ctx.Err())
 		}
 	}
 	res := &engine.ExecResult{ExitCode: final.exitCode}
-	if len(req.FilesOut) > 0 && r.stoppedBy() == notStopped {
-		files, err := filesFromMessage(final.message)
+	if tr != nil {
+		files, err := ws.filesOut(ctx, name, tr, req.FilesOut, final.message, r.stoppedBy() == notStopped)
 		if err != nil {
 			return nil, err
 		}
@@ -321,7 +331,7 @@ func (p *Plugin) Cancel(ctx context.Context, workspaceID, execID string) error {
 // objects are one command's Secret (its environment's values and its
 // files in) and pod. No value of the environment is in the pod's spec:
 // each variable refers to a key of the Secret.
-func (ws *workspace) objects(name string, req *engine.ExecRequest) (*corev1.Secret, *corev1.Pod, error) {
+func (ws *workspace) objects(name string, req *engine.ExecRequest) (*corev1.Secret, *corev1.Pod, string, error) {
 	pr := ws.params
 	argv := req.Command
 	if len(argv) == 0 {
@@ -334,13 +344,15 @@ func (ws *workspace) objects(name string, req *engine.ExecRequest) (*corev1.Secr
 	env := map[string]string{}
 	maps.Copy(env, pr.environ)
 	maps.Copy(env, req.Env)
+	nonce := ""
 	if len(req.FilesOut) > 0 {
-		// The files come back in the container's termination message
+		// The files come back at the end of the container's log
 		// (filesout.go).
-		wrapped, extra, err := withFilesOut(argv, ws.workdir, req.FilesOut)
+		wrapped, extra, n, err := withFilesOut(argv, ws.workdir, req.FilesOut)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, "", err
 		}
+		nonce = n
 		argv = wrapped
 		maps.Copy(env, extra)
 	}
@@ -377,13 +389,13 @@ func (ws *workspace) objects(name string, req *engine.ExecRequest) (*corev1.Secr
 		items = append(items, corev1.KeyToPath{Key: key, Path: clean, Mode: &mode})
 	}
 	if size > maxSecret {
-		return nil, nil, sdk.Errorf(sdk.ErrResourceExhausted, "files_in", "the command's environment and files in exceed %d KiB, what a Kubernetes Secret holds; keep large files in storage", maxSecret>>10)
+		return nil, nil, "", sdk.Errorf(sdk.ErrResourceExhausted, "files_in", "the command's environment and files in exceed %d KiB, what a Kubernetes Secret holds; keep large files in storage", maxSecret>>10)
 	}
 	workdir := ws.workdir
 	if req.Workdir != "" {
 		clean, err := engine.CleanPath("workdir", req.Workdir, true)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, "", err
 		}
 		workdir = path.Join(ws.workdir, clean)
 	}
@@ -457,7 +469,7 @@ func (ws *workspace) objects(name string, req *engine.ExecRequest) (*corev1.Secr
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: podLabels, Annotations: annotations, OwnerReferences: owner},
 		Spec:       spec,
 	}
-	return secret, pod, nil
+	return secret, pod, nonce, nil
 }
 
 // podEvent is one change of the command's pod seen by the watch.

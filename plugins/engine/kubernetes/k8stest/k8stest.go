@@ -19,6 +19,7 @@
 package k8stest
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -71,6 +72,13 @@ const (
 // so none does) reads the file with a second command, whose output is
 // this line too, and takes it as one output.
 const LogsText = "kwok=log line from kwok's kubelet server\n"
+
+// ServedLogNamespace is the namespace whose pods' containers serve, as
+// their log, the file ServedLog names, which a test writes (kwok reads it
+// when the log is asked for, and follows it): the bytes a real container
+// would have written, through the apiserver and a kubelet's log server.
+// Tests that use it do not run in parallel with one another.
+const ServedLogNamespace = "kwok-served-log"
 
 // The kwok nodes: NodeName is tainted palvella.dev/ci=true:NoSchedule and
 // labelled palvella.dev/pool=ci; OtherNode (palvella.dev/pool=general)
@@ -429,6 +437,48 @@ func (c *Cluster) Stop() {
 	os.RemoveAll(c.Dir)
 }
 
+// ServedLog is the file the containers of pods in ServedLogNamespace
+// serve as their log, in the kubelet's (CRI) log format: WriteServedLog
+// writes it.
+func (c *Cluster) ServedLog() string { return filepath.Join(c.Dir, "served.log") }
+
+// WriteServedLog writes b as the log of the containers in
+// ServedLogNamespace, as a container runtime would: stdout lines, those
+// over 16 KiB cut into partial ones (containerd's default), the last one
+// partial when b does not end with a newline.
+func (c *Cluster) WriteServedLog(b []byte) error {
+	const maxLine = 16 << 10
+	var out strings.Builder
+	for len(b) > 0 {
+		line := b
+		full := false
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, full = b[:i], true
+		}
+		for len(line) > maxLine {
+			fmt.Fprintf(&out, "2026-12-01T00:00:00.000000000Z stdout P %s\n", line[:maxLine])
+			line = line[maxLine:]
+			b = b[maxLine:]
+		}
+		tag := "P"
+		if full {
+			tag = "F"
+		}
+		fmt.Fprintf(&out, "2026-12-01T00:00:00.000000000Z stdout %s %s\n", tag, line)
+		b = b[len(line):]
+		if full {
+			b = b[1:]
+		}
+	}
+	// Written whole under another name, then renamed: a reader never sees
+	// half of it.
+	tmp := c.ServedLog() + ".new"
+	if err := os.WriteFile(tmp, []byte(out.String()), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, c.ServedLog())
+}
+
 // LogTail returns the end of a component's log ("kube-apiserver", "kwok",
 // ...), for failure messages.
 func (c *Cluster) LogTail(name string) string {
@@ -507,7 +557,24 @@ func writeKwokConfig(dir, stock string) error {
 	if err := os.WriteFile(logs, []byte("2026-12-01T00:00:00.000000000Z stdout F "+LogsText), 0o644); err != nil {
 		return err
 	}
+	if err := os.WriteFile(filepath.Join(dir, "served.log"), nil, 0o644); err != nil {
+		return err
+	}
+	// kwok takes the first ClusterLogs whose selector matches.
 	cfg := string(stages) + exitStage + fmt.Sprintf(`
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterLogs
+metadata:
+  name: served
+spec:
+  selector:
+    matchNamespaces: [%s]
+  logs:
+  - containers: []
+    logsFile: %s
+    follow: false
+`, ServedLogNamespace, filepath.Join(dir, "served.log")) + fmt.Sprintf(`
 ---
 apiVersion: kwok.x-k8s.io/v1alpha1
 kind: ClusterLogs
