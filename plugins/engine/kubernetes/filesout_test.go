@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 )
 
 // wrapperRun is one run of the files-out wrapper by a real sh, as the
@@ -393,56 +394,20 @@ func TestFilesOutThroughTheAPIServersLog_KwokServedLog(t *testing.T) {
 	p := newEngine(t, ns, nil)
 	ws := setup(t, p, exitCode("3"))
 
-	// The runtime: the command's pod, run here once it exists.
+	// The runtime: the command's pod (of exec ID id), run here once it
+	// exists; its log is what it printed, through keep.
 	root := t.TempDir()
-	ran := make(chan error, 1)
-	go func() {
-		ran <- func() error {
-			var pod *corev1.Pod
-			for pod == nil {
-				pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: labelRole + "=command"})
-				if err != nil {
-					return err
-				}
-				if len(pods.Items) > 0 {
-					pod = &pods.Items[0]
-				} else if ctx.Err() != nil {
-					return ctx.Err()
-				} else {
-					time.Sleep(20 * time.Millisecond)
-				}
-			}
-			ctr := pod.Spec.Containers[0]
-			secret, err := cs.CoreV1().Secrets(ns).Get(ctx, pod.Name, metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			argv := slices.Clone(ctr.Command)
-			if len(argv) < 7 || argv[0] != "sh" || argv[4] != ctr.WorkingDir || argv[5] != terminationLog {
-				return fmt.Errorf("the pod's command %q is not the wrapper's", argv)
-			}
-			argv[4], argv[5] = root, filepath.Join(t.TempDir(), "termination-log")
-			cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-			cmd.Dir = root
-			cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-			for _, e := range ctr.Env {
-				cmd.Env = append(cmd.Env, e.Name+"="+string(secret.Data[e.ValueFrom.SecretKeyRef.Key]))
-			}
-			var log bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &log, &log
-			if err := cmd.Run(); err != nil {
-				var ee *exec.ExitError
-				if !errors.As(err, &ee) || ee.ExitCode() != 3 {
-					return fmt.Errorf("the pod's command: %v", err)
-				}
-			}
-			return c.WriteServedLog(log.Bytes())
-		}()
-	}()
+	runtime := func(id string, keep func([]byte) []byte) <-chan error {
+		ran := make(chan error, 1)
+		go func() { ran <- runPodCommand(ctx, t, c, cs, ns, id, root, keep) }()
+		return ran
+	}
+	whole := func(b []byte) []byte { return b }
 
+	ran := runtime("whole", whole)
 	start := time.Now()
 	res, out, errOut := execText(t, p, &engine.ExecRequest{
-		WorkspaceID: ws.ID,
+		WorkspaceID: ws.ID, ExecID: "whole",
 		Script:      "echo building; seq 1 400000 > art.txt; printf 'k=v\\n' > outputs.env; printf done; exit 3",
 		FilesOut:    []string{"art.txt", "outputs.env", "missing"},
 	})
@@ -465,4 +430,67 @@ func TestFilesOutThroughTheAPIServersLog_KwokServedLog(t *testing.T) {
 		}
 		t.Fatalf("files out %v; want art.txt (%d bytes) and outputs.env whole", got, len(seq))
 	}
+
+	// The log cut in the middle of the files (a container killed while
+	// writing them): the output comes out, the files are refused naming
+	// files_out.
+	if err := c.WriteServedLog(nil); err != nil {
+		t.Fatal(err)
+	}
+	ran = runtime("cut", func(b []byte) []byte { return b[:len(b)/2] })
+	var cutOut bytes.Buffer
+	_, err = p.Exec(ctx, &engine.ExecRequest{WorkspaceID: ws.ID, ExecID: "cut", Script: "echo building; seq 1 400000 > art.txt; exit 3", FilesOut: []string{"art.txt"}},
+		func(_ string, b []byte) error { cutOut.Write(b); return nil })
+	if rerr := <-ran; rerr != nil {
+		t.Fatalf("running the pod's command: %v", rerr)
+	}
+	if !errors.Is(err, sdk.ErrInternal) || !strings.Contains(err.Error(), "files_out") || !strings.Contains(err.Error(), "cut") || cutOut.String() != "building\n" {
+		t.Fatalf("a log cut in the files: %v, output %q; want the files refused as cut, naming files_out, and the output whole", err, cutOut.String())
+	}
+}
+
+// runPodCommand plays the container runtime for the command pod of exec
+// ID id in ns: it runs the pod's command with a real sh in root, with the
+// environment the pod takes from its Secret, and writes what it printed
+// (through keep) as the log kwok serves.
+func runPodCommand(ctx context.Context, t *testing.T, c *k8stest.Cluster, cs kubernetes.Interface, ns, id, root string, keep func([]byte) []byte) error {
+	var pod *corev1.Pod
+	for pod == nil {
+		pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: labelExec + "=" + id})
+		if err != nil {
+			return err
+		}
+		if len(pods.Items) > 0 {
+			pod = &pods.Items[0]
+		} else if ctx.Err() != nil {
+			return ctx.Err()
+		} else {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	ctr := pod.Spec.Containers[0]
+	secret, err := cs.CoreV1().Secrets(ns).Get(ctx, pod.Name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	argv := slices.Clone(ctr.Command)
+	if len(argv) < 7 || argv[0] != "sh" || argv[4] != ctr.WorkingDir || argv[5] != terminationLog {
+		return fmt.Errorf("the pod's command %q is not the wrapper's", argv)
+	}
+	argv[4], argv[5] = root, filepath.Join(t.TempDir(), "termination-log")
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Dir = root
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	for _, e := range ctr.Env {
+		cmd.Env = append(cmd.Env, e.Name+"="+string(secret.Data[e.ValueFrom.SecretKeyRef.Key]))
+	}
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+			return fmt.Errorf("the pod's command: %v", err)
+		}
+	}
+	return c.WriteServedLog(keep(log.Bytes()))
 }
