@@ -408,8 +408,8 @@ func TestFilesOutThroughTheAPIServersLog_KwokServedLog(t *testing.T) {
 	start := time.Now()
 	res, out, errOut := execText(t, p, &engine.ExecRequest{
 		WorkspaceID: ws.ID, ExecID: "whole",
-		Script:      "echo building; seq 1 400000 > art.txt; printf 'k=v\\n' > outputs.env; printf done; exit 3",
-		FilesOut:    []string{"art.txt", "outputs.env", "missing"},
+		Script:   "echo building; seq 1 400000 > art.txt; printf 'k=v\\n' > outputs.env; printf done; exit 3",
+		FilesOut: []string{"art.txt", "outputs.env", "missing"},
 	})
 	if err := <-ran; err != nil {
 		t.Fatalf("running the pod's command: %v", err)
