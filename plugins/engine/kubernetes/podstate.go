@@ -17,8 +17,8 @@ type podState struct {
 	// done: the command is over, with exitCode.
 	done     bool
 	exitCode int
-	// message is the command container's termination message: its
-	// files out (filesout.go).
+	// message is the command container's termination message: with
+	// files out, whether the wrapper wrote them to the log (filesout.go).
 	message string
 	// note is a line for the job's log about how it ended or why it
 	// waits (out of memory, evicted, unschedulable), or "".
