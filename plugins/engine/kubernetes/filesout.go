@@ -275,8 +275,11 @@ func (t *trailer) hold(p []byte) error {
 		}
 	}
 	if t.endAt >= 0 {
-		if nl := bytes.IndexByte(t.held[t.endAt:], '\n'); nl >= 0 {
-			nl += t.endAt
+		// The newline that ends the end line, looked for only in what
+		// is new (a long end line read in small chunks stays linear).
+		at := max(t.endAt, from)
+		if nl := bytes.IndexByte(t.held[at:], '\n'); nl >= 0 {
+			nl += at
 			count, err := strconv.Atoi(string(t.held[t.endAt+len(t.endStart) : nl]))
 			if err != nil || count < 0 {
 				count = -1
