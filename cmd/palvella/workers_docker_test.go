@@ -100,9 +100,8 @@ spec:
 		}
 		return found
 	}
-	if l := sleeps(); len(l) != 1 {
-		t.Fatalf("the job's sleep before the freeze: %v, want one", l)
-	}
+	// START comes before the sleep has started.
+	waitFor(t, "the job's sleep before the freeze", func() bool { return len(sleeps()) == 1 })
 
 	frozen := time.Now()
 	if err := syscall.Kill(a.cmd.Process.Pid, syscall.SIGSTOP); err != nil {

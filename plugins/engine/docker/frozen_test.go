@@ -71,8 +71,15 @@ func TestFrozenHostHasItsCommandStopped(t *testing.T) {
 				}
 				return found, nil
 			}
-			if l, err := running(); err != nil || len(l) != map[string]int{"": 1, other: 2}[image] {
-				t.Fatalf("before the freeze, the command: %v %v; want its sleep (and its container)", l, err)
+			// "ready" comes before the sleep has started.
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				l, err := running()
+				if err == nil && len(l) == map[string]int{"": 1, other: 2}[image] {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("before the freeze, the command: %v %v; want its sleep (and its container)", l, err)
+				}
 			}
 
 			frozen := h.Freeze()

@@ -32,8 +32,15 @@ func TestFrozenHostHasItsCommandStopped(t *testing.T) {
 	})
 	// On raw_exec the command's processes are this machine's.
 	sleeps := func() ([]string, error) { return processes("sleep\x00614\x00"), nil }
-	if l, _ := sleeps(); len(l) != 2 {
-		t.Fatalf("before the freeze, the command's sleeps: %v; want two", l)
+	// "ready" comes before the sleeps have started.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		l, _ := sleeps()
+		if len(l) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("before the freeze, the command's sleeps: %v; want two", l)
+		}
 	}
 
 	frozen := h.Freeze()
