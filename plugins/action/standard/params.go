@@ -2,6 +2,7 @@ package standard
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -79,7 +80,7 @@ var posixShells = map[string]bool{"sh": true, "bash": true, "dash": true, "ash":
 func shellArgs(params map[string]any) ([]string, error) {
 	v, ok := params["shell"]
 	if !ok || v == nil {
-		return []string{"sh", "-e", "-c"}, nil
+		return slices.Clone(defaultShell), nil
 	}
 	var words []string
 	switch x := v.(type) {

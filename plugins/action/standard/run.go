@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -33,6 +34,14 @@ const wrapper = `PALVELLA_OUTPUT="$PWD/$1"; shift
 : > "$PALVELLA_OUTPUT" || exit 125
 export PALVELLA_OUTPUT
 exec "$@"`
+
+// defaultShell is what a run action's script runs with unless its shell
+// param says otherwise.
+var defaultShell = []string{"sh", "-e", "-c"}
+
+// inlinePrelude prepares $PALVELLA_OUTPUT as wrapper does, on one line
+// without a newline: the script's first line follows it on the same line.
+const inlinePrelude = `PALVELLA_OUTPUT="$PWD/` + outputsFile + `"; export PALVELLA_OUTPUT; : > "$PALVELLA_OUTPUT" || exit 125; `
 
 // outputsFile is the outputs file's name in the working directory. Actions
 // of a job run one after another, and each empties it first, so one file
@@ -69,6 +78,12 @@ func (p *Plugin) runScript(ctx context.Context, req *action.RunRequest, events a
 	sink := newLogSink(events)
 	argv := append([]string{"sh", "-c", wrapper, "palvella-run", outputsFile}, shell...)
 	argv = append(argv, script)
+	if slices.Equal(shell, defaultShell) {
+		// The default shell prepares $PALVELLA_OUTPUT itself, on the
+		// script's first line (so that its line numbers stay), instead of
+		// a wrapper that execs it: one exec of sh less an action.
+		argv = append(slices.Clip(shell), inlinePrelude+script)
+	}
 	// The outputs file comes back with the command's result; a host that
 	// does not return files is asked with a second command.
 	outputsPath := path.Join(workdir, outputsFile)

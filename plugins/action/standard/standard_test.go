@@ -484,3 +484,40 @@ func assertField(t *testing.T, err error, field string) {
 		t.Errorf("error = %v, want ErrInvalidArgument about %s", err, field)
 	}
 }
+
+// The default shell runs the script without the wrapper's extra exec;
+// what the script sees is the same as through the wrapper (a shell given
+// as sh -ec takes it): $0, errexit, line numbers in messages, the outputs
+// file, a first line that is a comment.
+func TestRunScriptDefaultShellIsTheWrappersEqual(t *testing.T) {
+	p := newConfigured(t, sdktest.NewLocalHost(t.TempDir()), nil)
+	script := `# the first line is a comment
+echo "zero=$0" >> "$PALVELLA_OUTPUT"
+echo "line two"
+not_a_command_here || true
+false
+echo "not reached"`
+	var got []string
+	for _, shell := range []any{nil, []any{"sh", "-ec"}} {
+		params := map[string]any{"run": script}
+		if shell != nil {
+			params["shell"] = shell
+		}
+		rec := &sdktest.Recorder{}
+		res, err := p.Run(context.Background(), &action.RunRequest{Type: "run", Name: "s", Params: params}, rec)
+		if err != nil {
+			t.Fatalf("shell %v: %v", shell, err)
+		}
+		var lines []string
+		for _, l := range rec.Lines() {
+			lines = append(lines, l.Stream+": "+l.Text)
+		}
+		got = append(got, fmt.Sprintf("%s %v zero=%v %q", res.Status, number(res.Outputs["exit_code"]), res.Outputs["zero"], lines))
+	}
+	if got[0] != got[1] {
+		t.Fatalf("the default shell and the wrapper differ:\n default: %s\n wrapper: %s", got[0], got[1])
+	}
+	if !strings.Contains(got[0], "failure 1 zero=sh") || !strings.Contains(got[0], "stdout: line two") || !strings.Contains(got[0], "4: not_a_command_here") || strings.Contains(got[0], "not reached") {
+		t.Fatalf("the script saw: %s", got[0])
+	}
+}
