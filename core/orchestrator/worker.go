@@ -333,14 +333,7 @@ type actionEnd struct {
 	msg     string
 	outputs map[string]any
 	at      time.Time
-	// started, when set, is the action's start, not written yet when it
-	// ended (lazyRunning).
-	started time.Time
 }
-
-// lazyRunning is how long an action whose end is written with its job's
-// runs before it is recorded running.
-const lazyRunning = 100 * time.Millisecond
 
 // runJob executes one job of a run and records the outcome. Every write it
 // makes for the job carries a new execution ID; a write finding another
@@ -813,8 +806,7 @@ func firstExecution(js *resource.JobStatus, resume int) bool {
 	return starts == 1
 }
 
-// recordActionAt records an action's state x as of x.at, with its start
-// when x carries one not written yet.
+// recordActionAt records an action's state x as of x.at.
 func (o *Orchestrator) recordActionAt(ctx context.Context, ns, run, job, exec string, x *actionEnd) error {
 	return o.updateJob(ctx, ns, run, job, func(j *resource.JobStatus) error {
 		if exec != "" && j.Execution != exec {
@@ -826,18 +818,9 @@ func (o *Orchestrator) recordActionAt(ctx context.Context, ns, run, job, exec st
 		if as := j.Action(x.name); as != nil {
 			setAction(as, x.status, x.msg, x.at)
 			as.Outputs = x.outputs
-			x.fillStart(as)
 		}
 		return nil
 	})
-}
-
-// fillStart sets the action's start from x when it was not written.
-func (x *actionEnd) fillStart(as *resource.ActionStatus) {
-	if as.StartedAt == nil && !x.started.IsZero() {
-		t := x.started
-		as.StartedAt = &t
-	}
 }
 
 // expanded is a job type's expansion.
@@ -896,53 +879,8 @@ func (o *Orchestrator) expand(ctx context.Context, run *resource.Run, p *plan, p
 func (o *Orchestrator) runAction(ctx context.Context, run *resource.Run, p *plan, pj *planJob, a planAction, ref sdk.ExecutionRef, exprCtx func(*jobRefs) map[string]any, end *actionEnd) (resource.Status, string, map[string]any) {
 	ns := run.Namespace
 	e := o.executionOf(ref)
-	// An action whose end is recorded with its job's (end != nil) is
-	// recorded running only once it has run for lazyRunning: a short one
-	// is written once, at its job's end, with its start (one database
-	// write less for most jobs). lazy guards that the late write of
-	// "running" never follows a later state.
-	var lazy struct {
-		sync.Mutex
-		timer   *time.Timer
-		started time.Time
-		settled bool // running was written, or need not be any more
-	}
-	defer func() {
-		// Whatever the way out, no "running" is written after it.
-		lazy.Lock()
-		lazy.settled = true
-		if lazy.timer != nil {
-			lazy.timer.Stop()
-		}
-		lazy.Unlock()
-	}()
 	record := func(st resource.Status, msg string, outputs map[string]any) {
 		x := &actionEnd{name: a.Name, status: st, msg: clipMessage(msg), outputs: outputs, at: o.now()}
-		if end != nil && st == resource.StatusRunning {
-			lazy.started = x.at
-			lazy.timer = time.AfterFunc(lazyRunning, func() {
-				lazy.Lock()
-				defer lazy.Unlock()
-				if !lazy.settled {
-					lazy.settled = true
-					o.recordActionEnd(ctx, run, pj, e, &actionEnd{name: a.Name, status: resource.StatusRunning, at: lazy.started})
-				}
-			})
-			return
-		}
-		if lazy.timer != nil {
-			lazy.Lock()
-			if !lazy.settled {
-				lazy.settled = true
-				lazy.timer.Stop()
-				if !st.Terminal() {
-					// Waiting: its start is written first, as it was.
-					o.recordActionEnd(ctx, run, pj, e, &actionEnd{name: a.Name, status: resource.StatusRunning, at: lazy.started})
-				}
-			}
-			lazy.Unlock()
-			x.started = lazy.started
-		}
 		if end != nil && st.Terminal() {
 			*end = *x
 			return
@@ -1188,7 +1126,6 @@ func (o *Orchestrator) finishJob(ctx context.Context, it jobItem, exec string, o
 				if as := j.Action(la.name); as != nil {
 					setAction(as, la.status, la.msg, la.at)
 					as.Outputs = la.outputs
-					la.fillStart(as)
 				}
 			}
 			if out.status != resource.StatusWaiting {
