@@ -148,3 +148,112 @@ func TestFirstExecution(t *testing.T) {
 		}
 	}
 }
+
+// countingDB is the real database, counting the documents created one
+// call each.
+type countingDB struct {
+	database.Database
+	creates, batches int
+}
+
+func (c *countingDB) Create(ctx context.Context, r *database.Resource) (*database.Resource, error) {
+	c.creates++
+	return c.Database.Create(ctx, r)
+}
+
+func (c *countingDB) Batch(ctx context.Context, ops []database.Op) ([]database.OpResult, error) {
+	c.batches++
+	return c.Database.(database.Batcher).Batch(ctx, ops)
+}
+
+// fanState is the state of a stored run first -> j0..j(n-1) -> last over a
+// real sqlite database, with first just ended (its document written).
+func fanState(t *testing.T, n int) (*runState, *countingDB) {
+	t.Helper()
+	ctx := context.Background()
+	db := sqlite.New()
+	resp, err := db.Configure(ctx, &sdk.ConfigureRequest{Config: map[string]any{"path": filepath.Join(t.TempDir(), "p.db")}})
+	if err != nil || sdk.HasErrors(resp.Diagnostics) {
+		t.Fatalf("Configure: %v %v", err, resp)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	counted := &countingDB{Database: db}
+	o := &Orchestrator{opts: Options{Now: time.Now}}
+	o.store = newStore(func(context.Context) (database.Database, error) { return counted, nil })
+	run := &resource.Run{Meta: resource.Meta{Kind: resource.KindRun, Namespace: "default", Name: "p-1", Labels: map[string]string{"active": "true"}}, Pipeline: "p", Status: resource.StatusRunning}
+	if err := o.store.create(ctx, run); err != nil {
+		t.Fatal(err)
+	}
+	st := newRunState(o, run, fanPlan(n), nil)
+	if err := st.updateJob(ctx, 0, succeed); err != nil {
+		t.Fatal(err)
+	}
+	counted.creates, counted.batches = 0, 0
+	return st, counted
+}
+
+func jobCount(t *testing.T, db *countingDB) (int, int64) {
+	t.Helper()
+	resp, err := db.List(context.Background(), &database.ListRequest{Kind: resource.KindJob, PageSize: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(resp.Items), resp.Revision
+}
+
+// The jobs a change makes ready are written in one batch: a fan-out's
+// documents all appear at once, each with its revision in the state.
+func TestAdvanceWritesAFanOutInOneBatch(t *testing.T) {
+	st, db := fanState(t, 50)
+	_, before := jobCount(t, db)
+	items, err := st.o.advanceRun(context.Background(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, after := jobCount(t, db)
+	if len(items) != 50 || n != 51 {
+		t.Fatalf("queued %d items and stored %d job documents, want 50 and 51 (first and the fan-out)", len(items), n)
+	}
+	if db.batches != 1 || db.creates != 0 {
+		t.Fatalf("%d batches and %d single creates, want the 50 documents in 1 batch", db.batches, db.creates)
+	}
+	for i := 1; i <= 50; i++ {
+		if st.rev[i] == 0 || st.rev[i] > after || st.rev[i] <= before || st.run.Jobs[i].Status != resource.StatusQueued {
+			t.Fatalf("job %d: revision %d (stored %d..%d), status %s", i, st.rev[i], before, after, st.run.Jobs[i].Status)
+		}
+	}
+	// The state is the documents': a write guarded by its revision passes.
+	if err := st.updateJob(context.Background(), 1, func(j *resource.JobStatus) error { j.Status = resource.StatusRunning; return nil }); err != nil {
+		t.Fatalf("a write after the batch: %v", err)
+	}
+}
+
+// When another server decided one of the jobs first, the batch is refused
+// as a whole and the advance is made write by write, taking the other
+// server's decision for that job.
+func TestAdvanceFallsBackWhenAnotherServerWroteAJob(t *testing.T) {
+	st, db := fanState(t, 3)
+	ctx := context.Background()
+	other := st.jobDoc(resource.JobStatus{Name: "j1", Status: resource.StatusQueued}, 0)
+	if err := st.o.store.create(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	db.creates = 0
+	items, err := st.o.advanceRun(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, it := range items {
+		names = append(names, it.Job)
+	}
+	if n, _ := jobCount(t, db); n != 4 || len(names) != 2 || names[0] != "j0" || names[1] != "j2" {
+		t.Fatalf("stored %d job documents and queued %v; want 4, and j0 and j2 (j1 was the other server's)", n, names)
+	}
+	if db.batches != 1 || db.creates != 3 {
+		t.Fatalf("%d batches and %d single creates; want the refused batch, then j0, j1 (refused: it exists) and j2 one by one", db.batches, db.creates)
+	}
+	if st.rev[2] != other.Revision || st.run.Jobs[2].Status != resource.StatusQueued {
+		t.Fatalf("j1 in the state: revision %d, status %s; want the other server's revision %d", st.rev[2], st.run.Jobs[2].Status, other.Revision)
+	}
+}

@@ -146,6 +146,17 @@ func (o *Orchestrator) schedule(ctx context.Context, ns, name string) (*resource
 // ready, writing each, and ends the run when every job has ended. It
 // returns the queue items of the jobs it queued.
 func (o *Orchestrator) advanceRun(ctx context.Context, st *runState) ([]jobItem, error) {
+	if st.batch == nil && len(st.ready) >= 2 {
+		if items, ok := o.advanceBatched(ctx, st); ok {
+			return items, nil
+		}
+	}
+	return o.advanceRunWrites(ctx, st)
+}
+
+// advanceRunWrites is advanceRun's work, its writes made through the
+// state (one by one, or into its batch).
+func (o *Orchestrator) advanceRunWrites(ctx context.Context, st *runState) ([]jobItem, error) {
 	now := o.now()
 	if st.run.Status == resource.StatusPending || st.run.Status == resource.StatusQueued {
 		if err := st.updateRun(ctx, func(r *resource.Run) error {

@@ -44,6 +44,7 @@ func (bs *batchedStart) updateRun(st *runState, fn func(*resource.Run) error) er
 		return err
 	}
 	doc := st.summary(&r)
+	doc.Revision = st.runRev // 0 for a run this batch creates
 	if err := bs.b.Update(doc); err != nil {
 		return err
 	}
@@ -58,16 +59,74 @@ func (bs *batchedStart) updateJob(st *runState, i int, fn func(*resource.JobStat
 	if err := fn(&js); err != nil {
 		return err
 	}
-	// A new run's jobs have no documents: each is created, once, with its
-	// last content.
-	doc := &resource.Job{Meta: resource.Meta{Kind: resource.KindJob, Namespace: st.run.Namespace, Name: resource.JobResourceName(st.run.Name, js.Name),
-		Labels: map[string]string{"run": st.run.Name}}, Run: st.run.Name, Pipeline: st.run.Pipeline, JobStatus: js}
-	if err := bs.b.Create(doc); err != nil {
+	// A job without a document (every job of a new run) is created, once,
+	// with its last content; one with a document is updated, guarded by
+	// the revision it had before the batch.
+	rev := st.rev[i]
+	doc := st.jobDoc(js, rev)
+	var err error
+	if rev == 0 {
+		err = bs.b.Create(doc)
+	} else {
+		err = bs.b.Update(doc)
+	}
+	if err != nil {
 		return err
 	}
-	st.set(i, js, 0)
+	st.set(i, js, rev)
 	bs.jobs[i] = doc
 	return nil
+}
+
+// stateSave is what a batched advance changes in a run's state, to put
+// back when its batch is not stored.
+type stateSave struct {
+	run    resource.Run
+	jobs   []resource.JobStatus
+	runRev int64
+	rev    []int64
+	ended  int
+	waits  []int
+	ready  []int
+}
+
+func (st *runState) save() stateSave {
+	return stateSave{run: *st.run, jobs: slices.Clone(st.run.Jobs), runRev: st.runRev, rev: slices.Clone(st.rev),
+		ended: st.ended, waits: slices.Clone(st.waits), ready: slices.Clone(st.ready)}
+}
+
+func (st *runState) restore(s stateSave) {
+	*st.run = s.run
+	st.run.Jobs = s.jobs
+	st.runRev, st.rev, st.ended, st.waits, st.ready = s.runRev, s.rev, s.ended, s.waits, s.ready
+}
+
+// advanceBatched is advanceRun with its writes (the jobs it decides and the
+// run's summary) made in one batch of the database: a fan-out of a
+// thousand jobs is one call instead of a thousand. It reports false,
+// having changed nothing, when the database applies no batches, the
+// writes do not fit in one, or the batch is refused (another server wrote
+// one of the documents meanwhile): advanceRun then writes one by one.
+func (o *Orchestrator) advanceBatched(ctx context.Context, st *runState) ([]jobItem, bool) {
+	saved := st.save()
+	bs := &batchedStart{b: o.store.Batch(), jobs: map[int]*resource.Job{}}
+	st.batch = bs
+	items, err := o.advanceRunWrites(ctx, st)
+	st.batch = nil
+	if err == nil && bs.b.Len() <= database.MaxBatchOps {
+		if err = bs.b.Commit(ctx); err == nil {
+			for i, doc := range bs.jobs {
+				st.rev[i] = doc.Revision
+			}
+			if bs.run != nil {
+				st.runRev = bs.run.Revision
+				st.run.Revision, st.run.UpdatedAt = bs.run.Revision, bs.run.UpdatedAt
+			}
+			return items, true
+		}
+	}
+	st.restore(saved)
+	return nil, false
 }
 
 // StartRunRecorded starts a run of pipeline pl's current version, as
