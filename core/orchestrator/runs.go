@@ -10,6 +10,7 @@ import (
 
 	"github.com/palvella/palvella/core/resource"
 	sdk "github.com/palvella/palvella/plugin-sdk"
+	"github.com/palvella/palvella/plugin-sdk/database"
 )
 
 // StartRun starts a run of a pipeline's current version.
@@ -146,7 +147,9 @@ func (o *Orchestrator) schedule(ctx context.Context, ns, name string) (*resource
 // ready, writing each, and ends the run when every job has ended. It
 // returns the queue items of the jobs it queued.
 func (o *Orchestrator) advanceRun(ctx context.Context, st *runState) ([]jobItem, error) {
-	if st.batch == nil && len(st.ready) >= 2 {
+	// A batch holds at most database.MaxBatchOps writes: a wider change
+	// is written one by one without building a batch first.
+	if st.batch == nil && len(st.ready) >= 2 && len(st.ready) < database.MaxBatchOps {
 		if items, ok := o.advanceBatched(ctx, st); ok {
 			return items, nil
 		}
