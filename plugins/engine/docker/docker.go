@@ -1,14 +1,17 @@
-// Package docker is the Docker engine: each job gets a workspace that is a
-// Docker volume of its own (and, by default, a network of its own), and
-// each command of the job runs in a new container from the job's image
-// with that volume mounted, through the Docker Engine API (never the
-// docker CLI).
+// Package docker is the Docker engine: each job gets a container of its
+// image with a workspace that is a Docker volume of its own mounted (and,
+// by default, a network of its own), and each command of the job runs in
+// that container as an exec, through the Docker Engine API (never the
+// docker CLI). A command in another image runs in a container of its own
+// that joins the job container's PID namespace.
 //
-// A container per command, not one per job: stopping a command (its
-// timeout, Cancel, the caller going away) stops its container, which takes
-// every process the command started with it, and no process of one step
-// survives into the next, as on the local engine. The workspace volume
-// carries the files from one command to the next.
+// Stopping a command (its timeout, Cancel, the caller going away) stops
+// every process it started, and no process of one step survives into the
+// next, as on the local engine: the processes of a command carry a marker
+// in their environment (jobexec.go). The workspace volume carries the
+// files from one command to the next. Teardown stops the commands and
+// leaves the removal of the container, network and volume to the
+// background (Drain waits for it).
 //
 // Everything the engine creates carries the labels palvella.dev/engine,
 // palvella.dev/owner (the plugin process) and palvella.dev/host (its
@@ -102,6 +105,9 @@ type Plugin struct {
 	workspaces map[string]*workspace
 	daemons    map[string]*daemon
 	locks      ownerlock.Locks // owner lock per state directory
+	// removals counts the workspaces Teardown is removing in the
+	// background.
+	removals sync.WaitGroup
 }
 
 var _ engine.Engine = (*Plugin)(nil)
@@ -126,7 +132,14 @@ func Serve(opts ...sdk.ServeOption) int {
 	// A host that stops answering (frozen) gets its commands stopped
 	// (engine.HostKeepalive).
 	opts = append([]sdk.ServeOption{engine.HostKeepalive()}, opts...)
-	return sdk.ServeWith(p, []sdk.Service{engine.Service(p)}, opts...)
+	code := sdk.ServeWith(p, []sdk.Service{engine.Service(p)}, opts...)
+	// The workspaces torn down last are still being removed: a host that
+	// stops the plugin gives it a moment to finish, and the next start's
+	// sweep removes what is left.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p.Drain(ctx)
+	return code
 }
 
 // Owner is the ID this plugin process labels what it creates with.

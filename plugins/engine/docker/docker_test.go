@@ -46,6 +46,23 @@ func newEngine(t testing.TB, extra map[string]any) *Plugin {
 	if len(resp.Diagnostics) > 0 {
 		t.Fatalf("Configure: %v", resp.Diagnostics)
 	}
+	// Last of the test's cleanups: once its workspaces are torn down and
+	// their removals drained, nothing of the engine's is left.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := p.Drain(ctx); err != nil {
+			t.Errorf("Drain: %v", err)
+		}
+		c, err := d.Client()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if cs, ns, vs := labelled(t, c, labelOwner+"="+p.Owner()); len(cs)+len(ns)+len(vs) > 0 {
+			t.Errorf("left on the daemon after the test: containers %v, networks %v, volumes %v", cs, ns, vs)
+		}
+	})
 	return p
 }
 

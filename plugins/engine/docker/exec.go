@@ -81,8 +81,9 @@ func (r *run) stoppedBy() stopReason {
 	return r.reason
 }
 
-// Exec runs one command in a new container of the workspace's image, the
-// workspace volume mounted at its workdir.
+// Exec runs one command: an exec in the job's container for a command of
+// the job's image, else a new container of its image with the workspace
+// volume mounted at its workdir.
 func (p *Plugin) Exec(ctx context.Context, req *engine.ExecRequest, out func(stream string, data []byte) error) (*engine.ExecResult, error) {
 	if err := req.Validate(); err != nil {
 		return nil, err
@@ -141,7 +142,7 @@ func (p *Plugin) Exec(ctx context.Context, req *engine.ExecRequest, out func(str
 		return nil, err
 	}
 	c := ws.d.c
-	created, err := c.ContainerCreate(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: hc, Platform: ws.platform()})
+	created, err := ws.create(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: hc, Platform: ws.platform()})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("docker engine: exec: %w", ctx.Err())
@@ -157,7 +158,7 @@ func (p *Plugin) Exec(ctx context.Context, req *engine.ExecRequest, out func(str
 			defer ws.removing.Done()
 			rctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			if _, err := c.ContainerRemove(rctx, created.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			if err := ws.remove(rctx, created.ID); err != nil {
 				p.log.Warn("remove a command's container", "container", created.ID, "error", err)
 			}
 		}()
@@ -362,7 +363,9 @@ func envList(env map[string]string) []string {
 // hostConfig is what the job's container and every command's container
 // share: the workspace and volumes, init, limits, network.
 func (ws *workspace) hostConfig() *container.HostConfig {
-	mounts := []mount.Mount{{Type: mount.TypeVolume, Source: ws.volume, Target: ws.workdir}}
+	// The first container that mounts the workspace volume creates it,
+	// with the engine's labels (Setup makes no call of its own for it).
+	mounts := []mount.Mount{{Type: mount.TypeVolume, Source: ws.volume, Target: ws.workdir, VolumeOptions: &mount.VolumeOptions{Labels: ws.labels}}}
 	for _, v := range ws.params.volumes {
 		m := mount.Mount{Type: mount.TypeVolume, Source: v.name, Target: v.path, ReadOnly: v.readOnly}
 		if strings.HasPrefix(v.name, "/") {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -52,11 +53,18 @@ type workspace struct {
 	pullLog []byte
 	// removing counts containers being removed in the background.
 	removing sync.WaitGroup
+	// containers are the workspace's containers not removed yet; unsure
+	// says a create failed in a way that may have made one all the same.
+	containers map[string]bool
+	unsure     bool
 }
 
-// Setup creates the job's volume (and network), after making sure the
-// daemon has the image: pulled when absent (with progress), or a clear
-// error when it cannot be.
+// Setup starts the job's container, with its workspace volume and (with
+// network: job) its network. The image is not inspected first: the
+// container is created, and only when the daemon says the image is absent
+// is it pulled (with progress), or a clear error returned when it cannot
+// be, as `docker run` does. Nor is the volume created on its own: the
+// container's mount creates it with the engine's labels.
 func (p *Plugin) Setup(ctx context.Context, req *engine.SetupRequest) (*engine.Workspace, error) {
 	cfg := p.config()
 	pr, diags := parseParams(req.Options, cfg.params, "", nil)
@@ -74,8 +82,11 @@ func (p *Plugin) Setup(ctx context.Context, req *engine.SetupRequest) (*engine.W
 		return nil, err
 	}
 	var pullLog strings.Builder
-	if err := p.ensureImage(ctx, d, pr, pr.image, func(line string) { pullLog.WriteString(line) }); err != nil {
-		return nil, err
+	progress := func(line string) { pullLog.WriteString(line) }
+	if pr.pull == "always" {
+		if err := p.ensureImage(ctx, d, pr, pr.image, progress); err != nil {
+			return nil, err
+		}
 	}
 	id := randomID(24)
 	labels := map[string]string{
@@ -84,10 +95,7 @@ func (p *Plugin) Setup(ctx context.Context, req *engine.SetupRequest) (*engine.W
 	}
 	ws := &workspace{
 		id: id, workdir: workspaceRoot + id, volume: "palvella-ws-" + id, params: pr, d: d, labels: labels, grace: cfg.grace, log: p.log,
-		running: map[string]*run{}, canceled: map[string]bool{}, pullLog: []byte(pullLog.String()),
-	}
-	if _, err := d.c.VolumeCreate(ctx, client.VolumeCreateOptions{Name: ws.volume, Labels: labels}); err != nil {
-		return nil, fmt.Errorf("docker engine: create the workspace volume: %w", err)
+		running: map[string]*run{}, canceled: map[string]bool{}, containers: map[string]bool{},
 	}
 	if pr.network == "job" {
 		ws.network = "palvella-job-" + id
@@ -96,10 +104,11 @@ func (p *Plugin) Setup(ctx context.Context, req *engine.SetupRequest) (*engine.W
 			return nil, fmt.Errorf("docker engine: create the job's network: %w", err)
 		}
 	}
-	if err := p.startHolder(ctx, ws); err != nil {
+	if err := p.startHolder(ctx, ws, progress); err != nil {
 		p.removeWorkspace(context.WithoutCancel(ctx), ws)
 		return nil, err
 	}
+	ws.pullLog = []byte(pullLog.String())
 	p.mu.Lock()
 	p.workspaces[id] = ws
 	p.mu.Unlock()
@@ -109,25 +118,66 @@ func (p *Plugin) Setup(ctx context.Context, req *engine.SetupRequest) (*engine.W
 // startHolder starts the job's container: the image's sh sleeping, under
 // docker-init (which reaps what the commands leave), with everything a
 // command of the job's image needs. An image without sh runs each command
-// in a container of its own, without a shared PID namespace.
-func (p *Plugin) startHolder(ctx context.Context, ws *workspace) error {
+// in a container of its own, without a shared PID namespace. An image the
+// daemon does not have is pulled as the pull parameter says, progress to
+// progress, and the container created again.
+func (p *Plugin) startHolder(ctx context.Context, ws *workspace, progress func(string)) error {
 	hc := ws.hostConfig()
 	init := true
 	hc.Init = &init
-	created, err := ws.d.c.ContainerCreate(ctx, client.ContainerCreateOptions{
+	opts := client.ContainerCreateOptions{
 		Config: &container.Config{Image: ws.params.image, Entrypoint: []string{"sh"}, Cmd: []string{"-c", "while :; do sleep 3600; done"},
 			Labels: withLabel(ws.labels, labelRole, "job"), User: ws.params.user, Env: ws.baseEnv(), WorkingDir: ws.workdir},
 		HostConfig: hc, Platform: ws.platform(),
-	})
+	}
+	created, err := ws.create(ctx, opts)
+	if cerrdefs.IsNotFound(err) && ws.params.pull != "always" {
+		// Most likely the image is absent (ensureImage inspects it to be
+		// sure, and says so when it cannot be had); the network named by
+		// the network parameter may be too, which the second create says.
+		if err := p.ensureImage(ctx, ws.d, ws.params, ws.params.image, progress); err != nil {
+			return err
+		}
+		created, err = ws.create(ctx, opts)
+	}
 	if err != nil {
 		return fmt.Errorf("docker engine: create the job's container: %w", err)
 	}
 	if _, err := ws.d.c.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
 		p.log.Debug("the image cannot run the job's holder; commands get their own PID namespaces", "image", ws.params.image, "error", err)
-		ws.d.c.ContainerRemove(context.WithoutCancel(ctx), created.ID, client.ContainerRemoveOptions{Force: true})
+		ws.remove(context.WithoutCancel(ctx), created.ID)
 		return ctx.Err()
 	}
 	ws.holder = created.ID
+	return nil
+}
+
+// create creates a container of the workspace, and remembers it for
+// removeWorkspace. A create that failed may still have made the container
+// (a call given up on, a connection lost on the way back): removeWorkspace
+// then looks for them by label.
+func (ws *workspace) create(ctx context.Context, opts client.ContainerCreateOptions) (client.ContainerCreateResult, error) {
+	created, err := ws.d.c.ContainerCreate(ctx, opts)
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if err != nil {
+		ws.unsure = ws.unsure || !cerrdefs.IsNotFound(err)
+		return created, err
+	}
+	ws.containers[created.ID] = true
+	return created, nil
+}
+
+// remove removes one container of the workspace and forgets it: one
+// removeWorkspace need not remove again.
+func (ws *workspace) remove(ctx context.Context, id string) error {
+	_, err := ws.d.c.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return err
+	}
+	ws.mu.Lock()
+	delete(ws.containers, id)
+	ws.mu.Unlock()
 	return nil
 }
 
@@ -206,12 +256,21 @@ func platformOf(s string) ocispec.Platform {
 	return pl
 }
 
-// Teardown stops the workspace's running commands, then removes its
-// containers, network and volume.
+// Teardown stops the workspace's running commands, then has its
+// containers, network and volume removed in the background: the job is
+// over once its commands are, and the next job need not wait for the
+// daemon to kill the job's container (docker-init and the idle sh are all
+// it still runs, with what a command started with its environment
+// cleared) and to delete its files. Drain waits for these removals; what
+// a killed process did not finish removing carries the engine's labels
+// and goes at the next start's sweep.
 func (p *Plugin) Teardown(ctx context.Context, workspaceID string) error {
 	p.mu.Lock()
 	ws := p.workspaces[workspaceID]
 	delete(p.workspaces, workspaceID)
+	if ws != nil {
+		p.removals.Add(1)
+	}
 	p.mu.Unlock()
 	if ws == nil {
 		return sdk.Errorf(sdk.ErrNotFound, "workspace_id", "no workspace %q", workspaceID)
@@ -226,33 +285,76 @@ func (p *Plugin) Teardown(ctx context.Context, workspaceID string) error {
 	for _, r := range runs {
 		r.stop(stoppedByTeardown)
 	}
-	return p.removeWorkspace(ctx, ws)
+	go func() {
+		defer p.removals.Done()
+		rctx, cancel := context.WithTimeout(context.Background(), removeTimeout)
+		defer cancel()
+		if err := p.removeWorkspace(rctx, ws); err != nil {
+			p.log.Warn("remove a workspace", "workspace", ws.id, "error", err)
+		}
+	}()
+	return nil
 }
 
-// removeWorkspace removes every container of the workspace, its network
-// and its volume.
+// removeTimeout bounds the removal of one workspace in the background.
+const removeTimeout = 2 * time.Minute
+
+// Drain waits until the workspaces torn down so far are removed from their
+// daemons, or ctx ends.
+func (p *Plugin) Drain(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { p.removals.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// removeWorkspace removes every container of the workspace, then its
+// network and its volume (which the containers hold until they go). It
+// lists the containers by label only when a create may have made one it
+// does not know of.
 func (p *Plugin) removeWorkspace(ctx context.Context, ws *workspace) error {
 	ws.removing.Wait()
 	c := ws.d.c
 	var errs []error
-	cs, err := c.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("label", labelWorkspace+"="+ws.id)})
-	if err != nil {
-		errs = append(errs, fmt.Errorf("list the workspace's containers: %w", err))
-	} else {
+	ws.mu.Lock()
+	ids := slices.Collect(maps.Keys(ws.containers))
+	unsure := ws.unsure
+	ws.mu.Unlock()
+	if unsure {
+		cs, err := c.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("label", labelWorkspace+"="+ws.id)})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("list the workspace's containers: %w", err))
+		}
 		for _, ct := range cs.Items {
-			if _, err := c.ContainerRemove(ctx, ct.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
-				errs = append(errs, fmt.Errorf("remove container %s: %w", ct.ID, err))
+			if !slices.Contains(ids, ct.ID) {
+				ids = append(ids, ct.ID)
 			}
 		}
 	}
-	if ws.network != "" {
-		if _, err := c.NetworkRemove(ctx, ws.network, client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("remove network %s: %w", ws.network, err))
+	for _, id := range ids {
+		if err := ws.remove(ctx, id); err != nil {
+			errs = append(errs, fmt.Errorf("remove container %s: %w", id, err))
 		}
+	}
+	// The network and the volume are independent of each other.
+	var wg sync.WaitGroup
+	var netErr error
+	if ws.network != "" {
+		wg.Go(func() {
+			if _, err := c.NetworkRemove(ctx, ws.network, client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+				netErr = fmt.Errorf("remove network %s: %w", ws.network, err)
+			}
+		})
 	}
 	if _, err := c.VolumeRemove(ctx, ws.volume, client.VolumeRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 		errs = append(errs, fmt.Errorf("remove volume %s: %w", ws.volume, err))
 	}
+	wg.Wait()
+	errs = append(errs, netErr)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("docker engine: teardown: %w", err)
 	}
