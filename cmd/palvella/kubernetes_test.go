@@ -51,8 +51,14 @@ func TestKubernetesEngineSetupTeardownActions_KwokNoRealContainer(t *testing.T) 
 		for e := range w.ResultChan() {
 			if pod, ok := e.Object.(*corev1.Pod); ok && e.Type == watch.Added {
 				cmd := pod.Spec.Containers[0].Command
+				script := cmd[len(cmd)-1]
+				// A run action with the default shell prepares its outputs
+				// file on the script's first line.
+				if _, after, ok := strings.Cut(script, `|| exit 125; `); ok {
+					script = after
+				}
 				mu.Lock()
-				scripts = append(scripts, cmd[len(cmd)-1])
+				scripts = append(scripts, script)
 				mu.Unlock()
 			}
 		}
