@@ -12,17 +12,24 @@ import (
 	"github.com/palvella/palvella/plugins/database/sqlite"
 )
 
+// sqliteDB is a real sqlite database in the test's directory.
+func sqliteDB(t *testing.T) database.Database {
+	t.Helper()
+	db := sqlite.New()
+	resp, err := db.Configure(context.Background(), &sdk.ConfigureRequest{Config: map[string]any{"path": filepath.Join(t.TempDir(), "p.db")}})
+	if err != nil || sdk.HasErrors(resp.Diagnostics) {
+		t.Fatalf("Configure: %v %v", err, resp)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
 // ackState is the state of a one-job run over a real sqlite database, its
 // job's document stored queued and its queue item leased.
 func ackState(t *testing.T) (*runState, database.Database, *database.QueueItem) {
 	t.Helper()
 	ctx := context.Background()
-	db := sqlite.New()
-	resp, err := db.Configure(ctx, &sdk.ConfigureRequest{Config: map[string]any{"path": filepath.Join(t.TempDir(), "p.db")}})
-	if err != nil || sdk.HasErrors(resp.Diagnostics) {
-		t.Fatalf("Configure: %v %v", err, resp)
-	}
-	t.Cleanup(func() { _ = db.Close() })
+	db := sqliteDB(t)
 	o := &Orchestrator{}
 	o.store = newStore(func(context.Context) (database.Database, error) { return db, nil })
 	run := &resource.Run{Meta: resource.Meta{Kind: resource.KindRun, Namespace: "default", Name: "p-1"}, Pipeline: "p", Status: resource.StatusRunning}
@@ -171,13 +178,7 @@ func (c *countingDB) Batch(ctx context.Context, ops []database.Op) ([]database.O
 func fanState(t *testing.T, n int) (*runState, *countingDB) {
 	t.Helper()
 	ctx := context.Background()
-	db := sqlite.New()
-	resp, err := db.Configure(ctx, &sdk.ConfigureRequest{Config: map[string]any{"path": filepath.Join(t.TempDir(), "p.db")}})
-	if err != nil || sdk.HasErrors(resp.Diagnostics) {
-		t.Fatalf("Configure: %v %v", err, resp)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	counted := &countingDB{Database: db}
+	counted := &countingDB{Database: sqliteDB(t)}
 	o := &Orchestrator{opts: Options{Now: time.Now}}
 	o.store = newStore(func(context.Context) (database.Database, error) { return counted, nil })
 	run := &resource.Run{Meta: resource.Meta{Kind: resource.KindRun, Namespace: "default", Name: "p-1", Labels: map[string]string{"active": "true"}}, Pipeline: "p", Status: resource.StatusRunning}
