@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moby/moby/client"
 	"github.com/palvella/palvella/core/config"
@@ -150,7 +151,8 @@ spec:
 		t.Fatalf("run with an absent image: %s, job %+v", ra.Status, j)
 	}
 
-	// Nothing of the jobs is left on the daemon.
+	// Nothing of the jobs is left on the daemon, once the engine has
+	// removed what Teardown leaves to the background.
 	c, err := d.Client()
 	if err != nil {
 		t.Fatal(err)
@@ -158,19 +160,24 @@ spec:
 	defer c.Close()
 	f := client.Filters{}.Add("label", "palvella.dev/engine=docker")
 	ctx := context.Background()
-	cs, err := c.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
-	if err != nil {
-		t.Fatal(err)
-	}
-	vs, err := c.VolumeList(ctx, client.VolumeListOptions{Filters: f})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns, err := c.NetworkList(ctx, client.NetworkListOptions{Filters: f})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(cs.Items)+len(vs.Items)+len(ns.Items) != 0 {
-		t.Fatalf("left on the daemon: %d containers, %d volumes, %d networks", len(cs.Items), len(vs.Items), len(ns.Items))
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		cs, err := c.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		vs, err := c.VolumeList(ctx, client.VolumeListOptions{Filters: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns, err := c.NetworkList(ctx, client.NetworkListOptions{Filters: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cs.Items)+len(vs.Items)+len(ns.Items) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("left on the daemon 30 s after the runs: %d containers, %d volumes, %d networks", len(cs.Items), len(vs.Items), len(ns.Items))
+		}
 	}
 }
