@@ -3,6 +3,7 @@ package local
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -134,9 +135,12 @@ func TestChangedWorkspaceIsNotReused(t *testing.T) {
 	}
 }
 
-// Kept workspaces go with their engine: the sweep that its supervisor
-// runs when it exits (the owner named as dead) removes them and their
-// records, as it removes the engine's other workspaces.
+// Kept workspaces go with their engine: the sweep of a root (the next
+// engine's, or the supervisor's when its engine exits) removes a kept
+// workspace whose engine is gone, and its record, as it removes the
+// engine's other workspaces. (The record is rewritten to name an engine
+// that has exited and no cgroup: the sweep kills the cgroup a record
+// names, and this test's engine is the test binary itself.)
 func TestKeptWorkspacesAreSweptWithTheirEngine(t *testing.T) {
 	p, root := poolEngine(t)
 	ctx := context.Background()
@@ -148,10 +152,20 @@ func TestKeptWorkspacesAreSweptWithTheirEngine(t *testing.T) {
 	if err := p.Teardown(ctx, ws.ID); err != nil {
 		t.Fatal(err)
 	}
-	if entries, _ := os.ReadDir(root); len(entries) == 0 {
-		t.Fatal("the root is empty: the test proves nothing")
+	p.mu.Lock()
+	kept := slices.Clone(p.pool)
+	p.mu.Unlock()
+	if len(kept) != 1 || !strings.HasPrefix(filepath.Base(kept[0].dir), "pool-") {
+		t.Fatalf("kept %+v, want one pool- workspace", kept)
 	}
-	if err := sweepRoot(root, host.self); err != nil {
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeRecord(kept[0].dir, &wsRecord{Owner: procIdentity{PID: gone.Process.Pid, Start: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sweepRoot(root, procIdentity{}); err != nil {
 		t.Fatal(err)
 	}
 	if entries, _ := os.ReadDir(root); len(entries) != 0 {
@@ -159,6 +173,6 @@ func TestKeptWorkspacesAreSweptWithTheirEngine(t *testing.T) {
 		for _, e := range entries {
 			names = append(names, e.Name())
 		}
-		t.Fatalf("the root holds %v after its engine's sweep, want nothing", names)
+		t.Fatalf("the root holds %v after the sweep, want nothing", names)
 	}
 }
