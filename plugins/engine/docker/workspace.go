@@ -350,8 +350,29 @@ func (p *Plugin) removeWorkspace(ctx context.Context, ws *workspace) error {
 			}
 		})
 	}
-	if _, err := c.VolumeRemove(ctx, ws.volume, client.VolumeRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
-		errs = append(errs, fmt.Errorf("remove volume %s: %w", ws.volume, err))
+	for attempt := 1; ; attempt++ {
+		_, err := c.VolumeRemove(ctx, ws.volume, client.VolumeRemoveOptions{Force: true})
+		if err == nil || cerrdefs.IsNotFound(err) {
+			break
+		}
+		if !cerrdefs.IsConflict(err) || attempt == 5 || ctx.Err() != nil {
+			errs = append(errs, fmt.Errorf("remove volume %s: %w", ws.volume, err))
+			break
+		}
+		// In use by a container the daemon created after the list above:
+		// a create the engine gave up on (a command's timeout) goes on at
+		// the daemon. Remove what the workspace's label finds, again.
+		time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
+		cs, lerr := c.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("label", labelWorkspace+"="+ws.id)})
+		if lerr != nil {
+			errs = append(errs, fmt.Errorf("list the workspace's containers: %w", lerr))
+			break
+		}
+		for _, ct := range cs.Items {
+			if err := ws.remove(ctx, ct.ID); err != nil {
+				errs = append(errs, fmt.Errorf("remove container %s: %w", ct.ID, err))
+			}
+		}
 	}
 	wg.Wait()
 	errs = append(errs, netErr)
