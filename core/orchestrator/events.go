@@ -23,17 +23,24 @@ import (
 // the same database. The two kinds are watched apart and merged: a run's
 // change waits until the jobs' watch has passed its revision or has
 // nothing more to say, so that a run is seen to end after its jobs.
+//
+// The jobs' changes come from the peer watch (peers.go), which reads every
+// change of a job anyway: a second watch of jobs doubled the database's
+// work for each job's write. Start must have run.
 func (o *Orchestrator) WatchEvents(ctx context.Context) {
 	w := &watcher{o: o, bus: o.opts.Events, m: o.opts.Metrics, runs: map[string]*watched{}}
 	in := make(chan watchItem, 1024)
-	o.wg.Add(4)
+	jobs := func(ev database.Event) {
+		select {
+		case in <- watchItem{kind: resource.KindJob, ev: ev}:
+		case <-ctx.Done():
+		}
+	}
+	o.jobEvents.Store(&jobs)
+	o.wg.Add(3)
 	go func() {
 		defer o.wg.Done()
 		w.watchLoop(ctx, resource.KindRun, in)
-	}()
-	go func() {
-		defer o.wg.Done()
-		w.watchLoop(ctx, resource.KindJob, in)
 	}()
 	go func() {
 		defer o.wg.Done()
@@ -78,8 +85,8 @@ func (w *watcher) publish(e events.Event) {
 	}
 }
 
-// watchLoop watches one kind, from a list of what exists (runs) or the
-// current revision (jobs), again after any failure.
+// watchLoop watches runs, from a list of those not ended, again after any
+// failure.
 func (w *watcher) watchLoop(ctx context.Context, kind string, in chan<- watchItem) {
 	for ctx.Err() == nil {
 		rev, err := w.seed(ctx, kind, in)
@@ -106,19 +113,12 @@ func (w *watcher) watchLoop(ctx context.Context, kind string, in chan<- watchIte
 	}
 }
 
-// seed returns the revision to watch after; for runs it sends the runs
-// not ended, with their jobs.
+// seed sends the runs not ended, with their jobs, and returns the
+// revision to watch runs after.
 func (w *watcher) seed(ctx context.Context, kind string, in chan<- watchItem) (int64, error) {
 	db, err := w.o.database(ctx)
 	if err != nil {
 		return 0, err
-	}
-	if kind == resource.KindJob {
-		resp, err := db.List(ctx, &database.ListRequest{Kind: kind, PageSize: 1})
-		if err != nil {
-			return 0, err
-		}
-		return resp.Revision, nil
 	}
 	var rev int64
 	var seed []*watched

@@ -120,6 +120,9 @@ type Orchestrator struct {
 	workers workerBook
 	// leaseTurn rotates the queue a lease tries first (leaseAny).
 	leaseTurn atomic.Uint64
+	// jobEvents, once WatchEvents runs, takes the job changes the peer
+	// watch reads: one watch of jobs serves both.
+	jobEvents atomic.Pointer[func(database.Event)]
 
 	wake chan struct{}
 	wg   sync.WaitGroup

@@ -100,6 +100,11 @@ func (o *Orchestrator) peerLoop(ctx context.Context, kind string, rev int64) {
 			err = db.Watch(ctx, &database.WatchRequest{Kind: kind, AfterRevision: rev}, func(ev database.Event) error {
 				rev = ev.Resource.Revision
 				o.peerChange(ctx, kind, ev)
+				if kind == resource.KindJob {
+					if f := o.jobEvents.Load(); f != nil {
+						(*f)(ev)
+					}
+				}
 				return nil
 			})
 		}
