@@ -14,13 +14,10 @@ import (
 	"github.com/palvella/palvella/plugins/engine/docker/dockertest"
 )
 
-// A server whose configuration names a docker engine runs jobs in
-// containers of its image on a real Docker daemon: the engine's setup and
-// teardown actions run in the job's containers around its own, a file one
-// job stores is in the next job's workspace, an inline
-// `engine: {type: docker, image: ...}` works too, an absent image fails
-// its job saying so, and nothing is left on the daemon afterwards.
-func TestDockerEngineRunsAPipeline(t *testing.T) {
+// startDockerd starts a Docker daemon of the test's own (dockertest),
+// stopped when the test ends.
+func startDockerd(t *testing.T) *dockertest.Daemon {
+	t.Helper()
 	d, err := dockertest.Start()
 	if err != nil {
 		t.Fatalf("dockertest: %v", err)
@@ -30,6 +27,17 @@ func TestDockerEngineRunsAPipeline(t *testing.T) {
 			t.Error(err)
 		}
 	})
+	return d
+}
+
+// A server whose configuration names a docker engine runs jobs in
+// containers of its image on a real Docker daemon: the engine's setup and
+// teardown actions run in the job's containers around its own, a file one
+// job stores is in the next job's workspace, an inline
+// `engine: {type: docker, image: ...}` works too, an absent image fails
+// its job saying so, and nothing is left on the daemon afterwards.
+func TestDockerEngineRunsAPipeline(t *testing.T) {
+	d := startDockerd(t)
 	home := t.TempDir()
 	conf := configHead + `plugins:
   engine-docker:

@@ -141,15 +141,7 @@ spec:
 // containers around its own, after a failure, a timeout and a cancel too,
 // and nothing is left on the daemon.
 func TestDockerEngineSetupTeardownActions(t *testing.T) {
-	d, err := dockertest.Start()
-	if err != nil {
-		t.Fatalf("dockertest: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := d.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
+	d := startDockerd(t)
 	dir := t.TempDir()
 	engineActionsScenario(t, `    type: docker
     image: `+dockertest.Image+`

@@ -22,15 +22,7 @@ import (
 // engine's keepalive the frozen worker's command ran on in its container
 // while the other worker ran the job.
 func TestRemoteWorkerFrozenWithDockerEngineRunsNoJobTwice(t *testing.T) {
-	d, err := dockertest.Start()
-	if err != nil {
-		t.Fatalf("dockertest: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := d.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
+	d := startDockerd(t)
 	c, err := d.Client()
 	if err != nil {
 		t.Fatal(err)
