@@ -171,35 +171,7 @@ func copyJob(js resource.JobStatus) resource.JobStatus {
 // When another writer changed the document, it is read again and fn runs
 // on the fresh copy. fn's errors are returned as they are.
 func (st *runState) updateJob(ctx context.Context, i int, fn func(*resource.JobStatus) error) error {
-	if st.batch != nil {
-		return st.batch.updateJob(st, i, fn)
-	}
-	for attempt := 0; ; attempt++ {
-		js := copyJob(st.run.Jobs[i])
-		if err := fn(&js); err != nil {
-			return err
-		}
-		doc := st.jobDoc(js, st.rev[i])
-		var err error
-		if st.rev[i] == 0 {
-			err = st.o.store.create(ctx, doc)
-		} else {
-			err = st.o.store.update(ctx, doc)
-		}
-		if err == nil {
-			st.set(i, js, doc.Revision)
-			return nil
-		}
-		if (!errors.Is(err, sdk.ErrConflict) && !errors.Is(err, sdk.ErrAlreadyExists)) || attempt >= 20 {
-			return err
-		}
-		// Another writer got there first: take its version.
-		fresh := &resource.Job{}
-		if gerr := st.o.store.get(ctx, resource.KindJob, st.run.Namespace, doc.Meta.Name, fresh); gerr != nil {
-			return gerr
-		}
-		st.set(i, fresh.JobStatus, fresh.Revision)
-	}
+	return st.updateJobAcking(ctx, i, nil, fn)
 }
 
 // jobDoc is the document of a job of the run with status js, at revision
@@ -223,37 +195,29 @@ type pendingAck struct {
 // write is made without it, as updateJob does, and the caller acks as
 // before (or finds the lease gone, as before).
 func (st *runState) updateJobAcking(ctx context.Context, i int, ack *pendingAck, fn func(*resource.JobStatus) error) error {
-	if st.batch != nil || ack == nil {
-		return st.updateJob(ctx, i, fn)
+	if st.batch != nil {
+		return st.batch.updateJob(st, i, fn)
 	}
-	for attempt := 0; attempt < 20; attempt++ {
+	for attempt := 0; ; attempt++ {
 		js := copyJob(st.run.Jobs[i])
 		if err := fn(&js); err != nil {
 			return err
 		}
 		doc := st.jobDoc(js, st.rev[i])
-		b := st.o.store.Batch()
-		var err error
-		if st.rev[i] == 0 {
-			err = b.Create(doc)
-		} else {
-			err = b.Update(doc)
-		}
-		if err != nil {
-			return err
-		}
-		b.Ack(&ack.req)
-		err = b.Commit(ctx)
+		err := st.writeJob(ctx, doc, ack)
 		if err == nil {
 			st.set(i, js, doc.Revision)
-			ack.done.Store(true)
+			if ack != nil {
+				ack.done.Store(true)
+			}
 			return nil
 		}
 		var oe *rstore.OpError
-		if errors.Is(err, sdk.ErrUnimplemented) || errors.As(err, &oe) && oe.Key.Kind == "" {
-			break // no batches, or the ack failed: the write alone
+		if ack != nil && (errors.Is(err, sdk.ErrUnimplemented) || errors.As(err, &oe) && oe.Key.Kind == "") {
+			ack = nil // no batches, or the ack failed: the write alone
+			continue
 		}
-		if !errors.Is(err, sdk.ErrConflict) && !errors.Is(err, sdk.ErrAlreadyExists) {
+		if (!errors.Is(err, sdk.ErrConflict) && !errors.Is(err, sdk.ErrAlreadyExists)) || attempt >= 20 {
 			return err
 		}
 		// Another writer got there first: take its version.
@@ -263,7 +227,29 @@ func (st *runState) updateJobAcking(ctx context.Context, i int, ack *pendingAck,
 		}
 		st.set(i, fresh.JobStatus, fresh.Revision)
 	}
-	return st.updateJob(ctx, i, fn)
+}
+
+// writeJob stores a job's document: a create when it has no revision, an
+// update guarded by it otherwise; with ack, in one batch with the ack.
+func (st *runState) writeJob(ctx context.Context, doc *resource.Job, ack *pendingAck) error {
+	if ack == nil {
+		if doc.Revision == 0 {
+			return st.o.store.create(ctx, doc)
+		}
+		return st.o.store.update(ctx, doc)
+	}
+	b := st.o.store.Batch()
+	var err error
+	if doc.Revision == 0 {
+		err = b.Create(doc)
+	} else {
+		err = b.Update(doc)
+	}
+	if err != nil {
+		return err
+	}
+	b.Ack(&ack.req)
+	return b.Commit(ctx)
 }
 
 // summary is the run's document: the run without its jobs, with counts.
