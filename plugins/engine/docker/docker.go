@@ -35,6 +35,7 @@ import (
 	sdk "github.com/palvella/palvella/plugin-sdk"
 	"github.com/palvella/palvella/plugin-sdk/engine"
 	"github.com/palvella/palvella/plugins/engine/internal/ownerlock"
+	engineparams "github.com/palvella/palvella/plugins/engine/internal/params"
 )
 
 // Name is the plugin's name.
@@ -204,18 +205,13 @@ func parseConfig(raw map[string]any) (config, []sdk.Diagnostic) {
 	bad := func(field, summary string) {
 		diags = append(diags, sdk.Diagnostic{Severity: sdk.SeverityError, Field: "config." + field, Summary: summary})
 	}
+	badf := func(field, summary string, args ...any) { bad(field, fmt.Sprintf(summary, args...)) }
 	for _, k := range slices.Sorted(maps.Keys(raw)) {
 		v := raw[k]
 		switch k {
 		case "state_dir", "docker_config":
-			s, ok := v.(string)
-			if !ok || s == "" {
-				bad(k, "must be a non-empty path")
-				continue
-			}
-			abs, err := filepath.Abs(s)
-			if err != nil {
-				bad(k, "is not a usable path: "+err.Error())
+			abs, ok := engineparams.AbsPath(k, v, badf)
+			if !ok {
 				continue
 			}
 			if k == "state_dir" {

@@ -7,6 +7,7 @@ package params
 import (
 	"fmt"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -55,4 +56,20 @@ func Environ(k string, v any, into map[string]string, bad Bad) (map[string]strin
 		into[name] = s
 	}
 	return into, true
+}
+
+// AbsPath parses a directory of the engine's own (key k): a non-empty
+// path, made absolute.
+func AbsPath(k string, v any, bad Bad) (string, bool) {
+	s, isStr := v.(string)
+	if !isStr || s == "" {
+		bad(k, "must be a non-empty path")
+		return "", false
+	}
+	abs, err := filepath.Abs(s)
+	if err != nil {
+		bad(k, "is not a usable path: %v", err)
+		return "", false
+	}
+	return abs, true
 }
