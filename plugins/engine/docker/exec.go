@@ -47,6 +47,9 @@ type run struct {
 	id   string
 	mark string // execMarker=VALUE, for an exec in the job's container
 	exec string // the exec's ID
+	// ended, for the job's first command (run by the holder's first
+	// process rather than an exec), is closed when it is over.
+	ended chan struct{}
 
 	mu     sync.Mutex
 	reason stopReason
@@ -64,7 +67,7 @@ func (r *run) stop(reason stopReason) {
 	r.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), r.ws.grace+30*time.Second)
 		defer cancel()
-		if r.exec != "" {
+		if r.exec != "" || r.ended != nil {
 			r.signalExec(ctx)
 			return
 		}
@@ -134,10 +137,21 @@ func (p *Plugin) Exec(ctx context.Context, req *engine.ExecRequest, out func(str
 			return nil, err
 		}
 	}
-	if ws.holder != "" && image == ws.params.image {
-		return p.execInJob(ctx, ws, req, out)
+	if image == ws.params.image {
+		if res, ran, err := p.execFirst(ctx, ws, req, out); ran || err != nil {
+			return res, err
+		}
 	}
-	cfg, hc, err := ws.containerConfig(req, image)
+	// A command in another image joins the holder's PID namespace: the
+	// holder must run.
+	holder, err := ws.ensureStarted(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if holder != "" && image == ws.params.image {
+		return p.execInJob(ctx, ws, holder, req, out)
+	}
+	cfg, hc, err := ws.containerConfig(req, image, holder)
 	if err != nil {
 		return nil, err
 	}
@@ -395,7 +409,7 @@ func (ws *workspace) hostConfig() *container.HostConfig {
 
 // containerConfig is the container of one command that does not run in
 // the job's container (another image, or an image without sh).
-func (ws *workspace) containerConfig(req *engine.ExecRequest, image string) (*container.Config, *container.HostConfig, error) {
+func (ws *workspace) containerConfig(req *engine.ExecRequest, image, holder string) (*container.Config, *container.HostConfig, error) {
 	argv, cmdEnv, workdir, err := ws.command(req)
 	if err != nil {
 		return nil, nil, err
@@ -422,8 +436,8 @@ func (ws *workspace) containerConfig(req *engine.ExecRequest, image string) (*co
 		AttachStderr: true,
 	}
 	hc := ws.hostConfig()
-	if ws.holder != "" {
-		hc.PidMode = container.PidMode("container:" + ws.holder)
+	if holder != "" {
+		hc.PidMode = container.PidMode("container:" + holder)
 	}
 	return cfg, hc, nil
 }

@@ -42,27 +42,27 @@ exit 0`
 
 // execInJob runs one command of the job's image in the job's container, as
 // an exec: no container is created or started for it.
-func (p *Plugin) execInJob(ctx context.Context, ws *workspace, req *engine.ExecRequest, out func(string, []byte) error) (*engine.ExecResult, error) {
+func (p *Plugin) execInJob(ctx context.Context, ws *workspace, holder string, req *engine.ExecRequest, out func(string, []byte) error) (*engine.ExecResult, error) {
 	argv, cmdEnv, workdir, err := ws.command(req)
 	if err != nil {
 		return nil, err
 	}
 	c := ws.d.c
 	if tarball := filesInTar(req); tarball != nil {
-		if _, err := c.CopyToContainer(ctx, ws.holder, client.CopyToContainerOptions{DestinationPath: ws.workdir, Content: tarball, CopyUIDGID: ws.params.user != ""}); err != nil {
+		if _, err := c.CopyToContainer(ctx, holder, client.CopyToContainerOptions{DestinationPath: ws.workdir, Content: tarball, CopyUIDGID: ws.params.user != ""}); err != nil {
 			return nil, ctxOr(ctx, fmt.Errorf("docker engine: copy files into the workspace: %w", err))
 		}
 	}
 	mark := randomID(24)
 	env := append(envList(cmdEnv), execMarker+"="+mark)
-	ex, err := c.ExecCreate(ctx, ws.holder, client.ExecCreateOptions{
+	ex, err := c.ExecCreate(ctx, holder, client.ExecCreateOptions{
 		Cmd: append([]string{"sh", "-c", wrapper, "sh"}, argv...), Env: env, WorkingDir: workdir, User: ws.params.user,
 		AttachStdout: true, AttachStderr: true,
 	})
 	if err != nil {
 		return nil, ctxOr(ctx, fmt.Errorf("docker engine: create the command: %w", err))
 	}
-	r := &run{ws: ws, id: ws.holder, mark: execMarker + "=" + mark, exec: ex.ID}
+	r := &run{ws: ws, id: holder, mark: execMarker + "=" + mark, exec: ex.ID}
 
 	ws.mu.Lock()
 	if ws.gone {
@@ -103,7 +103,7 @@ func (p *Plugin) execInJob(ctx context.Context, ws *workspace, req *engine.ExecR
 	}
 	res := r.result(code)
 	if len(req.FilesOut) > 0 {
-		files, err := ws.filesOut(ctx, ws.holder, req.FilesOut)
+		files, err := ws.filesOut(ctx, holder, req.FilesOut)
 		if err != nil {
 			return nil, ctxOr(ctx, err)
 		}
@@ -139,6 +139,14 @@ func (r *run) signalExec(ctx context.Context) {
 	r.signalMarked(ctx, "TERM")
 	deadline := time.Now().Add(r.ws.grace)
 	for time.Now().Before(deadline) {
+		if r.ended != nil {
+			select {
+			case <-r.ended:
+			case <-time.After(20 * time.Millisecond):
+				continue
+			}
+			break
+		}
 		ins, err := r.ws.d.c.ExecInspect(ctx, r.exec, client.ExecInspectOptions{})
 		if err != nil || !ins.Running {
 			break

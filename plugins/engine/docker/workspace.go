@@ -38,11 +38,18 @@ type workspace struct {
 	// its PID namespace. "" when the image cannot run it (no sh): each
 	// command then gets a container of its own.
 	holder string
-	params params
-	d      *daemon
-	labels map[string]string
-	grace  time.Duration
-	log    hclog.Logger
+	// started says the holder runs. Setup only creates it: the job's
+	// first command in its image starts it, as the holder's first
+	// process (boot.go), which spares that command an exec; anything
+	// else that needs it running starts it (ensureStarted). startMu
+	// guards holder and started while a start is under way.
+	startMu sync.Mutex
+	started bool
+	params  params
+	d       *daemon
+	labels  map[string]string
+	grace   time.Duration
+	log     hclog.Logger
 
 	mu       sync.Mutex
 	running  map[string]*run // by ExecID
@@ -115,19 +122,20 @@ func (p *Plugin) Setup(ctx context.Context, req *engine.SetupRequest) (*engine.W
 	return &engine.Workspace{ID: id, Workdir: ws.workdir}, nil
 }
 
-// startHolder starts the job's container: the image's sh sleeping, under
-// docker-init (which reaps what the commands leave), with everything a
-// command of the job's image needs. An image without sh runs each command
-// in a container of its own, without a shared PID namespace. An image the
-// daemon does not have is pulled as the pull parameter says, progress to
-// progress, and the container created again.
+// startHolder creates the job's container, to be started by its first
+// command (boot.go): the image's sh, under docker-init (which reaps what
+// the commands leave), with everything a command of the job's image
+// needs. An image the daemon does not have is pulled as the pull
+// parameter says, progress to progress, and the container created again.
 func (p *Plugin) startHolder(ctx context.Context, ws *workspace, progress func(string)) error {
 	hc := ws.hostConfig()
 	init := true
 	hc.Init = &init
 	opts := client.ContainerCreateOptions{
-		Config: &container.Config{Image: ws.params.image, Entrypoint: []string{"sh"}, Cmd: []string{"-c", "while :; do sleep 3600; done"},
-			Labels: withLabel(ws.labels, labelRole, "job"), User: ws.params.user, Env: ws.baseEnv(), WorkingDir: ws.workdir},
+		Config: &container.Config{Image: ws.params.image, Entrypoint: []string{"sh"}, Cmd: []string{"-c", bootScript},
+			Labels: withLabel(ws.labels, labelRole, "job"), User: ws.params.user, Env: ws.baseEnv(), WorkingDir: ws.workdir,
+			// The first command's script comes on stdin (boot.go).
+			OpenStdin: true, StdinOnce: true, AttachStdin: true, AttachStdout: true, AttachStderr: true},
 		HostConfig: hc, Platform: ws.platform(),
 	}
 	created, err := ws.create(ctx, opts)
@@ -143,13 +151,46 @@ func (p *Plugin) startHolder(ctx context.Context, ws *workspace, progress func(s
 	if err != nil {
 		return fmt.Errorf("docker engine: create the job's container: %w", err)
 	}
-	if _, err := ws.d.c.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
-		p.log.Debug("the image cannot run the job's holder; commands get their own PID namespaces", "image", ws.params.image, "error", err)
-		ws.remove(context.WithoutCancel(ctx), created.ID)
-		return ctx.Err()
-	}
 	ws.holder = created.ID
 	return nil
+}
+
+// ensureStarted starts the job's container if no command started it yet,
+// and returns it: "" when the image cannot run it (no sh), which then
+// runs each command in a container of its own, without a shared PID
+// namespace. A holder that stopped (it was killed) is started again.
+func (ws *workspace) ensureStarted(ctx context.Context) (string, error) {
+	ws.startMu.Lock()
+	defer ws.startMu.Unlock()
+	if ws.holder == "" || ws.started {
+		return ws.holder, nil
+	}
+	return ws.holder, ws.startLocked(ctx)
+}
+
+// startLocked starts the holder, with startMu held; when the image cannot
+// run it, the holder is removed and forgotten, and the error is nil
+// unless ctx ended.
+func (ws *workspace) startLocked(ctx context.Context) error {
+	if _, err := ws.d.c.ContainerStart(ctx, ws.holder, client.ContainerStartOptions{}); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("docker engine: start the job's container: %w", ctx.Err())
+		}
+		ws.log.Debug("the image cannot run the job's holder; commands get their own PID namespaces", "image", ws.params.image, "error", err)
+		ws.remove(context.WithoutCancel(ctx), ws.holder)
+		ws.holder = ""
+		return nil
+	}
+	ws.started = true
+	return nil
+}
+
+// holderStopped records that the holder is no longer running (its first
+// process ended): the next command that needs it starts it again.
+func (ws *workspace) holderStopped() {
+	ws.startMu.Lock()
+	ws.started = false
+	ws.startMu.Unlock()
 }
 
 // create creates a container of the workspace, and remembers it for
