@@ -100,6 +100,14 @@ spec:
 			t.Errorf("%s/%s = %s", a[0], a[1], st)
 		}
 	}
+	// The write that started job use recorded its action running too; the
+	// action's recorded start is still its own, after the engine made the
+	// job's container and copied the stored file in.
+	use, show := r.Job("use"), actionOf(t, r, "use", "show")
+	if use.StartedAt == nil || show.StartedAt == nil || show.FinishedAt == nil ||
+		show.StartedAt.Sub(*use.StartedAt) < 20*time.Millisecond || show.FinishedAt.Before(*show.StartedAt) {
+		t.Errorf("job use started at %v, its action ran from %v to %v: want the action's start after the container was made", use.StartedAt, show.StartedAt, show.FinishedAt)
+	}
 	var logs []string
 	s.runLogs("boxed-1", func(l storedLine) { logs = append(logs, l.text) })
 	all := strings.Join(logs, "\n")

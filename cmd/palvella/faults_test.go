@@ -362,6 +362,11 @@ func pluginCannotStart(t *testing.T, plugin string) {
 	if a.Status != resource.StatusFailure || !strings.Contains(a.Reason, `"`+plugin+`" did not start within 3s`) || !strings.Contains(a.Reason, "sha256") || strings.Contains(a.Reason, "\n") {
 		t.Fatalf("job a = %s (%q); want a failure naming the engine plugin", a.Status, a.Reason)
 	}
+	// Its action, recorded running with the job's last start, never ran
+	// in that execution: without an engine it was not reached.
+	if act := a.Actions[0]; plugin == "engine-local" && (act.Status != resource.StatusSkipped || act.Message != "not reached") {
+		t.Errorf("job a's action = %s (%q); want skipped, not reached: the engine never started it", act.Status, act.Message)
+	}
 }
 
 // A pipeline deleted and applied again under the same name starts afresh:

@@ -90,6 +90,32 @@ func TestTooManyJobsAreRefusedAtApply(t *testing.T) {
 	}
 }
 
+// A trivial job's document is written three times: queued (with its
+// run's start), running with its first action running (one write), and
+// its outcome with its action's end. Each write is a change every server
+// watching the database reads.
+func TestTrivialJobIsWrittenThreeTimes(t *testing.T) {
+	s := startServer(t, "")
+	s.mustCLI("pipeline", "apply", "-f", writePipeline(t, "tiny", "  jobs:\n    - name: one\n      actions:\n        - name: noop\n          run: \"true\"\n"))
+	s.mustCLI("pipeline", "run", "tiny", "--wait")
+	db, err := sql.Open("sqlite3", "file:"+filepath.Join(s.home, "palvella.db")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var writes int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM changes WHERE kind = 'Job' AND name = ?`, resource.JobResourceName("tiny-1", "one")).Scan(&writes); err != nil {
+		t.Fatal(err)
+	}
+	if writes != 3 {
+		t.Errorf("job one of tiny-1 was written %d times, want 3", writes)
+	}
+	act := actionOf(t, s.run("tiny-1"), "one", "noop")
+	if act.Status != resource.StatusSuccess || act.StartedAt == nil || act.FinishedAt == nil || act.FinishedAt.Before(*act.StartedAt) {
+		t.Errorf("action noop: %+v", act)
+	}
+}
+
 // A trivial run leaves a small trace in the database: its summary, one
 // job document and its trigger record, and its changes (the history is
 // bounded by count besides age; here it holds every change). Measured:

@@ -34,6 +34,11 @@ type execution struct {
 	// first: the job never ran before this execution (its transitions
 	// hold one start), so its actions have no earlier logs.
 	first bool
+	// premarked is the action recorded running with the job's start, and
+	// premarkedRan says it was reached (the job's actions run one after
+	// the other, on one goroutine).
+	premarked    string
+	premarkedRan bool
 }
 
 // interrupt records that the job was stopped from the outside.

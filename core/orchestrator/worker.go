@@ -321,6 +321,10 @@ type jobOutcome struct {
 	// lastAction is the end of the job's last action, recorded with the
 	// job's own end: one write of the job's document instead of two.
 	lastAction *actionEnd
+	// unreached names the action recorded running with the job's start
+	// (startedJob.premarked) when the job ended before it ran: it is
+	// recorded as not reached, as if it had not been marked.
+	unreached string
 	// ack, when set, is the ack of the job's queue item, made with the
 	// write of its outcome (updateJobAcking).
 	ack *pendingAck
@@ -333,6 +337,9 @@ type actionEnd struct {
 	msg     string
 	outputs map[string]any
 	at      time.Time
+	// startedAt, when set, is when the action started, for an action
+	// whose start was recorded early (with its job's start).
+	startedAt *time.Time
 }
 
 // runJob executes one job of a run and records the outcome. Every write it
@@ -362,6 +369,10 @@ type startedJob struct {
 	// its run's; timeoutReason is the job's reason when it passes.
 	timeout       time.Duration
 	timeoutReason string
+	// premarked is the job's first action when the write that marked the
+	// job running marked it running too (one write instead of two at the
+	// start of every job: firstAction).
+	premarked string
 	// ack, for the embedded worker, is its queue item's ack, made with
 	// the write of the job's outcome when the database can.
 	ack *pendingAck
@@ -381,6 +392,7 @@ func (o *Orchestrator) startJob(ctx context.Context, it jobItem, worker string) 
 		pj                 *planJob
 		resume             int
 		recovered, tooMany bool
+		premarked          string
 	)
 	// The run may have ended on another server a moment ago, before this
 	// one heard of it: its summary says so. (A run that ends after this
@@ -429,8 +441,15 @@ func (o *Orchestrator) startJob(ctx context.Context, it jobItem, worker string) 
 			if j.Attempt == 0 {
 				j.Attempt = 1
 			}
+			premarked = ""
 			if pj.Uses == "" {
 				resetActions(j, pj.Actions, resume)
+				// A job of this server's own starts its first action
+				// at once: both are recorded in this write.
+				if k := firstAction(pj.Actions, resume); k >= 0 && worker == "" && o.remote == nil {
+					setAction(&j.Actions[k], resource.StatusRunning, "", now)
+					premarked = pj.Actions[k].Name
+				}
 			}
 			return nil
 		})
@@ -459,7 +478,7 @@ func (o *Orchestrator) startJob(ctx context.Context, it jobItem, worker string) 
 	if timeout == 0 {
 		timeout = o.opts.DefaultRunTimeout
 	}
-	s := &startedJob{it: it, exec: exec, run: run, js: js, p: p, pj: pj, resume: resume}
+	s := &startedJob{it: it, exec: exec, run: run, js: js, p: p, pj: pj, resume: resume, premarked: premarked}
 	if run.StartedAt != nil {
 		runTimeout := p.Timeout
 		if runTimeout == 0 {
@@ -490,7 +509,7 @@ func (o *Orchestrator) runStarted(ctx context.Context, s *startedJob) dispositio
 	jctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	js := s.js
-	out := o.execute(jctx, s.run, s.p, s.pj, &js, s.resume, s.exec)
+	out := o.execute(jctx, s.run, s.p, s.pj, &js, s.resume, s.exec, s.premarked)
 	if out.status == resource.StatusFailure && errors.Is(jctx.Err(), context.DeadlineExceeded) {
 		out.reason = fmt.Sprintf("timed out after %s", s.timeout.Round(time.Millisecond))
 		if s.timeoutReason != "" {
@@ -575,9 +594,17 @@ func (o *Orchestrator) interruptJob(ctx context.Context, it jobItem, exec, why s
 var errStale = errors.New("stale job")
 
 // execute runs a job's actions on its engine.
-func (o *Orchestrator) execute(ctx context.Context, run *resource.Run, p *plan, pj *planJob, js *resource.JobStatus, resume int, exec string) jobOutcome {
+func (o *Orchestrator) execute(ctx context.Context, run *resource.Run, p *plan, pj *planJob, js *resource.JobStatus, resume int, exec, premarked string) (outcome jobOutcome) {
 	ctx, release := o.holdPlugins(ctx) // the job runs on the plugin versions current now
 	defer release()
+	var e *execution
+	if premarked != "" {
+		defer func() {
+			if e == nil || !e.premarkedRan {
+				outcome.unreached = premarked
+			}
+		}()
+	}
 	ns := run.Namespace
 	exprCtx := func(refs *jobRefs) map[string]any {
 		return o.exprContextOf(context.WithoutCancel(ctx), run, p, pj.Name, refs)
@@ -651,7 +678,7 @@ func (o *Orchestrator) execute(ctx context.Context, run *resource.Run, p *plan, 
 		return jobOutcome{status: resource.StatusFailure, reason: err.Error()}
 	}
 	ref := sdk.ExecutionRef{Namespace: ns, Pipeline: run.Pipeline, Run: run.Name, Job: pj.Name, Attempt: js.Attempt}
-	e := &execution{ref: ref, id: exec, engine: eng, workspace: ws, env: env, first: firstExecution(js, resume),
+	e = &execution{ref: ref, id: exec, engine: eng, workspace: ws, env: env, first: firstExecution(js, resume), premarked: premarked,
 		scope: storage.Scope{Kind: storage.ScopeRun, Namespace: ns, Pipeline: run.Pipeline, Run: run.Name}}
 	defer o.register(e)()
 
@@ -659,7 +686,7 @@ func (o *Orchestrator) execute(ctx context.Context, run *resource.Run, p *plan, 
 		return jobOutcome{status: resource.StatusFailure, reason: err.Error()}
 	}
 
-	outcome := jobOutcome{status: resource.StatusSuccess, outputs: map[string]any{}}
+	outcome = jobOutcome{status: resource.StatusSuccess, outputs: map[string]any{}}
 	for _, prev := range js.Actions {
 		if prev.Status == resource.StatusSuccess {
 			maps.Copy(outcome.outputs, prev.Outputs)
@@ -816,11 +843,34 @@ func (o *Orchestrator) recordActionAt(ctx context.Context, ns, run, job, exec st
 			return errStale // the run ended (cancelled): its record stands
 		}
 		if as := j.Action(x.name); as != nil {
-			setAction(as, x.status, x.msg, x.at)
-			as.Outputs = x.outputs
+			setActionEnd(as, x)
 		}
 		return nil
 	})
+}
+
+// setActionEnd applies x to the action's status.
+func setActionEnd(as *resource.ActionStatus, x *actionEnd) {
+	setAction(as, x.status, x.msg, x.at)
+	as.Outputs = x.outputs
+	if x.startedAt != nil {
+		as.StartedAt = x.startedAt
+	}
+}
+
+// firstAction is the index of the job's first action to run from resume
+// on when its start can be recorded with the job's (it has no if), or -1.
+func firstAction(actions []planAction, resume int) int {
+	for i, a := range actions {
+		if i < resume && a.Phase != phaseSetup {
+			continue
+		}
+		if a.If != "" {
+			return -1
+		}
+		return i
+	}
+	return -1
 }
 
 // expanded is a job type's expansion.
@@ -879,8 +929,9 @@ func (o *Orchestrator) expand(ctx context.Context, run *resource.Run, p *plan, p
 func (o *Orchestrator) runAction(ctx context.Context, run *resource.Run, p *plan, pj *planJob, a planAction, ref sdk.ExecutionRef, exprCtx func(*jobRefs) map[string]any, end *actionEnd) (resource.Status, string, map[string]any) {
 	ns := run.Namespace
 	e := o.executionOf(ref)
+	var startedAt *time.Time
 	record := func(st resource.Status, msg string, outputs map[string]any) {
-		x := &actionEnd{name: a.Name, status: st, msg: clipMessage(msg), outputs: outputs, at: o.now()}
+		x := &actionEnd{name: a.Name, status: st, msg: clipMessage(msg), outputs: outputs, at: o.now(), startedAt: startedAt}
 		if end != nil && st.Terminal() {
 			*end = *x
 			return
@@ -903,7 +954,15 @@ func (o *Orchestrator) runAction(ctx context.Context, run *resource.Run, p *plan
 			return resource.StatusSkipped, "", nil
 		}
 	}
-	record(resource.StatusRunning, "", nil)
+	if e != nil && e.premarked == a.Name && !e.premarkedRan {
+		// Recorded running with the job's start: its real start is
+		// recorded with its end.
+		e.premarkedRan = true
+		now := o.now()
+		startedAt = &now
+	} else {
+		record(resource.StatusRunning, "", nil)
+	}
 	key := logKey(ns, run.Name, pj.Name, a.Name)
 	lg := o.openLog(run, pj.Name, a.Name, o.maskerFor(ref), e != nil && e.first)
 	closeLog := sync.OnceFunc(func() {
@@ -1124,9 +1183,11 @@ func (o *Orchestrator) finishJob(ctx context.Context, it jobItem, exec string, o
 			j.Outputs = out.outputs
 			if la := out.lastAction; la != nil {
 				if as := j.Action(la.name); as != nil {
-					setAction(as, la.status, la.msg, la.at)
-					as.Outputs = la.outputs
+					setActionEnd(as, la)
 				}
+			}
+			if as := j.Action(out.unreached); out.unreached != "" && as != nil && as.Status == resource.StatusRunning {
+				as.Status, as.StartedAt = resource.StatusPending, nil // not reached, below
 			}
 			if out.status != resource.StatusWaiting {
 				// Actions the job did not reach.
