@@ -296,17 +296,23 @@ func (w *watcher) jobChange(ev database.Event) {
 	if ev.Type == database.EventDeleted {
 		return
 	}
-	doc := &resource.Job{}
-	if err := decode(&ev.Resource, doc); err != nil {
-		w.o.log.Warn("decode a job for events", "job", ev.Resource.Key.Name, "error", err)
-		return
+	// A change this process made, or has read since, is in the run's
+	// state when the state is at it: no need to decode it.
+	js, run, rev, ok := w.o.keptJob(ev)
+	if !ok {
+		doc := &resource.Job{}
+		if err := decode(&ev.Resource, doc); err != nil {
+			w.o.log.Warn("decode a job for events", "job", ev.Resource.Key.Name, "error", err)
+			return
+		}
+		js, run, rev = doc.JobStatus, doc.Run, ev.Resource.Revision
 	}
-	wr := w.runs[ev.Resource.Key.Namespace+"/"+doc.Run]
+	wr := w.runs[ev.Resource.Key.Namespace+"/"+run]
 	if wr == nil {
 		return // a run not followed: ended, or not seen start
 	}
-	prev := wr.jobs[doc.JobStatus.Name]
-	if prev != nil && ev.Resource.Revision <= prev.revision {
+	prev := wr.jobs[js.Name]
+	if prev != nil && rev <= prev.revision {
 		return
 	}
 	old := &resource.JobStatus{}
@@ -314,14 +320,14 @@ func (w *watcher) jobChange(ev database.Event) {
 		old = &prev.job
 	}
 	base := events.Event{Namespace: wr.run.Namespace, Pipeline: wr.run.Pipeline, Run: wr.run.Name}
-	w.diffJob(base, old, &doc.JobStatus)
+	w.diffJob(base, old, &js)
 	if old.Status == resource.StatusQueued {
 		w.queued--
 	}
-	if doc.JobStatus.Status == resource.StatusQueued {
+	if js.Status == resource.StatusQueued {
 		w.queued++
 	}
-	wr.jobs[doc.JobStatus.Name] = &watchedJob{revision: ev.Resource.Revision, job: doc.JobStatus}
+	wr.jobs[js.Name] = &watchedJob{revision: rev, job: js}
 	if w.m != nil {
 		w.m.JobsQueued.Set(float64(w.queued))
 	}

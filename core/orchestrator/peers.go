@@ -236,6 +236,33 @@ func (o *Orchestrator) ownJobChange(ev database.Event) bool {
 	return ok && ev.Resource.Revision <= st.rev[i]
 }
 
+// keptJob returns the status of the job a change is of as this process's
+// state of its run holds it, with its run's name and its revision, when
+// the state is at that very change (it wrote it, or read it since). A
+// state already past it does not do: the events between the two would
+// be lost. The state replaces a job's status rather than change it, so
+// the status returned is not changed afterwards.
+func (o *Orchestrator) keptJob(ev database.Event) (js resource.JobStatus, run string, rev int64, ok bool) {
+	ns, runName := ev.Resource.Key.Namespace, ev.Resource.Labels["run"]
+	job, found := strings.CutPrefix(ev.Resource.Key.Name, runName+".")
+	if runName == "" || !found {
+		return js, "", 0, false
+	}
+	o.mu.Lock()
+	st := o.runs[ns+"/"+runName]
+	o.mu.Unlock()
+	if st == nil {
+		return js, "", 0, false
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	i, found := st.index(job)
+	if !found || ev.Resource.Revision != st.rev[i] {
+		return js, "", 0, false
+	}
+	return st.run.Jobs[i], runName, st.rev[i], true
+}
+
 // stopRunJobs stops the jobs of a run that run in this process.
 func (o *Orchestrator) stopRunJobs(ns, name string) {
 	prefix := ns + "/" + name + "/"
