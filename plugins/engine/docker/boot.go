@@ -10,7 +10,6 @@ import (
 	"sync"
 
 	"github.com/moby/moby/client"
-	sdk "github.com/palvella/palvella/plugin-sdk"
 	"github.com/palvella/palvella/plugin-sdk/engine"
 )
 
@@ -104,25 +103,11 @@ func (p *Plugin) execFirst(ctx context.Context, ws *workspace, req *engine.ExecR
 		}
 	}
 	r := &run{ws: ws, id: holder, mark: mark, ended: make(chan struct{})}
-	ws.mu.Lock()
-	if ws.gone {
-		ws.mu.Unlock()
-		return nil, true, sdk.Errorf(sdk.ErrNotFound, "workspace_id", "no workspace %q", req.WorkspaceID)
+	unregister, cancelled, err := ws.register(req, r)
+	if cancelled != nil || err != nil {
+		return cancelled, true, err
 	}
-	if req.ExecID != "" {
-		if ws.canceled[req.ExecID] {
-			delete(ws.canceled, req.ExecID)
-			ws.mu.Unlock()
-			return &engine.ExecResult{ExitCode: 143, Cancelled: true}, true, nil
-		}
-		ws.running[req.ExecID] = r
-		defer func() {
-			ws.mu.Lock()
-			delete(ws.running, req.ExecID)
-			ws.mu.Unlock()
-		}()
-	}
-	ws.mu.Unlock()
+	defer unregister()
 
 	att, err := c.ContainerAttach(ctx, holder, client.ContainerAttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
 	if err != nil {

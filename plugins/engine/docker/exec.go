@@ -78,6 +78,30 @@ func (r *run) stop(reason stopReason) {
 	})
 }
 
+// register records r as the command of req.ExecID while it runs, for
+// Cancel; unregister forgets it. A command cancelled before it ran gets
+// its result instead, and one of a workspace torn down an error.
+func (ws *workspace) register(req *engine.ExecRequest, r *run) (unregister func(), cancelled *engine.ExecResult, err error) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if ws.gone {
+		return nil, nil, sdk.Errorf(sdk.ErrNotFound, "workspace_id", "no workspace %q", req.WorkspaceID)
+	}
+	if req.ExecID == "" {
+		return func() {}, nil, nil
+	}
+	if ws.canceled[req.ExecID] {
+		delete(ws.canceled, req.ExecID)
+		return nil, &engine.ExecResult{ExitCode: 143, Cancelled: true}, nil
+	}
+	ws.running[req.ExecID] = r
+	return func() {
+		ws.mu.Lock()
+		delete(ws.running, req.ExecID)
+		ws.mu.Unlock()
+	}, nil, nil
+}
+
 func (r *run) stoppedBy() stopReason {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -187,25 +211,11 @@ func (p *Plugin) Exec(ctx context.Context, req *engine.ExecRequest, out func(str
 		}
 	}
 
-	ws.mu.Lock()
-	if ws.gone {
-		ws.mu.Unlock()
-		return nil, sdk.Errorf(sdk.ErrNotFound, "workspace_id", "no workspace %q", req.WorkspaceID)
+	unregister, cancelled, err := ws.register(req, r)
+	if cancelled != nil || err != nil {
+		return cancelled, err
 	}
-	if req.ExecID != "" {
-		if ws.canceled[req.ExecID] {
-			delete(ws.canceled, req.ExecID)
-			ws.mu.Unlock()
-			return &engine.ExecResult{ExitCode: 143, Cancelled: true}, nil
-		}
-		ws.running[req.ExecID] = r
-		defer func() {
-			ws.mu.Lock()
-			delete(ws.running, req.ExecID)
-			ws.mu.Unlock()
-		}()
-	}
-	ws.mu.Unlock()
+	defer unregister()
 
 	att, err := c.ContainerAttach(ctx, created.ID, client.ContainerAttachOptions{Stream: true, Stdout: true, Stderr: true})
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/moby/moby/client"
-	sdk "github.com/palvella/palvella/plugin-sdk"
 	"github.com/palvella/palvella/plugin-sdk/engine"
 )
 
@@ -64,25 +63,11 @@ func (p *Plugin) execInJob(ctx context.Context, ws *workspace, holder string, re
 	}
 	r := &run{ws: ws, id: holder, mark: execMarker + "=" + mark, exec: ex.ID}
 
-	ws.mu.Lock()
-	if ws.gone {
-		ws.mu.Unlock()
-		return nil, sdk.Errorf(sdk.ErrNotFound, "workspace_id", "no workspace %q", req.WorkspaceID)
+	unregister, cancelled, err := ws.register(req, r)
+	if cancelled != nil || err != nil {
+		return cancelled, err
 	}
-	if req.ExecID != "" {
-		if ws.canceled[req.ExecID] {
-			delete(ws.canceled, req.ExecID)
-			ws.mu.Unlock()
-			return &engine.ExecResult{ExitCode: 143, Cancelled: true}, nil
-		}
-		ws.running[req.ExecID] = r
-		defer func() {
-			ws.mu.Lock()
-			delete(ws.running, req.ExecID)
-			ws.mu.Unlock()
-		}()
-	}
-	ws.mu.Unlock()
+	defer unregister()
 
 	att, err := c.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{})
 	if err != nil {
