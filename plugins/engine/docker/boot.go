@@ -81,7 +81,7 @@ func (p *Plugin) execFirst(ctx context.Context, ws *workspace, req *engine.ExecR
 		}
 	}
 	defer unlock()
-	if ws.holder == "" || ws.started {
+	if ws.holder == "" || ws.started || ws.booted {
 		return nil, false, nil
 	}
 	holder := ws.holder
@@ -122,7 +122,17 @@ func (p *Plugin) execFirst(ctx context.Context, ws *workspace, req *engine.ExecR
 	if err := att.CloseWrite(); err != nil {
 		return nil, true, ctxOr(ctx, fmt.Errorf("docker engine: send the command to the job's container: %w", err))
 	}
+	ws.booted = true
 	if err := ws.startLocked(ctx); err != nil {
+		// The caller gave up during the start, which may still go through
+		// at the daemon, or later with the script waiting on the
+		// container's stdin: the container goes, so that the command cannot
+		// run after its caller gave up. The job's other commands, if any,
+		// get containers of their own.
+		if rerr := ws.remove(context.WithoutCancel(ctx), holder); rerr != nil {
+			ws.log.Warn("remove the job's container", "container", holder, "error", rerr)
+		}
+		ws.holder = ""
 		return nil, true, err
 	}
 	if ws.holder == "" {

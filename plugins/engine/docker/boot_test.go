@@ -3,12 +3,21 @@ package docker
 import (
 	"bytes"
 	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/moby/moby/client"
 	"github.com/palvella/palvella/plugin-sdk/engine"
+	"github.com/palvella/palvella/plugins/engine/docker/dockertest"
 )
 
 // The job's first command runs as the job's container's first process
@@ -156,4 +165,55 @@ func FuzzEndMarks(f *testing.F) {
 			t.Fatalf("status %d %v, done %d times; want %d, true, once", st, ok, doneCalls, code%10)
 		}
 	})
+}
+
+// A caller that gives up while the job's container starts for its first
+// command (the start goes through at the daemon after the call ended, as
+// a slow daemon's may) never has the command run: its script waits on
+// the container's stdin, so the container is removed. The job's next
+// command still runs, in a container of its own.
+func TestFirstCommandGivenUpDuringItsStartNeverRuns(t *testing.T) {
+	sock := strings.TrimPrefix(dockertest.Shared(t).Host, "unix://")
+	toDaemon := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(&url.URL{Scheme: "http", Host: "docker"}) },
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}},
+	}
+	var delayed atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/start") && delayed.CompareAndSwap(false, true) {
+			// The daemon gets the start a second after the caller gave up.
+			time.Sleep(1500 * time.Millisecond)
+			req, _ := http.NewRequestWithContext(context.Background(), r.Method, "http://docker"+r.URL.RequestURI(), nil)
+			if resp, err := toDaemon.Do(req); err == nil {
+				resp.Body.Close()
+			}
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	p := newEngine(t, map[string]any{"host": "tcp://" + srv.Listener.Addr().String()})
+	dir := t.TempDir()
+	ws := setup(t, p, map[string]any{"volumes": []any{map[string]any{"name": dir, "path": "/out"}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if _, err := p.Exec(ctx, &engine.ExecRequest{WorkspaceID: ws.ID, Script: "touch /out/ran"}, nil); err == nil {
+		t.Fatal("Exec whose caller gave up during the start: no error")
+	}
+	time.Sleep(3 * time.Second) // past the delayed start
+	if _, err := os.Stat(filepath.Join(dir, "ran")); err == nil {
+		t.Fatal("the command ran after its caller gave up")
+	}
+	res, out, errOut := execText(t, p, &engine.ExecRequest{WorkspaceID: ws.ID, Script: "echo again; touch /out/next"})
+	if res.ExitCode != 0 || out != "again\n" {
+		t.Fatalf("next command: exit %d, %q %q", res.ExitCode, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ran")); err == nil {
+		t.Fatal("the given-up command ran with the next one")
+	}
 }

@@ -45,11 +45,15 @@ type workspace struct {
 	// guards holder and started while a start is under way.
 	startMu sync.Mutex
 	started bool
-	params  params
-	d       *daemon
-	labels  map[string]string
-	grace   time.Duration
-	log     hclog.Logger
+	// booted says a first command started the holder: a holder started
+	// again (it was killed) runs its commands as execs, whatever its
+	// stdin then is.
+	booted bool
+	params params
+	d      *daemon
+	labels map[string]string
+	grace  time.Duration
+	log    hclog.Logger
 
 	mu       sync.Mutex
 	running  map[string]*run // by ExecID
