@@ -508,9 +508,15 @@ echo "not reached"`
 		if err != nil {
 			t.Fatalf("shell %v: %v", shell, err)
 		}
+		// Each stream's lines in order; the two streams' lines may
+		// interleave either way.
 		var lines []string
-		for _, l := range rec.Lines() {
-			lines = append(lines, l.Stream+": "+l.Text)
+		for _, stream := range []string{"stdout", "stderr"} {
+			for _, l := range rec.Lines() {
+				if l.Stream == stream {
+					lines = append(lines, l.Stream+": "+l.Text)
+				}
+			}
 		}
 		got = append(got, fmt.Sprintf("%s %v zero=%v %q", res.Status, number(res.Outputs["exit_code"]), res.Outputs["zero"], lines))
 	}

@@ -90,16 +90,29 @@ func TestStateOfTheAPIServersPodStatuses_KwokNoRealContainer(t *testing.T) {
 		}
 		return &pod
 	}
-	mk := func(name string, annotations, selector map[string]string) {
+	// mk creates a pod and returns it as the apiserver answered the
+	// create (raw JSON): before the scheduler saw it, which a read after
+	// the create cannot be sure of.
+	mk := func(name string, annotations, selector map[string]string) *corev1.Pod {
 		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: annotations},
 			Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, NodeSelector: selector,
 				Containers: []corev1.Container{{Name: commandContainer, Image: testImage, Command: []string{"sh", "-c", "exit 3"}}}}}
-		if _, err := cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		body, err := json.Marshal(pod)
+		if err != nil {
 			t.Fatal(err)
 		}
+		b, err := cs.CoreV1().RESTClient().Post().Namespace(ns).Resource("pods").Body(body).DoRaw(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var created corev1.Pod
+		if err := json.Unmarshal(b, &created); err != nil {
+			t.Fatalf("pod %s as the apiserver created it: %v\n%s", name, err, b)
+		}
+		return &created
 	}
-	mk("unschedulable", nil, map[string]string{"palvella.dev/pool": "gpu"})
-	checkState(t, "pod as created", raw("unschedulable"), podState{}, "")
+	created := mk("unschedulable", nil, map[string]string{"palvella.dev/pool": "gpu"})
+	checkState(t, "pod as created", created, podState{}, "")
 	waitPodNamed(t, cs, ns, "unschedulable", func(p *corev1.Pod) bool {
 		for _, c := range p.Status.Conditions {
 			if c.Type == corev1.PodScheduled && c.Reason == corev1.PodReasonUnschedulable {
