@@ -3,11 +3,13 @@ package docker
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/moby/moby/client"
 	"github.com/palvella/palvella/plugin-sdk/engine"
@@ -42,6 +44,11 @@ const endMark = "\x1ePALVELLA-END-"
 
 var shellName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
+// shellReadonly are variables a shell may hold read-only (bash as sh):
+// exporting one fails the script, where an exec's environment sets it
+// without complaint.
+var shellReadonly = map[string]bool{"BASHOPTS": true, "BASH_VERSINFO": true, "EUID": true, "PPID": true, "SHELLOPTS": true, "UID": true}
+
 // shQuote quotes s for sh.
 func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
@@ -49,12 +56,13 @@ func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) 
 // process would in an exec: its environment over the job's, its marker,
 // its working directory, the wrapper, no stdin; then the end marks with
 // its status. ok is false when a variable's name is not one sh can
-// export (an exec takes any): such a command runs as an exec.
+// export (an exec takes any), or one a shell may hold read-only: such a
+// command runs as an exec.
 func firstScript(argv []string, env map[string]string, mark, workdir, nonce string) (string, bool) {
 	var b strings.Builder
 	b.WriteString("(")
 	for _, k := range sortedKeys(env) {
-		if !shellName.MatchString(k) {
+		if !shellName.MatchString(k) || shellReadonly[k] {
 			return "", false
 		}
 		fmt.Fprintf(&b, "export %s=%s; ", k, shQuote(env[k]))
@@ -114,34 +122,47 @@ func (p *Plugin) execFirst(ctx context.Context, ws *workspace, req *engine.ExecR
 		return nil, true, ctxOr(ctx, fmt.Errorf("docker engine: attach to the job's container: %w", err))
 	}
 	defer att.Close()
-	// The script is whole on the container's stdin before it starts; the
-	// end of the attach's input closes that stdin (StdinOnce).
-	if _, err := att.Conn.Write([]byte(script)); err != nil {
-		return nil, true, ctxOr(ctx, fmt.Errorf("docker engine: send the command to the job's container: %w", err))
-	}
-	if err := att.CloseWrite(); err != nil {
-		return nil, true, ctxOr(ctx, fmt.Errorf("docker engine: send the command to the job's container: %w", err))
-	}
 	ws.booted = true
-	if err := ws.startLocked(ctx); err != nil {
-		// The caller gave up during the start, which may still go through
-		// at the daemon, or later with the script waiting on the
-		// container's stdin: the container goes, so that the command cannot
-		// run after its caller gave up. The job's other commands, if any,
-		// get containers of their own.
+	// dropHolder removes the holder, in a state no later command should
+	// rely on; the job's other commands, if any, get containers of their
+	// own.
+	dropHolder := func() {
 		if rerr := ws.remove(context.WithoutCancel(ctx), holder); rerr != nil {
 			ws.log.Warn("remove the job's container", "container", holder, "error", rerr)
 		}
 		ws.holder = ""
+	}
+	if err := ws.startLocked(ctx); err != nil {
+		// The caller gave up during the start, which may still go through
+		// at the daemon: the container goes, so that nothing of the
+		// command can run after its caller gave up.
+		dropHolder()
 		return nil, true, err
 	}
 	if ws.holder == "" {
 		return nil, false, nil // the image cannot run sh: Exec runs req in a container of its own
 	}
+	// The script goes to the running container's sh, which reads it as it
+	// comes (written before the start, a script larger than the pipes'
+	// buffers would wait for a reader that is not there yet); the end of
+	// the attach's input closes the container's stdin (StdinOnce). The
+	// caller giving up stops the write.
+	stopWrite := context.AfterFunc(ctx, func() { att.Conn.SetWriteDeadline(time.Now()) })
+	att.Conn.SetWriteDeadline(time.Now().Add(time.Minute))
+	_, err = att.Conn.Write([]byte(script))
+	if err == nil {
+		err = att.CloseWrite()
+	}
+	stopWrite()
+	if err != nil {
+		dropHolder()
+		return nil, true, ctxOr(ctx, fmt.Errorf("docker engine: send the command to the job's container: %w", err))
+	}
 	unlock()
 
 	ended := sync.OnceFunc(func() { close(r.ended) })
 	defer ended()
+	r.readerGone = ended // no end mark comes once the output is no longer read
 	m := &endMarks{prefix: []byte(endMark + nonce + " "), out: out, done: func() { ended(); att.Close() }}
 	if err := r.follow(ctx, req.Timeout, att.Reader, att.Close, m.write); err != nil {
 		return nil, true, err
@@ -149,14 +170,21 @@ func (p *Plugin) execFirst(ctx context.Context, ws *workspace, req *engine.ExecR
 	code, ok := m.status()
 	if !ok {
 		// The stream ended without the marks: the holder's first process
-		// ended (the container was killed, or went out of memory). Its
-		// status is the command's; the next command starts it again.
+		// ended (the container was killed, or went out of memory), and its
+		// status is the command's; the next command starts it again. Or
+		// the connection to the daemon broke while the container runs:
+		// the command is stopped, as it can no longer be followed.
 		ins, err := c.ContainerInspect(context.WithoutCancel(ctx), holder, client.ContainerInspectOptions{})
 		if err != nil {
 			return nil, true, ctxOr(ctx, fmt.Errorf("docker engine: wait for the command: %w", err))
 		}
+		if st := ins.Container.State; st != nil && st.Running {
+			ended()
+			r.stop(stoppedByContext)
+			return nil, true, ctxOr(ctx, errors.New("docker engine: the command's output ended while its container runs (the connection to the daemon broke?); the command was stopped"))
+		}
 		code = 137
-		if st := ins.Container.State; st != nil && !st.Running && st.ExitCode != 0 {
+		if st := ins.Container.State; st != nil && st.ExitCode != 0 {
 			code = st.ExitCode
 		}
 		ws.holderStopped()

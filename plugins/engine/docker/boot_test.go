@@ -3,6 +3,8 @@ package docker
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -49,14 +51,63 @@ exit 3`}
 	}
 }
 
-// A variable whose name sh cannot export (an exec takes any) does not
-// stop the command: that command runs as an exec, as before.
+// A variable whose name sh cannot export (an exec takes any), or one a
+// shell may hold read-only (UID, with bash as sh), does not stop the
+// command: that command runs as an exec, as before. (The test image's sh
+// is busybox's, which holds no UID: the failure this avoids needs an
+// image whose sh is bash; here the test shows such a command still runs.)
 func TestFirstCommandWithAnyVariableName(t *testing.T) {
 	p := newEngine(t, nil)
+	for _, name := range []string{"A-B", "UID"} {
+		ws := setup(t, p, nil)
+		res, out, errOut := execText(t, p, &engine.ExecRequest{WorkspaceID: ws.ID, Env: map[string]string{name: "x", "OK": "yes"}, Script: `echo "ran $OK"`})
+		if res.ExitCode != 0 || out != "ran yes\n" {
+			t.Fatalf("%s: exit %d, output %q %q", name, res.ExitCode, out, errOut)
+		}
+	}
+}
+
+// A first command with a large environment (400 KB: more than the pipes
+// between the engine and the container's sh hold) runs, as an exec would.
+func TestFirstCommandWithALargeEnvironment(t *testing.T) {
+	p := newEngine(t, nil)
 	ws := setup(t, p, nil)
-	res, out, errOut := execText(t, p, &engine.ExecRequest{WorkspaceID: ws.ID, Env: map[string]string{"A-B": "dash", "OK": "yes"}, Script: `echo "ran $OK"`})
-	if res.ExitCode != 0 || out != "ran yes\n" {
-		t.Fatalf("exit %d, output %q %q", res.ExitCode, out, errOut)
+	env := map[string]string{}
+	for i := range 10 {
+		env[fmt.Sprintf("BIG_%d", i)] = strings.Repeat("x", 40<<10)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	res, err := p.Exec(ctx, &engine.ExecRequest{WorkspaceID: ws.ID, Env: env, Script: `printf '%s' "$BIG_9" | wc -c`},
+		func(s string, b []byte) error { out.Write(b); return nil })
+	if err != nil || res.ExitCode != 0 || strings.TrimSpace(out.String()) != "40960" {
+		t.Fatalf("Exec: %v %+v %q", err, res, out.String())
+	}
+}
+
+// The daemon keeps no log of what the job's container printed: the
+// output reaches the engine through the attach, and a secret in it is
+// not left in a log file on the daemon's host.
+func TestJobContainerKeepsNoLog(t *testing.T) {
+	p := newEngine(t, nil)
+	ws := setup(t, p, nil)
+	res, out, _ := execText(t, p, &engine.ExecRequest{WorkspaceID: ws.ID, Script: `echo token=s3cret-first`})
+	if res.ExitCode != 0 || out != "token=s3cret-first\n" {
+		t.Fatalf("exit %d, output %q", res.ExitCode, out)
+	}
+	c := testClient(t)
+	cs, _, _ := labelled(t, c, labelWorkspace+"="+ws.ID, labelRole+"=job")
+	if len(cs) != 1 {
+		t.Fatalf("job containers: %v", cs)
+	}
+	logs, err := c.ContainerLogs(context.Background(), strings.Fields(cs[0])[0], client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true})
+	if err == nil {
+		b, _ := io.ReadAll(logs)
+		logs.Close()
+		if bytes.Contains(b, []byte("s3cret")) {
+			t.Fatalf("the daemon's log of the job's container holds the output: %q", b)
+		}
 	}
 }
 

@@ -48,8 +48,10 @@ type run struct {
 	mark string // execMarker=VALUE, for an exec in the job's container
 	exec string // the exec's ID
 	// ended, for the job's first command (run by the holder's first
-	// process rather than an exec), is closed when it is over.
-	ended chan struct{}
+	// process rather than an exec), is closed when it is over, or when
+	// its output is no longer read (readerGone): then no end mark can say.
+	ended      chan struct{}
+	readerGone func()
 
 	mu     sync.Mutex
 	reason stopReason
@@ -281,6 +283,9 @@ func (r *run) follow(ctx context.Context, timeout time.Duration, stream io.Reade
 		select {
 		case err := <-readDone:
 			readOpen = false
+			if r.readerGone != nil {
+				r.readerGone()
+			}
 			var oe outputError
 			if errors.As(err, &oe) {
 				outErr = oe.err
@@ -401,6 +406,10 @@ func (ws *workspace) hostConfig() *container.HostConfig {
 	hc := &container.HostConfig{
 		Mounts: mounts,
 		Init:   &init,
+		// The output is read through the attach and masked by the
+		// server: the daemon keeps no copy of it (secrets included) in a
+		// log file on its host.
+		LogConfig: container.LogConfig{Type: "none"},
 	}
 	hc.Memory = ws.params.memory
 	hc.NanoCPUs = ws.params.nanoCPUs
