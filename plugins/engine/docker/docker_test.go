@@ -296,16 +296,52 @@ func TestCancelAndTimeoutStopTheCommand(t *testing.T) {
 
 // A command's background children do not outlive it: the next command of
 // the job does not see them (as when each command had its own container).
+// TestBackgroundChildrenEndWithTheirCommand starts children that leave the
+// command's process group and session, some caught in the middle of their
+// exec when the command ends (one look at /proc missed those: ~1 round in
+// 15), and a command that starts them until it is cancelled.
 func TestBackgroundChildrenEndWithTheirCommand(t *testing.T) {
 	p := newEngine(t, nil)
 	ws := setup(t, p, nil)
-	res, _, errOut := execText(t, p, &engine.ExecRequest{WorkspaceID: ws.ID, Script: "sleep 62 & (setsid sleep 63 &) ; echo started"})
-	if res.ExitCode != 0 {
-		t.Fatalf("exit %d: %s", res.ExitCode, errOut)
+	left := func() string {
+		t.Helper()
+		res, out, _ := execText(t, p, &engine.ExecRequest{WorkspaceID: ws.ID, Script: `ps -o stat,args | grep -v grep | grep -v '^Z' | grep 'sleep 6[234]' || true`})
+		if res.ExitCode != 0 {
+			t.Fatalf("ps: exit %d", res.ExitCode)
+		}
+		return strings.TrimSpace(out)
 	}
-	res, out, _ := execText(t, p, &engine.ExecRequest{WorkspaceID: ws.ID, Script: `ps -o stat,args | grep -v grep | grep -v '^Z' | grep 'sleep 6[23]' || true`})
-	if res.ExitCode != 0 || strings.TrimSpace(out) != "" {
-		t.Fatalf("processes of the previous command still run: %q", out)
+	// The first round is the job's first command (the container's first
+	// process), the others are execs.
+	for i := range 10 {
+		res, _, errOut := execText(t, p, &engine.ExecRequest{WorkspaceID: ws.ID, Script: "sleep 62 & for i in 1 2 3 4 5 6 7 8; do (setsid sh -c 'exec sleep 63' &); done; echo started"})
+		if res.ExitCode != 0 {
+			t.Fatalf("exit %d: %s", res.ExitCode, errOut)
+		}
+		if out := left(); out != "" {
+			t.Fatalf("round %d: processes of the previous command still run: %q", i, out)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Exec(ctx, &engine.ExecRequest{WorkspaceID: ws.ID, ExecID: "forks", Script: "echo ready; while :; do (setsid sh -c 'exec sleep 64' &); done"},
+			func(s string, b []byte) error {
+				if strings.Contains(string(b), "ready") {
+					time.AfterFunc(300*time.Millisecond, cancel)
+				}
+				return nil
+			})
+		done <- err
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("cancelled command did not end")
+	}
+	if out := left(); out != "" {
+		t.Fatalf("processes of the cancelled command still run: %q", out)
 	}
 }
 

@@ -18,25 +18,38 @@ import (
 // it started.
 const execMarker = "PALVELLA_EXEC_MARK"
 
+// sweep signals ($g) every process whose environment carries the marker
+// ($m), but its own. One look at /proc is not enough: a process in the
+// middle of an exec shows an empty environment for a moment, and one
+// forked after the look is not in it. So it looks again until a look
+// finds no process it has not signalled yet (at least twice, at most
+// twenty times), and signals each process once (a second SIGTERM means
+// "now" to some programs).
+const sweep = `s=' ' n=0
+while [ $n -lt 20 ]; do
+  n=$((n+1)) new=
+  for f in $(grep -l "$m" /proc/[0-9]*/environ 2>/dev/null); do
+    p=${f#/proc/}; p=${p%/environ}
+    case "$s" in *" $p "*) continue ;; esac
+    if [ "$p" != "$$" ] && kill -"$g" "$p" 2>/dev/null; then s="$s$p " new=1; fi
+  done
+  [ -n "$new" ] || [ $n -lt 2 ] || break
+done`
+
 // wrapper runs the command ("$@") in the job's container, then kills what
 // it left running (its background children: nothing of one step survives
 // into the next), and exits with the command's status. The marker's value
-// is in the environment of every process the command started; one grep
-// finds them all (the list of /proc is taken before it starts).
+// is in the environment of every process the command started.
 const wrapper = `"$@"
 code=$?
-for f in $(grep -l "$` + execMarker + `" /proc/[0-9]*/environ 2>/dev/null); do
-  p=${f#/proc/}; p=${p%/environ}
-  [ "$p" = "$$" ] || kill -9 "$p" 2>/dev/null
-done
+g=9 m=$` + execMarker + `
+` + sweep + `
 exit $code`
 
 // killer signals ($1) every process whose environment carries the marker
 // ($2); it runs as root so it may read and signal any of them.
-const killer = `for f in $(grep -l "$2" /proc/[0-9]*/environ 2>/dev/null); do
-  p=${f#/proc/}; p=${p%/environ}
-  [ "$p" = "$$" ] || kill -"$1" "$p" 2>/dev/null
-done
+const killer = `g=$1 m=$2
+` + sweep + `
 exit 0`
 
 // execInJob runs one command of the job's image in the job's container, as

@@ -48,8 +48,20 @@ exit $rc`
 
 // killLeftovers sends SIGKILL to every process whose environment holds
 // the marker $m. Zombies have an empty environment and are left to their
-// parents.
-const killLeftovers = `for f in $(grep -l -F -- "$m" /proc/[0-9]*/environ 2>/dev/null); do p=${f#/proc/}; kill -KILL "${p%/environ}" 2>/dev/null; done`
+// parents. One look at /proc is not enough: a process in the middle of an
+// exec shows an empty environment for a moment, and one forked after the
+// look is not in it; so it looks again until a look finds no process it
+// has not killed yet (at least twice, at most twenty times).
+const killLeftovers = `ks=' ' kn=0
+while [ "$kn" -lt 20 ]; do
+  kn=$((kn+1)) knew=
+  for f in $(grep -l -F -- "$m" /proc/[0-9]*/environ 2>/dev/null); do
+    p=${f#/proc/}; p=${p%/environ}
+    case "$ks" in *" $p "*) continue ;; esac
+    if kill -KILL "$p" 2>/dev/null; then ks="$ks$p " knew=1; fi
+  done
+  [ -n "$knew" ] || [ "$kn" -lt 2 ] || break
+done`
 
 // killScript stops every process whose environment holds the marker $1:
 // SIGTERM, then SIGKILL to those still there after $2 tenths of a second.

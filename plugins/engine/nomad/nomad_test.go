@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -169,6 +170,35 @@ func TestNothingOfAStepSurvivesIntoTheNext(t *testing.T) {
 		t.Fatalf("exit %d", res.ExitCode)
 	}
 	waitDead("bg.pid", "after the step ended")
+
+	// Children that leave the command's session, some caught in the
+	// middle of their exec when the command ends (one look at /proc
+	// missed those).
+	arg := fmt.Sprint(3000 + os.Getpid()%1000)
+	sleepers := func() []string {
+		var l []string
+		procs, _ := filepath.Glob("/proc/[0-9]*")
+		for _, d := range procs {
+			cmd, _ := os.ReadFile(d + "/cmdline")
+			stat, _ := os.ReadFile(d + "/stat")
+			if string(cmd) == "sleep\x00"+arg+"\x00" && !strings.Contains(string(stat), ") Z ") {
+				l = append(l, d)
+			}
+		}
+		return l
+	}
+	for i := range 10 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		res, err := p.Exec(ctx, &engine.ExecRequest{WorkspaceID: ws.ID, Script: "for i in 1 2 3 4 5 6 7 8; do (setsid sh -c 'exec sleep " + arg + "' &); done"},
+			func(string, []byte) error { return nil })
+		cancel()
+		if err != nil || res.ExitCode != 0 {
+			t.Fatalf("round %d: %v, %+v (processes left running hold the command's end?)", i, err, res)
+		}
+		if l := sleepers(); len(l) > 0 {
+			t.Fatalf("round %d: processes of the previous command still run: %v", i, l)
+		}
+	}
 
 	start := time.Now()
 	res, _, _ = execText(t, p, &engine.ExecRequest{WorkspaceID: ws.ID, Script: "sleep 300 & echo $! > timed.pid; wait", Timeout: 500 * time.Millisecond})
