@@ -24,6 +24,7 @@ type apiLog struct {
 
 	mu    sync.Mutex
 	calls []string
+	hold  chan struct{} // when not nil, DELETE calls wait for it to close
 }
 
 var (
@@ -44,7 +45,11 @@ func newAPILog(t *testing.T) *apiLog {
 		path := apiIDs.ReplaceAllString(apiVersion.ReplaceAllString(r.URL.Path, "/"), "{id}")
 		l.mu.Lock()
 		l.calls = append(l.calls, r.Method+" "+path)
+		hold := l.hold
 		l.mu.Unlock()
+		if hold != nil && r.Method == http.MethodDelete {
+			<-hold
+		}
 		rp.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
@@ -59,6 +64,21 @@ func (l *apiLog) take() []string {
 	calls := l.calls
 	l.calls = nil
 	return calls
+}
+
+// holdDeletes makes the DELETE calls from now on wait until release is
+// called.
+func (l *apiLog) holdDeletes() (release func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	hold := make(chan struct{})
+	l.hold = hold
+	return sync.OnceFunc(func() {
+		l.mu.Lock()
+		l.hold = nil
+		l.mu.Unlock()
+		close(hold)
+	})
 }
 
 // A trivial job (Setup, `true`, Teardown) makes few Engine API calls, and
@@ -94,16 +114,39 @@ func TestTrivialJobAPICalls(t *testing.T) {
 			if res, err := p.Exec(ctx, &engine.ExecRequest{WorkspaceID: ws.ID, Command: []string{"true"}}, nil); err != nil || res.ExitCode != 0 {
 				t.Fatalf("Exec: %v %+v", err, res)
 			}
-			if err := p.Teardown(ctx, ws.ID); err != nil {
-				t.Fatalf("Teardown: %v", err)
-			}
 			job := l.take()
+			// Teardown runs while the removals are held: those it left to
+			// the background are still waiting when it returns (taking
+			// the calls after it returned counted a quick removal as
+			// waited for).
+			release := l.holdDeletes()
+			defer release()
+			done := make(chan error, 1)
+			go func() { done <- p.Teardown(ctx, ws.ID) }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("Teardown: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				release()
+				t.Fatalf("Teardown did not return while the removals were held: it waits for them (calls: %v)", l.take())
+			}
+			var background []string
+			for _, call := range l.take() {
+				if strings.HasPrefix(call, http.MethodDelete+" ") {
+					background = append(background, call)
+				} else {
+					job = append(job, call)
+				}
+			}
+			release()
 			dctx, cancel := context.WithTimeout(ctx, time.Minute)
 			defer cancel()
 			if err := p.Drain(dctx); err != nil {
 				t.Fatalf("Drain: %v", err)
 			}
-			background := l.take()
+			background = append(background, l.take()...)
 			t.Logf("waited for by the job (%d): %s", len(job), strings.Join(job, ", "))
 			t.Logf("in the background after Teardown (%d): %s", len(background), strings.Join(background, ", "))
 			if len(job) > tc.job || len(background) > tc.background {
