@@ -702,7 +702,7 @@ func (o *Orchestrator) execute(ctx context.Context, run *resource.Run, p *plan, 
 actions:
 	for i := 0; i < teardown; i++ {
 		a := actions[i]
-		if i < resume && a.Phase != phaseSetup {
+		if !runsFrom(a, i, resume) {
 			continue
 		}
 		if ctx.Err() != nil {
@@ -858,11 +858,18 @@ func setActionEnd(as *resource.ActionStatus, x *actionEnd) {
 	}
 }
 
+// runsFrom says whether action i of a job runs when the job resumes from
+// its action resume: the engine's setup actions run at every execution,
+// the job's own from where an approval left them.
+func runsFrom(a planAction, i, resume int) bool {
+	return i >= resume || a.Phase == phaseSetup
+}
+
 // firstAction is the index of the job's first action to run from resume
 // on when its start can be recorded with the job's (it has no if), or -1.
 func firstAction(actions []planAction, resume int) int {
 	for i, a := range actions {
-		if i < resume && a.Phase != phaseSetup {
+		if !runsFrom(a, i, resume) {
 			continue
 		}
 		if a.If != "" {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/moby/moby/client"
 	"github.com/palvella/palvella/plugin-sdk/engine"
+	"github.com/palvella/palvella/plugins/engine/internal/marked"
 )
 
 // execMarker is the environment variable that marks every process of one
@@ -18,38 +19,18 @@ import (
 // it started.
 const execMarker = "PALVELLA_EXEC_MARK"
 
-// sweep signals ($g) every process whose environment carries the marker
-// ($m), but its own. One look at /proc is not enough: a process in the
-// middle of an exec shows an empty environment for a moment, and one
-// forked after the look is not in it. So it looks again until a look
-// finds no process it has not signalled yet (at least twice, at most
-// twenty times), and signals each process once (a second SIGTERM means
-// "now" to some programs).
-const sweep = `s=' ' n=0
-while [ $n -lt 20 ]; do
-  n=$((n+1)) new=
-  for f in $(grep -l "$m" /proc/[0-9]*/environ 2>/dev/null); do
-    p=${f#/proc/}; p=${p%/environ}
-    case "$s" in *" $p "*) continue ;; esac
-    if [ "$p" != "$$" ] && kill -"$g" "$p" 2>/dev/null; then s="$s$p " new=1; fi
-  done
-  [ -n "$new" ] || [ $n -lt 2 ] || break
-done`
-
 // wrapper runs the command ("$@") in the job's container, then kills what
 // it left running (its background children: nothing of one step survives
 // into the next), and exits with the command's status. The marker's value
 // is in the environment of every process the command started.
-const wrapper = `"$@"
+var wrapper = `"$@"
 code=$?
-g=9 m=$` + execMarker + `
-` + sweep + `
+` + marked.Sweep("9", "$"+execMarker) + `
 exit $code`
 
 // killer signals ($1) every process whose environment carries the marker
 // ($2); it runs as root so it may read and signal any of them.
-const killer = `g=$1 m=$2
-` + sweep + `
+var killer = marked.Sweep("$1", "$2") + `
 exit 0`
 
 // execInJob runs one command of the job's image in the job's container, as
@@ -135,21 +116,21 @@ func (r *run) exitCode(ctx context.Context) (int64, error) {
 // period, SIGKILL.
 func (r *run) signalExec(ctx context.Context) {
 	r.signalMarked(ctx, "TERM")
-	deadline := time.Now().Add(r.ws.grace)
-	for time.Now().Before(deadline) {
-		if r.ended != nil {
-			select {
-			case <-r.ended:
-			case <-time.After(20 * time.Millisecond):
-				continue
+	if r.ended != nil {
+		// The job's first command: its end is seen on its output.
+		t := time.NewTimer(r.ws.grace)
+		select {
+		case <-r.ended:
+		case <-t.C:
+		}
+		t.Stop()
+	} else {
+		for deadline := time.Now().Add(r.ws.grace); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			ins, err := r.ws.d.c.ExecInspect(ctx, r.exec, client.ExecInspectOptions{})
+			if err != nil || !ins.Running {
+				break
 			}
-			break
 		}
-		ins, err := r.ws.d.c.ExecInspect(ctx, r.exec, client.ExecInspectOptions{})
-		if err != nil || !ins.Running {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	// What is left (a child that ignored SIGTERM, or the command's
 	// children after the wrapper was stopped) is killed.

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 	sdk "github.com/palvella/palvella/plugin-sdk"
 	"github.com/palvella/palvella/plugin-sdk/engine"
+	"github.com/palvella/palvella/plugins/engine/internal/marked"
 )
 
 // maxFilesOut bounds what Exec reads back, so the result fits in one gRPC
@@ -38,7 +39,7 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // lines, read by shell builtins and handed on through a pipe, so that no
 // value (a credential, often) is ever in a command line, which any user
 // of the host can read, or in the exec request, which Nomad may log.
-const wrapper = `d=$1; m=$2; shift 2
+var wrapper = `d=$1; m=$2; shift 2
 vars=$(cat)
 mkdir -p -- "$d" && cd -- "$d" || exit 127
 printf '%s\n' "$vars" | env -i "PATH=${PATH:-` + defaultPath + `}" "HOME=${HOME:-/}" "$m" sh -c 'eval "$(cat)" && exec "$@" </dev/null' palvella-env "$@"
@@ -47,25 +48,12 @@ rc=$?
 exit $rc`
 
 // killLeftovers sends SIGKILL to every process whose environment holds
-// the marker $m. Zombies have an empty environment and are left to their
-// parents. One look at /proc is not enough: a process in the middle of an
-// exec shows an empty environment for a moment, and one forked after the
-// look is not in it; so it looks again until a look finds no process it
-// has not killed yet (at least twice, at most twenty times).
-const killLeftovers = `ks=' ' kn=0
-while [ "$kn" -lt 20 ]; do
-  kn=$((kn+1)) knew=
-  for f in $(grep -l -F -- "$m" /proc/[0-9]*/environ 2>/dev/null); do
-    p=${f#/proc/}; p=${p%/environ}
-    case "$ks" in *" $p "*) continue ;; esac
-    if kill -KILL "$p" 2>/dev/null; then ks="$ks$p " knew=1; fi
-  done
-  [ -n "$knew" ] || [ "$kn" -lt 2 ] || break
-done`
+// the marker $m.
+var killLeftovers = marked.Sweep("KILL", "$m")
 
 // killScript stops every process whose environment holds the marker $1:
 // SIGTERM, then SIGKILL to those still there after $2 tenths of a second.
-const killScript = `m=$1; n=$2
+var killScript = `m=$1; n=$2
 pids() { for f in $(grep -l -F -- "$m" /proc/[0-9]*/environ 2>/dev/null); do p=${f#/proc/}; echo "${p%/environ}"; done; }
 l=$(pids); [ -n "$l" ] || exit 0
 kill -TERM $l 2>/dev/null
