@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -342,6 +343,37 @@ func TestBackgroundChildrenEndWithTheirCommand(t *testing.T) {
 	}
 	if out := left(); out != "" {
 		t.Fatalf("processes of the cancelled command still run: %q", out)
+	}
+}
+
+// A cancelled command's processes get SIGTERM once, however many times
+// the stop looks through /proc (a second SIGTERM means "stop now" to some
+// programs), and SIGKILL after the grace period when they stay. Both the
+// job's first command and an exec.
+func TestCancelSignalsEachProcessOnce(t *testing.T) {
+	p := newEngine(t, nil)
+	ws := setup(t, p, nil)
+	for i, name := range []string{"first", "exec"} {
+		t.Run(name, func(t *testing.T) {
+			file := fmt.Sprintf("/tmp/terms-%d", i)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			res, err := p.Exec(ctx, &engine.ExecRequest{WorkspaceID: ws.ID, ExecID: name,
+				Script: "trap 'echo term >> " + file + "' TERM; echo ready; while :; do sleep 1 & wait; done"},
+				func(s string, b []byte) error {
+					if strings.Contains(string(b), "ready") {
+						time.AfterFunc(200*time.Millisecond, cancel)
+					}
+					return nil
+				})
+			if err == nil && (res == nil || res.ExitCode == 0) {
+				t.Fatalf("cancelled command: %+v, want it stopped", res)
+			}
+			_, out, _ := execText(t, p, &engine.ExecRequest{WorkspaceID: ws.ID, Script: "cat " + file})
+			if got := strings.Count(out, "term"); got != 1 {
+				t.Fatalf("the command's shell got SIGTERM %d times, want once (%q)", got, out)
+			}
+		})
 	}
 }
 
