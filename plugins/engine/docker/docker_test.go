@@ -358,7 +358,11 @@ func TestCancelSignalsEachProcessOnce(t *testing.T) {
 			file := fmt.Sprintf("/tmp/terms-%d", i)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
+			// Variables that busybox sh puts before the marker in a
+			// child's environment (its table of variables is hashed):
+			// busybox's grep -F found the marker only as the first.
 			res, err := p.Exec(ctx, &engine.ExecRequest{WorkspaceID: ws.ID, ExecID: name,
+				Env:    map[string]string{"AA": "1", "N": "2", "U": "3"},
 				Script: "trap 'echo term >> " + file + "' TERM; echo ready; while :; do sleep 1 & wait; done"},
 				func(s string, b []byte) error {
 					if strings.Contains(string(b), "ready") {

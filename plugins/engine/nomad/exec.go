@@ -51,10 +51,11 @@ exit $rc`
 // the marker $m.
 var killLeftovers = marked.Sweep("KILL", "$m")
 
-// killScript stops every process whose environment holds the marker $1:
+// killScript stops every process whose environment holds the marker $1
+// (matched as marked.Sweep says: busybox's grep -F misses it):
 // SIGTERM, then SIGKILL to those still there after $2 tenths of a second.
 var killScript = `m=$1; n=$2
-pids() { for f in $(grep -l -F -- "$m" /proc/[0-9]*/environ 2>/dev/null); do p=${f#/proc/}; echo "${p%/environ}"; done; }
+pids() { for f in $(grep -l -- "$m" /proc/[0-9]*/environ 2>/dev/null); do p=${f#/proc/}; echo "${p%/environ}"; done; }
 l=$(pids); [ -n "$l" ] || exit 0
 kill -TERM $l 2>/dev/null
 i=0

@@ -10,7 +10,10 @@ package marked
 // Sweep is sh code that sends signal (a number or a name, or a shell
 // expression for one) to every process whose environment holds marker (a
 // fixed string, or a shell expression for one), except the shell that
-// runs it. Its variables begin with an underscore.
+// runs it. Its variables begin with an underscore. The marker is matched
+// as a basic regular expression, so it must hold only letters, digits,
+// '_', '=' and '-': busybox's grep -F compares only up to a line's first
+// NUL, which in /proc/PID/environ is the end of the first variable.
 //
 // One look at /proc is not enough: a process in the middle of an exec
 // shows an empty environment for a moment, and one forked after the look
@@ -24,7 +27,7 @@ func Sweep(signal, marker string) string {
 _s=' ' _n=0
 while [ "$_n" -lt 20 ]; do
   _n=$((_n+1)) _new=
-  for _f in $(grep -l -F -- "$_m" /proc/[0-9]*/environ 2>/dev/null); do
+  for _f in $(grep -l -- "$_m" /proc/[0-9]*/environ 2>/dev/null); do
     _p=${_f#/proc/}; _p=${_p%/environ}
     case "$_s" in *" $_p "*) continue ;; esac
     if [ "$_p" != "$$" ] && kill -"$_g" "$_p" 2>/dev/null; then _s="$_s$_p " _new=1; fi
